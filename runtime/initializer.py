@@ -345,13 +345,10 @@ class Mixed:
 
 
 def _load_param_file(path):
-    """Read a ``.params`` file through the checkpoint module (imported lazily: owned elsewhere)."""
-    from . import checkpoint  # noqa: PLC0415 - optional colleague module, import on demand
+    """Read a ``.params`` file with the NDArray-list reader (imported lazily: owned elsewhere)."""
+    from . import ndarray_io  # noqa: PLC0415 - colleague module, import on demand
 
-    for attr in ("load_ndarrays", "load_params_file", "load"):
-        if hasattr(checkpoint, attr):
-            return getattr(checkpoint, attr)(path)
-    raise NotImplementedError("runtime.checkpoint has no params-file loader yet")
+    return ndarray_io.load(path)
 
 
 class Load:
