@@ -1,0 +1,280 @@
+"""Real data sets for tests, tutorials and benchmarks: MNIST, Fashion-MNIST, UCI Letter.
+
+Where files are looked for (first match wins):
+
+1. the ``root`` argument: ``<root>/<subdir>/<file>``, then ``<root>/<file>``;
+2. else the ``SYMGRAPH_DATA`` environment variable, the same two places;
+3. else ``~/.cache/symgraph/datasets/<subdir>/<file>``;
+4. for the letter data only: the copy shipped inside the package (``runtime/data``), so it
+   works offline anywhere.
+
+Subdirs: ``mnist/``, ``fashion-mnist/``, ``letter-recognition/``. MNIST files may be gzip'd
+(``*.gz``, preferred) or raw IDX. Missing MNIST/Fashion files are downloaded (urllib) into the
+first of those folders, checked against a pinned digest and written atomically; offline, the
+error says exactly which file to put where.
+
+Local files are verified against pinned digests too (a wrong file gives a clear error instead
+of silently training on something else). Hashing all of MNIST takes ~50 ms, so it is done
+once per process per file and remembered by (path, size, mtime); pass ``verify=False`` to
+skip it (for example for a Fashion-MNIST stand-in).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+from symgraph.errors import SerializationError, SymgraphError
+
+from .atomic import atomic_write
+
+__all__ = ["load_mnist", "load_fashion_mnist", "load_letter_recognition", "get_mnist",
+           "read_idx", "data_dirs", "DatasetNotFoundError", "ENV_VAR"]
+
+ENV_VAR = "SYMGRAPH_DATA"
+DEFAULT_CACHE = Path("~/.cache/symgraph/datasets")
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"
+_DOWNLOAD_TIMEOUT = 60
+
+
+class DatasetNotFoundError(SymgraphError, FileNotFoundError):
+    """A data file is missing locally and could not be downloaded."""
+
+
+_MNIST_URLS = ("http://yann.lecun.com/exdb/mnist/",
+               "https://ossci-datasets.s3.amazonaws.com/mnist/")
+_FASHION_URLS = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                 "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/"
+                 "data/fashion/")
+_SPLIT_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+                "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+#: (subdir, file name) -> (hash algorithm, hex digest). MNIST .gz: SHA-256 of the files in
+#: /work/shared/datasets; raw MNIST: the published MD5s; Fashion-MNIST .gz: its official MD5s.
+CHECKSUMS = {
+    ("mnist", "train-images-idx3-ubyte.gz"):
+        ("sha256", "0b367032e93c5d0cea0925647cfdb18614af8ee15f83e6f2fc2ad904a6835971"),
+    ("mnist", "train-labels-idx1-ubyte.gz"):
+        ("sha256", "1787548bbe0bff1ec2ecdc0ef292b02df999e2d1a6002d27500982c652b17203"),
+    ("mnist", "t10k-images-idx3-ubyte.gz"):
+        ("sha256", "1a1a05eab793c14bb050b398624a11b0ffd1a2953baed553b1b9bd079e2a20be"),
+    ("mnist", "t10k-labels-idx1-ubyte.gz"):
+        ("sha256", "b91679a0acfe4ba0e50a2437a903084cba1f5f92592b016a25a7dfd00455798b"),
+    ("mnist", "train-images-idx3-ubyte"): ("md5", "6bbc9ace898e44ae57da46a324031adb"),
+    ("mnist", "train-labels-idx1-ubyte"): ("md5", "a25bea736e30d166cdddb491f175f624"),
+    ("mnist", "t10k-images-idx3-ubyte"): ("md5", "2646ac647ad5339dbf082846283269ea"),
+    ("mnist", "t10k-labels-idx1-ubyte"): ("md5", "27ae3e4e09519cfbb04c329615203637"),
+    ("fashion-mnist", "train-images-idx3-ubyte.gz"):
+        ("md5", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+    ("fashion-mnist", "train-labels-idx1-ubyte.gz"):
+        ("md5", "25c81989df183df01b3e8a0aad5dffbe"),
+    ("fashion-mnist", "t10k-images-idx3-ubyte.gz"):
+        ("md5", "bef4ecab320f06d8554ea6380940ec79"),
+    ("fashion-mnist", "t10k-labels-idx1-ubyte.gz"):
+        ("md5", "bb300cfdad3c16e7a12a480ee83cd310"),
+    ("letter-recognition", "letter-recognition.data"):
+        ("sha256", "2b89f3602cf768d3c8355267d2f13f2417809e101fc2b5ceee10db19a60de6e2"),
+}
+
+_verified: dict[tuple, bool] = {}
+_verified_lock = threading.Lock()
+
+
+# ----------------------------------------------------------------------------- locating files
+def data_dirs(subdir: str, root=None) -> list[Path]:
+    """The folders searched for ``subdir``'s files, in order (see the module docstring)."""
+    base = root if root is not None else os.environ.get(ENV_VAR) or None
+    if base is None:
+        return [DEFAULT_CACHE.expanduser() / subdir]
+    base = Path(base).expanduser()
+    return [base / subdir, base]
+
+
+def _find(subdir: str, names, root) -> Path | None:
+    for folder in data_dirs(subdir, root):
+        for name in names:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def _digest(path: Path, algo: str) -> str:
+    h = hashlib.new(algo)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _verify(path: Path, subdir: str) -> None:
+    """Check ``path`` against its pinned digest, once per (path, size, mtime)."""
+    expected = CHECKSUMS.get((subdir, path.name))
+    if expected is None:
+        return
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    with _verified_lock:
+        if key in _verified:
+            return
+    algo, want = expected
+    got = _digest(path, algo)
+    if got != want:
+        raise SerializationError(
+            f"{path}: {algo} is {got}, expected {want} for {subdir}/{path.name}; the file is "
+            "corrupt or a different data set (delete it to re-download, or pass verify=False)")
+    with _verified_lock:
+        _verified[key] = True
+
+
+def _download(subdir: str, name: str, urls, root) -> Path:
+    """Fetch ``name`` from the first working mirror, check its digest, write atomically."""
+    dest_dir = data_dirs(subdir, root)[0]
+    errors = []
+    for base in urls:
+        url = base + name
+        try:
+            with urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as resp:
+                payload = resp.read()
+        except (urllib.error.URLError, OSError) as err:
+            errors.append(f"{url}: {err}")
+            continue
+        algo, want = CHECKSUMS[(subdir, name)]
+        got = hashlib.new(algo, payload).hexdigest()
+        if got != want:
+            errors.append(f"{url}: {algo} {got} != expected {want}")
+            continue
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(dest_dir / name, payload)
+        return dest_dir / name
+    raise DatasetNotFoundError(_missing_message(subdir, name, urls, errors, root))
+
+
+def _missing_message(subdir, name, urls, errors, root) -> str:
+    searched = ", ".join(str(d) for d in data_dirs(subdir, root))
+    target = data_dirs(subdir, root)[0] / name
+    lines = [f"{subdir} file {name!r} not found (searched: {searched})."]
+    if errors:
+        lines.append("Download failed: " + "; ".join(errors) + ".")
+    src = f" (from {urls[0]}{name})" if urls else ""
+    lines.append(f"Put the file{src} at {target}, or set {ENV_VAR} to a folder holding "
+                 f"{subdir}/{name}.")
+    return " ".join(lines)
+
+
+def _locate(subdir: str, name: str, urls, root, download: bool, verify: bool,
+            alternatives=()) -> Path:
+    """Find ``name`` (or a raw/gz alternative) locally, else download it."""
+    path = _find(subdir, (name,) + tuple(alternatives), root)
+    if path is None:
+        if not download or not urls:
+            raise DatasetNotFoundError(_missing_message(subdir, name, urls, [], root))
+        path = _download(subdir, name, urls, root)
+    if verify:
+        _verify(path, subdir)
+    return path
+
+
+# ----------------------------------------------------------------------------- IDX
+_IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"),
+              0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def _read_bytes(path) -> bytes:
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError) as err:
+            raise SerializationError(f"{path}: corrupt gzip data ({err})") from None
+    return raw
+
+
+def read_idx(path) -> np.ndarray:
+    """Read an IDX file (LeCun's MNIST format), gzip'd or raw, into a native-endian array."""
+    raw = _read_bytes(path)
+    if len(raw) < 4 or raw[0] or raw[1] or raw[2] not in _IDX_TYPES:
+        raise SerializationError(f"{path}: not an IDX file (bad magic {raw[:4].hex()} at "
+                                 "byte offset 0)")
+    dtype, ndim = _IDX_TYPES[raw[2]], raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise SerializationError(f"{path}: truncated IDX header (file has {len(raw)} bytes)")
+    shape = struct.unpack_from(f">{ndim}I", raw, 4)
+    offset = 4 + 4 * ndim
+    count = int(np.prod(shape, dtype=np.int64))
+    if len(raw) - offset < count * dtype.itemsize:
+        raise SerializationError(f"{path}: truncated at byte offset {len(raw)}: shape {shape} "
+                                 f"needs {count * dtype.itemsize} data bytes after offset "
+                                 f"{offset}")
+    arr = np.frombuffer(raw, dtype=dtype, count=count, offset=offset)
+    return arr.astype(dtype.newbyteorder("=")).reshape(shape)
+
+
+# ----------------------------------------------------------------------------- loaders
+def _load_idx_pair(subdir, urls, root, kind, download, verify):
+    if kind not in _SPLIT_FILES:
+        raise ValueError(f"kind must be 'train' or 'test', got {kind!r}")
+    arrays = []
+    for base in _SPLIT_FILES[kind]:
+        path = _locate(subdir, base + ".gz", urls, root, download, verify, alternatives=(base,))
+        arrays.append(read_idx(path))
+    images, labels = arrays
+    if images.ndim != 3 or labels.shape != images.shape[:1]:
+        raise SerializationError(f"{subdir} {kind}: images {images.shape} and labels "
+                                 f"{labels.shape} don't match")
+    return images, labels
+
+
+def load_mnist(root=None, kind="train", download=True, verify=True):
+    """MNIST ``kind`` split as raw ``(images uint8 (N,28,28), labels uint8 (N,))``."""
+    return _load_idx_pair("mnist", _MNIST_URLS, root, kind, download, verify)
+
+
+def load_fashion_mnist(root=None, kind="train", download=True, verify=True):
+    """Fashion-MNIST, same files and return values as :func:`load_mnist`."""
+    return _load_idx_pair("fashion-mnist", _FASHION_URLS, root, kind, download, verify)
+
+
+def get_mnist(root=None, download=True, verify=True):
+    """MXNet's ``test_utils.get_mnist()``: images (N,1,28,28) float32 / 255, int8 labels."""
+    out = {}
+    for kind in ("train", "test"):
+        images, labels = load_mnist(root, kind, download, verify)
+        out[f"{kind}_data"] = images.reshape(-1, 1, 28, 28).astype(np.float32) / 255
+        out[f"{kind}_label"] = labels.astype(np.int8)
+    return out
+
+
+def _letter_text(root, verify: bool) -> str:
+    path = _find("letter-recognition", ("letter-recognition.data",), root)
+    if path is not None:
+        if verify:
+            _verify(path, "letter-recognition")
+        return path.read_text(encoding="ascii")
+    shipped = PACKAGE_DATA / "letter-recognition.data.gz"
+    if not shipped.is_file():
+        raise DatasetNotFoundError(_missing_message("letter-recognition",
+                                                    "letter-recognition.data", (), [], root))
+    return gzip.decompress(shipped.read_bytes()).decode("ascii")
+
+
+def load_letter_recognition(root=None, verify=True):
+    """UCI Letter Recognition: ``X`` float32 (20000, 16), ``y`` float32 letter index 0..25."""
+    rows = _letter_text(root, verify).split()
+    try:
+        y = np.frombuffer("".join(r[0] for r in rows).encode("ascii"), dtype=np.uint8)
+        X = np.array(",".join(r[2:] for r in rows).split(","), dtype=np.float32)
+        X = X.reshape(len(rows), 16)
+    except ValueError as err:
+        raise SerializationError(f"letter-recognition data: malformed rows ({err})") from None
+    if y.min() < ord("A") or y.max() > ord("Z"):
+        raise SerializationError("letter-recognition data: first column must be a letter A-Z")
+    return X, (y - ord("A")).astype(np.float32)
