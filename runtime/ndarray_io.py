@@ -44,8 +44,7 @@ DTYPE_CODES = {
     4: np.dtype("<i4"), 5: np.dtype("i1"), 6: np.dtype("<i8"), 7: np.dtype("?"),
     8: np.dtype("<i2"), 9: np.dtype("<u2"), 10: np.dtype("<u4"), 11: np.dtype("<u8"),
 }
-_CODE_OF = {dt.newbyteorder("="): code for code, dt in DTYPE_CODES.items()}
-_CODE_OF.update({dt: code for code, dt in DTYPE_CODES.items()})
+_CODE_OF = {(dt.kind, dt.itemsize): code for code, dt in DTYPE_CODES.items()}
 
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
@@ -80,7 +79,7 @@ def _normalize(data):
 
 
 def _dtype_code(arr: np.ndarray, where: str) -> int:
-    code = _CODE_OF.get(arr.dtype)
+    code = _CODE_OF.get((arr.dtype.kind, arr.dtype.itemsize))
     if code is None:
         raise SerializationError(
             f"nd.save: {where} has dtype {arr.dtype}, which the MXNet format can't store "
@@ -209,8 +208,8 @@ def _read_record(cur: _Cursor, index: int):
         count *= d
     nbytes = count * dtype.itemsize
     offset = cur.need(nbytes, f"{dtype.name} data of {what} with shape {tuple(shape)}")
-    flat = np.frombuffer(cur.buf, dtype=dtype, count=count, offset=offset)
-    return flat.astype(dtype.newbyteorder("="), copy=True).reshape(shape)
+    view = np.frombuffer(cur.buf, dtype=dtype, count=count, offset=offset).reshape(shape)
+    return view.astype(dtype.newbyteorder("="), copy=True)
 
 
 def _read_names(cur: _Cursor, count: int) -> list[str]:
