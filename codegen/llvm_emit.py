@@ -1,0 +1,208 @@
+"""Loop IR -> llvmlite functions with explicit SIMD.
+
+Every kernel becomes ``void k_<hash>(ptr, ...)``; addresses are GEPs on the typed
+parameters (no inttoptr).  Loop counters are phis; Reduce accumulators are allocas that
+mem2reg/SROA promote.  Innermost loops accepted by :mod:`codegen.vectorize` are emitted
+as ``<W x T>`` code plus a scalar remainder; float sums along such a loop use a vector
+accumulator and a shuffle-tree horizontal add.  Fast-math flags are off unless the kernel
+asks (``Kernel.fastmath``): the only reassociation we do is that explicit vector sum.
+"""
+
+from __future__ import annotations
+
+import math
+
+from llvmlite import ir
+
+from codegen import loop_ir as L
+from codegen import vecmath, vectorize
+from codegen.emit_values import ValueEmitter, ir_type
+from symgraph.errors import CompileError
+
+I64 = ir.IntType(64)
+PTR = ir.PointerType()
+
+
+def declare_kernel(module: ir.Module, params, name: str, noalias: bool) -> ir.Function:
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * len(params)), name=name)
+    fn.linkage = "internal"
+    fn.attributes.add("nounwind")
+    for arg, p in zip(fn.args, params):
+        arg.name = p.name
+        if noalias:
+            arg.add_attribute("noalias")
+    return fn
+
+
+def emit_kernel(module: ir.Module, kernel: L.Kernel, lanes) -> ir.Function:
+    """Define ``kernel`` in ``module``; ``lanes(dtype)`` gives the vector width."""
+    if kernel.name in module.globals:
+        return module.globals[kernel.name]
+    fn = declare_kernel(module, kernel.params, kernel.name, kernel.noalias)
+    KernelEmitter(fn, kernel, lanes).run()
+    return fn
+
+
+class KernelEmitter(ValueEmitter):
+    def __init__(self, fn, kernel, lanes):
+        entry = fn.append_basic_block("allocas")
+        self.start = fn.append_basic_block("start")
+        super().__init__(ir.IRBuilder(self.start), kernel.fastmath)
+        self.fn, self.kernel, self.lanes = fn, kernel, lanes
+        self.ptrs = {p.name: a for p, a in zip(kernel.params, fn.args)}
+        self.alloca_builder = ir.IRBuilder(entry)
+
+    def run(self):
+        """Allocas live in their own entry block so mem2reg sees them all up front."""
+        self.stmt(self.kernel.body, {})
+        self.b.ret_void()
+        self.alloca_builder.branch(self.start)
+
+    def pointer(self, buffer, index_value):
+        return self.b.gep(self.ptrs[buffer.name], [index_value], inbounds=True,
+                          source_etype=ir_type(buffer.dtype))
+
+    def stmt(self, s, env):
+        if isinstance(s, L.Block):
+            for t in s.stmts:
+                self.stmt(t, env)
+        elif isinstance(s, L.Store):
+            self.store(s, env)
+        elif isinstance(s, L.Let):
+            self.stmt(s.body, {**env, s.var.name: self.expr(s.value, env)})
+        elif isinstance(s, L.For):
+            self.for_(s, env)
+        elif isinstance(s, L.Reduce):
+            self.reduce(s, env)
+        else:
+            raise CompileError(f"{self.kernel.name}: cannot emit {type(s).__name__}")
+
+    def store(self, s, env):
+        ptr = self.pointer(s.buffer, self.index(s.index, env))
+        value, is_vec = self.expr(s.value, env)
+        if self.width and not is_vec:
+            value = self.splat(value)
+        self.b.store(value, ptr, align=L.itemsize(s.buffer.dtype))
+
+    def loop(self, start, end, step, body):
+        """Counted loop ``for i in range(start, end, step)`` with a phi counter."""
+        if start >= end:
+            return
+        b = self.b
+        pre = b.block
+        head = self.fn.append_basic_block("loop")
+        after = self.fn.append_basic_block("after")
+        b.branch(head)
+        b.position_at_end(head)
+        i = b.phi(I64)
+        i.add_incoming(ir.Constant(I64, start), pre)
+        body(i)
+        nxt = b.add(i, ir.Constant(I64, step))
+        i.add_incoming(nxt, b.block)
+        b.cbranch(b.icmp_signed("<", nxt, ir.Constant(I64, end)), head, after)
+        b.position_at_end(after)
+
+    def for_(self, s, env):
+        name = s.var.name
+        w = self._vector_width(s)
+        main = s.extent - s.extent % w if w else 0
+        if w:
+            self.loop(0, main, w, lambda i: self.vector_body(s.body, env, name, w, i))
+        self.loop(main, s.extent, 1, lambda i: self.stmt(s.body, {**env, name: (i, False)}))
+
+    def _vector_width(self, s):
+        dtypes = {p.dtype for p in self.kernel.params} & set(L.FLOAT_DTYPES)
+        if self.width or not s.vectorize or not dtypes:
+            return 0
+        w = min(self.lanes(dt) for dt in dtypes)
+        if s.extent < w or not vectorize.body_vectorizable(s.body, s.var.name):
+            return 0
+        return w
+
+    def vector_body(self, body, env, name, w, i):
+        self.width, self.vec_var = w, name
+        try:
+            self.stmt(body, {**env, name: (i, False)})
+        finally:
+            self.width, self.vec_var = 0, None
+
+    def alloca(self, ty, init):
+        slot = self.alloca_builder.alloca(ty)
+        self.b.store(init, slot)
+        return slot
+
+    def reduce(self, s, env):
+        dt = s.value.dtype
+        ty = ir_type(dt)
+        if s.op.startswith("arg"):
+            return self.stmt(s.body, {**env, s.acc.name: (self.arg_reduce(s, env), False)})
+        w = self.lanes(dt)
+        vec_ok = s.extent >= w and vectorize.value_vectorizable(s.value, s.loop_var.name)
+        main = s.extent - s.extent % w if vec_ok else 0
+        slot = self.alloca(ty, ir.Constant(ty, _identity(s.op)))
+        if main:
+            vty = ir.VectorType(ty, w)
+            vslot = self.alloca(vty, ir.Constant(vty, [_identity(s.op)] * w))
+            self.loop(0, main, w, lambda i: self._vec_step(s, env, vslot, i, w))
+            self.b.store(self.horizontal(s.op, self.b.load(vslot)), slot)
+        self.loop(main, s.extent, 1, lambda i: self._scalar_step(s, env, slot, i))
+        self.stmt(s.body, {**env, s.acc.name: (self.b.load(slot), False)})
+
+    def _vec_step(self, s, env, vslot, i, w):
+        self.width, self.vec_var = w, s.loop_var.name
+        try:
+            v, is_vec = self.expr(s.value, {**env, s.loop_var.name: (i, False)})
+            v = v if is_vec else self.splat(v)
+            self.b.store(self.combine(s.op, self.b.load(vslot), v), vslot)
+        finally:
+            self.width, self.vec_var = 0, None
+
+    def _scalar_step(self, s, env, slot, i):
+        v, _ = self.expr(s.value, {**env, s.loop_var.name: (i, False)})
+        self.b.store(self.combine(s.op, self.b.load(slot), v), slot)
+
+    def combine(self, op, acc, v):
+        if op == "sum":
+            return self.b.fadd(acc, v)
+        name = "maximum" if op == "max" else "minimum"
+        return self.b.call(vecmath.intrinsic(self.b.module, name, acc.type, [acc.type] * 2),
+                           [acc, v])
+
+    def horizontal(self, op, v):
+        """Shuffle-tree reduction of a vector to a scalar."""
+        n = v.type.count
+        while n > 1:
+            n //= 2
+            lo = self.b.shuffle_vector(v, v, _mask(range(n)))
+            hi = self.b.shuffle_vector(v, v, _mask(range(n, 2 * n)))
+            v = self.combine(op, lo, hi)
+        return self.b.extract_element(v, ir.Constant(ir.IntType(32), 0))
+
+    def arg_reduce(self, s, env):
+        """First index of the max (argmax) or min (argmin); NaN wins like numpy."""
+        ty = ir_type(s.value.dtype)
+        worst = -math.inf if s.op == "argmax" else math.inf
+        best = self.alloca(ty, ir.Constant(ty, worst))
+        idx = self.alloca(I64, ir.Constant(I64, 0))
+
+        def step(i):
+            v, _ = self.expr(s.value, {**env, s.loop_var.name: (i, False)})
+            cur = self.b.load(best)
+            better = self.b.fcmp_ordered(">" if s.op == "argmax" else "<", v, cur)
+            v_nan = self.b.fcmp_unordered("uno", v, v)
+            cur_ok = self.b.fcmp_ordered("ord", cur, cur)
+            take = self.b.or_(better, self.b.and_(v_nan, cur_ok))
+            self.b.store(self.b.select(take, v, cur), best)
+            self.b.store(self.b.select(take, i, self.b.load(idx)), idx)
+
+        self.loop(0, s.extent, 1, step)
+        return self.b.load(idx)
+
+
+def _identity(op):
+    return {"sum": 0.0, "max": -math.inf, "min": math.inf}[op]
+
+
+def _mask(idx):
+    idx = list(idx)
+    return ir.Constant(ir.VectorType(ir.IntType(32), len(idx)), idx)
