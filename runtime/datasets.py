@@ -119,12 +119,12 @@ def _verify(path: Path, subdir: str) -> None:
     expected = CHECKSUMS.get((subdir, path.name))
     if expected is None:
         return
+    algo, want = expected
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, algo, want)
     with _verified_lock:
         if key in _verified:
             return
-    algo, want = expected
     got = _digest(path, algo)
     if got != want:
         raise SerializationError(
