@@ -180,7 +180,7 @@ def _init_data(data, allow_empty, default_name, dtype):
             data = {f"_{i}_{default_name}": d for i, d in enumerate(data)}
     if not isinstance(data, dict):
         raise TypeError("Input must be numpy.ndarray, a list of them or dict with them as values")
-    return sorted((k, _to_array(v, k, dtype)) for k, v in data.items())
+    return sorted(((k, _to_array(v, k, dtype)) for k, v in data.items()), key=lambda kv: kv[0])
 
 
 def _take(sources, idx):
