@@ -431,3 +431,17 @@ def test_multi_precision_keeps_fp32_master():
     inner, master = u.states[0]
     assert inner is None and master.dtype == np.float32
     np.testing.assert_allclose(master, 1 - 3 * 1e-4, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name,kwargs", [(c[0], c[1]) for c in CASES]
+                         + [("adadelta", {}), ("nadam", {}), ("sgd", {"clip_gradient": 1.0})])
+def test_rules_build_loop_ir(name, kwargs):
+    """The compiled path: every rule builds IR expressions from IRMath (no Python branching)."""
+    scalar_ir = pytest.importorskip("codegen.scalar_ir")
+    loop_ir = pytest.importorskip("codegen.loop_ir")
+    rule = opt.create(name, **kwargs).rule()
+    values = [loop_ir.Var(f"v{i}", "float32") for i in range(2 + rule.state_slot_count)]
+    scalars = {n: loop_ir.Var(n, "float32") for n in rule.scalar_names}
+    out = rule.formula(scalar_ir.IRMath("float32"), *values, **scalars)
+    assert len(out) == 1 + rule.state_slot_count
+    assert all(isinstance(e, loop_ir.Expr) for e in out)
