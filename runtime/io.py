@@ -688,8 +688,9 @@ class MNISTIter(DataIter):
         self._data = (images[order].astype(np.float32) * np.float32(1 / 256)).reshape(shape)
         self._label = labels[order].astype(np.float32)
         self._inst = order.astype(np.uint64)
-        self.provide_data = [DataDesc(data_name, (self.batch_size,) + self._data.shape[1:])]
-        self.provide_label = [DataDesc(label_name, (self.batch_size,))]
+        f32 = np.dtype(np.float32)  # MXDataIter describes batches with the arrays' dtype
+        self.provide_data = [DataDesc(data_name, (self.batch_size,) + self._data.shape[1:], f32)]
+        self.provide_label = [DataDesc(label_name, (self.batch_size,), f32)]
         self._loc = 0
         self._cur = 0
         if not silent:
