@@ -61,7 +61,7 @@ def _validate_call(phase, n, call, arena_bytes):
 
 
 def build_module(program: Program, name_hint: str) -> ir.Module:
-    module = ir.Module(name=name_hint)
+    module = ir.Module(name="symgraph")  # name_hint must not change the cache key
     module.triple = jit.host().triple
     functions = {}
     for k in _all_kernels(program):

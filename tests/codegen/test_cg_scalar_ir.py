@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from symgraph.ops.scalar import NumpyMath
-
 from cg_helpers import run_kernel
+
 from codegen import loop_ir as L
 from codegen.builders import elementwise_kernel
 from codegen.scalar_ir import IRMath
+from symgraph.ops.scalar import NumpyMath
 
 FORMULAS = {
     "const": lambda m, x, y: x + m.const(1.5),
