@@ -1,0 +1,236 @@
+"""Register-blocked matmul with a fused epilogue, no BLAS.
+
+``C[M,N] = epilogue(op(A) @ op(B) [+ bias] [+ C])``.  The micro-kernel keeps an MR x NV
+tile of ``<W x T>`` accumulators in registers and does one broadcast of A and NV vector
+loads of B per k, feeding ``llvm.fma``.  Column edges use masked loads/stores, row edges
+a smaller MR, so any M, N, K works.  op(B) transposed is first packed into a contiguous
+K x N panel (an internal global, so callers need no scratch buffer): the micro-kernel
+then always streams unit-stride rows of B.  Shapes are compile-time constants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from codegen import loop_ir as L
+from codegen.emit_values import ir_type
+from codegen.llvm_emit import KernelEmitter, declare_kernel
+from codegen.scalar_ir import IRMath
+from symgraph.errors import CompileError
+
+I32, I64 = ir.IntType(32), ir.IntType(64)
+
+
+@dataclass(frozen=True, eq=False)
+class MatmulKernel:
+    """A matmul kernel; params are a, b, [bias], extras..., c (build with matmul_kernel)."""
+
+    name: str
+    M: int
+    N: int
+    K: int
+    trans_a: bool
+    trans_b: bool
+    dtype: str
+    bias: str  # "none", "col" (one per column n) or "row" (one per row m)
+    accumulate: bool
+    epilogue: L.Expr | None  # over Var("acc") and Var("e<k>") of dtype
+    n_extra: int
+    params: tuple
+    noalias: bool = False
+    fastmath: bool = False
+
+    def canonical(self) -> str:
+        epi = self.epilogue.dump() if self.epilogue is not None else "acc"
+        return (f"matmul M={self.M} N={self.N} K={self.K} ta={self.trans_a} tb={self.trans_b} "
+                f"{self.dtype} bias={self.bias} acc={self.accumulate} extra={self.n_extra} "
+                f"epilogue={epi} noalias={self.noalias}")
+
+    def dump(self) -> str:
+        return f"{self.name}: {self.canonical()}"
+
+    def emit(self, module, lanes):
+        if self.name in module.globals:
+            return module.globals[self.name]
+        fn = declare_kernel(module, self.params, self.name, self.noalias)
+        MatmulEmitter(fn, self, lanes(self.dtype)).run()
+        return fn
+
+
+def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="none",
+                  accumulate=False, epilogue=None, n_extra=0, noalias=False) -> MatmulKernel:
+    """``epilogue(m, acc, *extras)`` is a scalar-math formula; extras are (M, N) buffers.
+
+    Buffers: a is (M,K) or (K,M) if trans_a; b is (K,N) or (N,K) if trans_b; bias has N
+    ("col") or M ("row") elements; c is (M,N).
+    """
+    if min(M, N, K) < 1 or dtype not in L.FLOAT_DTYPES or bias not in ("none", "col", "row"):
+        raise CompileError(f"bad matmul spec M={M} N={N} K={K} {dtype} bias={bias}")
+    params = [L.BufferParam("a", dtype, M * K), L.BufferParam("b", dtype, K * N)]
+    if bias != "none":
+        params.append(L.BufferParam("bias", dtype, N if bias == "col" else M))
+    params += [L.BufferParam(f"e{k}", dtype, M * N) for k in range(n_extra)]
+    params.append(L.BufferParam("c", dtype, M * N))
+    expr = None
+    if epilogue is not None:
+        extras = [L.Var(f"e{k}", dtype) for k in range(n_extra)]
+        expr = L.as_expr(epilogue(IRMath(dtype), L.Var("acc", dtype), *extras), dtype=dtype)
+        if expr.dtype != dtype:
+            raise CompileError(f"matmul epilogue yields {expr.dtype}, expected {dtype}")
+    proto = MatmulKernel("", M, N, K, trans_a, trans_b, dtype, bias, accumulate, expr,
+                         n_extra, tuple(params), noalias)
+    return MatmulKernel(L.content_name(proto.canonical()), *_fields(proto)[1:])
+
+
+def _fields(k):
+    return [getattr(k, f) for f in MatmulKernel.__dataclass_fields__]
+
+
+class MatmulEmitter(KernelEmitter):
+    def __init__(self, fn, mk: MatmulKernel, w: int):
+        super().__init__(fn, mk, lambda dt: w)
+        self.mk, self.w = mk, w
+        self.ty = ir_type(mk.dtype)
+        self.vty = ir.VectorType(self.ty, w)
+
+    def run(self):
+        mk, b = self.mk, self.b
+        self.bptr = self.ptrs["b"]
+        if mk.trans_b:
+            self.bptr = self.pack_b()
+        nv = min(4, -(-mk.N // self.w))
+        mr = {1: 12, 2: 12, 3: 8, 4: 6}[nv]
+        self.blocks(nv * self.w, nv, min(mr, mk.M))
+        b.ret_void()
+        self.alloca_builder.branch(self.start)
+
+    def pack_b(self):
+        """Copy B (N x K) into a K x N panel so B rows are unit-stride for the FMAs."""
+        mk = self.mk
+        glob = ir.GlobalVariable(self.b.module, ir.ArrayType(self.ty, mk.K * mk.N),
+                                 name=f"{mk.name}.pack")
+        glob.linkage = "internal"
+        glob.initializer = ir.Constant(glob.value_type, None)
+        glob.align = 64
+        src = self.ptrs["b"]
+
+        def row(j):
+            def col(k):
+                v = self.b.load(self.gep(src, self.b.add(self.b.mul(j, _i(mk.K)), k)), typ=self.ty)
+                self.b.store(v, self.gep(glob, self.b.add(self.b.mul(k, _i(mk.N)), j)))
+            self.loop(0, mk.K, 1, col)
+
+        self.loop(0, mk.N, 1, row)
+        return glob
+
+    def gep(self, ptr, idx):
+        if isinstance(ptr, ir.GlobalVariable):  # the packed panel: typed [n x T] global
+            return self.b.gep(ptr, [_i(0), idx], inbounds=True)
+        return self.b.gep(ptr, [idx], inbounds=True, source_etype=self.ty)
+
+    def blocks(self, nr, nv, mr):
+        """Full MR x NR tiles in loops; row and column edges as separate tiles."""
+        mk = self.mk
+        n_full, m_full = mk.N // nr * nr, mk.M // mr * mr
+        col_tiles = [(0, n_full, nv, mk.N - n_full and 0)]
+        if n_full < mk.N:
+            col_tiles.append((n_full, mk.N, -(-(mk.N - n_full) // self.w), mk.N - n_full))
+        for start, end, tile_nv, _ in col_tiles:
+            step = nr if end - start >= nr else end - start
+            width = end - start if end - start < nr else nr
+
+            def cols(j0, tile_nv=tile_nv, width=width):
+                self.loop(0, m_full, mr, lambda i0: self.tile(i0, j0, mr, tile_nv, width))
+                if m_full < mk.M:
+                    self.tile(_i(m_full), j0, mk.M - m_full, tile_nv, width)
+
+            self.loop(start, end, step, cols)
+
+    def tile(self, i0, j0, mr, nv, width):
+        """Accumulate one mr x width tile over all of K, then run the epilogue."""
+        zero = ir.Constant(self.vty, None)
+        accs = [[self.alloca(self.vty, zero) for _ in range(nv)] for _ in range(mr)]
+        for row in accs:
+            for slot in row:
+                self.b.store(zero, slot)
+        masks = [self.mask(width - v * self.w) for v in range(nv)]
+
+        def step(k):
+            brow = self.b.add(self.b.mul(k, _i(self.mk.N)), j0)
+            bv = [self.vload(self.bptr, self.b.add(brow, _i(v * self.w)), masks[v])
+                  for v in range(nv)]
+            for r in range(mr):
+                aptr = self.gep(self.ptrs["a"], self.a_index(i0, r, k))
+                a = self.splat(self.b.load(aptr, typ=self.ty), self.w)
+                for v in range(nv):
+                    acc = self.b.load(accs[r][v])
+                    self.b.store(self.call_intrinsic("fma", a, bv[v], acc), accs[r][v])
+
+        self.loop(0, self.mk.K, 1, step)
+        for r in range(mr):
+            for v in range(nv):
+                self.finish(i0, j0, r, v, self.b.load(accs[r][v]), masks[v])
+
+    def a_index(self, i0, r, k):
+        i = self.b.add(i0, _i(r))
+        if self.mk.trans_a:
+            return self.b.add(self.b.mul(k, _i(self.mk.M)), i)
+        return self.b.add(self.b.mul(i, _i(self.mk.K)), k)
+
+    def mask(self, valid):
+        return None if valid >= self.w else ir.Constant(
+            ir.VectorType(ir.IntType(1), self.w), [int(t < valid) for t in range(self.w)])
+
+    def vload(self, ptr, idx, mask):
+        p = self.gep(ptr, idx)
+        align = L.itemsize(self.mk.dtype)
+        if mask is None:
+            return self.b.load(p, typ=self.vty, align=align)
+        fn = self._masked("load", [ir.PointerType(), I32, mask.type, self.vty], self.vty)
+        return self.b.call(fn, [p, ir.Constant(I32, align), mask, ir.Constant(self.vty, None)])
+
+    def vstore(self, value, ptr, idx, mask):
+        p = self.gep(ptr, idx)
+        align = L.itemsize(self.mk.dtype)
+        if mask is None:
+            self.b.store(value, p, align=align)
+            return
+        fn = self._masked("store", [self.vty, ir.PointerType(), I32, mask.type], ir.VoidType())
+        self.b.call(fn, [value, p, ir.Constant(I32, align), mask])
+
+    def _masked(self, kind, args, ret):
+        from codegen.vecmath import mangle
+
+        name = f"llvm.masked.{kind}.{mangle(self.vty)}.p0"
+        mod = self.b.module
+        return mod.globals.get(name) or ir.Function(mod, ir.FunctionType(ret, args), name=name)
+
+    def finish(self, i0, j0, r, v, acc, mask):
+        """Epilogue: bias, accumulate into C, elementwise formula, (masked) store."""
+        mk, b = self.mk, self.b
+        col = b.add(j0, _i(v * self.w))
+        cidx = b.add(b.mul(b.add(i0, _i(r)), _i(mk.N)), col)
+        if mk.bias == "col":
+            acc = b.fadd(acc, self.vload(self.ptrs["bias"], col, mask))
+        elif mk.bias == "row":
+            bias = b.load(self.gep(self.ptrs["bias"], b.add(i0, _i(r))), typ=self.ty)
+            acc = b.fadd(acc, self.splat(bias, self.w))
+        if mk.accumulate:
+            acc = b.fadd(acc, self.vload(self.ptrs["c"], cidx, mask))
+        if mk.epilogue is not None:
+            env = {"acc": (acc, True)}
+            for k in range(mk.n_extra):
+                env[f"e{k}"] = (self.vload(self.ptrs[f"e{k}"], cidx, mask), True)
+            self.width = self.w
+            try:
+                acc, is_vec = self.expr(mk.epilogue, env)
+            finally:
+                self.width = 0
+            acc = acc if is_vec else self.splat(acc, self.w)
+        self.vstore(acc, self.ptrs["c"], cidx, mask)
+
+
+def _i(v):
+    return ir.Constant(I64, v)

@@ -1,0 +1,68 @@
+"""Matmul micro-kernel vs numpy: transposes, edges, epilogues, both dtypes."""
+
+import itertools
+
+import numpy as np
+import pytest
+from cg_helpers import run_kernel
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from codegen.matmul import matmul_kernel
+
+pytestmark = pytest.mark.jit
+TRANS = list(itertools.product([False, True], [False, True]))
+
+
+def _case(M, N, K, ta, tb, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((K, M) if ta else (M, K)).astype(dtype)
+    b = rng.standard_normal((N, K) if tb else (K, N)).astype(dtype)
+    return a, b, (a.T if ta else a) @ (b.T if tb else b)
+
+
+def _tol(dtype, K):
+    return (2e-5 if dtype == "float32" else 1e-12) * np.sqrt(K) * 4
+
+
+@pytest.mark.parametrize("ta,tb", TRANS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (7, 13, 5), (17, 33, 19), (32, 26, 64)])
+def test_plain_matmul(M, N, K, ta, tb, dtype):
+    a, b, want = _case(M, N, K, ta, tb, dtype)
+    k = matmul_kernel(M, N, K, ta, tb, dtype)
+    got = run_kernel(k, {"a": a, "b": b, "c": np.zeros((M, N), dtype)})["c"]
+    np.testing.assert_allclose(got, want, rtol=_tol(dtype, K), atol=_tol(dtype, K))
+
+
+@settings(max_examples=8, deadline=None)
+@given(M=st.integers(1, 40), N=st.integers(1, 70), K=st.integers(1, 50),
+       t=st.sampled_from(TRANS), dtype=st.sampled_from(["float32", "float64"]))
+def test_random_shapes_bias_relu(M, N, K, t, dtype):
+    a, b, mm = _case(M, N, K, *t, dtype)
+    bias = np.linspace(-1, 1, N).astype(dtype)
+    k = matmul_kernel(M, N, K, *t, dtype, bias="col", epilogue=lambda m, x: m.maximum(x, 0))
+    got = run_kernel(k, {"a": a, "b": b, "bias": bias, "c": np.zeros((M, N), dtype)})["c"]
+    tol = _tol(dtype, K)
+    np.testing.assert_allclose(got, np.maximum(mm + bias, 0), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_accumulate_row_bias_and_extra_input(dtype):
+    M, N, K = 11, 19, 23
+    a, b, mm = _case(M, N, K, True, False, dtype)
+    y = np.random.default_rng(5).standard_normal((M, N)).astype(dtype)
+    c0 = np.ones((M, N), dtype)
+    bias = np.arange(M, dtype=dtype)
+    k = matmul_kernel(M, N, K, True, False, dtype, bias="row", accumulate=True, n_extra=1,
+                      epilogue=lambda m, acc, yy: m.select(yy > 0, acc, 0))
+    got = run_kernel(k, {"a": a, "b": b, "bias": bias, "e0": y, "c": c0.copy()})["c"]
+    want = np.where(y > 0, mm + bias[:, None] + c0, 0)
+    np.testing.assert_allclose(got, want, rtol=_tol(dtype, K), atol=_tol(dtype, K))
+
+
+def test_names_are_content_hashes():
+    k1, k2 = matmul_kernel(3, 4, 5), matmul_kernel(3, 4, 5)
+    k3 = matmul_kernel(3, 4, 5, epilogue=lambda m, x: m.maximum(x, 0))
+    assert k1.name == k2.name != k3.name and k1.name.startswith("k_")
+    assert "maximum" not in k3.dump() and "max(acc, 0.0f)" in k3.dump()
