@@ -64,3 +64,11 @@ def __getattr__(attr):
 
 def __dir__():
     return sorted(list(globals()) + list(_LAZY) + ["cpu", "gpu", "Context"])
+
+
+def _connect_runtime():
+    """Register the compiled executor with Symbol.bind (the facade may reach runtime)."""
+    importlib.import_module("runtime.executor")
+
+
+_connect_runtime()

@@ -1,0 +1,33 @@
+"""In-process memo of compiled graphs: rebinding the same graph with the same shapes (a
+Module re-bind, predict after fit, a reshape back) costs a dictionary lookup. The disk
+cache in ``codegen/cache.py`` covers new processes."""
+
+from __future__ import annotations
+
+import threading
+
+from codegen.compiler import compile_graph
+
+_MEMO: dict = {}
+_LOCK = threading.Lock()
+MAX_ENTRIES = 64
+
+
+def _key(symbol, shapes, dtypes, reqs):
+    return (symbol.tojson(), tuple(sorted((k, tuple(v)) for k, v in shapes.items())),
+            tuple(sorted(dtypes.items())), tuple(sorted(reqs.items())))
+
+
+def compile_cached(symbol, shapes: dict, dtypes: dict, reqs: dict):
+    key = _key(symbol, shapes, dtypes, reqs)
+    with _LOCK:
+        hit = _MEMO.get(key)
+    if hit is not None:
+        return hit
+    compiled = compile_graph(symbol, dict(shapes), dict(dtypes), dict(reqs),
+                             name_hint=symbol.name or "group")
+    with _LOCK:
+        if len(_MEMO) >= MAX_ENTRIES:
+            _MEMO.pop(next(iter(_MEMO)))
+        _MEMO[key] = compiled
+    return compiled

@@ -1,0 +1,270 @@
+"""Graph -> native program: autodiff, passes, inference, lowering, memory plan, JIT.
+
+``compile_graph`` is the whole pipeline in order; each step is a call into its own module.
+The result knows where every argument, gradient, aux state, output and head gradient lives
+in the arena, so the executor only makes numpy views and one native call per phase:
+``predict`` (inference forward), ``forward`` (training forward), ``backward`` and
+``forward_backward`` (both, in one call).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from codegen import builders, builders_nn, fusion
+from codegen import loop_ir as L
+from codegen.lower import BufferTable, LogicalCall, LowerContext
+from codegen.memplan import MemoryPlan, plan_memory
+from codegen.program import KernelCall, Program, compile_program
+from symgraph.autodiff import gradient_entries, head_gradient_variables
+from symgraph.errors import CompileError
+from symgraph.graph import Entry, dump, topo_order
+from symgraph.infer import infer_dtypes, infer_shapes
+
+try:
+    from symgraph.passes.pipeline import optimize
+except ImportError:  # pragma: no cover - while the pass pipeline is being written
+    def optimize(heads):
+        return tuple(heads)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """Where one user-visible tensor lives in the arena."""
+
+    name: str
+    shape: tuple
+    dtype: str
+    offset: int
+
+
+@dataclass
+class CompiledGraph:
+    program: object
+    plan: MemoryPlan
+    args: dict = field(default_factory=dict)
+    grads: dict = field(default_factory=dict)
+    aux: dict = field(default_factory=dict)
+    outputs: list = field(default_factory=list)
+    head_grads: list = field(default_factory=list)  # Slot or None per output
+    graph_text: str = ""
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.plan.arena_bytes
+
+
+@dataclass
+class _Build:
+    """Mutable state of one compilation (kept out of the function signatures)."""
+
+    table: BufferTable = field(default_factory=BufferTable)
+    keys: dict = field(default_factory=dict)  # Entry -> key
+    shapes: dict = field(default_factory=dict)
+    dtypes: dict = field(default_factory=dict)
+
+
+def compile_graph(symbol, shapes: dict, dtypes: dict, grad_req: dict, name_hint="graph"):
+    heads = list(symbol.outputs)
+    arg_names = symbol.list_arguments()
+    aux_names = symbol.list_auxiliary_states()
+    variables = {n.name: n for n in topo_order(heads) if n.is_variable}
+    wrt = [name for name in arg_names if grad_req.get(name, "null") != "null"]
+    head_vars = head_gradient_variables(heads) if wrt else [None] * len(heads)
+    grads = gradient_entries(heads, [variables[n] for n in wrt], head_vars) if wrt else []
+    grad_heads = [g for g in grads if g is not None]
+    all_heads = optimize(tuple(heads) + tuple(grad_heads))
+    fwd_heads, grad_heads = list(all_heads[: len(heads)]), list(all_heads[len(heads):])
+    grads = _realign(grads, grad_heads)
+    build = _Build()
+    _infer(build, all_heads, heads, head_vars, shapes, dtypes)
+    return _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_vars,
+                              grad_req, arg_names, aux_names, name_hint)
+
+
+def _realign(grads, optimized):
+    it = iter(optimized)
+    return [None if g is None else next(it) for g in grads]
+
+
+def _infer(build, all_heads, heads, head_vars, shapes, dtypes):
+    known = dict(shapes)
+    fwd = infer_shapes(heads, known)
+    for head, var in zip(heads, head_vars):
+        if var is not None and fwd.get(head) is not None:
+            known[var.node.name] = fwd[head]
+    build.shapes = {**fwd, **infer_shapes(all_heads, known)}
+    known_types = dict(dtypes)
+    build.dtypes = {**infer_dtypes(heads, known_types, default="float32"),
+                    **infer_dtypes(all_heads, known_types, default="float32")}
+    missing = [n.name for n in topo_order(all_heads)
+               if any(build.shapes.get(Entry(n, i)) is None for i in range(n.num_outputs()))]
+    if missing:
+        raise CompileError(f"cannot compile: shapes unknown for {missing[:8]}; give the "
+                           "shapes of all data inputs")
+
+
+def _key(build, entry) -> int:
+    if entry not in build.keys:
+        shape = build.shapes.get(entry)
+        if shape is None:
+            raise CompileError(f"no shape for '{entry.label}'")
+        dtype = build.dtypes.get(entry) or "float32"
+        build.keys[entry] = build.table.new(math.prod(shape), dtype)
+    return build.keys[entry]
+
+
+def _lower_nodes(build, nodes, is_train) -> list[LogicalCall]:
+    calls: list[LogicalCall] = []
+    for node in nodes:
+        if node.is_variable:
+            _key(build, Entry(node, 0))
+            continue
+        ins = [_key(build, e) for e in node.inputs]
+        outs = [_key(build, Entry(node, i)) for i in range(node.num_outputs())]
+        ctx = LowerContext(node, ins, outs, [build.shapes[e] for e in node.inputs],
+                           [build.shapes[Entry(node, i)] for i in range(node.num_outputs())],
+                           build.dtypes.get(Entry(node, 0)) or "float32", is_train,
+                           build.table, calls)
+        try:
+            node.opdef.lower(node.params, ctx)
+        except CompileError:
+            raise
+        except Exception as exc:
+            raise CompileError(f"lowering {node.op} node '{node.name}' failed: {exc}") from exc
+    return calls
+
+
+def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_vars, grad_req,
+                       arg_names, aux_names, name_hint):
+    order = topo_order(all_heads)
+    fwd_ids = {id(n) for n in topo_order(fwd_heads)}
+    fwd_nodes = [n for n in order if id(n) in fwd_ids]
+    bwd_nodes = [n for n in order if id(n) not in fwd_ids]
+    fwd_calls = fusion.fuse(_lower_nodes(build, fwd_nodes, True), build.table)
+    bwd_calls = _lower_nodes(build, bwd_nodes, True)
+    pred_calls = fusion.fuse(_lower_nodes(build, fwd_nodes, False), build.table)
+    variables = {n.name: Entry(n, 0) for n in topo_order(symbol.outputs) if n.is_variable}
+    variables.update({n.name: Entry(n, 0) for n in order if n.is_variable})
+    out_keys, extra = _output_keys(build, fwd_heads, variables)
+    fwd_calls += extra
+    pred_calls += extra
+    grad_keys, grad_calls = _grad_keys(build, wrt, grads, grad_req, variables, set(out_keys))
+    bwd_calls = fusion.fuse(bwd_calls, build.table) + grad_calls
+    persistent = _persistent(build, arg_names, aux_names, variables, grad_keys, out_keys,
+                             head_vars)
+    plan = plan_memory(fwd_calls + bwd_calls, build.table, persistent)
+    phases = {"predict": pred_calls, "forward": fwd_calls, "backward": bwd_calls,
+              "forward_backward": fwd_calls + bwd_calls}
+    program = _program(phases, plan, build.table)
+    compiled = compile_program(program, name_hint)
+    return _describe(compiled, plan, build, symbol, variables, arg_names, aux_names,
+                     grad_keys, out_keys, head_vars, fwd_heads, all_heads)
+
+
+def _output_keys(build, fwd_heads, variables):
+    """Each output gets its own persistent buffer; copy when it would share one."""
+    var_roots = {build.table.root(_key(build, e)) for e in variables.values()}
+    out_keys, extra, seen = [], [], set()
+    for head in fwd_heads:
+        key = _key(build, head)
+        root = build.table.root(key)
+        if root in var_roots or root in seen:
+            key = _copy_into_new(build, key, head, extra)
+        seen.add(build.table.root(key))
+        out_keys.append(key)
+    return out_keys, extra
+
+
+def _copy_into_new(build, key, entry, calls):
+    size, dtype = build.table.sizes[build.table.root(key)], build.table.dtypes[key]
+    new = build.table.new(size, dtype)
+    src = L.BufferParam("in0", dtype, size)
+    dst = L.BufferParam("out0", dtype, size)
+    calls.append(LogicalCall(builders_nn.copy_kernel(size, src, dst), (key, new), "copy"))
+    return new
+
+
+def _grad_keys(build, wrt, grads, grad_req, variables, taken):
+    """Gradient buffers: written in place by their producer when possible."""
+    keys, calls, used = {}, [], set(taken)
+    var_roots = {build.table.root(_key(build, e)) for e in variables.values()}
+    for name, grad in zip(wrt, grads):
+        var_key = _key(build, variables[name])
+        size, dtype = build.table.sizes[var_key], build.table.dtypes[var_key]
+        if grad is None:
+            keys[name] = build.table.new(size, dtype)
+            if grad_req[name] == "write":
+                calls.append(_fill_call(keys[name], size, dtype))
+            continue
+        key = _key(build, grad)
+        root = build.table.root(key)
+        if grad_req[name] == "add":
+            keys[name] = build.table.new(size, dtype)
+            calls.append(_accumulate_call(key, keys[name], size, dtype))
+        elif root in var_roots or root in used:
+            keys[name] = _copy_into_new(build, key, grad, calls)
+        else:
+            keys[name] = key
+        used.add(build.table.root(keys[name]))
+    return keys, calls
+
+
+def _fill_call(key, size, dtype):
+    out = L.BufferParam("out0", dtype, size)
+    kernel = builders.elementwise_kernel((size,), [], lambda: L.Const(0.0, dtype), [out])
+    return LogicalCall(kernel, (key,), "zero_grad")
+
+
+def _accumulate_call(src_key, dst_key, size, dtype):
+    src = L.BufferParam("in0", dtype, size)
+    dst = L.BufferParam("out0", dtype, size)
+    kernel = builders.elementwise_kernel((size,), [(src, (size,)), (dst, (size,))],
+                                         lambda g, acc: acc + g, [dst])
+    return LogicalCall(kernel, (src_key, dst_key), "grad_add")
+
+
+def _persistent(build, arg_names, aux_names, variables, grad_keys, out_keys, head_vars):
+    keys = [_key(build, variables[n]) for n in arg_names + aux_names if n in variables]
+    keys += list(grad_keys.values()) + list(out_keys)
+    keys += [_key(build, v) for v in head_vars if v is not None and v in build.keys]
+    return keys
+
+
+def _program(phases, plan, table):
+    kernels, out = {}, {}
+    for phase, calls in phases.items():
+        lowered = []
+        for call in calls:
+            kernels.setdefault(call.kernel.name, call.kernel)
+            offsets = tuple(plan.offsets[table.root(k)] for k in call.keys)
+            lowered.append(KernelCall(call.kernel, offsets))
+        out[phase] = lowered
+    return Program(tuple(kernels.values()), max(plan.arena_bytes, 64), out)
+
+
+def _slot(build, plan, name, key, entry):
+    return Slot(name, tuple(build.shapes[entry]), build.table.dtypes[key],
+                plan.offsets[build.table.root(key)])
+
+
+def _describe(compiled, plan, build, symbol, variables, arg_names, aux_names, grad_keys,
+              out_keys, head_vars, fwd_heads, all_heads):
+    result = CompiledGraph(compiled, plan, graph_text=dump(all_heads, build.shapes))
+    for name in arg_names:
+        result.args[name] = _slot(build, plan, name, _key(build, variables[name]),
+                                  variables[name])
+    for name in aux_names:
+        result.aux[name] = _slot(build, plan, name, _key(build, variables[name]),
+                                 variables[name])
+    for name, key in grad_keys.items():
+        result.grads[name] = _slot(build, plan, name, key, variables[name])
+    names = symbol.list_outputs()
+    for name, key, head in zip(names, out_keys, fwd_heads):
+        result.outputs.append(_slot(build, plan, name, key, head))
+    for head, var in zip(fwd_heads, head_vars):
+        live = var is not None and var in build.keys
+        result.head_grads.append(_slot(build, plan, var.node.name, build.keys[var], head)
+                                 if live else None)
+    return result

@@ -1,0 +1,161 @@
+"""Lowering: each graph node's ``OpDef.lower(p, ctx)`` turns into loop-IR kernel calls.
+
+The :class:`LowerContext` is the whole vocabulary an op may use. Kernels are built on
+named buffer parameters (``in0``, ``out0``, ``tmp0`` ...); each call records which logical
+buffer (an integer key) each parameter is bound to, and the memory plan later turns keys
+into arena offsets. ``alias()`` records that an output shares its input's memory (pure
+reshapes), so no kernel runs for it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from codegen import builders, builders_nn
+from codegen import loop_ir as L
+from codegen import lower_kernels as K
+from codegen.scalar_ir import IRMath
+from symgraph.errors import CompileError
+
+
+@dataclass(frozen=True)
+class LogicalCall:
+    """A kernel and the logical buffer key bound to each of its parameters."""
+
+    kernel: object
+    keys: tuple
+    node_name: str
+
+
+@dataclass
+class BufferTable:
+    """Logical buffers: key -> (element count, dtype); aliases point at their source."""
+
+    sizes: dict = field(default_factory=dict)
+    dtypes: dict = field(default_factory=dict)
+    alias_of: dict = field(default_factory=dict)
+
+    def new(self, size: int, dtype: str) -> int:
+        key = len(self.sizes)
+        self.sizes[key] = int(size)
+        self.dtypes[key] = dtype
+        return key
+
+    def root(self, key: int) -> int:
+        while key in self.alias_of:
+            key = self.alias_of[key]
+        return key
+
+
+class LowerContext:
+    """What ``OpDef.lower`` sees for one node."""
+
+    def __init__(self, node, in_keys, out_keys, in_shapes, out_shapes, dtype, is_train,
+                 table: BufferTable, sink: list):
+        self.node = node
+        self.params = node.params
+        self.in_keys, self.out_keys = list(in_keys), list(out_keys)
+        self.in_shapes = [tuple(s) for s in in_shapes]
+        self.out_shapes = [tuple(s) for s in out_shapes]
+        self.dtype = dtype
+        self.is_train = is_train
+        self.math = IRMath(dtype)
+        self._table = table
+        self._sink = sink
+
+    # ---- buffers ----------------------------------------------------------------------
+    def in_buf(self, i: int) -> L.BufferParam:
+        return L.BufferParam(f"in{i}", self._table.dtypes[self.in_keys[i]],
+                             math.prod(self.in_shapes[i]))
+
+    def out_buf(self, i: int = 0) -> L.BufferParam:
+        return L.BufferParam(f"out{i}", self._table.dtypes[self.out_keys[i]],
+                             math.prod(self.out_shapes[i]))
+
+    def emit(self, kernel) -> None:
+        """Record a kernel; its parameters are matched to buffers by name."""
+        keys = []
+        for param in kernel.params:
+            keys.append(self._key_for(param.name))
+        self._sink.append(LogicalCall(kernel, tuple(keys), self.node.name))
+
+    def _key_for(self, name: str) -> int:
+        if name.startswith("in"):
+            return self.in_keys[int(name[2:])]
+        if name.startswith("out"):
+            return self.out_keys[int(name[3:])]
+        raise CompileError(f"{self.node.name}: kernel parameter {name!r} is not in*/out*")
+
+    # ---- vocabulary -------------------------------------------------------------------
+    def elementwise(self, formula, inputs=None, same_size=False):
+        chosen = range(len(self.in_shapes)) if inputs is None else inputs
+        out_shape = self.out_shapes[0]
+        ins = [(self.in_buf(i), out_shape if same_size else self.in_shapes[i]) for i in chosen]
+        kernel = builders.elementwise_kernel(
+            out_shape, ins, lambda *xs: formula(self.math, *xs), [self.out_buf(0)])
+        self.emit(kernel)
+
+    def matmul(self, a=0, b=1, trans_a=False, trans_b=False, bias=None, flatten_a=False):
+        a_shape, b_shape = self.in_shapes[a], self.in_shapes[b]
+        a2 = _as_2d(a_shape, flatten_a, trans_a)
+        b2 = (math.prod(b_shape[:-1]), b_shape[-1]) if trans_b else (
+            b_shape[0], math.prod(b_shape[1:]))
+        bias_buf = None if bias is None else self.in_buf(bias)
+        kernel = K.matmul(self.in_buf(a), self.in_buf(b), self.out_buf(0), a2, b2,
+                          trans_a, trans_b, bias_buf)
+        self.emit(kernel)
+
+    def reduce(self, kind, axes, input=0):
+        shape = self.in_shapes[input]
+        if not axes:
+            self.emit(builders_nn.copy_kernel(math.prod(shape), self.in_buf(input),
+                                              self.out_buf(0)))
+            return
+        self.emit(builders.reduce_kernel(shape, axes, kind, self.in_buf(input), self.out_buf(0)))
+
+    def reduce_grad(self, kind, axes):
+        self.emit(K.reduce_grad(kind, axes, self.in_shapes[1], self.in_buf(0), self.in_buf(1),
+                                self.in_buf(2), self.out_buf(0), self.math))
+
+    def softmax(self, axis, view=None, log=False, temperature=None):
+        shape = tuple(view) if view is not None else self.in_shapes[0]
+        self.emit(K.softmax(shape, axis, self.in_buf(0), self.out_buf(0), log, temperature))
+
+    def softmax_output_grad(self, p, rows, classes, inner):
+        self.emit(K.softmax_output_grad(p, rows, classes, inner, self.in_buf(0),
+                                        self.in_buf(1), self.out_buf(0)))
+
+    def make_loss_grad(self, p):
+        self.emit(K.make_loss_grad(p, self.in_shapes[0], self.in_buf(0), self.out_buf(0)))
+
+    def argmax(self, axis, op="argmax"):
+        shape = self.in_shapes[0]
+        if axis is None:
+            shape, axis = (math.prod(shape),), 0
+        self.emit(builders_nn.argmax_kernel(shape, axis, self.in_buf(0), self.out_buf(0), op))
+
+    def transpose(self, axes):
+        self.emit(builders_nn.transpose_kernel(self.in_shapes[0], axes, self.in_buf(0),
+                                               self.out_buf(0)))
+
+    def copy(self):
+        self.emit(builders_nn.copy_kernel(math.prod(self.in_shapes[0]), self.in_buf(0),
+                                          self.out_buf(0)))
+
+    def alias(self):
+        """Output 0 is input 0 viewed with another shape: no kernel, shared memory."""
+        self._table.alias_of[self.out_keys[0]] = self.in_keys[0]
+
+    def kernel(self, build):
+        ins = [self.in_buf(i) for i in range(len(self.in_shapes))]
+        outs = [self.out_buf(i) for i in range(len(self.out_shapes))]
+        self.emit(build(ins, outs))
+
+
+def _as_2d(shape, flatten, trans):
+    if len(shape) == 2:
+        return tuple(shape)
+    if trans:
+        return (shape[0], math.prod(shape[1:]))
+    return (shape[0], math.prod(shape[1:])) if flatten else (math.prod(shape[:-1]), shape[-1])

@@ -1,0 +1,142 @@
+"""Loop kernels specific to op lowering: matmul dispatch, softmax on any axis, the
+SoftmaxOutput and MakeLoss gradients, and reduction gradients.
+
+Kept apart from ``builders`` (shape-generic kernels) because each of these encodes one
+op's semantics, e.g. MXNet's ``(p - onehot(label)) * grad_scale / norm``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from codegen import builders
+from codegen import loop_ir as L
+
+try:  # the register-blocked micro-kernel generator
+    from codegen import matmul as _matmul_gen
+except ImportError:  # pragma: no cover - only while matmul.py is being written
+    _matmul_gen = None
+
+
+def matmul(a, b, out, a_shape, b_shape, trans_a, trans_b, bias):
+    """out(M,N) = op(a) @ op(b) (+ bias[N]); shapes are the 2-D views of a and b."""
+    m, k = (a_shape[1], a_shape[0]) if trans_a else a_shape
+    k2, n = (b_shape[1], b_shape[0]) if trans_b else b_shape
+    if k != k2:
+        from symgraph.errors import CompileError
+
+        raise CompileError(f"matmul: inner sizes differ ({k} vs {k2})")
+    if _matmul_gen is not None and hasattr(_matmul_gen, "matmul_for_lowering"):
+        return _matmul_gen.matmul_for_lowering(a, b, out, m, n, k, trans_a, trans_b, bias)
+    return _loop_matmul(a, b, out, m, n, k, trans_a, trans_b, bias)
+
+
+def _loop_matmul(a, b, out, m, n, k, trans_a, trans_b, bias):
+    """Plain loop-IR matmul (i, j, reduce over p): correct for every shape."""
+    i, j, p = L.Var("i"), L.Var("j"), L.Var("p")
+    acc = L.Var("acc", out.dtype)
+    a_idx = p * m + i if trans_a else i * k + p
+    b_idx = j * k + p if trans_b else p * n + j
+    value = L.Load(a, a_idx) * L.Load(b, b_idx)
+    result = acc + L.Load(bias, j) if bias is not None else acc
+    body = L.Reduce(acc, "sum", p, k, value, L.Store(out, i * n + j, result))
+    params = [a, b] + ([bias] if bias is not None else []) + [out]
+    return L.make_kernel(params, L.For(i, m, L.For(j, n, body)))
+
+
+def softmax(shape, axis, inp, out, log=False, temperature=None):
+    """(log-)softmax of ``inp`` viewed as ``shape`` along ``axis``, max-subtracted."""
+    axis %= len(shape)
+    outer, n, inner = math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
+    if inner == 1 and not temperature:
+        return builders_softmax(outer, n, inp, out, log)
+    dt = inp.dtype
+    o, r, j1, j2, j3 = (L.Var(x) for x in ("o", "r", "j1", "j2", "j3"))
+    mx, s = L.Var("mx", dt), L.Var("s", dt)
+    inv_t = L.Const(1.0 / (temperature or 1.0), dt)
+
+    def x(j):
+        return L.Load(inp, o * (n * inner) + j * inner + r) * inv_t
+
+    def dst(j):
+        return o * (n * inner) + j * inner + r
+
+    if log:
+        lse = L.Var("lse", dt)
+        final = L.Let(lse, mx + L.Un("log", s), L.For(j3, n, L.Store(out, dst(j3), x(j3) - lse)))
+    else:
+        inv = L.Var("inv", dt)
+        final = L.Let(inv, L.Const(1.0, dt) / s,
+                      L.For(j3, n, L.Store(out, dst(j3), L.Un("exp", x(j3) - mx) * inv)))
+    body = L.Reduce(mx, "max", j1, n, x(j1),
+                    L.Reduce(s, "sum", j2, n, L.Un("exp", x(j2) - mx), final))
+    return L.make_kernel([inp, out], L.For(o, outer, L.For(r, inner, body)))
+
+
+def builders_softmax(rows, cols, inp, out, log):
+    from codegen.builders_nn import softmax_kernel
+
+    return softmax_kernel(rows, cols, inp, out, log)
+
+
+def softmax_output_grad(p, rows, classes, inner, prob, label, out):
+    """MXNet's SoftmaxOutput backward with its three normalizations and ignore_label."""
+    dt = prob.dtype
+    i, c, r, t = L.Var("i"), L.Var("c"), L.Var("r"), L.Var("t")
+    lab = L.Load(label, i * inner + r)
+    onehot = L.Cast(L.Cmp("eq", L.Cast(L.Cast(lab, L.INT), dt), L.Cast(c, dt)), dt)
+    if p.smooth_alpha:
+        alpha = p.smooth_alpha
+        onehot = onehot * (1.0 - alpha) + (1.0 - onehot) * (alpha / (classes - 1))
+    idx = i * (classes * inner) + c * inner + r
+    grad = L.Load(prob, idx) - onehot
+    if p.use_ignore:
+        keep = L.Cast(L.Cmp("ne", lab, L.Const(p.ignore_label, dt)), dt)
+        grad = grad * keep
+    scale = L.Var("scale", dt)
+    store = L.For(i, rows, L.For(c, classes, L.For(r, inner,
+                                                   L.Store(out, idx, grad * scale))))
+    count = L.Var("count", dt)
+    valid = L.Cast(L.Cmp("ne", L.Load(label, t), L.Const(p.ignore_label, dt)), dt)
+    factor = _softmax_factor(p, rows, inner, count, dt)
+    body = L.Reduce(count, "sum", t, rows * inner, valid, L.Let(scale, factor, store))
+    return L.make_kernel([prob, label, out], body)
+
+
+def _softmax_factor(p, rows, inner, count, dt):
+    valid = L.Const(p.grad_scale, dt) / L.Bin("max", count, L.Const(1.0, dt))
+    if p.normalization == "valid":
+        return valid
+    if p.multi_output:
+        norm = rows if p.normalization == "batch" else 1
+        return L.Const(p.grad_scale / inner / norm, dt)
+    if p.normalization == "batch":
+        return L.Const(p.grad_scale / (rows * inner), dt)
+    return L.Const(p.grad_scale, dt)
+
+
+def make_loss_grad(p, shape, data, out):
+    """Constant gradient grad_scale, / batch, or / count(data > valid_thresh)."""
+    dt = data.dtype
+    size = math.prod(shape)
+    t, j = L.Var("t"), L.Var("j")
+    count = L.Var("count", dt)
+    if p.normalization == "valid":
+        above = L.Cast(L.Cmp("gt", L.Load(data, t), L.Const(p.valid_thresh, dt)), dt)
+        scale = L.Const(p.grad_scale, dt) / L.Bin("max", count, L.Const(1.0, dt))
+        body = L.Reduce(count, "sum", t, size, above, L.For(j, size, L.Store(out, j, scale)))
+        return L.make_kernel([data, out], body)
+    value = p.grad_scale / shape[0] if p.normalization == "batch" else p.grad_scale
+    return L.make_kernel([data, out], L.For(j, size, L.Store(out, j, L.Const(value, dt))))
+
+
+def reduce_grad(kind, axes, in_shape, dy, data, red, out, math_ns):
+    """dy broadcast back over the reduced axes (/n for mean; masked to the extremum)."""
+    kept = tuple(1 if i in axes else d for i, d in enumerate(in_shape))
+    count = math.prod(in_shape[i] for i in axes)
+    if kind in ("sum", "mean"):
+        scale = 1.0 / count if kind == "mean" else 1.0
+        return builders.elementwise_kernel(in_shape, [(dy, kept)], lambda g: g * scale, [out])
+    inputs = [(dy, kept), (data, in_shape), (red, kept)]
+    formula = (lambda g, x, y: g * math_ns.to_float(math_ns.eq(x, y)))
+    return builders.elementwise_kernel(in_shape, inputs, formula, [out])
