@@ -1,0 +1,106 @@
+"""Matmul GFLOP/s of our micro-kernel vs single-thread numpy, dispatch and compile times.
+
+Run: python bench/bench_kernels.py   (sets OPENBLAS/OMP/MKL threads to 1 before numpy)
+"""
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from codegen.matmul import matmul_kernel  # noqa: E402
+from codegen.program import KernelCall, Program, compile_program  # noqa: E402
+
+REPEAT_IN_NATIVE = 50
+
+
+def shapes():
+    """(label, M, N, K, trans_a, trans_b): forward X@W^T, backward dY@W and dY^T@X."""
+    out = []
+    for batch, sizes in ((32, (16, 64, 26)), (100, (784, 128, 64, 10))):
+        for fin, fout in zip(sizes, sizes[1:]):
+            tag = f"b{batch} {fin}->{fout}"
+            out.append((f"{tag} fwd X@W^T", batch, fout, fin, False, True))
+            out.append((f"{tag} dX=dY@W", batch, fin, fout, False, False))
+            out.append((f"{tag} dW=dY^T@X", fout, fin, batch, True, False))
+    return out
+
+
+def median_time(fn, reps):
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))
+
+
+def bench_shape(M, N, K, ta, tb, reps):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((K, M) if ta else (M, K)).astype(np.float32)
+    b = rng.standard_normal((N, K) if tb else (K, N)).astype(np.float32)
+    c = np.zeros((M, N), np.float32)
+    k = matmul_kernel(M, N, K, ta, tb, "float32")
+    offs = (0, a.nbytes, a.nbytes + b.nbytes)
+    arena = np.zeros(a.nbytes + b.nbytes + c.nbytes, np.uint8)
+    arena[: a.nbytes] = a.view(np.uint8).ravel()
+    arena[a.nbytes: a.nbytes + b.nbytes] = b.view(np.uint8).ravel()
+    call = KernelCall(k, offs)
+    prog = Program((k,), arena.nbytes, {"once": [call], "loop": [call] * REPEAT_IN_NATIVE})
+    cp = compile_program(prog, "bench")
+    addr = arena.ctypes.data
+    t_once = median_time(lambda: cp.run("once", addr), reps)
+    t_loop = median_time(lambda: cp.run("loop", addr), max(3, reps // 10)) / REPEAT_IN_NATIVE
+    opa, opb = (a.T if ta else a), (b.T if tb else b)
+    t_np = median_time(lambda: np.matmul(opa, opb, out=c), reps)
+    got = arena[a.nbytes + b.nbytes:].view(np.float32).reshape(M, N)
+    assert np.allclose(got, opa @ opb, rtol=1e-3, atol=1e-3), "wrong result"
+    return t_once, t_loop, t_np
+
+
+def main():
+    print(f"{'shape':28s} {'M':>4} {'N':>4} {'K':>4} {'MFLOP':>7} {'ours GF/s':>9} "
+          f"{'native-loop GF/s':>16} {'numpy GF/s':>10} {'ratio':>6} {'ratio-loop':>10}")
+    for label, M, N, K, ta, tb in shapes():
+        flop = 2.0 * M * N * K
+        reps = 2000 if flop < 1e6 else 200
+        t_once, t_loop, t_np = bench_shape(M, N, K, ta, tb, reps)
+        print(f"{label:28s} {M:4d} {N:4d} {K:4d} {flop / 1e6:7.3f} {flop / t_once / 1e9:9.2f} "
+              f"{flop / t_loop / 1e9:16.2f} {flop / t_np / 1e9:10.2f} {t_np / t_once:6.2f} "
+              f"{t_np / t_loop:10.2f}")
+    dispatch_and_compile()
+
+
+def dispatch_and_compile():
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["SYMGRAPH_CACHE_DIR"] = tmp
+        k = matmul_kernel(100, 128, 784, False, True, "float32")
+        prog = Program((k,), 4 * (100 * 784 + 128 * 784 + 100 * 128),
+                       {"run": [KernelCall(k, (0, 4 * 100 * 784, 4 * (100 + 128) * 784))],
+                        "empty": []})
+        t = time.perf_counter()
+        cp = compile_program(prog, "cold")
+        cold = time.perf_counter() - t
+        t = time.perf_counter()
+        compile_program(prog, "warm")
+        warm = time.perf_counter() - t
+    arena = np.zeros(8, np.uint8)
+    addr = arena.ctypes.data
+    per_call = median_time(lambda: [cp.run("empty", addr) for _ in range(1000)], 50) / 1000
+    print(f"\ndispatch overhead of an empty phase: {per_call * 1e6:.2f} us/call")
+    print(f"compile 100x128x784 matmul program: cold {cold * 1e3:.1f} ms, "
+          f"warm (disk cache) {warm * 1e3:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
