@@ -1,3 +1,3 @@
 """Import every op family so each registers itself. Adding an op family = one line here."""
 
-from . import elementwise, elementwise_base, nn, shape_ops, tensor  # noqa: F401
+from . import array_ops, elementwise, elementwise_base, nn, random_ops, shape_ops, tensor  # noqa: F401
