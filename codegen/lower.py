@@ -73,11 +73,14 @@ class LowerContext:
         return L.BufferParam(f"out{i}", self._table.dtypes[self.out_keys[i]],
                              math.prod(self.out_shapes[i]))
 
-    def emit(self, kernel) -> None:
-        """Record a kernel; its parameters are matched to buffers by name."""
+    def emit(self, kernel, bindings: dict | None = None) -> None:
+        """Record a kernel; parameters bind by name (``in<i>``/``out<i>``) or ``bindings``."""
         keys = []
         for param in kernel.params:
-            keys.append(self._key_for(param.name))
+            if bindings and param.name in bindings:
+                keys.append(bindings[param.name])
+            else:
+                keys.append(self._key_for(param.name))
         self._sink.append(LogicalCall(kernel, tuple(keys), self.node.name))
 
     def _key_for(self, name: str) -> int:
@@ -101,10 +104,11 @@ class LowerContext:
         a2 = _as_2d(a_shape, flatten_a, trans_a)
         b2 = (math.prod(b_shape[:-1]), b_shape[-1]) if trans_b else (
             b_shape[0], math.prod(b_shape[1:]))
-        bias_buf = None if bias is None else self.in_buf(bias)
-        kernel = K.matmul(self.in_buf(a), self.in_buf(b), self.out_buf(0), a2, b2,
-                          trans_a, trans_b, bias_buf)
-        self.emit(kernel)
+        kernel = K.matmul(self.dtype, a2, b2, trans_a, trans_b, bias is not None)
+        bindings = {"a": self.in_keys[a], "b": self.in_keys[b], "c": self.out_keys[0]}
+        if bias is not None:
+            bindings["bias"] = self.in_keys[bias]
+        self.emit(kernel, bindings)
 
     def reduce(self, kind, axes, input=0):
         shape = self.in_shapes[input]

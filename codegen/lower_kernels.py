@@ -11,37 +11,18 @@ import math
 
 from codegen import builders
 from codegen import loop_ir as L
-
-try:  # the register-blocked micro-kernel generator
-    from codegen import matmul as _matmul_gen
-except ImportError:  # pragma: no cover - only while matmul.py is being written
-    _matmul_gen = None
+from codegen.matmul import matmul_kernel
+from symgraph.errors import CompileError
 
 
-def matmul(a, b, out, a_shape, b_shape, trans_a, trans_b, bias):
-    """out(M,N) = op(a) @ op(b) (+ bias[N]); shapes are the 2-D views of a and b."""
+def matmul(dtype, a_shape, b_shape, trans_a, trans_b, has_bias):
+    """out(M,N) = op(a) @ op(b) (+ bias[N]) with the generated register-blocked kernel;
+    ``a_shape``/``b_shape`` are the stored 2-D views of a and b."""
     m, k = (a_shape[1], a_shape[0]) if trans_a else a_shape
     k2, n = (b_shape[1], b_shape[0]) if trans_b else b_shape
     if k != k2:
-        from symgraph.errors import CompileError
-
         raise CompileError(f"matmul: inner sizes differ ({k} vs {k2})")
-    if _matmul_gen is not None and hasattr(_matmul_gen, "matmul_for_lowering"):
-        return _matmul_gen.matmul_for_lowering(a, b, out, m, n, k, trans_a, trans_b, bias)
-    return _loop_matmul(a, b, out, m, n, k, trans_a, trans_b, bias)
-
-
-def _loop_matmul(a, b, out, m, n, k, trans_a, trans_b, bias):
-    """Plain loop-IR matmul (i, j, reduce over p): correct for every shape."""
-    i, j, p = L.Var("i"), L.Var("j"), L.Var("p")
-    acc = L.Var("acc", out.dtype)
-    a_idx = p * m + i if trans_a else i * k + p
-    b_idx = j * k + p if trans_b else p * n + j
-    value = L.Load(a, a_idx) * L.Load(b, b_idx)
-    result = acc + L.Load(bias, j) if bias is not None else acc
-    body = L.Reduce(acc, "sum", p, k, value, L.Store(out, i * n + j, result))
-    params = [a, b] + ([bias] if bias is not None else []) + [out]
-    return L.make_kernel(params, L.For(i, m, L.For(j, n, body)))
+    return matmul_kernel(m, n, k, trans_a, trans_b, dtype, bias="col" if has_bias else "none")
 
 
 def softmax(shape, axis, inp, out, log=False, temperature=None):
