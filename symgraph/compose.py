@@ -22,6 +22,15 @@ def _symbol_class():
     return Symbol
 
 
+def hide_keys(attrs: dict | None) -> dict:
+    """MXNet's MXSymbolSetAttr/CreateAtomicSymbol: ``lr_mult`` etc. are stored ``__x__``.
+
+    Applies to attr= dicts and AttrScope attrs too, so ``AttrScope(ctx_group='dev1')``
+    around an op gives ``__ctx_group__`` instead of an unknown op parameter.
+    """
+    return {(f"__{k}__" if k in HIDDEN_KEYS else k): v for k, v in (attrs or {}).items()}
+
+
 def split_kwargs(op_name: str, kwargs: dict):
     """Separate input Symbols from attribute values; hidden keys get their ``__x__`` form."""
     symbol_cls = _symbol_class()
@@ -64,7 +73,7 @@ def create(op_name: str, args=(), kwargs=None, name=None, attr=None):
         if kw_inputs:
             raise GraphError(f"{opdef.name} takes its inputs positionally only")
         attrs["num_args"] = str(len(args))
-    full_attrs = current_attr_scope().get(attr)
+    full_attrs = hide_keys(current_attr_scope().get(attr))
     full_attrs.update(attrs)
     node_name = current().get(name, opdef.hint)
     params = opdef.parse(full_attrs, node_name)

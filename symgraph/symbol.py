@@ -140,7 +140,7 @@ class Symbol:
             raise GraphError("_set_attr needs a single-output symbol")
         old = self.outputs[0].node
         attrs = dict(old.attrs)
-        attrs.update({k: attr_string(v) for k, v in kwargs.items()})
+        attrs.update(compose.hide_keys({k: attr_string(v) for k, v in kwargs.items()}))
         params = old.params if old.is_variable else old.opdef.parse(attrs, old.name)
         new = Node(old.op, old.name, attrs, old.inputs, params)
         self.outputs = (Entry(new, self.outputs[0].index),)
@@ -405,7 +405,7 @@ def Variable(name, attr=None, shape=None, lr_mult=None, wd_mult=None, dtype=None
     """A named input of the graph: data, label or parameter (MXNet's ``mx.sym.Variable``)."""
     if not isinstance(name, str):
         raise TypeError("Variable name must be a string")
-    attrs = current_attr_scope().get(attr)
+    attrs = compose.hide_keys(current_attr_scope().get(attr))
     if shape is not None:
         attrs["__shape__"] = str(tuple(shape))
     if lr_mult is not None:

@@ -44,7 +44,7 @@ def node_count(symbol) -> int:
 
 UNARY = ("tanh", "sigmoid", "exp_small", "neg", "abs", "relu", "mul1", "plus0",
          "copy", "blockgrad", "ones", "zeros", "add_n1", "scalar")
-BINARY = ("add", "sub", "mul", "maximum")
+BINARY = ("add", "sub", "mul", "maximum", "zero_minus", "one_times", "over_one")
 
 
 def _unary(kind: str, x, scalar: float):
@@ -61,7 +61,8 @@ def _unary(kind: str, x, scalar: float):
 
 def _binary(kind: str, a, b):
     table = {"add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b,
-             "maximum": lambda: S.maximum(a, b)}
+             "maximum": lambda: S.maximum(a, b), "zero_minus": lambda: S.zeros_like(b) - a,
+             "one_times": lambda: S.ones_like(b) * a, "over_one": lambda: a / S.ones_like(b)}
     return table[kind]()
 
 
