@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from codegen import builders, builders_nn, fusion
 from codegen import loop_ir as L
 from codegen.lower import BufferTable, LogicalCall, LowerContext
-from codegen.memplan import MemoryPlan, plan_memory
+from codegen.memplan import MemoryPlan, plan_memory, poison_dead_buffers
 from codegen.program import KernelCall, Program, compile_program
 from symgraph.autodiff import gradient_entries, head_gradient_variables
 from symgraph.errors import CompileError
@@ -65,7 +65,13 @@ class _Build:
     dtypes: dict = field(default_factory=dict)
 
 
-def compile_graph(symbol, shapes: dict, dtypes: dict, grad_req: dict, name_hint="graph"):
+def compile_graph(symbol, shapes: dict, dtypes: dict, grad_req: dict, name_hint="graph",
+                  poison: bool = False):
+    """Compile ``symbol`` for the given input shapes/dtypes and per-argument grad_req.
+
+    ``poison=True`` is a test mode: every intermediate buffer is NaN-filled right after its
+    last use, so a wrong memory plan shows up as wrong numbers.
+    """
     heads = list(symbol.outputs)
     arg_names = symbol.list_arguments()
     aux_names = symbol.list_auxiliary_states()
@@ -80,7 +86,7 @@ def compile_graph(symbol, shapes: dict, dtypes: dict, grad_req: dict, name_hint=
     build = _Build()
     _infer(build, all_heads, heads, head_vars, shapes, dtypes)
     return _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_vars,
-                              grad_req, arg_names, aux_names, name_hint)
+                              grad_req, arg_names, aux_names, name_hint, poison)
 
 
 def _realign(grads, optimized):
@@ -137,7 +143,7 @@ def _lower_nodes(build, nodes, is_train) -> list[LogicalCall]:
 
 
 def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_vars, grad_req,
-                       arg_names, aux_names, name_hint):
+                       arg_names, aux_names, name_hint, poison):
     order = topo_order(all_heads)
     fwd_ids = {id(n) for n in topo_order(fwd_heads)}
     fwd_nodes = [n for n in order if id(n) in fwd_ids]
@@ -155,6 +161,11 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
     persistent = _persistent(build, arg_names, aux_names, variables, grad_keys, out_keys,
                              head_vars)
     plan = plan_memory(fwd_calls + bwd_calls, build.table, persistent)
+    if poison:
+        fill = lambda key: _fill_call(key, build.table.sizes[key], build.table.dtypes[key],
+                                      float("nan"))  # noqa: E731
+        both = poison_dead_buffers(fwd_calls + bwd_calls, build.table, plan, fill)
+        fwd_calls, bwd_calls = both, []
     phases = {"predict": pred_calls, "forward": fwd_calls, "backward": bwd_calls,
               "forward_backward": fwd_calls + bwd_calls}
     program = _program(phases, plan, build.table)
@@ -211,10 +222,10 @@ def _grad_keys(build, wrt, grads, grad_req, variables, taken):
     return keys, calls
 
 
-def _fill_call(key, size, dtype):
+def _fill_call(key, size, dtype, value=0.0):
     out = L.BufferParam("out0", dtype, size)
-    kernel = builders.elementwise_kernel((size,), [], lambda: L.Const(0.0, dtype), [out])
-    return LogicalCall(kernel, (key,), "zero_grad")
+    kernel = builders.elementwise_kernel((size,), [], lambda: L.Const(value, dtype), [out])
+    return LogicalCall(kernel, (key,), "fill")
 
 
 def _accumulate_call(src_key, dst_key, size, dtype):

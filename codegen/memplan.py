@@ -93,3 +93,21 @@ def _first_fit(item: Interval, placed) -> int:
             break
         offset = max(offset, hi)
     return offset
+
+
+def poison_dead_buffers(calls, table, plan, make_fill) -> list:
+    """Debug schedule: after each call, fill every buffer whose lifetime just ended with NaN.
+
+    If the plan ever let two live buffers share bytes, or computed a lifetime too short, a
+    later kernel reads NaN and the result differs from the reference: that is the test.
+    ``make_fill(key)`` returns the call that poisons one buffer.
+    """
+    persistent = {k for k, off in plan.offsets.items() if off < plan.persistent_bytes}
+    ends: dict[int, list[int]] = {}
+    for interval in lifetimes(calls, table, persistent):
+        ends.setdefault(interval.end, []).append(interval.key)
+    schedule = []
+    for index, call in enumerate(calls):
+        schedule.append(call)
+        schedule.extend(make_fill(key) for key in ends.get(index, []))
+    return schedule
