@@ -162,9 +162,10 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
                              head_vars)
     plan = plan_memory(fwd_calls + bwd_calls, build.table, persistent)
     if poison:
-        fill = lambda key: _fill_call(key, build.table.sizes[key], build.table.dtypes[key],
-                                      float("nan"))  # noqa: E731
-        both = poison_dead_buffers(fwd_calls + bwd_calls, build.table, plan, fill)
+        def nan_fill(key):
+            return _fill_call(key, build.table.sizes[key], build.table.dtypes[key], float("nan"))
+
+        both = poison_dead_buffers(fwd_calls + bwd_calls, build.table, plan, nan_fill)
         fwd_calls, bwd_calls = both, []
     phases = {"predict": pred_calls, "forward": fwd_calls, "backward": bwd_calls,
               "forward_backward": fwd_calls + bwd_calls}

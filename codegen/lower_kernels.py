@@ -119,5 +119,7 @@ def reduce_grad(kind, axes, in_shape, dy, data, red, out, math_ns):
         scale = 1.0 / count if kind == "mean" else 1.0
         return builders.elementwise_kernel(in_shape, [(dy, kept)], lambda g: g * scale, [out])
     inputs = [(dy, kept), (data, in_shape), (red, kept)]
-    formula = (lambda g, x, y: g * math_ns.to_float(math_ns.eq(x, y)))
+    def formula(g, x, y):
+        return g * math_ns.to_float(math_ns.eq(x, y))
+
     return builders.elementwise_kernel(in_shape, inputs, formula, [out])

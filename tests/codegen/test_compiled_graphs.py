@@ -11,8 +11,8 @@ import symgraph as sg
 from codegen.compiler import compile_graph
 from runtime.executor import Executor
 from symgraph import reference
-from symgraph.frontend.common import make
 from symgraph.errors import ExecutorError
+from symgraph.frontend.common import make
 
 pytestmark = pytest.mark.jit
 
