@@ -1,0 +1,372 @@
+"""One table of op cases: every user-facing registered op, with shapes and valid inputs.
+
+Each :class:`OpCase` says how to build a small symbol around one op, the shape of each
+input as a function of three distinct dims ``(a, b, c)`` (non-square on purpose, so a
+swapped axis shows), how to draw input values that keep finite differences meaningful
+(positive for log/sqrt, away from kinks for relu/abs/max/floor, integer labels for
+SoftmaxOutput/one_hot), which inputs to differentiate, and for loss ops (and BlockGrad)
+the closed-form MXNet gradient ``closed_grad(values) -> {input: grad}`` to compare against
+instead of finite differences.
+
+``test_op_table.py`` checks shape inference, dtype inference and symbolic gradients
+against the reference interpreter. The codegen tests import this module (put
+``tests/ops`` on ``sys.path``) to compare compiled executors with
+:func:`reference_forward` / :func:`reference_gradient` over the same :data:`CASES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import symgraph as sg
+from symgraph.reference import evaluate
+
+S = sg.sym
+Dims = tuple  # (a, b, c): three distinct sizes
+
+
+# ---- value generators: (rng, shape) -> float64 array -----------------------------------------
+def normal(rng, shape):
+    return rng.standard_normal(shape)
+
+
+def positive(rng, shape):
+    return rng.uniform(0.5, 2.0, shape)
+
+
+def away_from(*points, gap=0.1):
+    """Normal values nudged at least ``gap`` away from the kinks at ``points``."""
+
+    def gen(rng, shape):
+        x = rng.standard_normal(shape)
+        for point in points:
+            near = np.abs(x - point) < gap
+            x = np.where(near, x + np.sign(x - point + 1e-12) * 2 * gap, x)
+        return x
+
+    return gen
+
+
+def fractional(rng, shape):
+    """k + u, u in [0.15, 0.35]: away from integers and halves (floor/ceil/round/trunc)."""
+    return rng.integers(-2, 3, shape) + rng.uniform(0.15, 0.35, shape)
+
+
+def labels(count_dim: int):
+    """Integer class labels in [0, dims[count_dim]) stored as floats."""
+
+    def gen(rng, shape, dims):
+        return rng.integers(0, dims[count_dim], shape).astype(np.float64)
+
+    gen.needs_dims = True
+    return gen
+
+
+def apart(lhs: str, rhs: str):
+    """Joint generator: lhs = broadcast(rhs) +- [0.2, 1.0], so max/min/compare have no ties."""
+
+    def gen(rng, shapes):
+        b = rng.standard_normal(shapes[rhs])
+        offset = rng.choice([-1.0, 1.0], shapes[lhs]) * rng.uniform(0.2, 1.0, shapes[lhs])
+        return {lhs: np.broadcast_to(b, shapes[lhs]) + offset, rhs: b}
+
+    return gen
+
+
+def mod_pair(lhs: str, rhs: str):
+    """Joint generator for mod: rhs in [1, 2], lhs/rhs away from integers (fmod's kinks)."""
+
+    def gen(rng, shapes):
+        b = rng.uniform(1.0, 2.0, shapes[rhs])
+        q = rng.integers(-2, 3, shapes[lhs]) + rng.uniform(0.2, 0.8, shapes[lhs])
+        return {lhs: np.broadcast_to(b, shapes[lhs]) * q, rhs: b}
+
+    return gen
+
+
+# ---- the case type ---------------------------------------------------------------------------
+def full(d):
+    return (d[0], d[1], d[2])
+
+
+def mat(d):
+    return (d[0], d[1])
+
+
+@dataclass(frozen=True)
+class OpCase:
+    """One row: ``build(*variables)`` makes the symbol; ``inputs`` are (name, shape_fn)."""
+
+    op: str
+    build: Callable
+    inputs: tuple = (("data", full),)
+    gens: dict = field(default_factory=dict)
+    joint: Callable | None = None
+    wrt: tuple | None = None
+    closed_grad: Callable | None = None
+    is_train: bool = False
+    infer_from: tuple | None = None
+    out_dtype: str | None = None
+    note: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.op}{'-' + self.note if self.note else ''}"
+
+    def symbol(self):
+        return self.build(*[S.Variable(name) for name, _ in self.inputs])
+
+    def shapes(self, dims) -> dict:
+        return {name: tuple(fn(dims)) for name, fn in self.inputs}
+
+    def values(self, rng, dims) -> dict:
+        shapes = self.shapes(dims)
+        out = dict(self.joint(rng, shapes)) if self.joint else {}
+        for name, shape in shapes.items():
+            if name in out:
+                continue
+            gen = self.gens.get(name, normal)
+            out[name] = gen(rng, shape, dims) if getattr(gen, "needs_dims", False) else gen(
+                rng, shape)
+        return {k: np.ascontiguousarray(v, dtype=np.float64) for k, v in out.items()}
+
+    def differentiate(self) -> tuple:
+        return tuple(name for name, _ in self.inputs) if self.wrt is None else self.wrt
+
+
+# ---- reference helpers shared with the codegen tests -----------------------------------------
+def reference_forward(case: OpCase, symbol, values: dict, seed: int = 0) -> list:
+    return evaluate(symbol.outputs, values, is_train=case.is_train, seed=seed)
+
+
+def head_grads(symbol, out_shapes, rng) -> dict:
+    """Random head gradients for every head that reads one (none for loss heads)."""
+    from symgraph.autodiff import head_gradient_variables
+
+    result = {}
+    for var, shape in zip(head_gradient_variables(symbol.outputs), out_shapes):
+        if var is not None:
+            result[var.node.name] = rng.standard_normal(shape)
+    return result
+
+
+def reference_gradient(case: OpCase, symbol, values: dict, hgrads: dict, seed: int = 0):
+    """Gradients (in ``case.differentiate()`` order) of the symbolic gradient graph."""
+    gsym = S.grad(symbol, list(case.differentiate()))
+    feed = {**values, **hgrads}
+    return evaluate(gsym.outputs, feed, is_train=case.is_train, seed=seed)
+
+
+# ---- closed-form gradients of the loss ops (MXNet's definitions, section 4) ------------------
+def softmax_rows(x):
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_output_grad(scale=1.0, norm="null", ignore=None):
+    """(p - onehot(label)) * scale / norm; ignored rows are 0 (use_ignore)."""
+
+    def grad(values):
+        x, label = values["data"], values["label"].astype(int)
+        p = softmax_rows(x)
+        onehot = np.eye(x.shape[1])[label]
+        g = p - onehot
+        valid = np.ones(len(label), bool) if ignore is None else label != ignore
+        g = g * valid[:, None]
+        if norm == "batch":
+            g = g / len(label)
+        elif norm == "valid":
+            keep = label != (-1 if ignore is None else ignore)
+            g = g / max(1, int(keep.sum()))
+        return {"data": g * scale}
+
+    return grad
+
+
+def regression_grad(kind: str, scale: float):
+    """(out - label) * scale / m (sign for MAE), m = outputs per sample."""
+
+    def grad(values):
+        x, label = values["data"], values["label"]
+        out = 1.0 / (1.0 + np.exp(-x)) if kind == "logistic" else x
+        diff = np.sign(out - label) if kind == "mae" else out - label
+        return {"data": diff * scale / (x.size / x.shape[0])}
+
+    return grad
+
+
+def make_loss_grad(scale: float, norm: str):
+    def grad(values):
+        x = values["data"]
+        return {"data": np.full_like(x, scale / (x.shape[0] if norm == "batch" else 1))}
+
+    return grad
+
+
+def zero_grad(values):
+    return {"data": np.zeros_like(values["data"])}
+
+
+# ---- shapes ----------------------------------------------------------------------------------
+def row_b(d):
+    return (1, d[1], 1)
+
+
+def col(d):
+    return (d[0],)
+
+
+def flat_fc(d):
+    return (4, d[1] * d[2])
+
+
+def fc_last(d):
+    return (4, d[2])
+
+
+def four(d):
+    return (4,)
+
+
+def unary(op, gen=normal, note="", **attrs):
+    fn = getattr(S, op)
+    return OpCase(op, lambda x: fn(x, **attrs), gens={"data": gen}, note=note)
+
+
+def binary(op, lhs=full, rhs=full, gens=None, joint=None, note=""):
+    fn = getattr(S, op)
+    return OpCase(op, lambda a, b: fn(a, b), inputs=(("lhs", lhs), ("rhs", rhs)),
+                  gens=gens or {}, joint=joint, note=note)
+
+
+KINK0 = away_from(0.0)
+
+ELEMENTWISE = [
+    unary("exp"), unary("log", positive), unary("log1p", positive), unary("sqrt", positive),
+    unary("rsqrt", positive), unary("square"), unary("abs", KINK0), unary("negative"),
+    unary("reciprocal", positive), unary("sign", fractional), unary("floor", fractional),
+    unary("ceil", fractional), unary("round", fractional), unary("trunc", fractional),
+    unary("relu", KINK0), unary("sigmoid"), unary("tanh"), unary("softsign", KINK0),
+    unary("clip", away_from(-0.5, 0.5), a_min=-0.5, a_max=0.5),
+    OpCase("_copy", lambda x: S.identity(x), note="identity"),
+    OpCase("BlockGrad", lambda x: S.BlockGrad(x), closed_grad=zero_grad),
+    OpCase("zeros_like", lambda x: S.zeros_like(x)),
+    OpCase("ones_like", lambda x: S.ones_like(x)),
+] + [
+    unary("Activation", KINK0 if act in ("relu", "softsign") else normal, note=act,
+          act_type=act)
+    for act in ("relu", "sigmoid", "tanh", "softrelu", "softsign")
+] + [
+    unary("LeakyReLU", KINK0, note=act, act_type=act) for act in ("leaky", "elu", "selu", "gelu")
+]
+
+BINARY = [
+    binary("elemwise_add"), binary("elemwise_sub"), binary("elemwise_mul"),
+    binary("elemwise_div", gens={"rhs": positive}),
+    binary("broadcast_add", rhs=row_b), binary("broadcast_sub", rhs=row_b),
+    binary("broadcast_mul", rhs=row_b), binary("broadcast_div", rhs=row_b,
+                                               gens={"rhs": positive}),
+    binary("broadcast_power", rhs=row_b, gens={"lhs": positive}),
+    binary("broadcast_maximum", rhs=row_b, joint=apart("lhs", "rhs")),
+    binary("broadcast_minimum", rhs=row_b, joint=apart("lhs", "rhs")),
+    binary("broadcast_mod", rhs=row_b, joint=mod_pair("lhs", "rhs")),
+    binary("broadcast_like", lhs=row_b, rhs=full),
+    binary("reshape_like", lhs=lambda d: (d[0], d[1] * d[2]), rhs=full),
+    OpCase("add_n", lambda x, y, z: S.add_n(x, y, z),
+           inputs=(("x", full), ("y", full), ("z", full))),
+    OpCase("dot", lambda a, b: S.dot(a, b), inputs=(("lhs", mat), ("rhs", lambda d: d[1:]))),
+    OpCase("dot", lambda a, b: S.dot(a, b, transpose_b=True), note="transpose_b",
+           inputs=(("lhs", mat), ("rhs", lambda d: (d[2], d[1])))),
+] + [
+    binary(f"broadcast_{kind}", rhs=row_b, joint=apart("lhs", "rhs"))
+    for kind in ("equal", "not_equal", "greater", "greater_equal", "lesser", "lesser_equal")
+]
+
+REDUCTIONS = [
+    OpCase(op, lambda x, op=op, kw=kw: getattr(S, op)(x, **kw), note=note)
+    for op in ("sum", "mean", "max", "min")
+    for note, kw in (("axis1", {"axis": 1}), ("all", {}),
+                     ("keep-exclude", {"axis": 2, "keepdims": True, "exclude": True}))
+]
+
+LAYERS = [
+    OpCase("FullyConnected", lambda x, w, b: S.FullyConnected(x, w, b, num_hidden=4),
+           inputs=(("data", full), ("weight", flat_fc), ("bias", four)),
+           infer_from=("data",)),
+    OpCase("FullyConnected", lambda x, w, b: S.FullyConnected(x, w, b, num_hidden=4,
+                                                              flatten=False),
+           inputs=(("data", full), ("weight", fc_last), ("bias", four)),
+           infer_from=("data",), note="noflatten"),
+    OpCase("Flatten", lambda x: S.Flatten(x)),
+    OpCase("Reshape", lambda x: S.Reshape(x, shape=(0, -1)), note="0,-1"),
+    OpCase("Reshape", lambda x: S.Reshape(x, shape=(-3, -2)), note="-3,-2"),
+    OpCase("SoftmaxOutput", lambda x, y: S.SoftmaxOutput(x, y, grad_scale=2.0),
+           inputs=(("data", mat), ("label", col)), gens={"label": labels(1)}, wrt=("data",),
+           closed_grad=softmax_output_grad(scale=2.0), infer_from=("data",)),
+    OpCase("SoftmaxOutput", lambda x, y: S.SoftmaxOutput(x, y, normalization="batch"),
+           inputs=(("data", mat), ("label", col)), gens={"label": labels(1)}, wrt=("data",),
+           closed_grad=softmax_output_grad(norm="batch"), note="batch"),
+    OpCase("SoftmaxOutput", lambda x, y: S.SoftmaxOutput(x, y, normalization="valid",
+                                                         use_ignore=True, ignore_label=1),
+           inputs=(("data", mat), ("label", col)), gens={"label": labels(1)}, wrt=("data",),
+           closed_grad=softmax_output_grad(norm="valid", ignore=1), note="valid-ignore"),
+] + [
+    OpCase(op, lambda x, y, op=op: getattr(S, op)(x, y, grad_scale=1.5),
+           inputs=(("data", mat), ("label", mat)), wrt=("data",),
+           closed_grad=regression_grad(kind, 1.5))
+    for op, kind in (("LinearRegressionOutput", "linear"),
+                     ("LogisticRegressionOutput", "logistic"), ("MAERegressionOutput", "mae"))
+] + [
+    OpCase("MakeLoss", lambda x: S.MakeLoss(x, grad_scale=3.0, normalization="batch"),
+           closed_grad=make_loss_grad(3.0, "batch")),
+]
+
+ARRAY = [
+    OpCase("transpose", lambda x: S.transpose(x), note="reverse"),
+    OpCase("transpose", lambda x: S.transpose(x, axes=(2, 0, 1)), note="201"),
+    OpCase("expand_dims", lambda x: S.expand_dims(x, axis=1)),
+    OpCase("expand_dims", lambda x: S.expand_dims(x, axis=-1), note="last"),
+    OpCase("squeeze", lambda x: S.squeeze(x, axis=1), inputs=(("data", lambda d: (
+        d[0], 1, d[2])),)),
+    OpCase("squeeze", lambda x: S.squeeze(x), inputs=(("data", lambda d: (1, d[1], 1)),),
+           note="all"),
+    OpCase("SwapAxis", lambda x: S.swapaxes(x, dim1=0, dim2=2)),
+    OpCase("Concat", lambda x, y, z: S.Concat(x, y, z, dim=1),
+           inputs=(("x", full), ("y", lambda d: (d[0], d[0], d[2])),
+                   ("z", lambda d: (d[0], d[2], d[2])))),
+    OpCase("Concat", lambda x, y: S.concat(x, y, dim=-1),
+           inputs=(("x", full), ("y", lambda d: (d[0], d[1], d[0]))), note="last"),
+    OpCase("SliceChannel", lambda x: S.SliceChannel(x, num_outputs=2, axis=1),
+           inputs=(("data", lambda d: (d[0], 2 * d[1], d[2])),)),
+    OpCase("SliceChannel", lambda x: S.split(x, num_outputs=3, axis=2, squeeze_axis=True),
+           inputs=(("data", lambda d: (d[0], d[1], 3)),), note="squeeze"),
+    OpCase("slice_axis", lambda x: S.slice_axis(x, axis=1, begin=1, end=None)),
+    OpCase("slice_axis", lambda x: S.slice_axis(x, axis=-1, begin=0, end=-1), note="neg"),
+    OpCase("broadcast_to", lambda x: S.broadcast_to(x, shape=(0, 4, 0)),
+           inputs=(("data", lambda d: (d[0], 1, d[2])),)),
+    OpCase("broadcast_axis", lambda x: S.broadcast_axis(x, axis=(0, 2), size=(3, 5)),
+           inputs=(("data", lambda d: (1, d[1], 1)),)),
+    OpCase("softmax", lambda x: S.softmax(x, axis=1, temperature=2.0)),
+    OpCase("softmax", lambda x: S.softmax(x), note="last"),
+    OpCase("log_softmax", lambda x: S.log_softmax(x, axis=0, temperature=0.5)),
+    OpCase("log_softmax", lambda x: S.log_softmax(x), note="last"),
+    OpCase("argmax", lambda x: S.argmax(x, axis=1)),
+    OpCase("argmax", lambda x: S.argmax(x, axis=-1, keepdims=True), note="keepdims"),
+    OpCase("argmin", lambda x: S.argmin(x), note="flat"),
+    OpCase("one_hot", lambda i: S.one_hot(i, depth=4, on_value=2.0, off_value=-1.0),
+           inputs=(("indices", mat),), gens={"indices": labels(0)}, wrt=(),
+           out_dtype="float32"),
+    OpCase("Embedding", lambda i, w: S.Embedding(i, w, input_dim=5, output_dim=3),
+           inputs=(("data", mat), ("weight", lambda d: (5, 3))),
+           gens={"data": lambda rng, shape: rng.integers(0, 5, shape).astype(float)},
+           wrt=("weight",), infer_from=("data",)),
+    OpCase("Dropout", lambda x: S.Dropout(x, p=0.4), is_train=True, note="train"),
+    OpCase("Dropout", lambda x: S.Dropout(x, p=0.4, axes=(1,)), is_train=True, note="axes"),
+    OpCase("Dropout", lambda x: S.Dropout(x, p=0.4), note="inference"),
+    OpCase("Dropout", lambda x: S.Dropout(x, p=0.3, mode="always"), note="always"),
+]
+
+CASES = ELEMENTWISE + BINARY + REDUCTIONS + LAYERS + ARRAY
