@@ -29,7 +29,7 @@ def to_json(heads) -> str:
         mutated = () if node.is_variable else node.opdef.mutate_inputs(node.params)
         item = {"op": node.op, "name": node.name}
         if node.attrs:
-            item["attrs"] = dict(node.attrs)
+            item["attrs"] = dict(sorted(node.attrs.items()))
         item["inputs"] = [[index[id(e.node)], e.index, 1 if pos in mutated else 0]
                           for pos, e in enumerate(node.inputs)]
         out_nodes.append(item)
@@ -41,7 +41,39 @@ def to_json(heads) -> str:
         "heads": [[index[id(h.node)], h.index, 0] for h in heads],
         "attrs": {"mxnet_version": ["int", MXNET_VERSION]},
     }
-    return json.dumps(doc, indent=2)
+    return _dmlc_value(doc, 0, multi=True)
+
+
+def _dmlc_value(value, depth: int, multi: bool = False) -> str:
+    """dmlc::JSONWriter's layout, so files diff cleanly against MXNet's own.
+
+    Structs (the graph, each node) are multi-line; a str->str map is multi-line when it
+    has more than one key; an array is multi-line when it has more than 10 items or
+    holds structs; input entries and ``["int", 10901]`` are one line. Items are separated
+    by ``", "`` before the newline and indented two spaces per open scope.
+    """
+    if isinstance(value, dict):
+        parts = [f"{json.dumps(k)}: {_dmlc_value(v, depth + 1, _multi(k, v))}"
+                 for k, v in value.items()]
+        return _dmlc_join("{", parts, "}", depth, multi or len(parts) > 1)
+    if isinstance(value, list):
+        parts = [_dmlc_value(v, depth + 1, isinstance(v, dict)) for v in value]
+        many = len(parts) > 10 or any(isinstance(v, dict) for v in value)
+        return _dmlc_join("[", parts, "]", depth, multi or many)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _multi(key, value) -> bool:
+    return key == "nodes" or (isinstance(value, dict) and key != "attrs")
+
+
+def _dmlc_join(open_, parts, close, depth, multi) -> str:
+    if not parts:
+        return open_ + close
+    if not multi:
+        return open_ + ", ".join(parts) + close
+    pad, end = "\n" + "  " * (depth + 1), "\n" + "  " * depth
+    return open_ + ", ".join(pad + p for p in parts) + end + close
 
 
 def save_text(fname: str, text: str) -> None:
