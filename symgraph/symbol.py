@@ -216,7 +216,8 @@ class Symbol:
     def debug_str(self) -> str:
         lines = []
         for node in self._nodes():
-            kind = "Variable:" + node.name if node.is_variable else f"Op:{node.op}, Name={node.name}"
+            kind = (f"Variable:{node.name}" if node.is_variable
+                    else f"Op:{node.op}, Name={node.name}")
             lines.append("-" * 20)
             lines.append(kind)
             if node.inputs:
