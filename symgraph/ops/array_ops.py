@@ -619,17 +619,8 @@ class _ArgExtremum(OpDef):
         return [None]
 
     def lower(self, p, ctx):
-        if p.axis is not None:
-            ctx.argmax(norm_axis(p.axis, len(ctx.in_shapes[0])), op=self.name)
-            return
-        size, op = math.prod(ctx.in_shapes[0]), self.name
-
-        def build(inputs, outputs):
-            from codegen.builders_nn import argmax_kernel
-
-            return argmax_kernel((size,), 0, inputs[0], outputs[0], op=op)
-
-        ctx.kernel(build)
+        axis = None if p.axis is None else norm_axis(p.axis, len(ctx.in_shapes[0]))
+        ctx.argmax(axis, op=self.name)
 
 
 @register
