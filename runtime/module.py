@@ -1,0 +1,617 @@
+"""``sg.mod.Module``: MXNet 1.x's Module over one compiled executor.
+
+Parameters live in the executor's arena: ``self._arg_params`` are numpy *views* of the
+active executor's ``arg_dict``, so a training step copies nothing but the batch. Module
+differs from MXNet only where the hardware model does:
+
+* one device: a list of contexts (data parallelism in MXNet) is accepted and runs as one
+  CPU executor over the whole batch, which gives the same numbers as MXNet's kvstore
+  'local' gradient sum with rescale 1/B_total;
+* new batch shapes (last batch, predict with another batch size) bind a second executor;
+  executors are cached per shape and parameters are copied across when switching, so
+  alternating sizes never recompiles;
+* the optimizer step is one native call through ``runtime.fused_update.FusedUpdater`` when
+  it is available and supports the optimizer; otherwise ``runtime.optimizer.Updater`` runs
+  per parameter (set ``USE_FUSED_UPDATE = False`` or ``SYMGRAPH_FUSED_UPDATE=0`` to force it);
+* optimizer states are saved in symgraph's pickle-free format (docs/formats.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+import numpy as np
+
+from . import optimizer as _opt
+from .base_module import DEFAULT_INITIALIZER, BaseModule, check_input_names, parse_data_desc
+from .checkpoint import load_checkpoint, load_states, save_states
+from .context import Context, cpu
+from .initializer import InitDesc
+from .io import DataDesc
+
+__all__ = ["Module", "USE_FUSED_UPDATE"]
+
+#: Set to False (or the env var SYMGRAPH_FUSED_UPDATE=0) to force the per-parameter Updater.
+USE_FUSED_UPDATE = True
+
+
+def _fused_updater_class(optimizer):
+    """FusedUpdater if it is importable, enabled and supports ``optimizer``; else None."""
+    if not USE_FUSED_UPDATE or os.environ.get("SYMGRAPH_FUSED_UPDATE", "1") == "0":
+        return None
+    try:
+        from .fused_update import FusedUpdater
+    except ImportError:
+        return None
+    return FusedUpdater if FusedUpdater.supports(optimizer) else None
+
+
+def _contexts(context):
+    """MXNet accepts one Context or a list; symgraph runs every list as one CPU executor."""
+    if context is None:
+        return [cpu()]
+    if isinstance(context, Context):
+        return [context]
+    contexts = [Context(c) for c in context]
+    if len(contexts) > 1:
+        logging.info("symgraph runs one CPU executor; the %d contexts act as one device "
+                     "(same numbers as MXNet's data parallelism)", len(contexts))
+    return contexts or [cpu()]
+
+
+def _shape_key(descs):
+    return tuple((d.name, tuple(d.shape), np.dtype(d.dtype).str) for d in descs)
+
+
+class _Bound:
+    """What the per-batch path needs about one executor, looked up once per executor."""
+
+    __slots__ = ("exe", "data", "shapes", "label", "label_names", "preds", "step", "fused")
+
+    def __init__(self, exe, data_descs, label_descs, output_names):
+        self.exe = exe
+        self.data = [exe.arg_dict[d.name] for d in data_descs]
+        self.shapes = [v.shape for v in self.data]
+        labels = [d for d in label_descs or () if d.name in exe.arg_dict]
+        self.label = [exe.arg_dict[d.name] for d in labels]
+        self.label_names = [d.name for d in label_descs or ()]
+        self.preds = dict(zip(output_names, exe.outputs))
+        self.step = None
+        self.fused = None
+
+
+class Module(BaseModule):
+    """A symbol bound to one executor, with MXNet Module's lifecycle (see module doc)."""
+
+    def __init__(self, symbol, data_names=("data",), label_names=("softmax_label",),
+                 logger=logging, context=None, work_load_list=None, fixed_param_names=None,
+                 state_names=None, group2ctxs=None, compression_params=None):
+        super().__init__(logger=logger)
+        self._context = _contexts(context)
+        self._work_load_list = work_load_list or [1] * len(self._context)
+        self._symbol = symbol
+        self._data_names = list(data_names or [])
+        self._label_names = list(label_names or [])
+        self._state_names = list(state_names or [])
+        self._fixed_param_names = list(fixed_param_names or [])
+        check_input_names(symbol, self._data_names, "data", True)
+        check_input_names(symbol, self._label_names, "label", False)
+        check_input_names(symbol, self._state_names, "state", True)
+        check_input_names(symbol, self._fixed_param_names, "fixed_param", True)
+        inputs = set(self._data_names + self._label_names + self._state_names)
+        self._param_names = [n for n in symbol.list_arguments() if n not in inputs]
+        self._aux_names = symbol.list_auxiliary_states()
+        self._output_names = symbol.list_outputs()
+        self._arg_params = None
+        self._aux_params = None
+        self._params_dirty = False
+        self._reset_optimizer()
+        self._preload_opt_states = None
+        self._stash = None
+        self._reset_bind()
+        self._fast_step = all(getattr(type(self), m) is getattr(Module, m)
+                              for m in ("forward_backward", "update", "update_metric"))
+
+    def _reset_optimizer(self):
+        self._optimizer = None
+        self._kvstore = None
+        self._update_on_kvstore = False
+        self._updater = None
+        self.optimizer_initialized = False
+
+    def _reset_bind(self):
+        """Forget executors; parameters are detached (copied) so a re-bind keeps them."""
+        if getattr(self, "binded", False) and self.params_initialized:
+            self._arg_params = {n: a.copy() for n, a in self._arg_params.items()}
+            self._aux_params = {n: a.copy() for n, a in self._aux_params.items()}
+            self._stash_fused_states()
+        self.binded = False
+        self._exec_cache = {}
+        self._bound = None
+        self._data_shapes = None
+        self._label_shapes = None
+        self._grad_reqs = None
+        self._monitor = None
+
+    # ---- names and shapes ------------------------------------------------------------------
+    @property
+    def data_names(self):
+        return self._data_names
+
+    @property
+    def label_names(self):
+        return self._label_names
+
+    @property
+    def output_names(self):
+        return self._output_names
+
+    @property
+    def param_names(self):
+        return self._param_names
+
+    @property
+    def aux_names(self):
+        return self._aux_names
+
+    @property
+    def data_shapes(self):
+        assert self.binded
+        return self._data_shapes
+
+    @property
+    def label_shapes(self):
+        assert self.binded
+        return self._label_shapes
+
+    @property
+    def output_shapes(self):
+        assert self.binded
+        return [(n, o.shape) for n, o in zip(self._output_names, self._bound.exe.outputs)]
+
+    # ---- bind ------------------------------------------------------------------------------
+    def bind(self, data_shapes, label_shapes=None, for_training=True, inputs_need_grad=False,
+             force_rebind=False, shared_module=None, grad_req="write"):
+        """Compile (or fetch) the executor for these shapes; see mxnet_compat.md §5.2."""
+        if force_rebind:
+            self._reset_bind()
+        if self.binded:
+            self.logger.warning("Already bound, ignoring bind()")
+            return
+        self.for_training = for_training
+        self.inputs_need_grad = inputs_need_grad
+        if not for_training:
+            assert not inputs_need_grad
+        data_descs, label_descs = parse_data_desc(self._data_names, self._label_names,
+                                                  data_shapes, label_shapes)
+        self._grad_reqs = self._make_grad_reqs(grad_req, data_descs)
+        if shared_module is not None:
+            self._borrow(shared_module)
+        self._activate(data_descs, label_descs)
+        self.binded = True
+
+    def _borrow(self, shared_module):
+        """Take the shared module's parameter values and optimizer (values are copied:
+        executors do not share arenas)."""
+        assert shared_module.binded and shared_module.params_initialized
+        self._arg_params, self._aux_params = shared_module.get_params()
+        self.params_initialized = True
+        if shared_module.optimizer_initialized:
+            self._optimizer = shared_module._optimizer
+            self._updater = _opt.get_updater(self._optimizer)
+            self.optimizer_initialized = True
+
+    def _make_grad_reqs(self, grad_req, data_descs):
+        """Params get grad_req (fixed ones 'null'); data only with inputs_need_grad."""
+        arg_names = self._symbol.list_arguments()
+        if not self.for_training:
+            return dict.fromkeys(arg_names, "null")
+        if isinstance(grad_req, (list, tuple)):
+            assert len(grad_req) == len(arg_names)
+            return dict(zip(arg_names, grad_req))
+        default = grad_req if isinstance(grad_req, str) else "write"
+        data_names = {d.name for d in data_descs}
+        reqs = {}
+        for name in arg_names:
+            if name in self._param_names:
+                reqs[name] = "null" if name in self._fixed_param_names else default
+            elif name in data_names:
+                reqs[name] = default if self.inputs_need_grad else "null"
+            else:
+                reqs[name] = "null"
+        if isinstance(grad_req, dict):
+            reqs.update(grad_req)
+        return reqs
+
+    def _bind_executor(self, descs):
+        args = set(self._symbol.list_arguments())
+        shapes = {d.name: tuple(d.shape) for d in descs if d.name in args}
+        types = {d.name: np.dtype(d.dtype) for d in descs if d.name in args}
+        exe = self._symbol.simple_bind(self._context[0], grad_req=self._grad_reqs,
+                                       type_dict=types, **shapes)
+        if self._monitor is not None:
+            self._monitor.install(exe)
+        return exe
+
+    def _activate(self, data_descs, label_descs):
+        """Make the executor for these shapes the active one, carrying parameters over."""
+        descs = list(data_descs) + list(label_descs or ())
+        key = _shape_key(descs)
+        bound = self._exec_cache.get(key)
+        if bound is None:
+            bound = _Bound(self._bind_executor(descs), data_descs, label_descs,
+                           self._output_names)
+            self._exec_cache[key] = bound
+        previous = self._bound
+        if bound is not previous and self._arg_params is not None:
+            _copy_into(bound.exe.arg_dict, self._arg_params)
+            _copy_into(bound.exe.aux_dict, self._aux_params)
+        self._bound = bound
+        self._data_shapes, self._label_shapes = list(data_descs), label_descs
+        self._arg_params = {n: bound.exe.arg_dict[n] for n in self._param_names}
+        self._aux_params = {n: bound.exe.aux_dict[n] for n in self._aux_names}
+        if self.optimizer_initialized:
+            self._attach_updater(bound, previous)
+
+    def reshape(self, data_shapes, label_shapes=None):
+        """Switch to (binding if needed) the executor for new input shapes."""
+        assert self.binded
+        data_descs, label_descs = parse_data_desc(self._data_names, self._label_names,
+                                                  data_shapes, label_shapes)
+        self._activate(data_descs, label_descs)
+
+    def _reshape_for(self, data_batch):
+        """MXNet's auto-reshape: descriptors from the batch, else derived from its arrays."""
+        if getattr(data_batch, "provide_data", None):
+            data_descs = data_batch.provide_data
+        else:
+            data_descs = [DataDesc(d.name, a.shape, d.dtype, d.layout)
+                          for d, a in zip(self._data_shapes, data_batch.data)]
+        if getattr(data_batch, "provide_label", None):
+            label_descs = data_batch.provide_label
+        elif data_batch.label and self._label_shapes:
+            label_descs = [DataDesc(d.name, a.shape, d.dtype, d.layout)
+                           for d, a in zip(self._label_shapes, data_batch.label)]
+        else:
+            label_descs = None
+        self.reshape(data_descs, label_descs)
+
+    # ---- parameters ------------------------------------------------------------------------
+    def init_params(self, initializer=DEFAULT_INITIALIZER, arg_params=None, aux_params=None,
+                    allow_missing=False, force_init=False, allow_extra=False):
+        """Initialize in sorted name order (fixes the RNG draw order, as MXNet)."""
+        if self.params_initialized and not force_init:
+            warnings.warn("Parameters already initialized and force_init=False. "
+                          "init_params call ignored.", stacklevel=2)
+            return
+        assert self.binded, "call bind before initializing the parameters"
+        if not allow_extra:
+            _check_extra(arg_params, self._arg_params, "arguments")
+            _check_extra(aux_params, self._aux_params, "auxiliary states")
+        attrs = self._symbol.attr_dict()
+        for own, given in ((self._arg_params, arg_params), (self._aux_params, aux_params)):
+            for name, arr in sorted(own.items()):
+                desc = InitDesc(name, attrs.get(name, None))
+                _init_one(desc, arr, given, initializer, allow_missing)
+        self.params_initialized = True
+        self._params_dirty = False
+
+    def set_params(self, arg_params, aux_params, allow_missing=False, force_init=True,
+                   allow_extra=False):
+        """Copy given values in; with allow_missing the rest is left as it is."""
+        if not allow_missing:
+            self.init_params(initializer=None, arg_params=arg_params, aux_params=aux_params,
+                             allow_missing=allow_missing, force_init=force_init,
+                             allow_extra=allow_extra)
+            return
+        if self.params_initialized and not force_init:
+            warnings.warn("Parameters already initialized and force_init=False. "
+                          "set_params call ignored.", stacklevel=2)
+            return
+        self._bound.exe.copy_params_from(arg_params, aux_params,
+                                         allow_extra_params=allow_extra)
+        self._params_dirty = True
+        self.params_initialized = True
+
+    def get_params(self):
+        """Copies of ``(arg_params, aux_params)``: later steps don't change them."""
+        assert self.binded and self.params_initialized
+        return ({n: a.copy() for n, a in self._arg_params.items()},
+                {n: a.copy() for n, a in self._aux_params.items()})
+
+    # ---- optimizer -------------------------------------------------------------------------
+    def init_optimizer(self, kvstore="local", optimizer="sgd",
+                       optimizer_params=(("learning_rate", 0.01),), force_init=False):
+        """Create the optimizer with rescale_grad = 1/batch_size and bind its updater."""
+        assert self.binded and self.params_initialized
+        if self.optimizer_initialized and not force_init:
+            self.logger.warning("optimizer already initialized, ignoring...")
+            return
+        _check_kvstore(kvstore)
+        self._stash = None
+        rescale_grad = 1.0 / self._batch_size()
+        idx2name = dict(enumerate(self._param_names))
+        if isinstance(optimizer, str):
+            params = dict(optimizer_params)
+            params.setdefault("rescale_grad", rescale_grad)
+            optimizer = _opt.create(optimizer, sym=self._symbol, param_idx2name=idx2name,
+                                    **params)
+        else:
+            assert isinstance(optimizer, _opt.Optimizer)
+            if optimizer.rescale_grad != rescale_grad:
+                warnings.warn("Optimizer created manually outside Module but rescale_grad is "
+                              f"not normalized to 1.0/batch_size/num_workers "
+                              f"({optimizer.rescale_grad} vs. {rescale_grad}). Is this intended?",
+                              stacklevel=2)
+            if not optimizer.idx2name:
+                optimizer.idx2name = idx2name.copy()
+        self._optimizer = optimizer
+        self._kvstore = kvstore
+        self._updater = _opt.get_updater(optimizer)
+        self.optimizer_initialized = True
+        for bound in self._exec_cache.values():
+            bound.step = bound.fused = None
+        self._attach_updater(self._bound, None)
+        if self._preload_opt_states is not None:
+            self.load_optimizer_states(self._preload_opt_states)
+            self._preload_opt_states = None
+
+    def _batch_size(self):
+        desc = self._data_shapes[0]
+        axis = DataDesc.get_batch_axis(getattr(desc, "layout", None))
+        return desc.shape[max(axis, 0)]
+
+    def _attach_updater(self, bound, previous):
+        """Give ``bound`` its update step; fused states follow the active executor."""
+        if bound.step is None:
+            bound.step = self._make_step(bound)
+        if bound.fused is not None:
+            source = previous.fused if previous is not None else None
+            states = source.states if source is not None else getattr(self, "_stash", None)
+            if source is not bound.fused and states:
+                bound.fused.load_states(states)
+            self._stash = None
+
+    def _make_step(self, bound):
+        """One callable per executor: fused (one native call) or the per-parameter Updater."""
+        exe = bound.exe
+        names = [n for n in self._param_names if n in exe.grad_dict]
+        fused_cls = _fused_updater_class(self._optimizer)
+        # FusedUpdater indexes by position in the names it updates, so it is only used when
+        # every parameter is updated (fixed params would shift the MXNet indices).
+        if fused_cls is not None and names == self._param_names:
+            bound.fused = fused_cls(self._optimizer, {n: exe.arg_dict[n] for n in names},
+                                    {n: exe.grad_dict[n] for n in names}, self._param_names)
+            return bound.fused.step
+        position = {n: i for i, n in enumerate(self._param_names)}
+        indices = [position[n] for n in names]
+        grads = [exe.grad_dict[n] for n in names]
+        weights = [exe.arg_dict[n] for n in names]
+        updater = self._updater
+
+        def step():
+            updater(indices, grads, weights)
+        return step
+
+    def _current_states(self):
+        bound = self._bound
+        if bound is not None and bound.fused is not None:
+            return bound.fused.states
+        return self._updater.states
+
+    def _stash_fused_states(self):
+        """Keep fused optimizer states across a re-bind (the executors go away)."""
+        bound = self._bound
+        if bound is not None and bound.fused is not None:
+            self._stash = {k: _copy_state(v) for k, v in bound.fused.states.items()}
+
+    def borrow_optimizer(self, shared_module):
+        """Use another module's optimizer (its updater states stay its own)."""
+        assert shared_module.optimizer_initialized
+        self._optimizer = shared_module._optimizer
+        self._kvstore = shared_module._kvstore
+        self._updater = _opt.get_updater(self._optimizer)
+        self.optimizer_initialized = True
+        self._attach_updater(self._bound, None)
+
+    # ---- computation -----------------------------------------------------------------------
+    def _load(self, data_batch):
+        """Copy a batch into the active executor, switching executors for new shapes."""
+        bound = self._bound
+        data = data_batch.data
+        if [a.shape for a in data] != bound.shapes:
+            self._reshape_for(data_batch)
+            bound = self._bound
+        for dst, src in zip(bound.data, data):
+            np.copyto(dst, src, casting="unsafe")
+        label = data_batch.label
+        if label and bound.label:
+            for dst, src in zip(bound.label, label):
+                np.copyto(dst, src, casting="unsafe")
+        return bound
+
+    def forward(self, data_batch, is_train=None):
+        """Forward on a DataBatch; is_train defaults to ``for_training``."""
+        assert self.binded and self.params_initialized
+        bound = self._load(data_batch)
+        if is_train is None:
+            is_train = self.for_training
+        bound.exe.forward(is_train)
+
+    def backward(self, out_grads=None):
+        """Gradients of the last training forward (head grads only for non-loss outputs)."""
+        assert self.binded and self.params_initialized
+        self._bound.exe.backward(out_grads)
+
+    def forward_backward(self, data_batch):
+        """Training forward + backward as one native call (two when a monitor is installed)."""
+        assert self.binded and self.params_initialized
+        bound = self._load(data_batch)
+        if self._monitor is not None:
+            bound.exe.forward(True)
+            bound.exe.backward()
+        else:
+            bound.exe.forward_backward()
+
+    def update(self):
+        """Apply the optimizer to every parameter that has a gradient."""
+        assert self.binded and self.params_initialized and self.optimizer_initialized
+        self._params_dirty = True
+        self._bound.step()
+
+    def _train_step(self, data_batch, eval_metric):
+        """fit's inner step with every lookup hoisted (per-batch Python budget ~20 µs)."""
+        if not self._fast_step or self._monitor is not None:
+            BaseModule._train_step(self, data_batch, eval_metric)
+            return
+        bound = self._load(data_batch)
+        bound.exe.forward_backward()
+        self._params_dirty = True
+        bound.step()
+        labels = data_batch.label
+        if labels is None:
+            labels = ()
+        eval_metric.update_dict(dict(zip(bound.label_names, labels)), bound.preds)
+
+    def update_metric(self, eval_metric, labels, pre_sliced=False):
+        """``eval_metric.update_dict({label name: label}, {output name: output})``."""
+        if pre_sliced:
+            labels = labels[0]
+        if labels is None:
+            labels = ()
+        bound = self._bound
+        eval_metric.update_dict(dict(zip(bound.label_names, labels)), bound.preds)
+
+    def get_outputs(self, merge_multi_context=True):
+        """The executor's outputs (views, overwritten by the next forward, as in MXNet)."""
+        assert self.binded and self.params_initialized
+        outputs = list(self._bound.exe.outputs)
+        return outputs if merge_multi_context else [[o] for o in outputs]
+
+    def get_input_grads(self, merge_multi_context=True):
+        """Gradients w.r.t. the data inputs (bind with inputs_need_grad=True)."""
+        assert self.binded and self.params_initialized and self.inputs_need_grad
+        grads = [self._bound.exe.grad_dict[d.name] for d in self._data_shapes]
+        return grads if merge_multi_context else [[g] for g in grads]
+
+    def install_monitor(self, mon):
+        """Install ``mon`` on every executor, present and future."""
+        assert self.binded
+        self._monitor = mon
+        for bound in self._exec_cache.values():
+            mon.install(bound.exe)
+
+    # ---- files -----------------------------------------------------------------------------
+    def save_params(self, fname):
+        """``arg:``/``aux:`` keyed NDArray-list file (MXNet's .params format)."""
+        from . import ndarray_io
+
+        arg_params, aux_params = self.get_params()
+        save_dict = {f"arg:{k}": v for k, v in arg_params.items()}
+        save_dict.update({f"aux:{k}": v for k, v in aux_params.items()})
+        ndarray_io.save(fname, save_dict)
+
+    def load_params(self, fname):
+        """Load a .params file; keys other than ``arg:``/``aux:`` raise ValueError."""
+        from . import ndarray_io
+
+        arg_params, aux_params = {}, {}
+        for key, value in ndarray_io.load(fname).items():
+            kind, _, name = key.partition(":")
+            if kind == "arg":
+                arg_params[name] = value
+            elif kind == "aux":
+                aux_params[name] = value
+            else:
+                raise ValueError("Invalid param file " + str(fname))
+        self.set_params(arg_params, aux_params)
+
+    def save_optimizer_states(self, fname):
+        """Updater states ({index: state}) in symgraph's pickle-free format."""
+        assert self.optimizer_initialized
+        opt = self._optimizer
+        save_states(fname, self._current_states(),
+                    extra={"optimizer": type(opt).__name__.lower(),
+                           "num_update": int(opt.num_update)})
+
+    def load_optimizer_states(self, fname):
+        """Restore states written by :meth:`save_optimizer_states`."""
+        assert self.optimizer_initialized
+        states, _ = load_states(fname)
+        bound = self._bound
+        if bound is not None and bound.fused is not None:
+            bound.fused.load_states(states)
+        self._updater.states = dict(states)
+        self._updater.states_synced = dict.fromkeys(states, False)
+
+    def save_checkpoint(self, prefix, epoch, save_optimizer_states=False,
+                        remove_amp_cast=True):
+        """``prefix-symbol.json``, ``prefix-%04d.params`` and optionally ``.states``."""
+        self._symbol.save(f"{prefix}-symbol.json", remove_amp_cast=remove_amp_cast)
+        param_name = f"{prefix}-{epoch:04d}.params"
+        self.save_params(param_name)
+        logging.info('Saved checkpoint to "%s"', param_name)
+        if save_optimizer_states:
+            state_name = f"{prefix}-{epoch:04d}.states"
+            self.save_optimizer_states(state_name)
+            logging.info('Saved optimizer state to "%s"', state_name)
+
+    @staticmethod
+    def load(prefix, epoch, load_optimizer_states=False, **kwargs):
+        """A Module with the checkpoint's symbol and parameters preset (bind it next)."""
+        sym, args, auxs = load_checkpoint(prefix, epoch)
+        mod = Module(symbol=sym, **kwargs)
+        mod._arg_params = args
+        mod._aux_params = auxs
+        mod.params_initialized = True
+        if load_optimizer_states:
+            mod._preload_opt_states = f"{prefix}-{epoch:04d}.states"
+        return mod
+
+
+# ---- helpers --------------------------------------------------------------------------------
+def _copy_into(target: dict, source: dict):
+    """Copy values into executor views; names or shapes it doesn't have are skipped."""
+    for name, value in (source or {}).items():
+        dst = target.get(name)
+        if dst is not None and dst is not value and np.shape(value) == dst.shape:
+            np.copyto(dst, value, casting="unsafe")
+
+
+def _check_extra(given, own, what):
+    for name in given or {}:
+        if name not in own:
+            raise ValueError(f'Find name "{name}" that is not in the {what}')
+
+
+def _init_one(desc, arr, given, initializer, allow_missing):
+    """MXNet's init_params ``_impl``: copy, or initialize, or complain."""
+    if given is None:
+        initializer(desc, arr)
+        return
+    if desc in given:
+        value = given[desc]
+        if value is not arr:
+            np.copyto(arr, np.asarray(value), casting="unsafe")
+        return
+    if not allow_missing:
+        raise RuntimeError(f"{desc} is not presented")
+    if initializer is not None:
+        initializer(desc, arr)
+
+
+def _check_kvstore(kvstore):
+    name = kvstore if isinstance(kvstore, str) else getattr(kvstore, "type", "")
+    if name and "dist" in name:
+        raise ValueError(f"kvstore '{name}': symgraph trains in one process; distributed "
+                         "kvstores are not supported")
+
+
+def _copy_state(state):
+    if state is None:
+        return None
+    if isinstance(state, (list, tuple)):
+        return type(state)(_copy_state(s) for s in state)
+    return np.array(state, copy=True)
