@@ -737,7 +737,9 @@ class EmbeddingGrad(OpDef):
         return in_shapes, [in_shapes[2]]
 
     def infer_type(self, p, in_types):
-        return in_types, [in_types[2] or in_types[0]]
+        """dy, weight and the result share one dtype; the indices keep their own."""
+        dtype = in_types[2] or in_types[0]
+        return [dtype, in_types[1] or dtype, dtype], [dtype]
 
     def reference(self, p, inputs, ctx):
         dy, data, weight = inputs

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from op_table import CASES, head_grads, reference_forward, reference_gradient
 
+import symgraph as sg
 from symgraph.graph import topo_order
 from symgraph.ops.registry import all_ops
 
@@ -105,3 +106,20 @@ def test_symbolic_gradient(case, dims, seed):
     for name, got in zip(names, grads):
         assert got.shape == values[name].shape, name
         np.testing.assert_allclose(got, expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+
+@pytest.mark.parametrize("case", GRAD_CASES, ids=ids)
+def test_gradient_dtypes_follow_the_arguments(case):
+    """With head gradients typed like their outputs (the executor's contract), inference
+    carries the arguments' dtype through the whole gradient graph."""
+    sym = case.symbol()
+    gsym = sg.sym.grad(sym, list(case.differentiate()))
+    known = {n: "float64" for n in sym.list_arguments()}
+    _, fwd_types, _ = sym.infer_type(**known)
+    heads = {f"{label}_head_grad": t for label, t in zip(sym.list_outputs(), fwd_types)}
+    inputs = set(gsym.list_arguments())
+    feed = {k: v for k, v in {**known, **heads}.items() if k in inputs}
+    _, out_types, _ = gsym.infer_type_partial(**feed)
+    assert [None if t is None else np.dtype(t) for t in out_types] == [
+        np.dtype("float64")] * len(out_types)
