@@ -386,3 +386,16 @@ def test_letter_mlp_reaches_tutorial_accuracy(letter):
             num_epoch=8)
     assert mod.score(val, "acc")[0][1] > 0.77
     assert mod.predict(val).shape == (4000, 26)
+
+
+def test_train_letter_example(tmp_path, capsys):
+    import runpy
+
+    script = __import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / \
+        "train_letter.py"
+    namespace = runpy.run_path(str(script), run_name="train_letter")
+    accuracy = namespace["main"](["--epochs", "2", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "Epoch[1] Validation-accuracy=" in out and accuracy > 0.6
+    assert (tmp_path / "letter-symbol.json").exists()
+    assert (tmp_path / "letter-0002.params").exists()
