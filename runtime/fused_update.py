@@ -78,6 +78,7 @@ class FusedUpdater:
         self._states = [_rebuild(s, iter(v)) for s, v in
                         zip(self._initial, self._layout.state_views)]
         self.load_states({})
+        self._scalars = _StepScalars(optimizer, len(self.param_names), self._rule.scalar_names)
         self._fn, self._library = _compile(self._kernel_calls(), self._layout)
         self._table_address = self._layout.pointers.ctypes.data
 
@@ -94,9 +95,9 @@ class FusedUpdater:
     def step(self) -> None:
         """Advance every parameter by one update: fill the scalar table, one native call."""
         self._check_rule()
-        values = self._scalar_rows()
+        values = self._scalars(self.optimizer)
         for table, rows in self._layout.scalar_tables:
-            table[...] = values if rows is None else values[rows]
+            table[...] = values if rows is None or len(values) == 1 else values[rows]
         self._fn(self._table_address)
 
     def _check_rule(self) -> None:
@@ -107,18 +108,6 @@ class FusedUpdater:
                                 f"was compiled ({self._rule.formula.__name__}"
                                 f"{self._rule.scalar_names} -> {rule.formula.__name__}"
                                 f"{rule.scalar_names}); build a new FusedUpdater")
-
-    def _scalar_rows(self) -> np.ndarray:
-        """(n_params, n_scalars) float64 values for this step, advancing update counts."""
-        grouped = _grouped_scalars(self.optimizer, len(self.param_names))
-        if grouped is not None:
-            return grouped
-        names = self._rule.scalar_names
-        rows = []
-        for index in range(len(self.param_names)):
-            scalars = self.optimizer.step_scalars(index)
-            rows.append([scalars[name] for name in names])
-        return np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
 
     # -- states ---------------------------------------------------------------------------
     @property
@@ -304,35 +293,56 @@ def _carve(pieces) -> dict:
 
 
 # -------------------------------------------------------------------------------- scalars
-def _grouped_scalars(opt, n):
-    """Per-step scalars with one ``step_scalars`` call per multiplier group, or None.
+class _StepScalars:
+    """This step's scalars as float64 rows (one per param, or one row for all): see module doc.
 
-    Exact for ``_GROUPABLE`` types when every index has the same update count: then each
-    index's scalars depend only on its (lr_mult, wd_mult), t and num_update, all shared
-    within a group; the non-representative counts are advanced as ``_update_count`` does.
+    The grouped path is exact for ``_GROUPABLE`` types when every index has the same update
+    count: each index's scalars then depend only on its (lr_mult, wd_mult), t and
+    num_update, all shared within a group. Non-representatives' counts are advanced as
+    ``_update_count`` does; groups are cached while the multiplier dicts are unchanged.
     """
-    if type(opt) not in _GROUPABLE or n == 0:
-        return None
-    counts = opt._index_update_count
-    begin = opt.begin_num_update
-    count = counts.get(0, begin)
-    if any(counts.get(i, begin) != count for i in range(1, n)):
-        return None
-    keys = [(opt._mult(i, opt.lr_mult, "lr_mult"), opt._mult(i, opt.wd_mult, "wd_mult"))
-            for i in range(n)]
-    reps = {}
-    group = np.array([reps.setdefault(k, i) for i, k in enumerate(keys)], dtype=np.intp)
-    rep_list = list(reps.values())
-    for i in range(n):
-        if reps[keys[i]] != i:
-            counts[i] = count + 1
-    opt.num_update = max(count + 1, opt.num_update)
-    names = opt.rule().scalar_names
-    rows = np.empty((n, len(names)), dtype=np.float64)
-    for rep in rep_list:
-        scalars = opt.step_scalars(rep)
-        rows[rep] = [scalars[name] for name in names]
-    return rows[group]
+
+    def __init__(self, optimizer, n, names):
+        self.n, self.names = n, names
+        self.groupable = type(optimizer) in _GROUPABLE and n > 0
+        self._snapshot = None
+
+    def __call__(self, opt) -> np.ndarray:
+        if self.groupable and self._uniform_counts(opt):
+            return self._grouped(opt)
+        rows = [[s[k] for k in self.names] for s in map(opt.step_scalars, range(self.n))]
+        return np.array(rows, dtype=np.float64).reshape(self.n, len(self.names))
+
+    def _uniform_counts(self, opt) -> bool:
+        counts, begin = opt._index_update_count, opt.begin_num_update
+        values = [counts.get(i, begin) for i in range(self.n)]
+        return values.count(values[0]) == self.n
+
+    def _grouped(self, opt) -> np.ndarray:
+        self._refresh_groups(opt)
+        counts = opt._index_update_count
+        count = counts.get(0, opt.begin_num_update) + 1
+        for i in self._others:
+            counts[i] = count
+        opt.num_update = max(count, opt.num_update)
+        rows = [[s[k] for k in self.names] for s in map(opt.step_scalars, self._reps)]
+        rows = np.array(rows, dtype=np.float64)
+        return rows if self._take is None else rows[self._take]
+
+    def _refresh_groups(self, opt) -> None:
+        """Group indices by (lr_mult, wd_mult) unless the multiplier dicts are unchanged."""
+        current = (opt.lr_mult, opt.wd_mult, opt.idx2name)
+        if current == self._snapshot and not opt.param_dict:
+            return
+        self._snapshot = tuple(dict(d) for d in current)
+        keys = [(opt._mult(i, opt.lr_mult, "lr_mult"), opt._mult(i, opt.wd_mult, "wd_mult"))
+                for i in range(self.n)]
+        first = {}
+        group = [first.setdefault(k, len(first)) for k in keys]
+        self._reps = [keys.index(k) for k in first]
+        self._others = [i for i in range(self.n) if i not in self._reps]
+        trivial = len(first) in (1, self.n)
+        self._take = None if trivial else np.array(group, dtype=np.intp)
 
 
 # ------------------------------------------------------------------------------- codegen
