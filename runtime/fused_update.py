@@ -22,7 +22,9 @@ one pointer per kernel buffer, written once at construction; the phase loads eac
 dtypes and the formula, so a warm start is a cache hit; weights are never copied; the
 owned block (pointer table, scalar tables, states) and every user array are referenced by
 the updater so they outlive the compiled code's use of them. Kernels are built with the
-codegen builders and emitter; nothing in codegen is extended.
+codegen loop IR and emitter; nothing in codegen is extended. (The kernel binds every
+element with ``Let`` before storing: ``builders.elementwise_kernel`` re-reads buffers per
+output, so an in-place multi-output formula would see its own new weight.)
 
 Scalars
 -------
@@ -194,6 +196,8 @@ def _check_overlap(names, ws, gs) -> None:
     arrays = [(n, "weight", w) for n, w in zip(names, ws)] + \
              [(n, "grad", g) for n, g in zip(names, gs)]
     arrays = [a for a in arrays if a[2].size]
+    if not arrays:
+        return
     start = np.array([a[2].ctypes.data for a in arrays], dtype=np.int64)
     end = start + np.array([a[2].nbytes for a in arrays], dtype=np.int64)
     overlap = (start[:, None] < end[None, :]) & (start[None, :] < end[:, None])

@@ -353,3 +353,9 @@ def test_mixed_dtypes_and_empty_param():
             ref(i, grads[n], ref_w[n])
     for n in names:
         np.testing.assert_allclose(weights[n], ref_w[n], **TOL[weights[n].dtype.type])
+
+
+def test_no_params_is_a_no_op():
+    fused = FusedUpdater(O.Adam(), {}, {}, [])
+    fused.step()
+    assert fused.states == {}
