@@ -110,6 +110,7 @@ class Module(BaseModule):
         self._reset_optimizer()
         self._preload_opt_states = None
         self._stash = None
+        self._live_fused = None
         self._reset_bind()
         self._fast_step = all(getattr(type(self), m) is getattr(Module, m)
                               for m in ("forward_backward", "update", "update_metric"))
@@ -244,16 +245,13 @@ class Module(BaseModule):
             bound = _Bound(self._bind_executor(descs), data_descs, label_descs,
                            self._output_names)
             self._exec_cache[key] = bound
-        previous = self._bound
-        if bound is not previous and self._arg_params is not None:
+        if bound is not self._bound and self._arg_params is not None:
             _copy_into(bound.exe.arg_dict, self._arg_params)
             _copy_into(bound.exe.aux_dict, self._aux_params)
         self._bound = bound
         self._data_shapes, self._label_shapes = list(data_descs), label_descs
         self._arg_params = {n: bound.exe.arg_dict[n] for n in self._param_names}
         self._aux_params = {n: bound.exe.aux_dict[n] for n in self._aux_names}
-        if self.optimizer_initialized:
-            self._attach_updater(bound, previous)
 
     def reshape(self, data_shapes, label_shapes=None):
         """Switch to (binding if needed) the executor for new input shapes."""
@@ -330,7 +328,6 @@ class Module(BaseModule):
             self.logger.warning("optimizer already initialized, ignoring...")
             return
         _check_kvstore(kvstore)
-        self._stash = None
         rescale_grad = 1.0 / self._batch_size()
         idx2name = dict(enumerate(self._param_names))
         if isinstance(optimizer, str):
@@ -351,9 +348,7 @@ class Module(BaseModule):
         self._kvstore = kvstore
         self._updater = _opt.get_updater(optimizer)
         self.optimizer_initialized = True
-        for bound in self._exec_cache.values():
-            bound.step = bound.fused = None
-        self._attach_updater(self._bound, None)
+        self._forget_steps()
         if self._preload_opt_states is not None:
             self.load_optimizer_states(self._preload_opt_states)
             self._preload_opt_states = None
@@ -363,16 +358,24 @@ class Module(BaseModule):
         axis = DataDesc.get_batch_axis(getattr(desc, "layout", None))
         return desc.shape[max(axis, 0)]
 
-    def _attach_updater(self, bound, previous):
-        """Give ``bound`` its update step; fused states follow the active executor."""
+    def _forget_steps(self):
+        """A new optimizer: per-executor update steps and fused states start over."""
+        for bound in self._exec_cache.values():
+            bound.step = bound.fused = None
+        self._live_fused = None
+        self._stash = None
+
+    def _step_for(self, bound):
+        """``bound``'s update step, built on first use. Fused states live in one updater
+        at a time; they move (one copy) when updates switch to another executor."""
         if bound.step is None:
             bound.step = self._make_step(bound)
-        if bound.fused is not None:
-            source = previous.fused if previous is not None else None
-            states = source.states if source is not None else getattr(self, "_stash", None)
-            if source is not bound.fused and states:
+        if bound.fused is not self._live_fused or self._stash is not None:
+            states = self._live_fused.states if self._live_fused is not None else self._stash
+            if states and bound.fused is not None:
                 bound.fused.load_states(states)
-            self._stash = None
+            self._live_fused, self._stash = bound.fused, None
+        return bound.step
 
     def _make_step(self, bound):
         """One callable per executor: fused (one native call) or the per-parameter Updater."""
@@ -396,16 +399,18 @@ class Module(BaseModule):
         return step
 
     def _current_states(self):
-        bound = self._bound
-        if bound is not None and bound.fused is not None:
-            return bound.fused.states
+        """The optimizer states ({index: state}) wherever they live right now."""
+        if self._live_fused is not None:
+            return self._live_fused.states
+        if self._stash is not None:
+            return self._stash
         return self._updater.states
 
     def _stash_fused_states(self):
         """Keep fused optimizer states across a re-bind (the executors go away)."""
-        bound = self._bound
-        if bound is not None and bound.fused is not None:
-            self._stash = {k: _copy_state(v) for k, v in bound.fused.states.items()}
+        if self._live_fused is not None:
+            self._stash = {k: _copy_state(v) for k, v in self._live_fused.states.items()}
+            self._live_fused = None
 
     def borrow_optimizer(self, shared_module):
         """Use another module's optimizer (its updater states stay its own)."""
@@ -414,7 +419,7 @@ class Module(BaseModule):
         self._kvstore = shared_module._kvstore
         self._updater = _opt.get_updater(self._optimizer)
         self.optimizer_initialized = True
-        self._attach_updater(self._bound, None)
+        self._forget_steps()
 
     # ---- computation -----------------------------------------------------------------------
     def _load(self, data_batch):
@@ -459,7 +464,7 @@ class Module(BaseModule):
         """Apply the optimizer to every parameter that has a gradient."""
         assert self.binded and self.params_initialized and self.optimizer_initialized
         self._params_dirty = True
-        self._bound.step()
+        self._step_for(self._bound)()
 
     def _train_step(self, data_batch, eval_metric):
         """fit's inner step with every lookup hoisted (per-batch Python budget ~20 µs)."""
@@ -469,7 +474,7 @@ class Module(BaseModule):
         bound = self._load(data_batch)
         bound.exe.forward_backward()
         self._params_dirty = True
-        bound.step()
+        self._step_for(bound)()
         labels = data_batch.label
         if labels is None:
             labels = ()
@@ -540,9 +545,10 @@ class Module(BaseModule):
         """Restore states written by :meth:`save_optimizer_states`."""
         assert self.optimizer_initialized
         states, _ = load_states(fname)
-        bound = self._bound
-        if bound is not None and bound.fused is not None:
-            bound.fused.load_states(states)
+        if self._live_fused is not None:
+            self._live_fused.load_states(states)
+        else:
+            self._stash = dict(states)
         self._updater.states = dict(states)
         self._updater.states_synced = dict.fromkeys(states, False)
 

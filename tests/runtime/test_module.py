@@ -352,7 +352,7 @@ def test_optimizer_states_round_trip(tmp_path, update_path):
     mod = sg.mod.Module(mlp())
     mod.fit(NDArrayIter(X, y, 32), num_epoch=1, optimizer_params=params)
     mod.save_checkpoint(prefix, 1, save_optimizer_states=True)
-    states = mod._current_states()
+    states = {k: np.array(v) for k, v in mod._current_states().items()}
     assert set(states) == {0, 1, 2, 3} and states[0].shape == (64, 16)
     loaded = sg.mod.Module.load(prefix, 1, load_optimizer_states=True)
     loaded.bind([("data", (32, 16))], [("softmax_label", (32,))])
@@ -364,6 +364,9 @@ def test_optimizer_states_round_trip(tmp_path, update_path):
         m.fit(NDArrayIter(X, y, 32), num_epoch=2, begin_epoch=1, optimizer_params=params)
     for name, value in mod.get_params()[0].items():
         np.testing.assert_allclose(loaded.get_params()[0][name], value, rtol=1e-5, atol=1e-7)
+    for index, state in mod._current_states().items():
+        np.testing.assert_allclose(loaded._current_states()[index], state, rtol=1e-5, atol=1e-7)
+    assert not np.array_equal(loaded._current_states()[0], states[0])
 
 
 def test_force_rebind_keeps_trained_params():
@@ -399,3 +402,65 @@ def test_train_letter_example(tmp_path, capsys):
     assert "Epoch[1] Validation-accuracy=" in out and accuracy > 0.6
     assert (tmp_path / "letter-symbol.json").exists()
     assert (tmp_path / "letter-0002.params").exists()
+
+
+def _alternating_sizes_run(fused, monkeypatch):
+    monkeypatch.setattr(module_impl, "USE_FUSED_UPDATE", fused)
+    sg.random.seed(7)
+    X, y = small_data(52)
+    mod = sg.mod.Module(mlp())
+    mod.bind([("data", (32, 16))], [("softmax_label", (32,))])
+    mod.init_params(sg.init.Uniform(0.2))
+    mod.init_optimizer(optimizer_params={"learning_rate": 0.1, "momentum": 0.9})
+    for _ in range(3):
+        for lo, hi in ((0, 32), (32, 52)):
+            mod.forward_backward(DataBatch([X[lo:hi]], [y[lo:hi]]))
+            mod.update()
+    return mod
+
+
+def test_momentum_follows_executor_switches(monkeypatch):
+    """Two batch sizes alternate: fused states must move with the active executor."""
+    fused = _alternating_sizes_run(True, monkeypatch)
+    plain = _alternating_sizes_run(False, monkeypatch)
+    assert len(fused._exec_cache) == 2 and fused._live_fused is not None
+    for name, value in plain.get_params()[0].items():
+        np.testing.assert_allclose(fused.get_params()[0][name], value, rtol=1e-5, atol=1e-7)
+    for index, state in plain._current_states().items():
+        np.testing.assert_allclose(fused._current_states()[index], state, rtol=1e-5,
+                                   atol=1e-7)
+
+
+def test_monitor_contexts_and_kvstore():
+    class Mon:
+        def __init__(self):
+            self.installed, self.seen = [], []
+
+        def install(self, exe):
+            self.installed.append(exe)
+            exe.set_monitor_callback(lambda name, arr: self.seen.append(name))
+
+        tic = toc_print = lambda self: None  # noqa: E731
+
+    X, y = small_data()
+    mod = sg.mod.Module(mlp(), context=[sg.cpu(0), sg.cpu(1)])
+    mon = Mon()
+    mod.fit(NDArrayIter(X, y, 32), num_epoch=1, monitor=mon)
+    assert mon.installed and "softmax_output" in mon.seen
+    other = sg.mod.Module(mlp())
+    other.bind([("data", (8, 16))], [("softmax_label", (8,))])
+    other.init_params()
+    with pytest.raises(ValueError, match="distributed"):
+        other.init_optimizer(kvstore="dist_sync")
+
+
+def test_facades(tmp_path):
+    a = sg.nd.array([[1, 2], [3, 4]])
+    assert a.dtype == np.float32 and sg.nd.zeros((2, 3)).shape == (2, 3)
+    assert sg.nd.ones(2).sum() == 2
+    sg.nd.save(str(tmp_path / "x.nd"), {"a": a})
+    np.testing.assert_array_equal(sg.nd.load(str(tmp_path / "x.nd"))["a"], a)
+    assert sg.model.BatchEndParam._fields == ("epoch", "nbatch", "eval_metric", "locals")
+    assert callable(sg.model.save_checkpoint) and callable(sg.model.load_params)
+    assert callable(sg.test_utils.get_mnist)
+    assert sg.mod.Module is sg.module.Module and issubclass(sg.mod.Module, sg.mod.BaseModule)
