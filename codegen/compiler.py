@@ -48,6 +48,7 @@ class CompiledGraph:
     aux: dict = field(default_factory=dict)
     outputs: list = field(default_factory=list)
     head_grads: list = field(default_factory=list)  # Slot or None per output
+    seed: Slot | None = None  # run-time random seed (graphs with Dropout)
     graph_text: str = ""
 
     @property
@@ -102,8 +103,11 @@ def _infer(build, all_heads, heads, head_vars, shapes, dtypes):
             known[var.node.name] = fwd[head]
     build.shapes = {**fwd, **infer_shapes(all_heads, known)}
     known_types = dict(dtypes)
-    build.dtypes = {**infer_dtypes(heads, known_types, default="float32"),
-                    **infer_dtypes(all_heads, known_types, default="float32")}
+    fwd_types = infer_dtypes(heads, known_types, default="float32")
+    for head, var in zip(heads, head_vars):
+        if var is not None and fwd_types.get(head) is not None:
+            known_types[var.node.name] = fwd_types[head]
+    build.dtypes = {**fwd_types, **infer_dtypes(all_heads, known_types, default="float32")}
     missing = [n.name for n in topo_order(all_heads)
                if any(build.shapes.get(Entry(n, i)) is None for i in range(n.num_outputs()))]
     if missing:
@@ -241,6 +245,8 @@ def _persistent(build, arg_names, aux_names, variables, grad_keys, out_keys, hea
     keys = [_key(build, variables[n]) for n in arg_names + aux_names if n in variables]
     keys += list(grad_keys.values()) + list(out_keys)
     keys += [_key(build, v) for v in head_vars if v is not None and v in build.keys]
+    if "seed" in build.table.__dict__:
+        keys.append(build.table.seed_key())
     return keys
 
 
@@ -251,7 +257,7 @@ def _program(phases, plan, table):
         for call in calls:
             kernels.setdefault(call.kernel.name, call.kernel)
             offsets = tuple(plan.offsets[table.root(k)] for k in call.keys)
-            lowered.append(KernelCall(call.kernel, offsets))
+            lowered.append(KernelCall(call.kernel, offsets, (call.node_name,)))
         out[phase] = lowered
     return Program(tuple(kernels.values()), max(plan.arena_bytes, 64), out)
 
@@ -275,6 +281,9 @@ def _describe(compiled, plan, build, symbol, variables, arg_names, aux_names, gr
     names = symbol.list_outputs()
     for name, key, head in zip(names, out_keys, fwd_heads):
         result.outputs.append(_slot(build, plan, name, key, head))
+    if "seed" in build.table.__dict__:
+        key = build.table.seed_key()
+        result.seed = Slot("__seed__", (1,), "int64", plan.offsets[key])
     for head, var in zip(fwd_heads, head_vars):
         live = var is not None and var in build.keys
         result.head_grads.append(_slot(build, plan, var.node.name, build.keys[var], head)

@@ -19,7 +19,8 @@ _TYPES = {"float32": ir.FloatType(), "float64": ir.DoubleType(), "int64": I64,
 _FLOAT_INTRINSIC = {"sqrt": "sqrt", "abs": "fabs", "floor": "floor", "ceil": "ceil",
                     "round": "round", "trunc": "trunc"}
 _FBIN = {"add": "fadd", "sub": "fsub", "mul": "fmul", "div": "fdiv"}
-_IBIN = {"add": "add", "sub": "sub", "mul": "mul", "div": "sdiv", "mod": "srem"}
+_IBIN = {"add": "add", "sub": "sub", "mul": "mul", "div": "sdiv", "mod": "srem",
+         "xor": "xor", "shr": "lshr", "band": "and_"}
 _CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
 
 

@@ -17,7 +17,7 @@ BOOL = "bool"
 DTYPES = FLOAT_DTYPES + (INT, BOOL)
 
 FLOAT_BIN = ("add", "sub", "mul", "div", "max", "min", "pow", "mod")
-INT_BIN = ("add", "sub", "mul", "div", "mod", "max", "min")
+INT_BIN = ("add", "sub", "mul", "div", "mod", "max", "min", "xor", "shr", "band")
 BOOL_BIN = ("and", "or")
 UN_OPS = ("neg", "exp", "log", "log1p", "sqrt", "tanh", "sigmoid", "abs", "floor", "ceil",
           "round", "trunc", "sign", "not")

@@ -42,6 +42,12 @@ class BufferTable:
         self.dtypes[key] = dtype
         return key
 
+    def seed_key(self) -> int:
+        """The run-time random seed (one int64 in the arena), created on first use."""
+        if "seed" not in self.__dict__:
+            self.__dict__["seed"] = self.new(1, "int64")
+        return self.__dict__["seed"]
+
     def root(self, key: int) -> int:
         while key in self.alias_of:
             key = self.alias_of[key]
@@ -150,6 +156,29 @@ class LowerContext:
     def alias(self):
         """Output 0 is input 0 viewed with another shape: no kernel, shared memory."""
         self._table.alias_of[self.out_keys[0]] = self.in_keys[0]
+
+    def dropout(self, p):
+        """Dropout's two outputs: data * mask and the mask (ones when inactive)."""
+        from codegen.dropout_kernel import dropout_kernel
+        from symgraph.ops.random_ops import dropout_active, dropout_threshold
+
+        data_shape, mask_shape = self.in_shapes[0], self.out_shapes[1]
+        if not dropout_active(p, self.is_train):
+            self.copy()
+            self.emit(builders.elementwise_kernel(mask_shape, [], lambda: L.Const(
+                1.0, self.dtype), [self.out_buf(1)]))
+            return
+        threshold = dropout_threshold(p.p)
+        scale = 0.0 if p.p >= 1 else 1.0 / (1.0 - p.p)
+        seed = L.BufferParam("seed", L.INT, 1)
+        mask = L.BufferParam("out1", self.dtype, math.prod(mask_shape))
+        make_mask, apply = dropout_kernel(
+            math.prod(mask_shape), data_shape, mask_shape, self.node.name, threshold, scale,
+            L.BufferParam("in0", self.dtype, math.prod(data_shape)), seed,
+            self.out_buf(0), mask)
+        seed_key = self._table.seed_key()
+        self.emit(make_mask, {"seed": seed_key, "out1": self.out_keys[1]})
+        self.emit(apply)
 
     def kernel(self, build):
         ins = [self.in_buf(i) for i in range(len(self.in_shapes))]

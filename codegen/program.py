@@ -26,6 +26,7 @@ _PHASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class KernelCall:
     kernel: object
     args: tuple  # byte offset into the arena, one per kernel buffer parameter
+    node_names: tuple = ()  # graph nodes this call computes (for pictures and dumps)
 
 
 @dataclass(frozen=True, eq=False)

@@ -49,6 +49,7 @@ class Executor:
         self.outputs = [_view(self._arena, s) for s in compiled.outputs]
         self._head_grads = [None if s is None else _view(self._arena, s)
                             for s in compiled.head_grads]
+        self._seed = None if compiled.seed is None else _view(self._arena, compiled.seed)
         self._forwarded = False
         self._monitor = None
 
@@ -84,6 +85,8 @@ class Executor:
             self._set_input(name, value)
         self._run("forward" if is_train else "predict", self._address)
         self._forwarded = True
+        if is_train and self._seed is not None:
+            self._seed[0] += 1
         self._call_monitor()
         return self.outputs
 
@@ -102,6 +105,8 @@ class Executor:
         self._set_head_grads(out_grads)
         self._run("forward_backward", self._address)
         self._forwarded = True
+        if self._seed is not None:
+            self._seed[0] += 1
         return self.outputs
 
     def _set_input(self, name, value):

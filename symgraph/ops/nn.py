@@ -89,7 +89,8 @@ class FullyConnected(OpDef):
         return grads
 
     def lower(self, p, ctx):
-        ctx.matmul(a=0, b=1, trans_b=True, bias=None if p.no_bias else 2, flatten_a=True)
+        ctx.matmul(a=0, b=1, trans_b=True, bias=None if p.no_bias else 2,
+                   flatten_a=p.flatten)
 
 
 # ---- SoftmaxOutput -------------------------------------------------------------------------

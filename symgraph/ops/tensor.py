@@ -69,7 +69,7 @@ class _Fill(OpDef):
 
     def lower(self, p, ctx):
         value = self.value
-        ctx.elementwise(lambda m, x: m.const(value), inputs=())
+        ctx.elementwise(lambda m: m.const(value), inputs=())
 
 
 @register
