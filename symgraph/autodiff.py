@@ -144,5 +144,7 @@ def grad(symbol, wrt=None):
     entries = gradient_entries(symbol.outputs, wrt_nodes, head_gradient_variables(symbol.outputs))
     result = []
     for name, node, entry in zip(names, wrt_nodes, entries):
-        result.append(entry if entry is not None else zeros_like(Entry(node, 0), f"{name}_zero_grad"))
+        if entry is None:
+            entry = zeros_like(Entry(node, 0), f"{name}_zero_grad")
+        result.append(entry)
     return Symbol(result)

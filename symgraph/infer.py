@@ -180,7 +180,9 @@ def _collect(symbol, values, default):
     args = [by_name[n] for n in symbol.list_arguments()]
     outs = [values.get(e) for e in symbol.outputs]
     aux = [by_name[n] for n in symbol.list_auxiliary_states()]
-    fix = (lambda v: default if v is None else v)
+    def fix(value):
+        return default if value is None else value
+
     return [fix(v) for v in args], [fix(v) for v in outs], [fix(v) for v in aux]
 
 
@@ -208,5 +210,7 @@ def symbol_infer_type(symbol, args, kwargs, partial: bool):
     arg_t, out_t, aux_t = _collect(symbol, values, None)
     if not partial and any(t is None for t in arg_t + out_t + aux_t):
         return None, None, None
-    conv = (lambda t: None if t is None else np.dtype(t).type)
+    def conv(dtype):
+        return None if dtype is None else np.dtype(dtype).type
+
     return [conv(t) for t in arg_t], [conv(t) for t in out_t], [conv(t) for t in aux_t]

@@ -159,7 +159,8 @@ class SoftmaxOutput(OpDef):
     def gradient(self, p, g):
         grad = None
         if g.needs[0]:
-            grad = g.op("_softmax_output_grad", g.outputs[0], g.inputs[1], **g.node.params.as_dict())
+            grad = g.op("_softmax_output_grad", g.outputs[0], g.inputs[1],
+                        **g.node.params.as_dict())
         return [grad, None]
 
     def lower(self, p, ctx):

@@ -21,24 +21,33 @@ def reshape_target(shape, target, reverse=False):
     while j < len(spec):
         code = spec[j]
         if code == 0:
-            out.append(_take(src, i, shape, target)); i += 1
+            out.append(_take(src, i, shape, target))
+            i += 1
         elif code == -1:
             if infer is not None:
                 raise ShapeError(f"Reshape {tuple(target)}: more than one -1")
-            infer = len(out); out.append(1); i += 1
+            infer = len(out)
+            out.append(1)
+            i += 1
         elif code == -2:
-            out.extend(src[i:]); i = len(src)
+            out.extend(src[i:])
+            i = len(src)
         elif code == -3:
-            out.append(_take(src, i, shape, target) * _take(src, i + 1, shape, target)); i += 2
+            out.append(_take(src, i, shape, target) * _take(src, i + 1, shape, target))
+            i += 2
         elif code == -4:
-            d = _take(src, i, shape, target); a, b = spec[j + 1], spec[j + 2]; j += 2; i += 1
+            d = _take(src, i, shape, target)
+            a, b = spec[j + 1], spec[j + 2]
+            j += 2
+            i += 1
             a = d // b if a == -1 else a
             b = d // a if b == -1 else b
             if a * b != d:
                 raise ShapeError(f"Reshape {tuple(target)}: cannot split {d} into {a} x {b}")
             out.extend([a, b])
         elif code > 0:
-            out.append(code); i += 1
+            out.append(code)
+            i += 1
         else:
             raise ShapeError(f"Reshape: invalid code {code} in {tuple(target)}")
         j += 1
@@ -70,9 +79,11 @@ def _reverse_spec(spec):
     groups, j = [], 0
     while j < len(spec):
         if spec[j] == -4:
-            groups.append([-4, spec[j + 2], spec[j + 1]]); j += 3
+            groups.append([-4, spec[j + 2], spec[j + 1]])
+            j += 3
         else:
-            groups.append([spec[j]]); j += 1
+            groups.append([spec[j]])
+            j += 1
     return [c for g in reversed(groups) for c in g]
 
 
