@@ -242,24 +242,20 @@ class _Reduce(OpDef):
     def lower(self, p, ctx):
         ctx.reduce(self.name, self.axes(p, len(ctx.in_shapes[0])), input=0)
 
+    def gradient(self, p, g):
+        return [g.op("_reduce_grad", g.out_grads[0], g.inputs[0], g.outputs[0], kind=self.name,
+                     **_reduce_attrs(p))]
+
 
 @register
 class Sum(_Reduce):
     name = "sum"
     aliases = ("sum_axis",)
 
-    def gradient(self, p, g):
-        return [g.op("_reduce_grad", g.out_grads[0], g.inputs[0], g.outputs[0], kind="sum",
-                     **_reduce_attrs(p))]
-
 
 @register
 class Mean(_Reduce):
     name = "mean"
-
-    def gradient(self, p, g):
-        return [g.op("_reduce_grad", g.out_grads[0], g.inputs[0], g.outputs[0], kind="mean",
-                     **_reduce_attrs(p))]
 
 
 @register
@@ -267,19 +263,11 @@ class Max(_Reduce):
     name = "max"
     aliases = ("max_axis",)
 
-    def gradient(self, p, g):
-        return [g.op("_reduce_grad", g.out_grads[0], g.inputs[0], g.outputs[0], kind="max",
-                     **_reduce_attrs(p))]
-
 
 @register
 class Min(_Reduce):
     name = "min"
     aliases = ("min_axis",)
-
-    def gradient(self, p, g):
-        return [g.op("_reduce_grad", g.out_grads[0], g.inputs[0], g.outputs[0], kind="min",
-                     **_reduce_attrs(p))]
 
 
 def _reduce_attrs(p) -> dict:
