@@ -11,6 +11,7 @@ import math
 
 from codegen import builders
 from codegen import loop_ir as L
+from codegen.builders_nn import softmax_kernel
 from codegen.matmul import matmul_kernel
 from symgraph.errors import CompileError
 
@@ -30,7 +31,7 @@ def softmax(shape, axis, inp, out, log=False, temperature=None):
     axis %= len(shape)
     outer, n, inner = math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1:])
     if inner == 1 and not temperature:
-        return builders_softmax(outer, n, inp, out, log)
+        return softmax_kernel(outer, n, inp, out, log)
     dt = inp.dtype
     o, r, j1, j2, j3 = (L.Var(x) for x in ("o", "r", "j1", "j2", "j3"))
     mx, s = L.Var("mx", dt), L.Var("s", dt)
@@ -52,12 +53,6 @@ def softmax(shape, axis, inp, out, log=False, temperature=None):
     body = L.Reduce(mx, "max", j1, n, x(j1),
                     L.Reduce(s, "sum", j2, n, L.Un("exp", x(j2) - mx), final))
     return L.make_kernel([inp, out], L.For(o, outer, L.For(r, inner, body)))
-
-
-def builders_softmax(rows, cols, inp, out, log):
-    from codegen.builders_nn import softmax_kernel
-
-    return softmax_kernel(rows, cols, inp, out, log)
 
 
 def softmax_output_grad(p, rows, classes, inner, prob, label, out):

@@ -171,14 +171,10 @@ class Executor:
 
     def reshape(self, partial_shaping=False, allow_up_sizing=False, **kwargs):
         """A new executor for new input shapes, with this one's parameters copied in."""
-        shapes = {n: a.shape for n, a in self.arg_dict.items()}
         for name in kwargs:
-            if name not in shapes:
+            if name not in self.arg_dict:
                 raise ExecutorError(f"reshape: unknown argument '{name}'")
-        shapes.update({k: tuple(v) for k, v in kwargs.items()})
-        fixed = {n: s for n, s in shapes.items() if n in kwargs}
-        if not partial_shaping:
-            fixed = {k: tuple(v) for k, v in kwargs.items()}
+        fixed = {k: tuple(v) for k, v in kwargs.items()}
         new = BINDER.simple_bind(self._symbol, self._ctx, grad_req=self._grad_req,
                                  type_dict={n: a.dtype for n, a in self.arg_dict.items()},
                                  **fixed)

@@ -19,6 +19,7 @@ import numpy as np
 from symgraph.errors import ShapeError
 
 from .random import get_rng
+from .registry import Registry
 
 __all__ = [
     "InitDesc", "Initializer", "register", "alias", "create", "Uniform", "Normal", "Xavier",
@@ -26,7 +27,9 @@ __all__ = [
     "Load",
 ]
 
-_REGISTRY: dict[str, type] = {}
+_REGISTRY = Registry("initializer", dict_key="initializer")
+register = _REGISTRY.register
+alias = _REGISTRY.alias
 
 
 class InitDesc(str):
@@ -39,40 +42,11 @@ class InitDesc(str):
         return ret
 
 
-def register(klass):
-    """Class decorator: make ``create('<classname lower>')`` return this initializer."""
-    _REGISTRY[klass.__name__.lower()] = klass
-    return klass
-
-
-def alias(*names):
-    """Class decorator: extra lower-case names for ``create`` (``zeros`` for Zero...)."""
-    def _wrap(klass):
-        for name in names:
-            _REGISTRY[name.lower()] = klass
-        return klass
-    return _wrap
-
-
 def create(name, *args, **kwargs):
     """Registry lookup as MXNet's: instance, lower-case name, ``'[name, {kw}]'`` JSON or dict."""
     if isinstance(name, (Initializer, Mixed, Load)):
         return name
-    if isinstance(name, dict):
-        spec = dict(name)
-        return create(spec.pop("initializer"), **spec)
-    if not isinstance(name, str):
-        raise TypeError(f"Cannot create an initializer from {name!r}")
-    if name.startswith("["):
-        key, kw = json.loads(name)
-        return create(key, **kw)
-    if name.startswith("{"):
-        return create(json.loads(name))
-    klass = _REGISTRY.get(name.lower())
-    if klass is None:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ValueError(f"Cannot find initializer {name}. Registered: {known}")
-    return klass(*args, **kwargs)
+    return _REGISTRY.create(name, *args, **kwargs)
 
 
 def _norm_stat(arr) -> str:

@@ -450,7 +450,23 @@ class CSVIter(DataIter):
 
 
 # ----------------------------------------------------------------------------- ResizeIter
-class ResizeIter(DataIter):
+class _WrappedBatchIter(DataIter):
+    """An iterator whose ``iter_next`` stores the batch it hands out in ``current_batch``."""
+
+    def getdata(self):
+        return self.current_batch.data
+
+    def getlabel(self):
+        return self.current_batch.label
+
+    def getindex(self):
+        return self.current_batch.index
+
+    def getpad(self):
+        return self.current_batch.pad
+
+
+class ResizeIter(_WrappedBatchIter):
     """Exactly ``size`` batches per epoch, resetting the inner iterator when it runs out."""
 
     def __init__(self, data_iter, size, reset_internal=True):
@@ -481,18 +497,6 @@ class ResizeIter(DataIter):
             self.current_batch = self.data_iter.next()
         self.cur += 1
         return True
-
-    def getdata(self):
-        return self.current_batch.data
-
-    def getlabel(self):
-        return self.current_batch.label
-
-    def getindex(self):
-        return self.current_batch.index
-
-    def getpad(self):
-        return self.current_batch.pad
 
 
 # ----------------------------------------------------------------------------- PrefetchingIter
@@ -529,7 +533,7 @@ def _shutdown(workers):
         thread.join()
 
 
-class PrefetchingIter(DataIter):
+class PrefetchingIter(_WrappedBatchIter):
     """Prefetch one batch ahead from each iterator on a background thread; concatenate.
 
     ``rename_data``/``rename_label``: one dict per iterator mapping old to new names.
@@ -636,18 +640,6 @@ class PrefetchingIter(DataIter):
         if self.iter_next():
             return self.current_batch
         raise StopIteration
-
-    def getdata(self):
-        return self.current_batch.data
-
-    def getlabel(self):
-        return self.current_batch.label
-
-    def getindex(self):
-        return self.current_batch.index
-
-    def getpad(self):
-        return self.current_batch.pad
 
 
 # ----------------------------------------------------------------------------- MNISTIter

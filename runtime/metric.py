@@ -8,11 +8,12 @@ wrapped). Accuracy's update is on fit's per-batch hot path: argmax + compare, no
 
 from __future__ import annotations
 
-import json
 import math
 from collections import OrderedDict
 
 import numpy
+
+from .registry import Registry
 
 __all__ = [
     "EvalMetric", "create", "register", "alias", "check_label_shapes", "Accuracy",
@@ -21,22 +22,9 @@ __all__ = [
     "CompositeEvalMetric", "CustomMetric", "np",
 ]
 
-_REGISTRY: dict[str, type] = {}
-
-
-def register(klass):
-    """Class decorator: ``create('<classname lower>')`` builds this metric."""
-    _REGISTRY[klass.__name__.lower()] = klass
-    return klass
-
-
-def alias(*names):
-    """Class decorator: extra (case-insensitive) names for ``create``."""
-    def _wrap(klass):
-        for name in names:
-            _REGISTRY[name.lower()] = klass
-        return klass
-    return _wrap
+_REGISTRY = Registry("metric", dict_key="metric")
+register = _REGISTRY.register
+alias = _REGISTRY.alias
 
 
 def check_label_shapes(labels, preds, wrap=False, shape=False):
@@ -58,20 +46,7 @@ def _registry_create(metric, *args, **kwargs):
     """Lookup by instance, lower-case name/alias, JSON ``[name, {kw}]``/``{...}`` or dict."""
     if isinstance(metric, EvalMetric):
         return metric
-    if isinstance(metric, dict):
-        spec = dict(metric)
-        return _registry_create(spec.pop("metric"), *args, **spec)
-    if not isinstance(metric, str):
-        raise TypeError(f"Cannot create a metric from {metric!r}")
-    if metric.startswith("["):
-        name, kw = json.loads(metric)
-        return _registry_create(name, **kw)
-    if metric.startswith("{"):
-        return _registry_create(json.loads(metric))
-    klass = _REGISTRY.get(metric.lower())
-    if klass is None:
-        raise ValueError(f"Cannot find metric {metric}. Registered: {sorted(_REGISTRY)}")
-    return klass(*args, **kwargs)
+    return _REGISTRY.create(metric, *args, **kwargs)
 
 
 def create(metric, *args, **kwargs):

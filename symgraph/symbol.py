@@ -14,7 +14,7 @@ import numpy as np
 
 from . import compose
 from .errors import GraphError
-from .graph import VARIABLE, Entry, Node, dump, make_variable, topo_order
+from .graph import Entry, Node, dump, make_variable, topo_order
 from .names import current_attr_scope
 from .ops.params import attr_string
 
@@ -465,10 +465,6 @@ def load_json(json_str: str) -> Symbol:
     if not isinstance(json_str, str):
         raise TypeError("load_json expects a string")
     return Symbol(from_json(json_str))
-
-
-def is_variable_entry(entry: Entry) -> bool:
-    return entry.node.op == VARIABLE
 
 
 __all__ = ["Symbol", "Variable", "var", "Group", "load", "load_json", "json"]

@@ -112,7 +112,3 @@ class ElemwiseGrad(ElementwiseOp):
         xs, y = rest[:-1], rest[-1]
         return fwd.derivatives(m, p.fwd_params, xs, y, dy)[p.wrt]
 
-
-def unary(x_formula, d_formula):
-    """Formula pair for a unary op: ``d_formula(m, x, y)`` is dy/dx."""
-    return x_formula, d_formula

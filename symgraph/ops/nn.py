@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ..errors import ShapeError, format_shape
+from ..errors import OpAttributeError, ShapeError, format_shape
 from .params import param
 from .registry import OpDef, merge_shape, register
 
@@ -29,8 +29,6 @@ class FullyConnected(OpDef):
     def parse(self, attrs, node_name):
         parsed = super().parse(attrs, node_name)
         if parsed.num_hidden < 1:
-            from ..errors import OpAttributeError
-
             raise OpAttributeError(f"FullyConnected node '{node_name}': num_hidden must be >= 1,"
                                    f" got {parsed.num_hidden}")
         return parsed
@@ -45,12 +43,8 @@ class FullyConnected(OpDef):
         elif in_shapes[1] is not None and in_shapes[1][0] != p.num_hidden:
             raise ShapeError(f"input 'weight' has shape {format_shape(in_shapes[1])}, expected "
                              f"({p.num_hidden}, ?) for num_hidden={p.num_hidden}")
-        if not p.no_bias:
-            bias = in_shapes[2]
-            if bias is not None and bias in ((p.num_hidden, 1),):
-                pass
-            else:
-                in_shapes[2] = merge_shape("input 'bias'", bias, (p.num_hidden,))
+        if not p.no_bias and in_shapes[2] != (p.num_hidden, 1):  # MXNet accepts (N, 1) too
+            in_shapes[2] = merge_shape("input 'bias'", in_shapes[2], (p.num_hidden,))
         return in_shapes, [out]
 
     def infer_shape_backward(self, p, in_shapes, out_shapes):
@@ -165,10 +159,7 @@ class SoftmaxOutput(OpDef):
 
     def lower(self, p, ctx):
         rows, classes, inner = softmax_output_layout(p, ctx.in_shapes[0])
-        if inner != 1:
-            ctx.softmax(axis=1, view=(rows, classes, inner))
-        else:
-            ctx.softmax(axis=1, view=(rows, classes))
+        ctx.softmax(axis=1, view=(rows, classes, inner))
 
 
 def softmax_output_grad(p, prob: np.ndarray, label: np.ndarray) -> np.ndarray:
