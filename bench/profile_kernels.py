@@ -1,0 +1,69 @@
+"""Per-kernel time of a compiled training step: each call of the forward_backward phase is
+compiled into its own phase and timed alone on the executor's arena (medians).
+
+``python -m bench.profile_kernels [letter|mnist]`` prints one line per kernel call, so the
+kernels worth optimizing are visible before and after a change.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+import symgraph as sg  # noqa: E402
+from bench.bench_steps import CASES, mlp  # noqa: E402
+from codegen.program import Program, compile_program  # noqa: E402
+
+
+def _median_us(fn, number):
+    times = []
+    for _ in range(7):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - start) / number * 1e6)
+    return statistics.median(times)
+
+
+def profile(sizes, shape):
+    net = mlp(sizes)
+    reqs = {n: "write" for n in net.list_arguments() if n not in ("data", "softmax_label")}
+    exe = net.simple_bind(sg.cpu(), grad_req=reqs, data=shape)
+    rng = np.random.default_rng(0)
+    for name, array in exe.arg_dict.items():
+        array[:] = rng.integers(0, sizes[-1], array.shape) if name == "softmax_label" else \
+            rng.standard_normal(array.shape) * 0.1
+    exe.forward_backward()
+    program = exe._compiled.program.program
+    calls = program.phases["forward_backward"]
+    phases = {f"k{i}": [c] for i, c in enumerate(calls)}
+    single = compile_program(Program(program.kernels, program.arena_bytes, phases))
+    number = 2000 if shape[0] < 64 else 200
+    address = exe._arena.ctypes.data
+    rows = []
+    for i, call in enumerate(calls):
+        fn = single.function(f"k{i}")
+        rows.append((",".join(call.node_names), _median_us(lambda: fn(address), number)))
+    whole = exe._compiled.program.function("forward_backward")
+    return rows, _median_us(lambda: whole(address), number)
+
+
+def main(argv):
+    chosen = [c for c in CASES if not argv or argv[0] in c[0].lower()]
+    for title, sizes, shape in chosen:
+        rows, whole = profile(sizes, shape)
+        print(f"## {title}: whole phase {whole:.2f} us, sum of calls "
+              f"{sum(t for _, t in rows):.2f} us")
+        for name, us in rows:
+            print(f"  {us:8.2f} us  {name}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
