@@ -63,24 +63,29 @@ _GROUPABLE = (O.SGD, O.NAG, O.Adam, O.AdaGrad, O.RMSProp, O.AdaDelta, O.Signum, 
 class FusedUpdater:
     """Apply ``optimizer`` to ``weights[n]`` with ``grads[n]`` for ``n in param_names``.
 
-    The index of a parameter is its position in ``param_names`` (MXNet, one device).
+    The index of a parameter is its position in ``param_names`` (MXNet, one device), or
+    ``indices[k]`` when given: a Module with fixed parameters updates only some of its
+    parameters but keeps every parameter's MXNet index.
     """
 
-    def __init__(self, optimizer, weights: dict, grads: dict, param_names: list):
+    def __init__(self, optimizer, weights: dict, grads: dict, param_names: list,
+                 indices=None):
         if not self.supports(optimizer):
             raise ExecutorError(f"{type(optimizer).__name__} has no update rule(); "
                                 "use runtime.optimizer.Updater")
         self.optimizer = optimizer
         self.param_names = list(param_names)
+        self.indices = _check_indices(indices, self.param_names)
         self._rule = optimizer.rule()
         self._weights, self._grads = _check_params(weights, grads, self.param_names)
         self._initial = [_initial_state(optimizer, i, w, self._rule)
-                         for i, w in enumerate(self._weights)]
+                         for i, w in zip(self.indices, self._weights)]
         self._layout = _Layout(self._weights, self._initial, len(self._rule.scalar_names))
         self._states = [_rebuild(s, iter(v)) for s, v in
                         zip(self._initial, self._layout.state_views)]
         self.load_states({})
-        self._scalars = _StepScalars(optimizer, len(self.param_names), self._rule.scalar_names)
+        self._scalars = _StepScalars(optimizer, self.indices, self._rule.scalar_names)
+        self._checked = None  # optimizer attributes when the rule was last checked
         self._fn, self._library = _compile(self._kernel_calls(), self._layout)
         self._table_address = self._layout.pointers.ctypes.data
 
@@ -95,12 +100,23 @@ class FusedUpdater:
 
     # -- stepping -------------------------------------------------------------------------
     def step(self) -> None:
-        """Advance every parameter by one update: fill the scalar table, one native call."""
-        self._check_rule()
-        values = self._scalars(self.optimizer)
+        """Advance every parameter by one update: fill the scalar table, one native call.
+
+        The rule can only change with an optimizer attribute, so it is re-checked only then;
+        the tables are rewritten only when the scalars changed.
+        """
+        attributes = self._scalars.attributes(self.optimizer)
+        if attributes != self._checked:
+            self._check_rule()
+            self._checked = attributes
+        values = self._scalars(self.optimizer, attributes)
+        if values is not None:
+            self._write_scalars(values)
+        self._fn(self._table_address)
+
+    def _write_scalars(self, values) -> None:
         for table, rows in self._layout.scalar_tables:
             table[...] = values if rows is None or len(values) == 1 else values[rows]
-        self._fn(self._table_address)
 
     def _check_rule(self) -> None:
         """The compiled formula is fixed: toggling momentum/clipping needs a new updater."""
@@ -115,7 +131,7 @@ class FusedUpdater:
     @property
     def states(self) -> dict:
         """{index: None | array | tuple/list of arrays} as ``Updater.states`` (live views)."""
-        return dict(enumerate(self._states))
+        return dict(zip(self.indices, self._states))
 
     def load_states(self, states) -> None:
         """Copy ``{index: state}`` (or ``Updater.get_states()`` bytes) into the owned states.
@@ -128,12 +144,12 @@ class FusedUpdater:
             if opt_json is not None:
                 raise ExecutorError("these states carry an optimizer (dump_optimizer=True); "
                                     "restore it into an Updater and build a new FusedUpdater")
-        unknown = [k for k in states if k not in range(len(self.param_names))]
+        unknown = [k for k in states if k not in self.indices]
         if unknown:
             raise ExecutorError(f"load_states: unknown indices {unknown}; this updater has "
-                                f"0..{len(self.param_names) - 1}")
-        sources = [_slots_like(i, states.get(i, init), init, self.param_names[i])
-                   for i, init in enumerate(self._initial)]
+                                f"{self.indices}")
+        sources = [_slots_like(i, states.get(i, init), init, name)
+                   for i, init, name in zip(self.indices, self._initial, self.param_names)]
         for views, slots in zip(self._layout.state_views, sources):
             for view, src in zip(views, slots):
                 np.copyto(view, src, casting="same_kind")
@@ -156,6 +172,16 @@ class FusedUpdater:
 
 
 # ---------------------------------------------------------------------------- validation
+def _check_indices(indices, names) -> list:
+    """The optimizer index of each name: positions by default, else distinct ints."""
+    if indices is None:
+        return list(range(len(names)))
+    indices = [int(i) for i in indices]
+    if len(indices) != len(names) or len(set(indices)) != len(indices):
+        raise ExecutorError(f"indices {indices} must be distinct, one per parameter {names}")
+    return indices
+
+
 def _check_params(weights, grads, names) -> tuple:
     """Lists of weight/grad arrays in ``names`` order; raise before any native code runs."""
     if len(set(names)) != len(names):
@@ -304,32 +330,63 @@ class _StepScalars:
     count: each index's scalars then depend only on its (lr_mult, wd_mult), t and
     num_update, all shared within a group. Non-representatives' counts are advanced as
     ``_update_count`` does; groups are cached while the multiplier dicts are unchanged.
+
+    On the grouped path the rows are also memoized: when lr, the multipliers, the
+    optimizer's scalar attributes and (for optimizers whose scalars use it) t are those of
+    the previous step, ``__call__`` returns None and the tables already hold the values.
+    That keeps a plain SGD step to a few dict updates instead of one ``step_scalars`` call
+    per group.
     """
 
-    def __init__(self, optimizer, n, names):
-        self.n, self.names = n, names
-        self.groupable = type(optimizer) in _GROUPABLE and n > 0
+    def __init__(self, optimizer, indices, names):
+        self.indices, self.names = list(indices), names
+        self.n = len(self.indices)
+        self.groupable = type(optimizer) in _GROUPABLE and self.n > 0
         self._snapshot = None
+        self._attrs = [k for k, v in vars(optimizer).items()
+                       if k not in _COUNTERS and isinstance(v, _PLAIN)]
+        self._count = None  # every index's update count after our last grouped step
+        self._seen_num_update = None
+        self._memo = None
 
-    def __call__(self, opt) -> np.ndarray:
+    def attributes(self, opt) -> tuple:
+        """The optimizer's plain scalar attributes (hyper-parameters), to notice changes."""
+        return tuple(map(vars(opt).get, self._attrs))
+
+    def __call__(self, opt, attributes=None):
         if self.groupable and self._uniform_counts(opt):
-            return self._grouped(opt)
-        rows = [[s[k] for k in self.names] for s in map(opt.step_scalars, range(self.n))]
+            return self._grouped(opt, attributes)
+        self._count = self._memo = None
+        rows = [[s[k] for k in self.names] for s in map(opt.step_scalars, self.indices)]
         return np.array(rows, dtype=np.float64).reshape(self.n, len(self.names))
 
     def _uniform_counts(self, opt) -> bool:
-        counts, begin = opt._index_update_count, opt.begin_num_update
-        values = [counts.get(i, begin) for i in range(self.n)]
+        counts = opt._index_update_count
+        if self._count is not None and opt.num_update == self._seen_num_update:
+            ends = (counts.get(self.indices[0]), counts.get(self.indices[-1]))
+            if ends == (self._count, self._count):
+                return True
+        begin = opt.begin_num_update
+        values = [counts.get(i, begin) for i in self.indices]
         return values.count(values[0]) == self.n
 
-    def _grouped(self, opt) -> np.ndarray:
-        self._refresh_groups(opt)
+    def _grouped(self, opt, attributes):
         counts = opt._index_update_count
-        count = counts.get(0, opt.begin_num_update) + 1
-        for i in self._others:
-            counts[i] = count
+        count = counts.get(self.indices[0], opt.begin_num_update) + 1
+        counts.update(dict.fromkeys(self.indices, count))
         opt.num_update = max(count, opt.num_update)
-        rows = [[s[k] for k in self.names] for s in map(opt.step_scalars, self._reps)]
+        self._count, self._seen_num_update = count, opt.num_update
+        lr = opt.lr_scheduler(opt.num_update) if opt.lr_scheduler is not None else opt.lr
+        key = (lr, count if opt.scalars_depend_on_t else None,
+               self.attributes(opt) if attributes is None else attributes,
+               opt.lr_mult, opt.wd_mult, opt.param_dict)
+        if self._memo is not None and key == self._memo:
+            return None
+        self._refresh_groups(opt)
+        rows = [[s[k] for k in self.names] for s in
+                (opt.scalars_at(i, count) for i in self._reps)]
+        self._memo = (key[0], key[1], key[2], dict(opt.lr_mult), dict(opt.wd_mult),
+                      dict(opt.param_dict))
         rows = np.array(rows, dtype=np.float64)
         return rows if self._take is None else rows[self._take]
 
@@ -340,13 +397,16 @@ class _StepScalars:
             return
         self._snapshot = tuple(dict(d) for d in current)
         keys = [(opt._mult(i, opt.lr_mult, "lr_mult"), opt._mult(i, opt.wd_mult, "wd_mult"))
-                for i in range(self.n)]
+                for i in self.indices]
         first = {}
         group = [first.setdefault(k, len(first)) for k in keys]
-        self._reps = [keys.index(k) for k in first]
-        self._others = [i for i in range(self.n) if i not in self._reps]
+        self._reps = [self.indices[keys.index(k)] for k in first]
         trivial = len(first) in (1, self.n)
         self._take = None if trivial else np.array(group, dtype=np.intp)
+
+
+_COUNTERS = ("num_update", "begin_num_update")
+_PLAIN = (int, float, bool, str, type(None))
 
 
 # ------------------------------------------------------------------------------- codegen

@@ -382,14 +382,13 @@ class Module(BaseModule):
         exe = bound.exe
         names = [n for n in self._param_names if n in exe.grad_dict]
         fused_cls = _fused_updater_class(self._optimizer)
-        # FusedUpdater indexes by position in the names it updates, so it is only used when
-        # every parameter is updated (fixed params would shift the MXNet indices).
-        if fused_cls is not None and names == self._param_names:
-            bound.fused = fused_cls(self._optimizer, {n: exe.arg_dict[n] for n in names},
-                                    {n: exe.grad_dict[n] for n in names}, self._param_names)
-            return bound.fused.step
+        # Indices are positions among all parameters, fixed ones included (as MXNet's).
         position = {n: i for i, n in enumerate(self._param_names)}
         indices = [position[n] for n in names]
+        if fused_cls is not None and names:
+            bound.fused = fused_cls(self._optimizer, {n: exe.arg_dict[n] for n in names},
+                                    {n: exe.grad_dict[n] for n in names}, names, indices)
+            return bound.fused.step
         grads = [exe.grad_dict[n] for n in names]
         weights = [exe.arg_dict[n] for n in names]
         updater = self._updater

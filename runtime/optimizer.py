@@ -200,6 +200,10 @@ class Optimizer:
     def _clip_names(self) -> tuple:
         return ("clip_gradient",) if self._clips() else ()
 
+    # False when ``_extra_scalars`` ignores ``t``: the step scalars then only change with lr,
+    # the multipliers or a hyper-parameter, so a fused updater can reuse them across steps.
+    scalars_depend_on_t = True
+
     def rule(self) -> UpdateRule:
         """(formula, state_slot_count, scalar_names) of this optimizer's update."""
         raise NotImplementedError()
@@ -211,7 +215,10 @@ class Optimizer:
     def step_scalars(self, index) -> dict:
         """Advance ``index``'s update count, then return exactly the scalars ``rule()`` names."""
         self._update_count(index)
-        t = self._index_update_count[index]
+        return self.scalars_at(index, self._index_update_count[index])
+
+    def scalars_at(self, index, t) -> dict:
+        """The scalars of ``index``'s update number ``t``, counts left as they are."""
         values = {"lr": self._get_lr(index), "wd": self._get_wd(index),
                   "rescale_grad": self.rescale_grad, "clip_gradient": self.clip_gradient}
         values.update(self._extra_scalars(index, t))
@@ -284,6 +291,8 @@ def _zeros(weight):
 class SGD(Optimizer):
     """SGD, optionally with momentum (lr inside the momentum buffer, as MXNet's kernel)."""
 
+    scalars_depend_on_t = False
+
     def __init__(self, momentum=0.0, lazy_update=True, **kwargs):
         super().__init__(**kwargs)
         self.momentum = momentum
@@ -343,6 +352,8 @@ class Adam(Optimizer):
 class AdaGrad(Optimizer):
     """Dense AdaGrad; [Q] clips whenever clip_gradient is not None (even 0)."""
 
+    scalars_depend_on_t = False
+
     def __init__(self, eps=1e-7, **kwargs):
         super().__init__(**kwargs)
         self.float_stable_eps = eps
@@ -363,6 +374,8 @@ class AdaGrad(Optimizer):
 @register
 class RMSProp(Optimizer):
     """RMSProp (Tieleman & Hinton) or, with ``centered``, Graves' variant; clip_weights clamps w."""
+
+    scalars_depend_on_t = False
 
     def __init__(self, learning_rate=0.001, gamma1=0.9, gamma2=0.9, epsilon=1e-8,
                  centered=False, clip_weights=None, **kwargs):
@@ -392,6 +405,8 @@ class RMSProp(Optimizer):
 class AdaDelta(Optimizer):
     """AdaDelta (no lr); [Q] clips whenever clip_gradient is not None."""
 
+    scalars_depend_on_t = False
+
     def __init__(self, rho=0.90, epsilon=1e-5, **kwargs):
         super().__init__(**kwargs)
         self.rho, self.epsilon = rho, epsilon
@@ -414,6 +429,8 @@ class AdaDelta(Optimizer):
 class Signum(Optimizer):
     """Signum; with momentum 0 it is signSGD (rescale and clip ignored)."""
 
+    scalars_depend_on_t = False
+
     def __init__(self, learning_rate=0.01, momentum=0.9, wd_lh=0.0, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.momentum = momentum
@@ -435,6 +452,8 @@ class Signum(Optimizer):
 @register
 class Ftrl(Optimizer):
     """FTRL-proximal; states (z, n)."""
+
+    scalars_depend_on_t = False
 
     def __init__(self, lamda1=0.01, learning_rate=0.1, beta=1, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)

@@ -359,3 +359,65 @@ def test_no_params_is_a_no_op():
     fused = FusedUpdater(O.Adam(), {}, {}, [])
     fused.step()
     assert fused.states == {}
+
+
+def test_hyper_parameter_and_multiplier_changes_reach_cached_scalars():
+    """Steady SGD steps reuse the scalar table; any change of lr, wd, momentum,
+    rescale_grad or an in-place lr_mult edit must still reach the kernel."""
+    def tweak(step, fused_opt, ref_opt):
+        for opt in (fused_opt, ref_opt):
+            if step == 2:
+                opt.momentum = 0.5
+            if step == 3:
+                opt.wd, opt.rescale_grad = 0.05, 0.25
+            if step == 4:
+                opt.lr_mult["fc2_weight"] = 3.0
+            if step == 5:
+                opt.clip_gradient = 0.1
+
+    make = _with_idx2name(CASES["sgd_mom_wd_clip_rescale"])
+    _assert_same(*_run_pair(make, np.float64, steps=7, between=tweak), np.float64)
+
+
+def test_steady_steps_skip_scalar_computation(monkeypatch):
+    weights, grads, _ = _arena_views(np.float64)
+    opt = _with_idx2name(CASES["sgd_mom_wd_clip_rescale"])()
+    fused = FusedUpdater(opt, weights, grads, NAMES)
+    calls = []
+    original = O.Optimizer.scalars_at
+    monkeypatch.setattr(O.Optimizer, "scalars_at",
+                        lambda self, i, t: calls.append(i) or original(self, i, t))
+    for _ in range(5):
+        fused.step()
+    assert len(calls) == 2  # weights and biases: two wd groups, computed once
+    assert opt.num_update == 5 and set(opt._index_update_count.values()) == {5}
+    adam = O.Adam(learning_rate=0.01)
+    fused = FusedUpdater(adam, weights, grads, NAMES)
+    calls.clear()
+    for _ in range(3):
+        fused.step()
+    assert len(calls) == 3  # Adam's bias correction changes with t: every step
+
+
+@pytest.mark.parametrize("case", ["sgd_mom_wd_clip_rescale", "adam"])
+def test_explicit_indices_match_updater(case):
+    """A Module with fixed parameters updates a subset under the MXNet indices."""
+    weights, grads, _ = _arena_views(np.float64)
+    chosen = [1, 2, 4]
+    names = [NAMES[i] for i in chosen]
+    ref_w = {n: weights[n].copy() for n in names}
+    make = _with_idx2name(CASES[case])
+    fused = FusedUpdater(make(), weights, grads, names, indices=chosen)
+    ref = O.Updater(make())
+    for _ in range(4):
+        fused.step()
+        for i, n in zip(chosen, names):
+            ref(i, grads[n].copy(), ref_w[n])
+    for n in names:
+        np.testing.assert_allclose(weights[n], ref_w[n], rtol=1e-12, atol=1e-12)
+    assert sorted(fused.states) == chosen
+    assert fused.optimizer._index_update_count == ref.optimizer._index_update_count
+    with pytest.raises(ExecutorError, match="distinct"):
+        FusedUpdater(make(), weights, grads, names, indices=[1, 1, 4])
+    with pytest.raises(ExecutorError, match="unknown indices"):
+        fused.load_states({0: None})

@@ -204,6 +204,29 @@ def test_fixed_params_are_not_updated(update_path):
     np.testing.assert_array_equal(after["fc1_weight"], arg["fc1_weight"])
     np.testing.assert_array_equal(after["fc2_bias"], arg["fc2_bias"])
     assert not np.array_equal(after["fc2_weight"], arg["fc2_weight"])
+    assert (mod._bound.fused is not None) == (update_path == "fused")
+
+
+def test_fixed_params_fused_and_updater_agree(monkeypatch):
+    """With fixed parameters the fused update keeps MXNet's indices (lr_mult by index)."""
+    X, y = small_data()
+    results = []
+    for fused in (True, False):
+        monkeypatch.setattr(module_impl, "USE_FUSED_UPDATE", fused)
+        sg.random.seed(3)
+        mod = sg.mod.Module(mlp(), fixed_param_names=["fc1_bias"])
+        mod.bind([("data", (32, 16))], [("softmax_label", (32,))])
+        mod.init_params(sg.init.Uniform(0.1))
+        mod.init_optimizer(optimizer="sgd", optimizer_params={
+            "learning_rate": 0.1, "momentum": 0.9, "wd": 0.01})
+        mod._optimizer.set_lr_mult({2: 3.0})  # fc2_weight, by its index among all params
+        for batch in NDArrayIter(X, y, 32, last_batch_handle="discard"):
+            mod.forward_backward(batch)
+            mod.update()
+        results.append(mod.get_params()[0])
+    for name in results[0]:
+        np.testing.assert_allclose(results[0][name], results[1][name], rtol=1e-5,
+                                   atol=1e-6, err_msg=name)
 
 
 def test_rescale_grad_and_idx2name():
