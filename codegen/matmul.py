@@ -97,7 +97,7 @@ class MatmulEmitter(KernelEmitter):
 
     def run(self):
         mk, b = self.mk, self.b
-        self.bptr = self.ptrs["b"]
+        self.bptr, self.bstride = self.ptrs["b"], mk.N
         if mk.trans_b:
             self.bptr = self.pack_b()
         nv = min(4, -(-mk.N // self.w))
@@ -107,23 +107,57 @@ class MatmulEmitter(KernelEmitter):
         self.alloca_builder.branch(self.start)
 
     def pack_b(self):
-        """Copy B (N x K) into a K x N panel so B rows are unit-stride for the FMAs."""
-        mk = self.mk
-        glob = ir.GlobalVariable(self.b.module, ir.ArrayType(self.ty, mk.K * mk.N),
+        """Transpose B (N x K) into a K x Np panel (Np = N rounded up to W), tile by tile.
+
+        A scalar copy strides its stores by N and misses cache on every element; W x W
+        tiles transposed in registers read W rows sequentially and write each panel row
+        as one full aligned vector (one cache line).  Pad columns are zeros, so the
+        micro-kernel streams the panel without masks.
+        """
+        mk, w = self.mk, self.w
+        self.bstride = -(-mk.N // w) * w
+        glob = ir.GlobalVariable(self.b.module, ir.ArrayType(self.ty, mk.K * self.bstride),
                                  name=f"{mk.name}.pack")
         glob.linkage = "internal"
         glob.initializer = ir.Constant(glob.value_type, None)
         glob.align = 64
-        src = self.ptrs["b"]
+        n_full, k_full = mk.N // w * w, mk.K // w * w
 
-        def row(j):
-            def col(k):
-                v = self.b.load(self.gep(src, self.b.add(self.b.mul(j, _i(mk.K)), k)), typ=self.ty)
-                self.b.store(v, self.gep(glob, self.b.add(self.b.mul(k, _i(mk.N)), j)))
-            self.loop(0, mk.K, 1, col)
+        def col_block(j0, rows):
+            self.loop(0, k_full, w, lambda k0: self.pack_tile(glob, j0, k0, rows, w))
+            if k_full < mk.K:
+                self.pack_tile(glob, j0, _i(k_full), rows, mk.K - k_full)
 
-        self.loop(0, mk.N, 1, row)
+        self.loop(0, n_full, w, lambda j0: col_block(j0, w))
+        if n_full < mk.N:
+            col_block(_i(n_full), mk.N - n_full)
         return glob
+
+    def pack_tile(self, glob, j0, k0, rows, cols):
+        """rows x cols block of B at (j0, k0) -> panel rows k0.. at column j0."""
+        mk, b, w = self.mk, self.b, self.w
+        mask, zero = self.mask(cols), ir.Constant(self.vty, None)
+        first = b.add(b.mul(j0, _i(mk.K)), k0)
+        vecs = [self.vload(self.ptrs["b"], b.add(first, _i(r * mk.K)), mask) if r < rows
+                else zero for r in range(w)]
+        for k, vec in enumerate(self.transpose(vecs)[:cols]):
+            dst = self.gep(glob, b.add(b.mul(b.add(k0, _i(k)), _i(self.bstride)), j0))
+            b.store(vec, b.bitcast(dst, self.vty.as_pointer()), align=64)
+
+    def transpose(self, vecs):
+        """W x W transpose: log2(W) rounds of interleaving rows i and i + W/2."""
+        w, half = self.w, self.w // 2
+        if w == 1:
+            return vecs
+        lo = _mask([x for t in range(half) for x in (t, w + t)])
+        hi = _mask([x for t in range(half, w) for x in (t, w + t)])
+        for _ in range(w.bit_length() - 1):
+            nxt = []
+            for i in range(half):
+                nxt.append(self.b.shuffle_vector(vecs[i], vecs[i + half], lo))
+                nxt.append(self.b.shuffle_vector(vecs[i], vecs[i + half], hi))
+            vecs = nxt
+        return vecs
 
     def gep(self, ptr, idx):
         if isinstance(ptr, ir.GlobalVariable):  # the packed panel: typed [n x T] global
@@ -156,10 +190,11 @@ class MatmulEmitter(KernelEmitter):
             for slot in row:
                 self.b.store(zero, slot)
         masks = [self.mask(width - v * self.w) for v in range(nv)]
+        bmasks = [None] * nv if self.mk.trans_b else masks  # the panel is zero-padded
 
         def step(k):
-            brow = self.b.add(self.b.mul(k, _i(self.mk.N)), j0)
-            bv = [self.vload(self.bptr, self.b.add(brow, _i(v * self.w)), masks[v])
+            brow = self.b.add(self.b.mul(k, _i(self.bstride)), j0)
+            bv = [self.vload(self.bptr, self.b.add(brow, _i(v * self.w)), bmasks[v])
                   for v in range(nv)]
             for r in range(mr):
                 aptr = self.gep(self.ptrs["a"], self.a_index(i0, r, k))
@@ -234,3 +269,7 @@ class MatmulEmitter(KernelEmitter):
 
 def _i(v):
     return ir.Constant(I64, v)
+
+
+def _mask(idx):
+    return ir.Constant(ir.VectorType(I32, len(idx)), idx)

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codegen.matmul import matmul_kernel
+from codegen.program import KernelCall, Program, compile_program
 
 pytestmark = pytest.mark.jit
 TRANS = list(itertools.product([False, True], [False, True]))
@@ -27,7 +28,8 @@ def _tol(dtype, K):
 
 @pytest.mark.parametrize("ta,tb", TRANS)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (7, 13, 5), (17, 33, 19), (32, 26, 64)])
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (7, 13, 5), (17, 33, 19), (32, 26, 64),
+                                   (17, 3, 33), (100, 10, 64), (3, 16, 16), (9, 48, 40)])
 def test_plain_matmul(M, N, K, ta, tb, dtype):
     a, b, want = _case(M, N, K, ta, tb, dtype)
     k = matmul_kernel(M, N, K, ta, tb, dtype)
@@ -59,6 +61,40 @@ def test_accumulate_row_bias_and_extra_input(dtype):
     got = run_kernel(k, {"a": a, "b": b, "bias": bias, "e0": y, "c": c0.copy()})["c"]
     want = np.where(y > 0, mm + bias[:, None] + c0, 0)
     np.testing.assert_allclose(got, want, rtol=_tol(dtype, K), atol=_tol(dtype, K))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("M,N,K", [(13, 37, 21), (2, 8, 70)])
+def test_packed_b_with_bias_accumulate_and_extras(M, N, K, dtype):
+    """trans_b packs B into a padded panel; the epilogue must still see only real columns."""
+    a, b, mm = _case(M, N, K, False, True, dtype, seed=7)
+    rng = np.random.default_rng(8)
+    e0, e1 = (rng.standard_normal((M, N)).astype(dtype) for _ in range(2))
+    c0 = rng.standard_normal((M, N)).astype(dtype)
+    bias = np.linspace(-2, 2, N).astype(dtype)
+    k = matmul_kernel(M, N, K, False, True, dtype, bias="col", accumulate=True, n_extra=2,
+                      epilogue=lambda m, acc, x, y: m.select(x > 0, acc * y, acc))
+    arrays = {"a": a, "b": b, "bias": bias, "e0": e0, "e1": e1, "c": c0.copy()}
+    got = run_kernel(k, arrays)["c"]
+    acc = mm + bias + c0
+    want = np.where(e0 > 0, acc * e1, acc)
+    np.testing.assert_allclose(got, want, rtol=_tol(dtype, K), atol=_tol(dtype, K))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_packed_b_is_repacked_on_every_call(dtype):
+    """The panel is one global: a second call on another B must not reuse stale data."""
+    M, N, K = 5, 20, 18
+    k = matmul_kernel(M, N, K, False, True, dtype)
+    cases = [_case(M, N, K, False, True, dtype, seed=s) for s in (1, 2)]
+    parts = [x for a, b, _ in cases for x in (a, b, np.zeros((M, N), dtype))]
+    offsets = np.cumsum([0] + [x.nbytes for x in parts])
+    arena = np.concatenate([x.ravel() for x in parts]).view(np.uint8)
+    calls = [KernelCall(k, tuple(int(o) for o in offsets[3 * i:3 * i + 3])) for i in (0, 1)]
+    compile_program(Program((k,), arena.nbytes, {"run": calls})).run_array("run", arena)
+    for i, (_, _, want) in enumerate(cases):
+        got = arena[offsets[3 * i + 2]:offsets[3 * i + 3]].view(dtype).reshape(M, N)
+        np.testing.assert_allclose(got, want, rtol=_tol(dtype, K), atol=_tol(dtype, K))
 
 
 def test_names_are_content_hashes():
