@@ -6,12 +6,24 @@ import math
 
 from codegen import loop_ir as L
 from codegen.builders import affine, loop_vars, merge_dims, nest, strides
+from codegen.softmax_rows import MAX_COLS, short_softmax_kernel
 from symgraph.errors import CompileError
 
 
 def softmax_kernel(rows: int, cols: int, inp: L.BufferParam, out: L.BufferParam,
-                   log: bool = False) -> L.Kernel:
-    """Row-wise (log-)softmax; subtracting the row max keeps exp() from overflowing."""
+                   log: bool = False):
+    """Row-wise (log-)softmax; subtracting the row max keeps exp() from overflowing.
+
+    Short rows get the register-resident emitter; long rows the loop-IR kernel below.
+    """
+    if cols <= MAX_COLS:
+        return short_softmax_kernel(rows, cols, inp, out, log)
+    return loop_softmax_kernel(rows, cols, inp, out, log)
+
+
+def loop_softmax_kernel(rows: int, cols: int, inp: L.BufferParam, out: L.BufferParam,
+                        log: bool = False) -> L.Kernel:
+    """Three passes per row (max, sum of exp, store) whose inner loops vectorize."""
     dt = inp.dtype
     i, j1, j2, j3 = L.Var("i"), L.Var("j1"), L.Var("j2"), L.Var("j3")
     mx, s = L.Var("mx", dt), L.Var("s", dt)

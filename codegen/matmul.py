@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from codegen import loop_ir as L
+from codegen import vecmath
 from codegen.emit_values import ir_type
 from codegen.llvm_emit import KernelEmitter, declare_kernel
 from codegen.scalar_ir import IRMath
@@ -223,24 +224,15 @@ class MatmulEmitter(KernelEmitter):
         align = L.itemsize(self.mk.dtype)
         if mask is None:
             return self.b.load(p, typ=self.vty, align=align)
-        fn = self._masked("load", [ir.PointerType(), I32, mask.type, self.vty], self.vty)
-        return self.b.call(fn, [p, ir.Constant(I32, align), mask, ir.Constant(self.vty, None)])
+        return vecmath.masked_load(self.b, self.vty, p, mask, ir.Constant(self.vty, None), align)
 
     def vstore(self, value, ptr, idx, mask):
         p = self.gep(ptr, idx)
         align = L.itemsize(self.mk.dtype)
         if mask is None:
             self.b.store(value, p, align=align)
-            return
-        fn = self._masked("store", [self.vty, ir.PointerType(), I32, mask.type], ir.VoidType())
-        self.b.call(fn, [value, p, ir.Constant(I32, align), mask])
-
-    def _masked(self, kind, args, ret):
-        from codegen.vecmath import mangle
-
-        name = f"llvm.masked.{kind}.{mangle(self.vty)}.p0"
-        mod = self.b.module
-        return mod.globals.get(name) or ir.Function(mod, ir.FunctionType(ret, args), name=name)
+        else:
+            vecmath.masked_store(self.b, value, p, mask, align)
 
     def finish(self, i0, j0, r, v, acc, mask):
         """Epilogue: bias, accumulate into C, elementwise formula, (masked) store."""

@@ -36,6 +36,25 @@ def intrinsic(module, name, ret, args):
     return ir.Function(module, ir.FunctionType(ret, args), name=full)
 
 
+def masked_load(builder: ir.IRBuilder, vty, ptr, mask, passthru, align: int):
+    """``llvm.masked.load``: lanes off in ``mask`` read no memory and yield ``passthru``."""
+    fn = _masked(builder.module, "load", vty, [ir.PointerType(), ir.IntType(32), mask.type, vty],
+                 vty)
+    return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), align), mask, passthru])
+
+
+def masked_store(builder: ir.IRBuilder, value, ptr, mask, align: int):
+    """``llvm.masked.store``: lanes off in ``mask`` leave memory untouched."""
+    args = [value.type, ir.PointerType(), ir.IntType(32), mask.type]
+    fn = _masked(builder.module, "store", value.type, args, ir.VoidType())
+    builder.call(fn, [value, ptr, ir.Constant(ir.IntType(32), align), mask])
+
+
+def _masked(module, kind, vty, args, ret):
+    name = f"llvm.masked.{kind}.{mangle(vty)}.p0"
+    return module.globals.get(name) or ir.Function(module, ir.FunctionType(ret, args), name=name)
+
+
 class _Ops:
     """Arithmetic on one scalar-or-vector float type, so polynomials read like math."""
 

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from codegen import loop_ir as L
 from codegen.builders import elementwise_kernel, reduce_kernel
-from codegen.builders_nn import argmax_kernel, softmax_kernel, transpose_kernel
+from codegen.builders_nn import argmax_kernel, loop_softmax_kernel, softmax_kernel, transpose_kernel
+from codegen.program import KernelCall, Program, compile_program
 from codegen.scalar_ir import IRMath
 
 pytestmark = pytest.mark.jit
@@ -61,18 +62,71 @@ def test_reduce_over_arbitrary_axes(shape, data, op, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("log", [False, True])
-@pytest.mark.parametrize("rows,cols", [(1, 1), (3, 10), (5, 37), (2, 100)])
+@pytest.mark.parametrize("rows,cols", [(1, 1), (3, 10), (5, 37), (2, 100), (7, 3), (9, 16),
+                                       (33, 26), (100, 10), (4, 64), (3, 65), (17, 48)])
 def test_softmax_is_stable(dtype, log, rows, cols):
     x = np.random.default_rng(3).standard_normal((rows, cols)).astype(dtype) * 5
     x[0, 0] = 1000.0  # would overflow exp without the max subtraction
-    z = x - x.max(axis=1, keepdims=True)
-    lse = np.log(np.exp(z.astype(np.float64)).sum(axis=1, keepdims=True))
-    want = (z - lse) if log else np.exp(z - lse)
-    k = softmax_kernel(rows, cols, _buf("x", dtype, x.shape), _buf("y", dtype, x.shape), log)
-    got = run_kernel(k, {"x": x, "y": np.zeros_like(x)})["y"]
+    x[-1, -1] = -1000.0  # underflows to an exact zero probability
+    got = _softmax(softmax_kernel, x, log)
     assert np.all(np.isfinite(got))
-    np.testing.assert_allclose(got, want, rtol=1e-5 if dtype == "float32" else 1e-12,
+    np.testing.assert_allclose(got, _softmax_ref(x, log),
+                               rtol=1e-5 if dtype == "float32" else 1e-12,
                                atol=1e-6 if dtype == "float32" else 1e-14)
+
+
+def _softmax(make, x, log):
+    k = make(*x.shape, _buf("x", x.dtype.name, x.shape), _buf("y", x.dtype.name, x.shape), log)
+    return run_kernel(k, {"x": x, "y": np.zeros_like(x)})["y"]
+
+
+def _softmax_ref(x, log):
+    z = x.astype(np.float64) - x.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return (z - lse) if log else np.exp(z - lse)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("offset", [1e4, -3e4, 1e30])
+def test_softmax_large_magnitude_rows(dtype, log, offset):
+    """Rows far from zero: only differences matter, as long as they are representable."""
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((13, 26)) * 20 + offset).astype(dtype)
+    got = _softmax(softmax_kernel, x, log)
+    np.testing.assert_allclose(got, _softmax_ref(x, log), rtol=2e-5 if dtype == "float32"
+                               else 1e-11, atol=1e-6 if dtype == "float32" else 1e-14)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("cols", [5, 26, 40])
+def test_softmax_nan_and_inf_rows_match_loop_kernel(dtype, log, cols):
+    """NaN / +inf poison their row; -inf entries get probability 0 (log: -inf)."""
+    x = np.random.default_rng(12).standard_normal((6, cols)).astype(dtype)
+    x[0, 1], x[1, -1], x[2, 0], x[3, :] = np.nan, np.inf, -np.inf, -np.inf
+    x[4, :2] = [np.inf, np.nan]
+    got = _softmax(softmax_kernel, x, log)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(_softmax(loop_softmax_kernel, x,
+                                                                   log)))
+    assert np.isnan(got[[0, 1, 3, 4]]).all() and not np.isnan(got[[2, 5]]).any()
+    assert got[2, 0] == (-np.inf if log else 0.0)
+    np.testing.assert_allclose(got[[2, 5]], _softmax_ref(x[[2, 5]], log),
+                               rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows,cols", [(5, 10), (11, 33)])
+def test_softmax_in_place(dtype, rows, cols):
+    """The planner may give in and out one buffer: every row is read before written."""
+    x = np.random.default_rng(13).standard_normal((rows, cols)).astype(dtype)
+    buf = _buf("x", dtype, x.shape)
+    k = softmax_kernel(rows, cols, buf, L.BufferParam("y", dtype, buf.size))
+    arena = x.copy().view(np.uint8).ravel()
+    prog = Program((k,), arena.nbytes, {"run": [KernelCall(k, (0, 0))]})
+    compile_program(prog).run_array("run", arena)
+    np.testing.assert_allclose(arena.view(dtype).reshape(x.shape), _softmax_ref(x, False),
+                               rtol=1e-5 if dtype == "float32" else 1e-12, atol=1e-7)
 
 
 @pytest.mark.parametrize("shape,axis", [((7,), 0), ((4, 9), 1), ((4, 9), 0), ((3, 5, 2), 1)])

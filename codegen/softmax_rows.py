@@ -1,0 +1,161 @@
+"""Row-wise (log-)softmax for short rows, each row held in a few ``<W x T>`` registers.
+
+The loop-IR kernel vectorizes only inner loops of at least W elements, so rows of 10 or
+26 classes ran scalar, with one scalar exp per element per pass.  Here a row is loaded
+once (the last vector masked, its dead lanes -inf so they never win the max), reduced
+with shuffle trees, exponentiated with the vector exp of :mod:`codegen.vecmath` once, and
+stored with the same masks.  Several rows per loop iteration give the out-of-order core
+independent dependency chains (each row is a serial max -> exp -> sum -> scale chain),
+and share one vector log or reciprocal instead of a scalar one per row.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from llvmlite import ir
+
+from codegen import loop_ir as L
+from codegen import vecmath
+from codegen.emit_values import ir_type
+from codegen.llvm_emit import KernelEmitter, declare_kernel
+
+I64 = ir.IntType(64)
+MAX_COLS = 64  # longer rows: the loop-IR kernel's vectorized inner loops are as good
+ROW_VECTORS = 8  # row vectors per loop step: enough independent chains, few spills
+
+
+@dataclass(frozen=True, eq=False)
+class SoftmaxKernel:
+    """Softmax over ``rows`` contiguous rows of ``cols``; params are (input, output)."""
+
+    name: str
+    rows: int
+    cols: int
+    dtype: str
+    log: bool
+    params: tuple
+    noalias: bool = False
+    fastmath: bool = False
+
+    def canonical(self) -> str:
+        params = ", ".join(p.dump() for p in self.params)
+        return f"softmax_rows({params}) rows={self.rows} cols={self.cols} log={self.log}"
+
+    def dump(self) -> str:
+        return f"{self.name}: {self.canonical()}"
+
+    def emit(self, module, lanes):
+        if self.name in module.globals:
+            return module.globals[self.name]
+        fn = declare_kernel(module, self.params, self.name, self.noalias)
+        SoftmaxEmitter(fn, self, lanes(self.dtype)).run()
+        return fn
+
+
+def short_softmax_kernel(rows: int, cols: int, inp: L.BufferParam, out: L.BufferParam,
+                         log: bool = False) -> SoftmaxKernel:
+    proto = SoftmaxKernel("", rows, cols, inp.dtype, log, (inp, out))
+    return SoftmaxKernel(L.content_name(proto.canonical()), rows, cols, inp.dtype, log,
+                         (inp, out))
+
+
+class SoftmaxEmitter(KernelEmitter):
+    def __init__(self, fn, k: SoftmaxKernel, w: int):
+        super().__init__(fn, k, lambda dt: w)
+        self.k, self.w = k, w
+        self.ty = ir_type(k.dtype)
+        self.vty = ir.VectorType(self.ty, w)
+        self.nvec = -(-k.cols // w)
+        tail = k.cols - (self.nvec - 1) * w
+        self.tail = None if tail == w else ir.Constant(
+            ir.VectorType(ir.IntType(1), w), [int(t < tail) for t in range(w)])
+        self.src, self.dst = fn.args
+
+    def run(self):
+        k = self.k
+        step = min(max(1, ROW_VECTORS // self.nvec), k.rows)
+        full = k.rows // step * step
+        self.loop(0, full, step,
+                  lambda i: self.rows([self.b.add(i, _i(r)) for r in range(step)]))
+        if full < k.rows:
+            self.rows([_i(r) for r in range(full, k.rows)])
+        self.b.ret_void()
+        self.alloca_builder.branch(self.start)
+
+    def rows(self, starts):
+        """A few rows at once; their log / reciprocal share one vector call.
+
+        All loads of a row happen before its stores, so in-place (in == out) is safe.
+        """
+        b = self.b
+        bases = [b.mul(i, _i(self.k.cols)) for i in starts]
+        parts = [self.reduce_row(base) for base in bases]
+        totals = self.pack([total for _, _, total in parts])
+        if self.k.log:
+            scale = vecmath.call(b, "log", totals)
+        else:
+            ones = ir.Constant(totals.type, [1.0] * len(parts))
+            scale = b.fdiv(ones, totals)
+        for r, (base, (shifted, exps, _)) in enumerate(zip(bases, parts)):
+            s = self.splat(b.extract_element(scale, ir.Constant(ir.IntType(32), r)), self.w)
+            if self.k.log:
+                outs = [b.fsub(d, s) for d in shifted]
+            else:
+                outs = [b.fmul(e, s) for e in exps]
+            for v, value in enumerate(outs):
+                self.vstore(value, base, v)
+
+    def reduce_row(self, base):
+        """Row max, x - max, exp(x - max) and their sum (dead tail lanes count zero)."""
+        b = self.b
+        xs = [self.vload(base, v) for v in range(self.nvec)]
+        mx = self.horizontal("max", self.fold("max", xs))
+        shifted = [b.fsub(x, self.splat(mx, self.w)) for x in xs]
+        exps = [vecmath.call(b, "exp", d) for d in shifted]
+        if self.tail is not None:  # dead lanes hold exp(-inf); make them exact zeros
+            exps[-1] = b.select(self.tail, exps[-1], ir.Constant(self.vty, None))
+        return shifted, exps, self.horizontal("sum", self.fold("sum", exps))
+
+    def pack(self, scalars):
+        vec = ir.Constant(ir.VectorType(self.ty, len(scalars)), None)
+        for r, x in enumerate(scalars):
+            vec = self.b.insert_element(vec, x, ir.Constant(ir.IntType(32), r))
+        return vec
+
+    def combine(self, op, acc, v):
+        """Max as compare+select (one vmaxps): a NaN may be skipped by the max, but it
+        still reaches exp(x - max), so the sum and every output of its row are NaN."""
+        if op == "max":
+            return self.b.select(self.b.fcmp_ordered(">", acc, v), acc, v)
+        return super().combine(op, acc, v)
+
+    def fold(self, op, vecs):
+        """Lane-wise combine of a row's vectors, pairwise so the chain stays short."""
+        while len(vecs) > 1:
+            pairs = [self.combine(op, a, c) for a, c in zip(vecs[::2], vecs[1::2])]
+            vecs = pairs + vecs[len(pairs) * 2:]
+        return vecs[0]
+
+    def _ptr(self, arg, base, v):
+        idx = self.b.add(base, _i(v * self.w))
+        return self.b.gep(arg, [idx], inbounds=True, source_etype=self.ty)
+
+    def vload(self, base, v):
+        ptr, align = self._ptr(self.src, base, v), L.itemsize(self.k.dtype)
+        if v < self.nvec - 1 or self.tail is None:
+            return self.b.load(ptr, typ=self.vty, align=align)
+        ninf = ir.Constant(self.vty, [-math.inf] * self.w)
+        return vecmath.masked_load(self.b, self.vty, ptr, self.tail, ninf, align)
+
+    def vstore(self, value, base, v):
+        ptr, align = self._ptr(self.dst, base, v), L.itemsize(self.k.dtype)
+        if v < self.nvec - 1 or self.tail is None:
+            self.b.store(value, ptr, align=align)
+        else:
+            vecmath.masked_store(self.b, value, ptr, self.tail, align)
+
+
+def _i(v):
+    return ir.Constant(I64, v)
