@@ -56,9 +56,16 @@ def softmax(shape, axis, inp, out, log=False, temperature=None):
 
 
 def softmax_output_grad(p, rows, classes, inner, prob, label, out):
-    """MXNet's SoftmaxOutput backward with its three normalizations and ignore_label."""
+    """MXNet's SoftmaxOutput backward with its three normalizations and ignore_label.
+
+    With one position per row (inner == 1, the classifier case) the class loop is the
+    innermost, so it vectorizes when there are at least W classes; the count of valid
+    labels is only computed for normalization "valid", the one that uses it.
+    """
     dt = prob.dtype
     i, c, r, t = L.Var("i"), L.Var("c"), L.Var("r"), L.Var("t")
+    if inner == 1:
+        r = L.Const(0, L.INT)
     lab = L.Load(label, i * inner + r)
     onehot = L.Cast(L.Cmp("eq", L.Cast(L.Cast(lab, L.INT), dt), L.Cast(c, dt)), dt)
     if p.smooth_alpha:
@@ -70,11 +77,15 @@ def softmax_output_grad(p, rows, classes, inner, prob, label, out):
         keep = L.Cast(L.Cmp("ne", lab, L.Const(p.ignore_label, dt)), dt)
         grad = grad * keep
     scale = L.Var("scale", dt)
-    store = L.For(i, rows, L.For(c, classes, L.For(r, inner,
-                                                   L.Store(out, idx, grad * scale))))
+    per_class = L.Store(out, idx, grad * scale)
+    if inner != 1:
+        per_class = L.For(r, inner, per_class)
+    store = L.For(i, rows, L.For(c, classes, per_class))
     count = L.Var("count", dt)
-    valid = L.Cast(L.Cmp("ne", L.Load(label, t), L.Const(p.ignore_label, dt)), dt)
     factor = _softmax_factor(p, rows, inner, count, dt)
+    if p.normalization != "valid":
+        return L.make_kernel([prob, label, out], L.Let(scale, factor, store))
+    valid = L.Cast(L.Cmp("ne", L.Load(label, t), L.Const(p.ignore_label, dt)), dt)
     body = L.Reduce(count, "sum", t, rows * inner, valid, L.Let(scale, factor, store))
     return L.make_kernel([prob, label, out], body)
 
