@@ -152,3 +152,37 @@ def test_transpose_arbitrary_axes(shape, data):
     k = transpose_kernel(shape, axes, _buf("x", "float64", shape), _buf("y", "float64", shape))
     got = run_kernel(k, {"x": x, "y": np.zeros(want.shape)})["y"]
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows,classes,inner", [(32, 26, 1), (100, 10, 1), (3, 40, 1),
+                                                (4, 5, 3)])
+@pytest.mark.parametrize("normalization,use_ignore", [("null", False), ("batch", False),
+                                                      ("valid", True)])
+def test_softmax_output_grad(dtype, rows, classes, inner, normalization, use_ignore):
+    from types import SimpleNamespace
+
+    from codegen.lower_kernels import softmax_output_grad
+
+    p = SimpleNamespace(smooth_alpha=0.0, use_ignore=use_ignore, ignore_label=2.0,
+                        normalization=normalization, multi_output=inner != 1, grad_scale=1.5)
+    rng = np.random.default_rng(14)
+    prob = rng.random((rows, classes, inner)).astype(dtype)
+    label = rng.integers(0, classes, (rows, inner)).astype(dtype)
+    onehot = (np.arange(classes)[None, :, None] == label[:, None, :]).astype(np.float64)
+    grad = prob - onehot
+    keep = label != p.ignore_label
+    if use_ignore:
+        grad = grad * keep[:, None, :]
+    if normalization == "valid":
+        grad *= p.grad_scale / max(keep.sum(), 1)
+    elif normalization == "batch":
+        grad *= p.grad_scale / rows / (inner if inner != 1 else 1)
+    else:
+        grad *= p.grad_scale / (inner if inner != 1 else 1)
+    bp, bl, bo = (_buf(n, dtype, s) for n, s in (("p", prob.shape), ("l", label.shape),
+                                                  ("o", prob.shape)))
+    k = softmax_output_grad(p, rows, classes, inner, bp, bl, bo)
+    got = run_kernel(k, {"p": prob, "l": label, "o": np.zeros_like(prob)})["o"]
+    np.testing.assert_allclose(got, grad, rtol=1e-6 if dtype == "float32" else 1e-13,
+                               atol=1e-7 if dtype == "float32" else 1e-15)
