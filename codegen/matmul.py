@@ -22,6 +22,8 @@ from codegen.scalar_ir import IRMath
 from symgraph.errors import CompileError
 
 I32, I64 = ir.IntType(32), ir.IntType(64)
+# tile rows per count of column vectors: mr * nv accumulators + nv B vectors fit 32 regs
+ROWS_FOR_VECTORS = {1: 12, 2: 12, 3: 8, 4: 6}
 
 
 @dataclass(frozen=True, eq=False)
@@ -102,7 +104,7 @@ class MatmulEmitter(KernelEmitter):
         if mk.trans_b:
             self.bptr = self.pack_b()
         nv = min(4, -(-mk.N // self.w))
-        mr = {1: 12, 2: 12, 3: 8, 4: 6}[nv]
+        mr = ROWS_FOR_VECTORS[nv]
         self.blocks(nv * self.w, nv, min(mr, mk.M))
         b.ret_void()
         self.alloca_builder.branch(self.start)
