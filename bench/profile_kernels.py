@@ -14,6 +14,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from functools import partial  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -50,9 +51,9 @@ def profile(sizes, shape):
     rows = []
     for i, call in enumerate(calls):
         fn = single.function(f"k{i}")
-        rows.append((",".join(call.node_names), _median_us(lambda: fn(address), number)))
+        rows.append((",".join(call.node_names), _median_us(partial(fn, address), number)))
     whole = exe._compiled.program.function("forward_backward")
-    return rows, _median_us(lambda: whole(address), number)
+    return rows, _median_us(partial(whole, address), number)
 
 
 def main(argv):
