@@ -92,12 +92,13 @@ def elementwise_kernel(out_shape, inputs: Sequence[tuple], formula: Callable,
     if len(values) != len(outputs):
         raise CompileError(f"formula gave {len(values)} values for {len(outputs)} outputs")
     out_index = affine(vars_, merged[-1])
-    stores = [L.Store(o, out_index, _coerce(v, o.dtype)) for o, v in zip(outputs, values)]
+    stores = [L.Store(o, out_index, coerce(v, o.dtype)) for o, v in zip(outputs, values)]
     params = _unique([b for b, _ in inputs] + list(scalars) + list(outputs))
     return L.make_kernel(params, nest(vars_, shape, L.block(*stores)), noalias=noalias)
 
 
-def _coerce(value, dtype):
+def coerce(value, dtype):
+    """``value`` as an expression of ``dtype`` (what storing it to such a buffer does)."""
     value = L.as_expr(value, dtype=dtype)
     return value if value.dtype == dtype else L.Cast(value, dtype)
 

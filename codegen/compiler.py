@@ -152,28 +152,30 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
     fwd_ids = {id(n) for n in topo_order(fwd_heads)}
     fwd_nodes = [n for n in order if id(n) in fwd_ids]
     bwd_nodes = [n for n in order if id(n) not in fwd_ids]
-    fwd_calls = fusion.fuse(_lower_nodes(build, fwd_nodes, True), build.table)
+    fwd_calls = _lower_nodes(build, fwd_nodes, True)
     bwd_calls = _lower_nodes(build, bwd_nodes, True)
-    pred_calls = fusion.fuse(_lower_nodes(build, fwd_nodes, False), build.table)
+    pred_calls = _lower_nodes(build, fwd_nodes, False)
     variables = {n.name: Entry(n, 0) for n in topo_order(symbol.outputs) if n.is_variable}
     variables.update({n.name: Entry(n, 0) for n in order if n.is_variable})
     out_keys, extra = _output_keys(build, fwd_heads, variables)
-    fwd_calls += extra
-    pred_calls += extra
     grad_keys, grad_calls = _grad_keys(build, wrt, grads, grad_req, variables, set(out_keys))
-    bwd_calls = fusion.fuse(bwd_calls, build.table) + grad_calls
     persistent = _persistent(build, arg_names, aux_names, variables, grad_keys, out_keys,
                              head_vars)
+    keep = {build.table.root(k) for k in persistent}
+    fwd_calls, bwd_calls = fusion.fuse([fwd_calls + extra, bwd_calls + grad_calls],
+                                       build.table, keep)
+    (pred_calls,) = fusion.fuse([pred_calls + extra], build.table, keep)
     plan = plan_memory(fwd_calls + bwd_calls, build.table, persistent)
+    pred_plan = plan_memory(pred_calls, build.table, persistent)
     if poison:
         def nan_fill(key):
             return _fill_call(key, build.table.sizes[key], build.table.dtypes[key], float("nan"))
 
         both = poison_dead_buffers(fwd_calls + bwd_calls, build.table, plan, nan_fill)
         fwd_calls, bwd_calls = both, []
-    phases = {"predict": pred_calls, "forward": fwd_calls, "backward": bwd_calls,
-              "forward_backward": fwd_calls + bwd_calls}
-    program = _program(phases, plan, build.table)
+    phases = {"predict": (pred_calls, pred_plan), "forward": (fwd_calls, plan),
+              "backward": (bwd_calls, plan), "forward_backward": (fwd_calls + bwd_calls, plan)}
+    program = _program(phases, build.table)
     compiled = compile_program(program, name_hint)
     return _describe(compiled, plan, build, symbol, variables, arg_names, aux_names,
                      grad_keys, out_keys, head_vars, fwd_heads, all_heads)
@@ -250,16 +252,19 @@ def _persistent(build, arg_names, aux_names, variables, grad_keys, out_keys, hea
     return keys
 
 
-def _program(phases, plan, table):
-    kernels, out = {}, {}
-    for phase, calls in phases.items():
+def _program(phases, table):
+    """Phases name (calls, plan): predict has its own scratch plan, since its calls fuse
+    differently from training's; persistent slots are laid out identically in both."""
+    kernels, out, arena = {}, {}, 64
+    for phase, (calls, plan) in phases.items():
         lowered = []
         for call in calls:
             kernels.setdefault(call.kernel.name, call.kernel)
             offsets = tuple(plan.offsets[table.root(k)] for k in call.keys)
-            lowered.append(KernelCall(call.kernel, offsets, (call.node_name,)))
+            lowered.append(KernelCall(call.kernel, offsets, call.node_names))
         out[phase] = lowered
-    return Program(tuple(kernels.values()), max(plan.arena_bytes, 64), out)
+        arena = max(arena, plan.arena_bytes)
+    return Program(tuple(kernels.values()), arena, out)
 
 
 def _slot(build, plan, name, key, entry):

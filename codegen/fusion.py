@@ -1,7 +1,308 @@
-"""Fusion of lowered calls (placeholder pass: the identity, replaced by real fusion)."""
+"""Fusion of lowered calls: elementwise chains into one loop nest, and an elementwise
+chain into the epilogue of the matrix multiply that feeds it.
+
+It runs on :class:`LogicalCall` lists (one per phase) after lowering, because there every
+pure reshape has already become a buffer alias: ``dot -> reshape_like -> relu_grad`` is a
+matmul whose output buffer is read by one elementwise call, with nothing in between.
+Only calls carrying a spec (see ``fusion_spec``) take part; any other call is a reader of
+every buffer it touches.
+
+Grouping walks each phase in order. An elementwise call joins the open groups that
+produced its inputs when it iterates over the same output shape and reads their values
+element for element (no broadcasting). A group closes as soon as a call outside it reads
+one of its values, because the fused kernel runs at the position of its last member: a
+reader in between would see the value too late. A value of a group is stored only when
+something outside the group needs it (a later call, another phase, or a persistent slot
+such as an output or gradient); the rest live in registers.
+
+A matmul whose output is read only by one group, whose only stored value is one
+(M, N) result and whose other inputs are full (M, N) buffers, becomes one matmul kernel
+with the group's formula as epilogue.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 
-def fuse(calls, table):
-    return list(calls)
+from codegen import builders
+from codegen import loop_ir as L
+from codegen.fusion_spec import ElementwiseSpec, MatmulSpec, expr_size
+from codegen.lower import LogicalCall
+from codegen.matmul import matmul_kernel
+
+MAX_EXPR_NODES = 400  # above this a fused value is stored instead of growing the tree
+
+
+@dataclass(eq=False)
+class _Group:
+    """Elementwise calls of one phase that will become one kernel."""
+
+    out_shape: tuple
+    members: list = field(default_factory=list)  # call indices, in program order
+    produced: set = field(default_factory=set)  # root keys written by members
+    sizes: dict = field(default_factory=dict)  # root -> expression node count
+    open: bool = True
+
+
+@dataclass(frozen=True)
+class _Input:
+    """An input of a fused kernel: a buffer and the shape it is broadcast from."""
+
+    key: int
+    root: int
+    shape: tuple
+
+
+def fuse(segments, table, keep) -> list[list[LogicalCall]]:
+    """Fuse each phase segment; ``keep`` are root keys that must be stored (persistent).
+
+    ``segments`` are the phases that run in one sequence on one arena (training forward,
+    then backward); a value read by a later segment is stored like any other escaping
+    value.
+    """
+    readers = _readers(segments, table)
+    return [_fuse_segment(index, calls, table, keep, readers)
+            for index, calls in enumerate(segments)]
+
+
+def _reads(call, table) -> list[int]:
+    spec = call.spec
+    if isinstance(spec, ElementwiseSpec):
+        keys = spec.in_keys
+    elif isinstance(spec, MatmulSpec):
+        keys = spec.input_keys
+    else:
+        keys = call.keys
+    return [table.root(k) for k in keys]
+
+
+def _readers(segments, table) -> dict:
+    """root -> set of (segment, call index) that read it."""
+    out: dict = {}
+    for seg, calls in enumerate(segments):
+        for index, call in enumerate(calls):
+            for root in _reads(call, table):
+                out.setdefault(root, set()).add((seg, index))
+    return out
+
+
+def _fuse_segment(seg, calls, table, keep, readers):
+    groups = _group_elementwise(calls, table)
+    fused_at, absorbed = {}, set()
+    for group in groups:
+        members = {(seg, i) for i in group.members}
+        stored = _stored(group, calls, table, keep, readers, members)
+        matmul_index = _epilogue_source(group, calls, table, keep, readers, members, stored)
+        if matmul_index is not None:
+            absorbed.add(matmul_index)
+            fused_at[group.members[-1]] = _epilogue_call(group, calls[matmul_index], calls,
+                                                         table, stored)
+        elif len(group.members) > 1:
+            fused_at[group.members[-1]] = _elementwise_call(group, calls, table, stored)
+    member_of = {i for g in groups if g.members[-1] in fused_at for i in g.members}
+    out = []
+    for index, call in enumerate(calls):
+        if index in fused_at:
+            out.append(fused_at[index])
+        elif index not in absorbed and index not in member_of:
+            out.append(call)
+    return out
+
+
+# ---- grouping ---------------------------------------------------------------------------
+def _group_elementwise(calls, table) -> list[_Group]:
+    owner: dict = {}  # root -> group whose member writes it
+    groups: list[_Group] = []
+    for index, call in enumerate(calls):
+        spec = call.spec
+        if not isinstance(spec, ElementwiseSpec):
+            for root in _reads(call, table):
+                if root in owner:
+                    owner[root].open = False
+            continue
+        group = _join(index, spec, owner, groups, table)
+        for key in spec.out_keys:
+            owner[table.root(key)] = group
+    return groups
+
+
+def _join(index, spec, owner, groups, table) -> _Group:
+    """The group ``spec`` becomes a member of (merging the groups it reads from)."""
+    joinable, blocked = _candidates(spec, owner, table)
+    sizes = _value_sizes(spec, table, joinable)
+    if max(sizes, default=0) > MAX_EXPR_NODES:
+        blocked |= joinable
+        joinable = set()
+    for group in blocked:
+        group.open = False
+    merged = _merge(joinable, spec.out_shape, owner, groups)
+    merged.members.append(index)
+    for key, size in zip(spec.out_keys, sizes):
+        merged.produced.add(table.root(key))
+        merged.sizes[table.root(key)] = size
+    return merged
+
+
+def _candidates(spec, owner, table):
+    """Groups whose values ``spec`` may read in registers, and groups it reads as
+    buffers (those must close: their values are needed before their kernel runs)."""
+    joinable, blocked = set(), set()
+    for key, shape in zip(spec.in_keys, spec.in_shapes):
+        group = owner.get(table.root(key))
+        if group is None:
+            continue
+        fits = group.open and group.out_shape == spec.out_shape and shape == spec.out_shape
+        (joinable if fits else blocked).add(group)
+    return joinable - blocked, blocked
+
+
+def _value_sizes(spec, table, joinable) -> list[int]:
+    """Expression size of each output once the joined groups' values are inlined."""
+    inline = {}
+    for group in joinable:
+        inline.update(group.sizes)
+    dtypes = [table.dtypes[table.root(k)] for k in spec.in_keys]
+    args = [L.Var(f"x{i}", dtype) for i, dtype in enumerate(dtypes)]
+    weights = {f"x{i}": inline.get(table.root(k), 1) for i, k in enumerate(spec.in_keys)}
+    return [expr_size(value, MAX_EXPR_NODES, weights) for value in spec.values(*args)]
+
+
+def _merge(joinable, out_shape, owner, groups) -> _Group:
+    if not joinable:
+        group = _Group(out_shape)
+        groups.append(group)
+        return group
+    ordered = sorted(joinable, key=lambda g: g.members[0])
+    target = ordered[0]
+    for other in ordered[1:]:
+        target.members = sorted(target.members + other.members)
+        target.produced |= other.produced
+        target.sizes.update(other.sizes)
+        for root in other.produced:
+            owner[root] = target
+        groups.remove(other)
+    return target
+
+
+# ---- what a group stores ------------------------------------------------------------------
+def _stored(group, calls, table, keep, readers, members) -> list[int]:
+    """Output keys the group must write: values needed outside it (or its last value)."""
+    stored = []
+    for index in group.members:
+        for key in calls[index].spec.out_keys:
+            root = table.root(key)
+            if root in keep or readers.get(root, set()) - members:
+                stored.append(key)
+    return stored or [calls[group.members[-1]].spec.out_keys[-1]]
+
+
+def _inputs(group, calls, table) -> list[_Input]:
+    """Buffers the group reads that no member writes, each once per broadcast shape."""
+    seen, out = set(), []
+    for index in group.members:
+        spec = calls[index].spec
+        for key, shape in zip(spec.in_keys, spec.in_shapes):
+            item = _Input(key, table.root(key), tuple(shape))
+            if item.root in group.produced or (item.root, item.shape) in seen:
+                continue
+            seen.add((item.root, item.shape))
+            out.append(item)
+    return out
+
+
+def _composed(group, calls, table, inputs, stored):
+    """The group's formula: members evaluated in order on the external inputs."""
+    specs = [calls[i].spec for i in group.members]
+    wanted = [table.root(k) for k in stored]
+
+    def formula(*xs):
+        external = {(item.root, item.shape): x for item, x in zip(inputs, xs)}
+        env = {}
+        for spec in specs:
+            args = [env.get(table.root(k)) for k in spec.in_keys]
+            args = [external[(table.root(k), tuple(s))] if a is None else a
+                    for a, k, s in zip(args, spec.in_keys, spec.in_shapes)]
+            for key, dtype, value in zip(spec.out_keys, spec.out_dtypes, spec.values(*args)):
+                env[table.root(key)] = builders.coerce(value, dtype)
+        return tuple(env[root] for root in wanted)
+
+    return formula
+
+
+def _names(group, calls, extra=()) -> tuple:
+    names = list(extra)
+    for index in group.members:
+        names.extend(calls[index].node_names)
+    return tuple(names)
+
+
+# ---- fused elementwise kernel -----------------------------------------------------------
+def _elementwise_call(group, calls, table, stored) -> LogicalCall:
+    inputs = _inputs(group, calls, table)
+    formula = _composed(group, calls, table, inputs, stored)
+    params = [(L.BufferParam(f"in{i}", table.dtypes[item.root], math.prod(item.shape)),
+               item.shape) for i, item in enumerate(inputs)]
+    size = math.prod(group.out_shape)
+    dtypes = tuple(table.dtypes[table.root(k)] for k in stored)
+    outs = [L.BufferParam(f"out{j}", dtype, size) for j, dtype in enumerate(dtypes)]
+    kernel = builders.elementwise_kernel(group.out_shape, params, formula, outs)
+    keys = tuple(item.key for item in inputs) + tuple(stored)
+    spec = ElementwiseSpec(tuple(item.key for item in inputs),
+                           tuple(item.shape for item in inputs), tuple(stored),
+                           group.out_shape, dtypes, formula)
+    names = _names(group, calls)
+    return LogicalCall(kernel, keys, "+".join(names), spec, names)
+
+
+# ---- matmul epilogue --------------------------------------------------------------------
+def _epilogue_source(group, calls, table, keep, readers, members, stored):
+    """Index of the matmul whose output only this group reads and can take as ``acc``."""
+    if len(stored) != 1:
+        return None
+    inputs = _inputs(group, calls, table)
+    for item in inputs:
+        source = _producer(calls, table, item.root, group.members[0])
+        if source is None or not isinstance(calls[source].spec, MatmulSpec):
+            continue
+        mm = calls[source].spec
+        if _epilogue_fits(mm, item.root, group, inputs, table, keep, readers, members,
+                          stored):
+            return source
+    return None
+
+
+def _producer(calls, table, root, before):
+    for index in range(before - 1, -1, -1):
+        spec = calls[index].spec
+        if isinstance(spec, MatmulSpec) and table.root(spec.c) == root:
+            return index
+    return None
+
+
+def _epilogue_fits(mm, c_root, group, inputs, table, keep, readers, members, stored):
+    size = mm.m * mm.n
+    if c_root in keep or readers.get(c_root, set()) - members:
+        return False
+    if math.prod(group.out_shape) != size or table.dtypes[table.root(stored[0])] != mm.dtype:
+        return False
+    return all(item.shape == group.out_shape and table.dtypes[item.root] == mm.dtype
+               for item in inputs)
+
+
+def _epilogue_call(group, mm_call, calls, table, stored) -> LogicalCall:
+    mm = mm_call.spec
+    c_root = table.root(mm.c)
+    inputs = _inputs(group, calls, table)
+    acc_item = next(item for item in inputs if item.root == c_root)
+    extras = [item for item in inputs if item.root != c_root]
+    body = _composed(group, calls, table, [acc_item] + extras, stored)
+
+    def epilogue(m, acc, *xs):
+        return body(acc, *xs)[0]
+
+    kernel = matmul_kernel(mm.m, mm.n, mm.k, mm.trans_a, mm.trans_b, mm.dtype, bias=mm.bias,
+                           epilogue=epilogue, n_extra=len(extras))
+    keys = mm.input_keys + tuple(item.key for item in extras) + (stored[0],)
+    names = _names(group, calls, mm_call.node_names)
+    return LogicalCall(kernel, keys, "+".join(names), None, names)

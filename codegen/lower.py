@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from codegen import builders, builders_nn
 from codegen import loop_ir as L
 from codegen import lower_kernels as K
+from codegen.fusion_spec import ElementwiseSpec, MatmulSpec, used_inputs
 from codegen.scalar_ir import IRMath
 from symgraph.errors import CompileError
 
@@ -26,6 +27,12 @@ class LogicalCall:
     kernel: object
     keys: tuple
     node_name: str
+    spec: object = None  # ElementwiseSpec / MatmulSpec when fusion may rewrite the call
+    names: tuple = ()  # every graph node a fused call computes, in graph order
+
+    @property
+    def node_names(self) -> tuple:
+        return self.names or (self.node_name,)
 
 
 @dataclass
@@ -79,7 +86,7 @@ class LowerContext:
         return L.BufferParam(f"out{i}", self._table.dtypes[self.out_keys[i]],
                              math.prod(self.out_shapes[i]))
 
-    def emit(self, kernel, bindings: dict | None = None) -> None:
+    def emit(self, kernel, bindings: dict | None = None, spec=None) -> None:
         """Record a kernel; parameters bind by name (``in<i>``/``out<i>``) or ``bindings``."""
         keys = []
         for param in kernel.params:
@@ -87,7 +94,7 @@ class LowerContext:
                 keys.append(bindings[param.name])
             else:
                 keys.append(self._key_for(param.name))
-        self._sink.append(LogicalCall(kernel, tuple(keys), self.node.name))
+        self._sink.append(LogicalCall(kernel, tuple(keys), self.node.name, spec))
 
     def _key_for(self, name: str) -> int:
         if name.startswith("in"):
@@ -98,12 +105,26 @@ class LowerContext:
 
     # ---- vocabulary -------------------------------------------------------------------
     def elementwise(self, formula, inputs=None, same_size=False):
-        chosen = range(len(self.in_shapes)) if inputs is None else inputs
+        """One loop nest over output 0; inputs the formula never reads are dropped, so
+        they are neither loaded nor kept alive for it (relu's gradient only needs y)."""
+        chosen = list(range(len(self.in_shapes)) if inputs is None else inputs)
         out_shape = self.out_shapes[0]
-        ins = [(self.in_buf(i), out_shape if same_size else self.in_shapes[i]) for i in chosen]
-        kernel = builders.elementwise_kernel(
-            out_shape, ins, lambda *xs: formula(self.math, *xs), [self.out_buf(0)])
-        self.emit(kernel)
+
+        def bound(*xs):
+            return formula(self.math, *xs)
+
+        dtypes = [self._table.dtypes[self.in_keys[i]] for i in chosen]
+        used = used_inputs(bound, dtypes)
+        if len(used) < len(chosen):
+            bound = _on_used(bound, used, dtypes)
+            chosen = [chosen[u] for u in used]
+        shapes = [out_shape if same_size else self.in_shapes[i] for i in chosen]
+        ins = [(self.in_buf(i), shape) for i, shape in zip(chosen, shapes)]
+        kernel = builders.elementwise_kernel(out_shape, ins, bound, [self.out_buf(0)])
+        spec = ElementwiseSpec(tuple(self.in_keys[i] for i in chosen), tuple(shapes),
+                               (self.out_keys[0],), out_shape,
+                               (self._table.dtypes[self.out_keys[0]],), bound)
+        self.emit(kernel, spec=spec)
 
     def matmul(self, a=0, b=1, trans_a=False, trans_b=False, bias=None, flatten_a=False):
         a_shape, b_shape = self.in_shapes[a], self.in_shapes[b]
@@ -114,7 +135,11 @@ class LowerContext:
         bindings = {"a": self.in_keys[a], "b": self.in_keys[b], "c": self.out_keys[0]}
         if bias is not None:
             bindings["bias"] = self.in_keys[bias]
-        self.emit(kernel, bindings)
+        m, k = (a2[1], a2[0]) if trans_a else a2
+        spec = MatmulSpec(m, b2[0] if trans_b else b2[1], k, trans_a, trans_b, self.dtype,
+                          "none" if bias is None else "col", bindings["a"], bindings["b"],
+                          bindings.get("bias"), bindings["c"])
+        self.emit(kernel, bindings, spec)
 
     def reduce(self, kind, axes, input=0):
         shape = self.in_shapes[input]
@@ -184,6 +209,17 @@ class LowerContext:
         ins = [self.in_buf(i) for i in range(len(self.in_shapes))]
         outs = [self.out_buf(i) for i in range(len(self.out_shapes))]
         self.emit(build(ins, outs))
+
+
+def _on_used(formula, used, dtypes):
+    """``formula`` called with only the inputs it reads (the others become zeros)."""
+    def pruned(*xs):
+        full = [L.Const(0.0, dtype) for dtype in dtypes]
+        for index, value in zip(used, xs):
+            full[index] = value
+        return formula(*full)
+
+    return pruned
 
 
 def _as_2d(shape, flatten, trans):

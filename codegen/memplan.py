@@ -6,11 +6,16 @@ from the call that first touches it to the call that last touches it (aliases ex
 source's life); buffers whose lifetimes do not overlap may share bytes. Placement is
 greedy by size (largest first, lowest offset that is free for its whole lifetime), the
 classic planner of TFLite and tinygrad.
+
+An elementwise kernel may write its output over an input that dies at that very call
+(in-place): it reads element i before it writes element i. The two buffers then become
+one interval. Only inputs read without broadcasting qualify, and only the last output of
+a multi-output kernel, since its store follows every load of the iteration.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ALIGN = 64
 
@@ -33,27 +38,80 @@ class MemoryPlan:
     arena_bytes: int
     persistent_bytes: int
     total_tensor_bytes: int
+    in_place: dict = field(default_factory=dict)  # output root -> input root it overwrites
 
     def offset(self, table, key: int) -> int:
         return self.offsets[table.root(key)]
 
 
-def lifetimes(calls, table, persistent: set[int]) -> list[Interval]:
-    """First and last call index of each non-persistent root buffer."""
+def lifetimes(calls, table, persistent: set[int], in_place: dict | None = None
+              ) -> list[Interval]:
+    """First and last call index of each non-persistent root buffer.
+
+    A buffer written in place over another (``in_place``: output root -> input root)
+    joins that buffer's interval instead of getting its own.
+    """
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     for index, call in enumerate(calls):
         for key in call.keys:
-            root = table.root(key)
+            root = _home(table.root(key), in_place)
             first.setdefault(root, index)
             last[root] = index
     intervals = []
     for root, start in first.items():
         if root in persistent:
             continue
-        nbytes = table.sizes[root] * _itemsize(table.dtypes[root])
-        intervals.append(Interval(root, _align(max(nbytes, 1)), start, last[root]))
+        intervals.append(Interval(root, _nbytes(table, root), start, last[root]))
     return intervals
+
+
+def _home(root, in_place):
+    while in_place and root in in_place:
+        root = in_place[root]
+    return root
+
+
+def in_place_pairs(calls, table, persistent: set[int]) -> dict:
+    """Output root -> input root for elementwise calls that may overwrite an input."""
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for index, call in enumerate(calls):
+        for key in call.keys:
+            first.setdefault(table.root(key), index)
+            last[table.root(key)] = index
+    pairs: dict = {}
+    for index, call in enumerate(calls):
+        candidate = _in_place_candidate(index, call, table, persistent, first, last)
+        if candidate is not None:
+            out_root, in_root = candidate
+            pairs[out_root] = in_root
+            last[in_root] = -1  # claimed: no second output may take it
+    return pairs
+
+
+def _in_place_candidate(index, call, table, persistent, first, last):
+    spec = getattr(call, "spec", None)
+    if spec is None or not hasattr(spec, "elementwise_inputs"):
+        return None
+    out_root = table.root(spec.last_output)
+    outputs = {table.root(k) for k in spec.out_keys}
+    if out_root in persistent or first.get(out_root) != index:
+        return None
+    for key in spec.elementwise_inputs():
+        in_root = table.root(key)
+        if (in_root not in persistent and in_root not in outputs
+                and last.get(in_root) == index and _same_bytes(table, in_root, out_root)):
+            return out_root, in_root
+    return None
+
+
+def _same_bytes(table, a, b):
+    return table.sizes[a] == table.sizes[b] and table.dtypes[a] == table.dtypes[b]
+
+
+def _nbytes(table, root) -> int:
+    return _align(max(table.sizes[root] * _itemsize(table.dtypes[root]), 1))
 
 
 def _itemsize(dtype: str) -> int:
@@ -70,17 +128,21 @@ def plan_memory(calls, table, persistent_order: list[int]) -> MemoryPlan:
             continue
         offsets[root] = cursor
         roots.append(root)
-        cursor += _align(max(table.sizes[root] * _itemsize(table.dtypes[root]), 1))
+        cursor += _nbytes(table, root)
     persistent_bytes = cursor
-    intervals = lifetimes(calls, table, set(offsets))
+    in_place = in_place_pairs(calls, table, set(offsets))
+    intervals = lifetimes(calls, table, set(offsets), in_place)
     placed: list[tuple[Interval, int]] = []
     for item in sorted(intervals, key=lambda iv: (-iv.nbytes, iv.start)):
         offset = _first_fit(item, placed)
         placed.append((item, offset))
         offsets[item.key] = persistent_bytes + offset
+    for out_root in in_place:
+        offsets[out_root] = offsets[_home(out_root, in_place)]
     scratch = max((off + iv.nbytes for iv, off in placed), default=0)
-    total = persistent_bytes + sum(iv.nbytes for iv in intervals)
-    return MemoryPlan(offsets, persistent_bytes + scratch, persistent_bytes, total)
+    merged = sum(_nbytes(table, root) for root in in_place)
+    total = persistent_bytes + sum(iv.nbytes for iv in intervals) + merged
+    return MemoryPlan(offsets, persistent_bytes + scratch, persistent_bytes, total, in_place)
 
 
 def _first_fit(item: Interval, placed) -> int:
@@ -104,7 +166,7 @@ def poison_dead_buffers(calls, table, plan, make_fill) -> list:
     """
     persistent = {k for k, off in plan.offsets.items() if off < plan.persistent_bytes}
     ends: dict[int, list[int]] = {}
-    for interval in lifetimes(calls, table, persistent):
+    for interval in lifetimes(calls, table, persistent, plan.in_place):
         ends.setdefault(interval.end, []).append(interval.key)
     schedule = []
     for index, call in enumerate(calls):
