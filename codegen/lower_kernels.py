@@ -13,6 +13,7 @@ from codegen import builders
 from codegen import loop_ir as L
 from codegen.builders_nn import softmax_kernel
 from codegen.matmul import matmul_kernel
+from codegen.softmax_grad_rows import MAX_CLASSES, short_softmax_grad_kernel
 from symgraph.errors import CompileError
 
 
@@ -58,9 +59,20 @@ def softmax(shape, axis, inp, out, log=False, temperature=None):
 def softmax_output_grad(p, rows, classes, inner, prob, label, out):
     """MXNet's SoftmaxOutput backward with its three normalizations and ignore_label.
 
-    With one position per row (inner == 1, the classifier case) the class loop is the
-    innermost, so it vectorizes when there are at least W classes; the count of valid
-    labels is only computed for normalization "valid", the one that uses it.
+    Classifier rows (inner == 1) of at most 64 classes go to the vector-per-row emitter:
+    the loop kernel's class loop would only vectorize from W classes on.
+    """
+    if inner == 1 and classes <= MAX_CLASSES:
+        return _short_rows_grad(p, rows, classes, prob, label, out)
+    return loop_softmax_output_grad(p, rows, classes, inner, prob, label, out)
+
+
+def loop_softmax_output_grad(p, rows, classes, inner, prob, label, out):
+    """The loop-IR kernel for any layout (the reference the short-row emitter matches).
+
+    With inner == 1 the class loop is the innermost, so it vectorizes with at least W
+    classes; the count of valid labels is only computed for normalization "valid", the
+    one that uses it.
     """
     dt = prob.dtype
     i, c, r, t = L.Var("i"), L.Var("c"), L.Var("r"), L.Var("t")
@@ -88,6 +100,20 @@ def softmax_output_grad(p, rows, classes, inner, prob, label, out):
     valid = L.Cast(L.Cmp("ne", L.Load(label, t), L.Const(p.ignore_label, dt)), dt)
     body = L.Reduce(count, "sum", t, rows * inner, valid, L.Let(scale, factor, store))
     return L.make_kernel([prob, label, out], body)
+
+
+def _short_rows_grad(p, rows, classes, prob, label, out):
+    """Rows of at most 64 classes: the vector-per-row emitter with the same formula
+    (the loop kernel's class loop only vectorizes from W classes on)."""
+    on, off = 1.0, 0.0
+    if p.smooth_alpha:
+        on, off = 1.0 - p.smooth_alpha, p.smooth_alpha / (classes - 1)
+    scale = None
+    if p.normalization != "valid":
+        scale = _softmax_factor(p, rows, 1, None, prob.dtype).value
+    return short_softmax_grad_kernel(rows, classes, prob, label, out, grad_scale=p.grad_scale,
+                                     scale=scale, on=on, off=off, use_ignore=p.use_ignore,
+                                     ignore_label=p.ignore_label)
 
 
 def _softmax_factor(p, rows, inner, count, dt):
