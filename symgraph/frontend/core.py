@@ -349,3 +349,37 @@ def elemwise_mul(lhs=None, rhs=None, name=None, attr=None, **kwargs):
 def elemwise_div(lhs=None, rhs=None, name=None, attr=None, **kwargs):
     """lhs / rhs (equal shapes)."""
     return make("elemwise_div", (), name, attr, kwargs, lhs=lhs, rhs=rhs)
+
+
+def Convolution(data=None, weight=None, bias=None, kernel=None, stride=None, dilate=None,
+                pad=None, num_filter=None, num_group=None, workspace=None, no_bias=None,
+                cudnn_tune=None, cudnn_off=None, layout=None, name=None, attr=None, **kwargs):
+    """2-D cross-correlation of NCHW ``data`` (MXNet's Convolution, as in caffe).
+
+    Output ``(N, num_filter, OH, OW)`` with ``OH = floor((H + 2*pad - (dilate*(k-1)+1)) /
+    stride) + 1``. Missing ``weight``/``bias`` become ``<name>_weight`` of shape
+    ``(num_filter, C/num_group, kh, kw)`` and ``<name>_bias`` of shape ``(num_filter,)``.
+    ``workspace``, ``cudnn_tune`` and ``cudnn_off`` are accepted and ignored; ``layout``
+    must be NCHW.
+    """
+    return make("Convolution", (), name, attr, kwargs, data=data, weight=weight, bias=bias,
+                kernel=kernel, stride=stride, dilate=dilate, pad=pad, num_filter=num_filter,
+                num_group=num_group, workspace=workspace, no_bias=no_bias,
+                cudnn_tune=cudnn_tune, cudnn_off=cudnn_off, layout=layout)
+
+
+def Pooling(data=None, kernel=None, pool_type=None, global_pool=None, cudnn_off=None,
+            pooling_convention=None, stride=None, pad=None, p_value=None,
+            count_include_pad=None, layout=None, name=None, attr=None, **kwargs):
+    """2-D pooling of NCHW ``data``: ``pool_type`` max, avg or sum.
+
+    ``pooling_convention='valid'`` gives ``1 + floor((H + 2*pad - k) / stride)`` outputs,
+    ``'full'`` rounds up instead; ``global_pool=True`` pools each whole plane to 1x1. A max
+    never picks padding and its gradient goes to the first maximal cell of the window; avg
+    divides by the window clipped to the padded input (``count_include_pad``, default True)
+    or by the cells inside the input.
+    """
+    return make("Pooling", (), name, attr, kwargs, data=data, kernel=kernel,
+                pool_type=pool_type, global_pool=global_pool, cudnn_off=cudnn_off,
+                pooling_convention=pooling_convention, stride=stride, pad=pad,
+                p_value=p_value, count_include_pad=count_include_pad, layout=layout)

@@ -370,3 +370,44 @@ ARRAY = [
 ]
 
 CASES = ELEMENTWISE + BINARY + REDUCTIONS + LAYERS + ARRAY
+
+
+# ---- 2-D convolution and pooling (NCHW) ------------------------------------------------------
+def conv_case(note, data, weight, **attrs):
+    """A Convolution case; bias (num_filter,) unless no_bias, weight/bias inferred from data."""
+    filters = attrs["num_filter"]
+    inputs = (("data", data), ("weight", weight))
+    if attrs.get("no_bias"):
+        return OpCase("Convolution", lambda x, w: S.Convolution(x, w, **attrs), inputs=inputs,
+                      infer_from=("data",), note=note)
+    return OpCase("Convolution", lambda x, w, b: S.Convolution(x, w, b, **attrs),
+                  inputs=inputs + (("bias", lambda d: (filters,)),), infer_from=("data",),
+                  note=note)
+
+
+def pool_case(note, data=lambda d: (2, d[0], d[1] + 3, d[2] + 2), **attrs):
+    return OpCase("Pooling", lambda x: S.Pooling(x, **attrs), inputs=(("data", data),),
+                  note=note)
+
+
+CONV_POOL = [
+    conv_case("3x5-stride-pad", lambda d: (2, d[0], d[1] + 3, d[2] + 4),
+              lambda d: (3, d[0], 3, 5), kernel=(3, 5), stride=(2, 1), pad=(1, 2),
+              num_filter=3),
+    conv_case("1x1-nobias", lambda d: (2, d[0], d[1], d[2] + 1), lambda d: (4, d[0], 1, 1),
+              kernel=(1, 1), num_filter=4, no_bias=True),
+    conv_case("group-dilate-stride2", lambda d: (2, 4, d[1] + 4, d[2] + 3),
+              lambda d: (4, 2, 3, 3), kernel=(3, 3), stride=(2, 2), dilate=(2, 1), pad=(1, 1),
+              num_filter=4, num_group=2),
+    pool_case("max-2x2-s2", kernel=(2, 2), stride=(2, 2), pool_type="max"),
+    pool_case("max-full-pad", kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="max",
+              pooling_convention="full"),
+    pool_case("avg-3x2-pad", kernel=(3, 2), stride=(2, 1), pad=(1, 1), pool_type="avg"),
+    pool_case("avg-full-nopadcount", kernel=(3, 3), stride=(2, 2), pad=(1, 1),
+              pool_type="avg", pooling_convention="full", count_include_pad=False),
+    pool_case("sum-2x3", kernel=(2, 3), stride=(1, 2), pool_type="sum"),
+    pool_case("global-max", kernel=(1, 1), global_pool=True, pool_type="max"),
+    pool_case("global-avg", global_pool=True, pool_type="avg"),
+]
+
+CASES = CASES + CONV_POOL

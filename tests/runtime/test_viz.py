@@ -215,3 +215,46 @@ def test_plot_history_without_matplotlib(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(ImportError, match=r"pip install symgraph-compiler\[plot\]"):
         viz.plot_history(HISTORY)
+
+
+# ---- Convolution / Pooling (registered ops) -----------------------------------------------
+def lenet():
+    """MXNet's LeNet example: conv 5x5x20 -> tanh -> pool -> conv 5x5x50 -> tanh -> pool
+    -> fc 500 -> tanh -> fc 10 -> softmax."""
+    net = sg.sym.Variable("data")
+    for i, filters in enumerate((20, 50), 1):
+        net = sg.sym.Convolution(net, kernel=(5, 5), num_filter=filters, name=f"conv{i}")
+        net = sg.sym.Activation(net, act_type="tanh", name=f"tanh{i}")
+        net = sg.sym.Pooling(net, pool_type="max", kernel=(2, 2), stride=(2, 2),
+                             name=f"pool{i}")
+    net = sg.sym.Flatten(net, name="flatten")
+    net = sg.sym.FullyConnected(net, num_hidden=500, name="fc1")
+    net = sg.sym.Activation(net, act_type="tanh", name="tanh3")
+    net = sg.sym.FullyConnected(net, num_hidden=10, name="fc2")
+    return sg.sym.SoftmaxOutput(net, name="softmax")
+
+
+@needs_dot
+def test_lenet_svg_has_conv_and_pool_labels(tmp_path):
+    dot = viz.plot_network(lenet(), shape={"data": (1, 1, 28, 28)})
+    src = dot.source
+    assert 'conv1 [label="Convolution\n5x5/1, 20" fillcolor="#fb8072"' in src
+    assert 'pool1 [label="Pooling\nmax, 2x2/2x2" fillcolor="#80b1d3"' in src
+    assert 'pool1 -> tanh1 [label="20x24x24"' in src  # conv1's inferred output shape
+    assert 'conv2 -> pool1 [label="20x12x12"' in src
+    text = svg_text(dot, tmp_path, "lenet")
+    for word in ("Convolution", "5x5/1, 20", "5x5/1, 50", "Pooling", "max, 2x2/2x2",
+                 "50x4x4", "FullyConnected"):
+        assert word in text
+
+
+def test_print_summary_lenet_counts_like_mxnet(capsys):
+    viz.print_summary(lenet(), shape={"data": (1, 1, 28, 28)})
+    lines = capsys.readouterr().out.splitlines()
+    rows = {ln.split()[0]: ln.split() for ln in lines if "(" in ln.split()[0]}
+    assert rows["conv1(Convolution)"][1:] == ["20x24x24", "520", "data"]  # 20*1*5*5 + 20
+    assert rows["pool1(Pooling)"][1:] == ["20x12x12", "0", "tanh1"]
+    assert rows["conv2(Convolution)"][1:] == ["50x8x8", "25050", "pool1"]  # 50*20*25 + 50
+    assert rows["fc1(FullyConnected)"][1:] == ["500", "400500", "flatten"]
+    assert rows["fc2(FullyConnected)"][1:] == ["10", "5010", "tanh3"]
+    assert lines[-2] == "Total params: 431080"

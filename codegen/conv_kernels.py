@@ -1,0 +1,160 @@
+"""Loop kernels of 2-D convolution: im2col, its adjoint col2im, and the NCHW placement of
+a matmul result.
+
+A sliding window never needs a bounds test inside a loop: for each kernel tap ``k`` the
+outputs whose tap lands inside the input form one static range ``[lo, hi)``, so taps are
+visited in Python (row-major, which max pooling's "first maximum" rule relies on) and
+only the in-range outputs are looped over.  Consecutive taps sharing a range share one
+loop, so an unpadded window costs a single loop per axis.  Indices stay affine, which
+keeps them provable by ``verify`` and unit-stride for the vectorizer when stride is 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from codegen import loop_ir as L
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One spatial axis of a sliding window (sizes in elements, all compile-time)."""
+
+    size: int
+    out: int
+    kernel: int
+    stride: int = 1
+    pad: int = 0
+    dilate: int = 1
+
+    def valid_range(self, k: int) -> tuple[int, int]:
+        """Outputs ``o`` whose tap ``k`` reads inside ``[0, size)``: ``[lo, hi)``."""
+        offset = k * self.dilate - self.pad
+        lo = max(0, -(offset // self.stride))  # ceil(-offset / stride)
+        hi = min(self.out, (self.size - 1 - offset) // self.stride + 1)
+        return lo, max(lo, hi)
+
+    def tap_runs(self) -> list[tuple[int, int, int, int]]:
+        """(first tap, tap count, lo, hi): consecutive taps sharing one non-empty range."""
+        runs: list[list[int]] = []
+        for k in range(self.kernel):
+            lo, hi = self.valid_range(k)
+            if lo == hi:
+                continue
+            if runs and runs[-1][0] + runs[-1][1] == k and runs[-1][2:] == [lo, hi]:
+                runs[-1][1] += 1
+            else:
+                runs.append([k, 1, lo, hi])
+        return [tuple(r) for r in runs]
+
+    @property
+    def covers(self) -> bool:
+        """Every tap of every output reads inside the input (no padding is touched)."""
+        return all(self.valid_range(k) == (0, self.out) for k in range(self.kernel))
+
+    def position(self, o: L.Expr, k: L.Expr) -> L.Expr:
+        return _add(_scale(o, self.stride) + _scale(k, self.dilate), -self.pad)
+
+
+def _scale(e: L.Expr, factor: int) -> L.Expr:
+    return e if factor == 1 else e * factor
+
+
+def _add(e: L.Expr, const: int) -> L.Expr:
+    return e if const == 0 else e + const
+
+
+def _offset(var: L.Var, start: int) -> L.Expr:
+    return var if start == 0 else var + start
+
+
+TapBody = Callable[[L.Expr, L.Expr, L.Expr, L.Expr, L.Expr, L.Expr], L.Stmt]
+
+
+def window_passes(rows: Axis, cols: Axis, inner: TapBody, between=()) -> L.Stmt:
+    """For each tap (ki, kj) in row-major order, ``inner(ki, kj, oh, ow, h, w)`` over the
+    outputs whose tap is inside the input; ``between`` = (var, extent) loops placed
+    between the tap loops and the output loops (e.g. the batch for im2col)."""
+    ki_var, kj_var, oh_var, ow_var = L.Var("ki"), L.Var("kj"), L.Var("oh"), L.Var("ow")
+    per_row = []
+    for k0, k_count, lo, hi in rows.tap_runs():
+        ki, oh = _offset(ki_var, k0), _offset(oh_var, lo)
+        per_col = []
+        for j0, j_count, wlo, whi in cols.tap_runs():
+            kj, ow = _offset(kj_var, j0), _offset(ow_var, wlo)
+            body = inner(ki, kj, oh, ow, rows.position(oh, ki), cols.position(ow, kj))
+            body = L.For(oh_var, hi - lo, L.For(ow_var, whi - wlo, body))
+            for var, extent in reversed(tuple(between)):
+                body = L.For(var, extent, body)
+            per_col.append(L.For(kj_var, j_count, body))
+        if per_col:
+            per_row.append(L.For(ki_var, k_count, L.block(*per_col)))
+    return L.block(*per_row) if per_row else L.Block(())
+
+
+def fill(buf: L.BufferParam, value: float) -> L.Stmt:
+    i = L.Var("z")
+    return L.For(i, buf.size, L.Store(buf, i, L.Const(value, buf.dtype)))
+
+
+def im2col_kernel(shape, rows: Axis, cols: Axis, c0: int, channels: int,
+                  inp: L.BufferParam, out: L.BufferParam) -> L.Kernel:
+    """``out[(c, ki, kj), (n, oh, ow)] = x[n, c0 + c, h, w]`` (0 where the tap is padding).
+
+    The batch is folded into the columns so one matmul serves the whole batch.
+    """
+    n_img, n_chan, height, width = shape
+    kh, kw = rows.kernel, cols.kernel
+    plane, ncols = rows.out * cols.out, n_img * rows.out * cols.out
+    c, n = L.Var("c"), L.Var("n")
+
+    def copy(ki, kj, oh, ow, h, w):
+        row = (c * kh + ki) * kw + kj
+        dst = row * ncols + n * plane + oh * cols.out + ow
+        src = ((n * n_chan + _offset(c, c0)) * height + h) * width + w
+        return L.Store(out, dst, L.Load(inp, src))
+
+    body = L.For(c, channels, window_passes(rows, cols, copy, between=[(n, n_img)]))
+    stmts = [body] if rows.covers and cols.covers else [fill(out, 0.0), body]
+    return L.make_kernel([inp, out], L.block(*stmts))
+
+
+def col2im_kernel(shape, rows: Axis, cols: Axis, inp: L.BufferParam,
+                  out: L.BufferParam) -> L.Kernel:
+    """The adjoint of im2col: ``out[n, c, h, w]`` sums every column entry that read it."""
+    n_img, n_chan, height, width = shape
+    kh, kw = rows.kernel, cols.kernel
+    plane, ncols = rows.out * cols.out, n_img * rows.out * cols.out
+    c, n = L.Var("c"), L.Var("n")
+
+    def add(ki, kj, oh, ow, h, w):
+        row = (c * kh + ki) * kw + kj
+        src = row * ncols + n * plane + oh * cols.out + ow
+        dst = ((n * n_chan + c) * height + h) * width + w
+        return L.Store(out, dst, L.Load(out, dst) + L.Load(inp, src))
+
+    body = L.For(c, n_chan, window_passes(rows, cols, add, between=[(n, n_img)]))
+    return L.make_kernel([inp, out], L.block(fill(out, 0.0), body))
+
+
+def place_kernel(n_img: int, filters: int, f0: int, plane: int, total_filters: int,
+                 tmp: L.BufferParam, out: L.BufferParam,
+                 bias: L.BufferParam | None = None) -> L.Kernel:
+    """``out[n, f0 + f, p] = tmp[f, n, p] (+ bias[f0 + f])``: a matmul result laid out
+    filter-major over the whole batch, moved into NCHW (one group's filters)."""
+    n, f, p = L.Var("n"), L.Var("f"), L.Var("p")
+    value = L.Load(tmp, (f * n_img + n) * plane + p)
+    if bias is not None:
+        value = value + L.Load(bias, _offset(f, f0))
+    dst = (n * total_filters + _offset(f, f0)) * plane + p
+    body = L.For(n, n_img, L.For(f, filters, L.For(p, plane, L.Store(out, dst, value))))
+    params = [tmp] + ([bias] if bias is not None else []) + [out]
+    return L.make_kernel(params, body)
+
+
+def slice_kernel(start: int, inp: L.BufferParam, out: L.BufferParam) -> L.Kernel:
+    """``out = inp[start : start + out.size]``: one group's block of weights."""
+    i = L.Var("i")
+    return L.make_kernel([inp, out], L.For(i, out.size, L.Store(out, i, L.Load(
+        inp, _offset(i, start)))))

@@ -1,0 +1,350 @@
+"""Convolution (2-D, NCHW, MXNet 1.x) and the im2col/col2im pair its gradient is built from.
+
+Convolution is lowered as im2col + one generated matmul per group: the batch is folded
+into the matmul's columns, so a whole batch is a single (filters x taps) @ (taps x N*H*W)
+product, then moved into NCHW with the bias added.  The gradient is plain graph algebra
+over registered ops: dW = dy2 @ cols^T, dcols = W^T @ dy2, dx = col2im(dcols), where
+dy2 is dy transposed to (filters, N*H*W).  ``_col2im`` is the adjoint of ``_im2col``, so
+each op's gradient is the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import OpAttributeError, ShapeError, format_shape
+from .params import param
+from .registry import OpDef, merge_shape, register
+
+WINDOW_PARAMS = (param("kernel", "shape"), param("stride", "shape", ()),
+                 param("dilate", "shape", ()), param("pad", "shape", ()))
+
+
+@dataclass(frozen=True)
+class Window2D:
+    """Kernel, stride, dilation and padding of a 2-D window, defaults filled in."""
+
+    kernel: tuple
+    stride: tuple = (1, 1)
+    pad: tuple = (0, 0)
+    dilate: tuple = (1, 1)
+
+    def out_dims(self, height: int, width: int) -> tuple[int, int]:
+        """MXNet's ``floor((x + 2p - (d(k-1)+1)) / s) + 1`` per axis."""
+        return tuple((x + 2 * p - (d * (k - 1) + 1)) // s + 1 for x, k, s, p, d in zip(
+            (height, width), self.kernel, self.stride, self.pad, self.dilate))
+
+    def axes(self, height: int, width: int):
+        """The codegen view: one ``Axis`` per spatial dim."""
+        from codegen.conv_kernels import Axis
+
+        out = self.out_dims(height, width)
+        return tuple(Axis(x, o, k, s, p, d) for x, o, k, s, p, d in zip(
+            (height, width), out, self.kernel, self.stride, self.pad, self.dilate))
+
+    def attrs(self) -> dict:
+        return {"kernel": self.kernel, "stride": self.stride, "pad": self.pad,
+                "dilate": self.dilate}
+
+
+def _pair(value: tuple, default: int, what: str, op: str, node: str) -> tuple:
+    if value == ():
+        return (default, default)
+    if len(value) != 2:
+        raise OpAttributeError(f"{op} node '{node}': {what}={value} must have 2 entries; only "
+                               "2-D (NCHW) windows are supported")
+    if any(v < (0 if what == "pad" else 1) for v in value):
+        raise OpAttributeError(f"{op} node '{node}': {what}={value} has an invalid entry")
+    return tuple(value)
+
+
+def parse_window(p, op: str, node: str, kernel=None) -> Window2D:
+    """Validate the window params of a parsed node (defaults: stride/dilate 1, pad 0)."""
+    kernel = p.kernel if kernel is None else kernel
+    dilate = getattr(p, "dilate", ())
+    return Window2D(_pair(kernel, 0, "kernel", op, node), _pair(p.stride, 1, "stride", op, node),
+                    _pair(p.pad, 0, "pad", op, node), _pair(dilate, 1, "dilate", op, node))
+
+
+def window_of(p) -> Window2D:
+    """The window of an already validated node (fills in the defaults)."""
+    def pair(value, default):
+        return tuple(value) if value else (default, default)
+
+    return Window2D(tuple(p.kernel), pair(p.stride, 1), pair(p.pad, 0),
+                    pair(getattr(p, "dilate", ()), 1))
+
+
+def require_nchw(what: str, shape) -> None:
+    if len(shape) != 4:
+        raise ShapeError(f"input '{what}' has shape {format_shape(shape)}; expected 4-D "
+                         "(batch, channel, height, width)")
+
+
+def conv_out_dims(win: Window2D, data) -> tuple[int, int]:
+    """Spatial output dims, a ShapeError naming the sizes when the window does not fit."""
+    out = win.out_dims(data[2], data[3])
+    if min(out) < 1:
+        raise ShapeError(f"input 'data' {format_shape(data)} is too small for kernel "
+                         f"{win.kernel} with pad {win.pad}, dilate {win.dilate}: output "
+                         f"would be {out}")
+    return out
+
+
+# ---- numpy reference -------------------------------------------------------------------------
+def im2col_ref(x: np.ndarray, win: Window2D) -> np.ndarray:
+    """(C*kh*kw, N*OH*OW) patches: rows ordered (c, ki, kj), columns (n, oh, ow)."""
+    n, c, _, _ = x.shape
+    oh, ow = win.out_dims(x.shape[2], x.shape[3])
+    (ph, pw), (sh, sw), (dh, dw) = win.pad, win.stride, win.dilate
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    kh, kw = win.kernel
+    cols = np.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
+    for ki in range(kh):
+        for kj in range(kw):
+            patch = padded[:, :, ki * dh: ki * dh + sh * (oh - 1) + 1: sh,
+                           kj * dw: kj * dw + sw * (ow - 1) + 1: sw]
+            cols[:, ki, kj] = patch.transpose(1, 0, 2, 3)
+    return cols.reshape(c * kh * kw, n * oh * ow)
+
+
+def col2im_ref(cols: np.ndarray, shape, win: Window2D) -> np.ndarray:
+    """Adjoint of :func:`im2col_ref`: every patch entry added back where it was read."""
+    n, c, h, w = shape
+    oh, ow = win.out_dims(h, w)
+    (ph, pw), (sh, sw), (dh, dw) = win.pad, win.stride, win.dilate
+    kh, kw = win.kernel
+    padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+    blocks = cols.reshape(c, kh, kw, n, oh, ow)
+    for ki in range(kh):
+        for kj in range(kw):
+            padded[:, :, ki * dh: ki * dh + sh * (oh - 1) + 1: sh,
+                   kj * dw: kj * dw + sw * (ow - 1) + 1: sw] += blocks[:, ki, kj].transpose(
+                       1, 0, 2, 3)
+    return padded[:, :, ph: ph + h, pw: pw + w].copy()
+
+
+def conv_ref(x, weight, bias, win: Window2D, groups: int) -> np.ndarray:
+    """Grouped cross-correlation through im2col: per group (F/G, K) @ (K, N*OH*OW)."""
+    n = x.shape[0]
+    oh, ow = win.out_dims(x.shape[2], x.shape[3])
+    filters = weight.shape[0]
+    cols = im2col_ref(x, win)
+    w2 = weight.reshape(groups, filters // groups, -1)
+    c2 = cols.reshape(groups, -1, cols.shape[1])
+    y = np.concatenate([w2[g] @ c2[g] for g in range(groups)], axis=0)
+    y = y.reshape(filters, n, oh, ow).transpose(1, 0, 2, 3)
+    if bias is not None:
+        y = y + bias.reshape(1, -1, 1, 1)
+    return np.ascontiguousarray(y, dtype=x.dtype)
+
+
+# ---- Convolution -----------------------------------------------------------------------------
+@register
+class Convolution(OpDef):
+    """2-D cross-correlation over NCHW data with (num_filter, C/num_group, kh, kw) weights."""
+
+    name = "Convolution"
+    params = WINDOW_PARAMS + (
+        param("num_filter", "int"), param("num_group", "int", 1), param("workspace", "int", 1024),
+        param("no_bias", "bool", False), param("cudnn_tune", "str?", None),
+        param("cudnn_off", "bool", False), param("layout", "str?", None))
+    arguments = ("data", "weight", "bias")
+
+    def input_names(self, p):
+        return ["data", "weight"] if p.no_bias else ["data", "weight", "bias"]
+
+    def parse(self, attrs, node_name):
+        parsed = super().parse(attrs, node_name)
+        parse_window(parsed, self.name, node_name)
+        where = f"Convolution node '{node_name}'"
+        if parsed.num_filter < 1 or parsed.num_group < 1:
+            raise OpAttributeError(f"{where}: num_filter={parsed.num_filter} and num_group="
+                                   f"{parsed.num_group} must be >= 1")
+        if parsed.num_filter % parsed.num_group:
+            raise OpAttributeError(f"{where}: num_filter={parsed.num_filter} is not divisible"
+                                   f" by num_group={parsed.num_group}")
+        if parsed.layout not in (None, "NCHW"):
+            raise OpAttributeError(f"{where}: layout={parsed.layout!r} is not supported; only "
+                                   "NCHW")
+        return parsed
+
+    def infer_shape(self, p, in_shapes):
+        data = in_shapes[0]
+        win = window_of(p)
+        if not p.no_bias:
+            in_shapes[2] = merge_shape("input 'bias'", in_shapes[2], (p.num_filter,))
+        if data is None:
+            weight = in_shapes[1]
+            if weight is not None and weight[0] != p.num_filter:
+                raise ShapeError(f"input 'weight' has shape {format_shape(weight)}, expected "
+                                 f"({p.num_filter}, ...) for num_filter={p.num_filter}")
+            return in_shapes, [None]
+        require_nchw("data", data)
+        if data[1] % p.num_group:
+            raise ShapeError(f"input 'data' {format_shape(data)} has {data[1]} channels, not "
+                             f"divisible by num_group={p.num_group}")
+        expected = (p.num_filter, data[1] // p.num_group) + win.kernel
+        in_shapes[1] = merge_shape("input 'weight'", in_shapes[1], expected)
+        out = conv_out_dims(win, data)
+        return in_shapes, [(data[0], p.num_filter) + out]
+
+    def reference(self, p, inputs, ctx):
+        bias = None if p.no_bias else inputs[2]
+        return [conv_ref(inputs[0], inputs[1], bias, window_of(p), p.num_group)]
+
+    def gradient(self, p, g):
+        dy, data, weight = g.out_grads[0], g.inputs[0], g.inputs[1]
+        attrs = window_of(p).attrs()
+        grads = [None] * len(g.inputs)
+        dy2 = g.op("Reshape", g.op("transpose", dy, axes=(1, 0, 2, 3)), shape=(0, -1))
+        if g.needs[0] or g.needs[1]:
+            w2 = g.op("Reshape", weight, shape=(0, -1))
+            cols = g.op("_im2col", data, **attrs)
+            dw2, dcols = _grouped_products(g, p.num_group, dy2, w2, cols)
+            if g.needs[0]:
+                grads[0] = g.op("_col2im", dcols, data, **attrs)
+            if g.needs[1]:
+                grads[1] = g.op("reshape_like", dw2, weight)
+        if not p.no_bias and g.needs[2]:
+            grads[2] = g.op("sum", dy, axis=(0, 2, 3))
+        return grads
+
+    def lower(self, p, ctx):
+        from codegen import conv_kernels as CK
+        from codegen.matmul import matmul_kernel
+
+        n_img, chans, height, width = ctx.in_shapes[0]
+        rows, cols = window_of(p).axes(height, width)
+        plane = rows.out * cols.out
+        groups, dtype = p.num_group, ctx.dtype
+        fg, cg = p.num_filter // groups, chans // groups
+        taps = cg * rows.kernel * cols.kernel
+        bias = None if p.no_bias else ctx.in_buf(2)
+        for g in range(groups):
+            col_key = _temp(ctx, taps * n_img * plane)
+            col_buf = _buffer("cols", dtype, taps * n_img * plane)
+            ctx.emit(CK.im2col_kernel(ctx.in_shapes[0], rows, cols, g * cg, cg, ctx.in_buf(0),
+                                      col_buf), {"cols": col_key})
+            w_key = ctx.in_keys[1] if groups == 1 else _weight_slice(ctx, g, fg * taps)
+            y_key = _temp(ctx, fg * n_img * plane)
+            ctx.emit(matmul_kernel(fg, n_img * plane, taps, dtype=dtype),
+                     {"a": w_key, "b": col_key, "c": y_key})
+            place = CK.place_kernel(n_img, fg, g * fg, plane, p.num_filter,
+                                    _buffer("tmp", dtype, fg * n_img * plane), ctx.out_buf(0), bias)
+            ctx.emit(place, {"tmp": y_key})
+
+
+def _buffer(name: str, dtype: str, size: int):
+    from codegen.loop_ir import BufferParam
+
+    return BufferParam(name, dtype, size)
+
+
+def _temp(ctx, size: int) -> int:
+    """A scratch buffer for this node; the memory plan reuses it once its calls are done."""
+    return ctx._table.new(size, ctx.dtype)
+
+
+def _weight_slice(ctx, group: int, size: int) -> int:
+    """Copy one group's contiguous weight rows into a scratch buffer (matmul binds whole
+    buffers, not offsets)."""
+    from codegen.conv_kernels import slice_kernel
+
+    key = _temp(ctx, size)
+    ctx.emit(slice_kernel(group * size, ctx.in_buf(1), _buffer("wg", ctx.dtype, size)),
+             {"wg": key})
+    return key
+
+
+def _grouped_products(g, groups, dy2, w2, cols):
+    """(dW2d, dcols) for (F, N*P) dy2, (F, K) weights and (G*K, N*P) columns."""
+    if groups == 1:
+        return (g.op("dot", dy2, cols, transpose_b=True),
+                g.op("dot", w2, dy2, transpose_a=True))
+    dws, dcols = [], []
+    for k in range(groups):
+        rows = {"axis": 0, "begin": k, "end": k + 1}
+        dy_g = _group_rows(g, dy2, groups, rows)
+        w_g = _group_rows(g, w2, groups, rows)
+        c_g = _group_rows(g, cols, groups, rows)
+        dws.append(g.op("dot", dy_g, c_g, transpose_b=True))
+        dcols.append(g.op("dot", w_g, dy_g, transpose_a=True))
+    return (g.op("Concat", *dws, num_args=groups, dim=0),
+            g.op("Concat", *dcols, num_args=groups, dim=0))
+
+
+def _group_rows(g, x, groups, rows):
+    """Rows of group k of a 2-D entry: split axis 0 into (groups, -1), slice, merge back."""
+    split = g.op("Reshape", x, shape=(-4, groups, -1, -2))
+    return g.op("Reshape", g.op("slice_axis", split, **rows), shape=(-3, -2))
+
+
+# ---- im2col / col2im -------------------------------------------------------------------------
+class _WindowOp(OpDef):
+    params = WINDOW_PARAMS
+
+    def parse(self, attrs, node_name):
+        parsed = super().parse(attrs, node_name)
+        parse_window(parsed, self.name, node_name)
+        return parsed
+
+    def cols_shape(self, p, data):
+        require_nchw("data", data)
+        win = window_of(p)
+        oh, ow = conv_out_dims(win, data)
+        return (data[1] * win.kernel[0] * win.kernel[1], data[0] * oh * ow)
+
+
+@register
+class Im2Col(_WindowOp):
+    """NCHW data -> (C*kh*kw, N*OH*OW) patches (the columns Convolution multiplies)."""
+
+    name = "_im2col"
+
+    def infer_shape(self, p, in_shapes):
+        data = in_shapes[0]
+        return in_shapes, [None if data is None else self.cols_shape(p, data)]
+
+    def reference(self, p, inputs, ctx):
+        return [im2col_ref(inputs[0], window_of(p))]
+
+    def gradient(self, p, g):
+        return [g.op("_col2im", g.out_grads[0], g.inputs[0], **window_of(p).attrs())]
+
+    def lower(self, p, ctx):
+        from codegen.conv_kernels import im2col_kernel
+
+        shape = ctx.in_shapes[0]
+        rows, cols = window_of(p).axes(shape[2], shape[3])
+        ctx.emit(im2col_kernel(shape, rows, cols, 0, shape[1], ctx.in_buf(0), ctx.out_buf(0)))
+
+
+@register
+class Col2Im(_WindowOp):
+    """Adjoint of ``_im2col``: patches summed back into an image shaped like ``like``."""
+
+    name = "_col2im"
+    arguments = ("cols", "like")
+
+    def infer_shape(self, p, in_shapes):
+        cols, like = in_shapes
+        if like is None:
+            return in_shapes, [None]
+        in_shapes[0] = merge_shape("input 'cols'", cols, self.cols_shape(p, like))
+        return in_shapes, [tuple(like)]
+
+    def reference(self, p, inputs, ctx):
+        return [col2im_ref(inputs[0], inputs[1].shape, window_of(p))]
+
+    def gradient(self, p, g):
+        return [g.op("_im2col", g.out_grads[0], **window_of(p).attrs()), None]
+
+    def lower(self, p, ctx):
+        from codegen.conv_kernels import col2im_kernel
+
+        shape = ctx.in_shapes[1]
+        rows, cols = window_of(p).axes(shape[2], shape[3])
+        ctx.emit(col2im_kernel(shape, rows, cols, ctx.in_buf(0), ctx.out_buf(0)))
