@@ -143,24 +143,9 @@ class MatmulEmitter(KernelEmitter):
         first = b.add(b.mul(j0, _i(mk.K)), k0)
         vecs = [self.vload(self.ptrs["b"], b.add(first, _i(r * mk.K)), mask) if r < rows
                 else zero for r in range(w)]
-        for k, vec in enumerate(self.transpose(vecs)[:cols]):
+        for k, vec in enumerate(vecmath.transpose(b, vecs)[:cols]):
             dst = self.gep(glob, b.add(b.mul(b.add(k0, _i(k)), _i(self.bstride)), j0))
             b.store(vec, b.bitcast(dst, self.vty.as_pointer()), align=64)
-
-    def transpose(self, vecs):
-        """W x W transpose: log2(W) rounds of interleaving rows i and i + W/2."""
-        w, half = self.w, self.w // 2
-        if w == 1:
-            return vecs
-        lo = _mask([x for t in range(half) for x in (t, w + t)])
-        hi = _mask([x for t in range(half, w) for x in (t, w + t)])
-        for _ in range(w.bit_length() - 1):
-            nxt = []
-            for i in range(half):
-                nxt.append(self.b.shuffle_vector(vecs[i], vecs[i + half], lo))
-                nxt.append(self.b.shuffle_vector(vecs[i], vecs[i + half], hi))
-            vecs = nxt
-        return vecs
 
     def gep(self, ptr, idx):
         if isinstance(ptr, ir.GlobalVariable):  # the packed panel: typed [n x T] global
@@ -263,7 +248,3 @@ class MatmulEmitter(KernelEmitter):
 
 def _i(v):
     return ir.Constant(I64, v)
-
-
-def _mask(idx):
-    return ir.Constant(ir.VectorType(I32, len(idx)), idx)

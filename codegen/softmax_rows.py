@@ -7,6 +7,10 @@ with shuffle trees, exponentiated with the vector exp of :mod:`codegen.vecmath` 
 stored with the same masks.  Several rows per loop iteration give the out-of-order core
 independent dependency chains (each row is a serial max -> exp -> sum -> scale chain),
 and share one vector log or reciprocal instead of a scalar one per row.
+
+Rows of at most W columns (10 classes in 16 lanes) waste most lanes that way, and spend
+their time in per-row shuffle trees; W of them are instead transposed in registers so a
+lane holds a row and a vector a column (see :meth:`SoftmaxEmitter.lane_block`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from codegen.llvm_emit import KernelEmitter, declare_kernel
 I64 = ir.IntType(64)
 MAX_COLS = 64  # longer rows: the loop-IR kernel's vectorized inner loops are as good
 ROW_VECTORS = 8  # row vectors per loop step: enough independent chains, few spills
+MIN_LANE_ROWS = 4  # fewer rows do not pay for the two in-register transposes
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,10 +43,12 @@ class SoftmaxKernel:
     params: tuple
     noalias: bool = False
     fastmath: bool = False
+    lane_rows: bool = True  # rows of <= W columns: W rows at a time, one row per lane
 
     def canonical(self) -> str:
         params = ", ".join(p.dump() for p in self.params)
-        return f"softmax_rows({params}) rows={self.rows} cols={self.cols} log={self.log}"
+        return (f"softmax_rows({params}) rows={self.rows} cols={self.cols} log={self.log}"
+                f"{'' if self.lane_rows else ' lane_rows=False'}")
 
     def dump(self) -> str:
         return f"{self.name}: {self.canonical()}"
@@ -55,10 +62,11 @@ class SoftmaxKernel:
 
 
 def short_softmax_kernel(rows: int, cols: int, inp: L.BufferParam, out: L.BufferParam,
-                         log: bool = False) -> SoftmaxKernel:
-    proto = SoftmaxKernel("", rows, cols, inp.dtype, log, (inp, out))
-    return SoftmaxKernel(L.content_name(proto.canonical()), rows, cols, inp.dtype, log,
-                         (inp, out))
+                         log: bool = False, lane_rows: bool = True) -> SoftmaxKernel:
+    fields = dict(rows=rows, cols=cols, dtype=inp.dtype, log=log, params=(inp, out),
+                  lane_rows=lane_rows)
+    proto = SoftmaxKernel("", **fields)
+    return SoftmaxKernel(L.content_name(proto.canonical()), **fields)
 
 
 class SoftmaxEmitter(KernelEmitter):
@@ -75,14 +83,60 @@ class SoftmaxEmitter(KernelEmitter):
 
     def run(self):
         k = self.k
-        step = min(max(1, ROW_VECTORS // self.nvec), k.rows)
-        full = k.rows // step * step
-        self.loop(0, full, step,
+        done = 0
+        if k.lane_rows and k.cols <= self.w and k.rows >= MIN_LANE_ROWS:
+            done = k.rows // self.w * self.w
+            self.loop(0, done, self.w, lambda i: self.lane_block(i, self.w))
+            if done < k.rows:
+                self.lane_block(_i(done), k.rows - done)
+            done = k.rows
+        step = min(max(1, ROW_VECTORS // self.nvec), k.rows - done)
+        full = done + (k.rows - done) // step * step if step else done
+        self.loop(done, full, step,
                   lambda i: self.rows([self.b.add(i, _i(r)) for r in range(step)]))
         if full < k.rows:
             self.rows([_i(r) for r in range(full, k.rows)])
         self.b.ret_void()
         self.alloca_builder.branch(self.start)
+
+    def lane_block(self, i0, nrows):
+        """W rows of <= W columns, transposed in registers so that lane l holds row l.
+
+        Max, exp and sum then work on whole column vectors: no horizontal reduction per
+        row, one vector exp per column for W rows instead of one per row with most lanes
+        dead.  The max and sum trees combine columns in the order the per-row shuffle
+        tree combines lanes (absent columns count as the identity), so the results are
+        those of :meth:`rows`, bit for bit.
+        """
+        b, w, cols = self.b, self.w, self.k.cols
+        base = b.mul(i0, _i(cols))
+        absent = ir.Constant(self.vty, None)  # rows past the end of a last, short block
+        rows = [self.vload(b.add(base, _i(r * cols)), 0) if r < nrows else absent
+                for r in range(w)]
+        xs = vecmath.transpose(b, rows)[:cols]
+        mx = self.lane_tree("max", xs)
+        shifted = [b.fsub(x, mx) for x in xs]
+        exps = [vecmath.call(b, "exp", d) for d in shifted]
+        total = self.lane_tree("sum", exps)
+        if self.k.log:
+            scale = vecmath.call(b, "log", total)
+            outs = [b.fsub(d, scale) for d in shifted]
+        else:
+            scale = b.fdiv(ir.Constant(self.vty, [1.0] * w), total)
+            outs = [b.fmul(e, scale) for e in exps]
+        outs += [ir.Constant(self.vty, None)] * (w - cols)
+        for r, row in enumerate(vecmath.transpose(b, outs)[:nrows]):
+            self.vstore(row, b.add(base, _i(r * cols)), 0)
+
+    def lane_tree(self, op, cols):
+        """Combine column vectors like :meth:`horizontal` combines the lanes of a row."""
+        vals = list(cols) + [None] * (self.w - len(cols))
+        n = self.w
+        while n > 1:
+            n //= 2
+            vals = [c if a is None else a if c is None else self.combine(op, a, c)
+                    for a, c in zip(vals[:n], vals[n:2 * n])]
+        return vals[0]
 
     def rows(self, starts):
         """A few rows at once; their log / reciprocal share one vector call.

@@ -50,6 +50,23 @@ def masked_store(builder: ir.IRBuilder, value, ptr, mask, align: int):
     builder.call(fn, [value, ptr, ir.Constant(ir.IntType(32), align), mask])
 
 
+def transpose(builder: ir.IRBuilder, vecs):
+    """Transpose a W x W block held as W ``<W x T>`` vectors (W a power of two):
+    log2(W) rounds of interleaving vectors i and i + W/2, W shuffles per round."""
+    w = len(vecs)
+    half = w // 2
+    i32 = ir.IntType(32)
+    lo = ir.Constant(ir.VectorType(i32, w), [x for t in range(half) for x in (t, w + t)])
+    hi = ir.Constant(ir.VectorType(i32, w), [x for t in range(half, w) for x in (t, w + t)])
+    for _ in range(w.bit_length() - 1):
+        nxt = []
+        for i in range(half):
+            nxt.append(builder.shuffle_vector(vecs[i], vecs[i + half], lo))
+            nxt.append(builder.shuffle_vector(vecs[i], vecs[i + half], hi))
+        vecs = nxt
+    return vecs
+
+
 def _masked(module, kind, vty, args, ret):
     name = f"llvm.masked.{kind}.{mangle(vty)}.p0"
     return module.globals.get(name) or ir.Function(module, ir.FunctionType(ret, args), name=name)

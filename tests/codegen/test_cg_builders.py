@@ -1,5 +1,7 @@
 """Kernel builders vs numpy: broadcasting elementwise, reductions, softmax, argmax, transpose."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 from cg_helpers import run_kernel
@@ -11,6 +13,7 @@ from codegen.builders import elementwise_kernel, reduce_kernel
 from codegen.builders_nn import argmax_kernel, loop_softmax_kernel, softmax_kernel, transpose_kernel
 from codegen.program import KernelCall, Program, compile_program
 from codegen.scalar_ir import IRMath
+from codegen.softmax_rows import short_softmax_kernel
 
 pytestmark = pytest.mark.jit
 DTYPES = ["float32", "float64"]
@@ -116,7 +119,24 @@ def test_softmax_nan_and_inf_rows_match_loop_kernel(dtype, log, cols):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("rows,cols", [(5, 10), (11, 33)])
+@pytest.mark.parametrize("log", [False, True])
+@pytest.mark.parametrize("rows,cols", [(4, 1), (16, 10), (100, 10), (35, 3), (21, 8), (97, 5),
+                                       (19, 16), (3, 10)])
+def test_softmax_rows_in_lanes_match_rows_in_vectors_bitwise(dtype, log, rows, cols):
+    """Rows of <= W columns run transposed (a row per lane); the column trees reproduce
+    the per-row shuffle trees, so every bit, NaN and inf agree with the per-row path."""
+    x = np.random.default_rng(15).standard_normal((rows, cols)).astype(dtype) * 4
+    x[0, 0] = np.nan
+    x[-1, -1], x[rows // 2, :] = np.inf, -np.inf
+    x[1, 0] = 200.0
+    lanes, per_row = (_softmax(partial(short_softmax_kernel, lane_rows=flag), x, log)
+                      for flag in (True, False))
+    np.testing.assert_array_equal(lanes, per_row)
+    assert np.isnan(lanes[0]).all() and not np.isnan(lanes[1]).any()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows,cols", [(5, 10), (11, 33), (40, 7)])
 def test_softmax_in_place(dtype, rows, cols):
     """The planner may give in and out one buffer: every row is read before written."""
     x = np.random.default_rng(13).standard_normal((rows, cols)).astype(dtype)
