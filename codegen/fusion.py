@@ -41,6 +41,7 @@ class _Group:
     out_shape: tuple
     members: list = field(default_factory=list)  # call indices, in program order
     produced: set = field(default_factory=set)  # root keys written by members
+    inputs: set = field(default_factory=set)  # root keys read by members
     sizes: dict = field(default_factory=dict)  # root -> expression node count
     open: bool = True
 
@@ -62,8 +63,27 @@ def fuse(segments, table, keep) -> list[list[LogicalCall]]:
     value.
     """
     readers = _readers(segments, table)
-    return [_fuse_segment(index, calls, table, keep, readers)
+    return [_fuse_segment(_Phase(index, calls, table, frozenset(keep), readers))
             for index, calls in enumerate(segments)]
+
+
+@dataclass(frozen=True)
+class _Phase:
+    """One segment being fused and what is known about the whole program."""
+
+    index: int
+    calls: list
+    table: object
+    keep: frozenset
+    readers: dict  # root -> {(segment, call index)} over every segment
+
+    def escapes(self, root, group) -> bool:
+        """Whether a value is needed by something other than the group's members."""
+        members = {(self.index, i) for i in group.members}
+        return root in self.keep or bool(self.readers.get(root, set()) - members)
+
+    def spec(self, index):
+        return self.calls[index].spec
 
 
 def _reads(call, table) -> list[int]:
@@ -77,8 +97,17 @@ def _reads(call, table) -> list[int]:
     return [table.root(k) for k in keys]
 
 
+_READ_ONLY_PARAMS = ("a", "b", "bias")
+
+
+def _writes(call, table) -> list[int]:
+    """Buffers a call may write: its ``out*``/``c``/scratch parameters, by convention of
+    the kernel builders (inputs are ``in*``, matmul operands ``a``/``b``/``bias``)."""
+    return [table.root(k) for p, k in zip(call.kernel.params, call.keys)
+            if not (p.name.startswith("in") or p.name in _READ_ONLY_PARAMS)]
+
+
 def _readers(segments, table) -> dict:
-    """root -> set of (segment, call index) that read it."""
     out: dict = {}
     for seg, calls in enumerate(segments):
         for index, call in enumerate(calls):
@@ -87,25 +116,23 @@ def _readers(segments, table) -> dict:
     return out
 
 
-def _fuse_segment(seg, calls, table, keep, readers):
-    groups = _group_elementwise(calls, table)
+def _fuse_segment(phase) -> list[LogicalCall]:
+    groups = _group_elementwise(phase.calls, phase.table)
     fused_at, absorbed = {}, set()
     for group in groups:
-        members = {(seg, i) for i in group.members}
-        stored = _stored(group, calls, table, keep, readers, members)
-        matmul_index = _epilogue_source(group, calls, table, keep, readers, members, stored)
-        if matmul_index is not None:
-            absorbed.add(matmul_index)
-            fused_at[group.members[-1]] = _epilogue_call(group, calls[matmul_index], calls,
-                                                         table, stored)
+        stored = _stored(phase, group)
+        source = _epilogue_source(phase, group, stored)
+        if source is not None:
+            absorbed.add(source)
+            fused_at[group.members[-1]] = _epilogue_call(phase, group, source, stored)
         elif len(group.members) > 1:
-            fused_at[group.members[-1]] = _elementwise_call(group, calls, table, stored)
-    member_of = {i for g in groups if g.members[-1] in fused_at for i in g.members}
+            fused_at[group.members[-1]] = _elementwise_call(phase, group, stored)
+    replaced = {i for g in groups if g.members[-1] in fused_at for i in g.members}
     out = []
-    for index, call in enumerate(calls):
+    for index, call in enumerate(phase.calls):
         if index in fused_at:
             out.append(fused_at[index])
-        elif index not in absorbed and index not in member_of:
+        elif index not in absorbed and index not in replaced:
             out.append(call)
     return out
 
@@ -116,15 +143,26 @@ def _group_elementwise(calls, table) -> list[_Group]:
     groups: list[_Group] = []
     for index, call in enumerate(calls):
         spec = call.spec
-        if not isinstance(spec, ElementwiseSpec):
-            for root in _reads(call, table):
-                if root in owner:
-                    owner[root].open = False
-            continue
-        group = _join(index, spec, owner, groups, table)
-        for key in spec.out_keys:
-            owner[table.root(key)] = group
+        if isinstance(spec, ElementwiseSpec):
+            group = _join(index, spec, owner, groups, table)
+            for key in spec.out_keys:
+                owner[table.root(key)] = group
+        else:
+            _close_touched(call, table, owner, groups)
     return groups
+
+
+def _close_touched(call, table, owner, groups):
+    """A call outside every group closes the groups whose values it reads (they are
+    needed now) and those whose inputs or values it may overwrite (the fused kernel runs
+    later, at its last member)."""
+    for root in _reads(call, table):
+        if root in owner:
+            owner[root].open = False
+    written = set(_writes(call, table))
+    for group in groups:
+        if written & (group.inputs | group.produced):
+            group.open = False
 
 
 def _join(index, spec, owner, groups, table) -> _Group:
@@ -138,6 +176,7 @@ def _join(index, spec, owner, groups, table) -> _Group:
         group.open = False
     merged = _merge(joinable, spec.out_shape, owner, groups)
     merged.members.append(index)
+    merged.inputs.update(table.root(k) for k in spec.in_keys)
     for key, size in zip(spec.out_keys, sizes):
         merged.produced.add(table.root(key))
         merged.sizes[table.root(key)] = size
@@ -178,6 +217,7 @@ def _merge(joinable, out_shape, owner, groups) -> _Group:
     for other in ordered[1:]:
         target.members = sorted(target.members + other.members)
         target.produced |= other.produced
+        target.inputs |= other.inputs
         target.sizes.update(other.sizes)
         for root in other.produced:
             owner[root] = target
@@ -185,25 +225,21 @@ def _merge(joinable, out_shape, owner, groups) -> _Group:
     return target
 
 
-# ---- what a group stores ------------------------------------------------------------------
-def _stored(group, calls, table, keep, readers, members) -> list[int]:
+# ---- what a group computes --------------------------------------------------------------
+def _stored(phase, group) -> list[int]:
     """Output keys the group must write: values needed outside it (or its last value)."""
-    stored = []
-    for index in group.members:
-        for key in calls[index].spec.out_keys:
-            root = table.root(key)
-            if root in keep or readers.get(root, set()) - members:
-                stored.append(key)
-    return stored or [calls[group.members[-1]].spec.out_keys[-1]]
+    stored = [key for index in group.members for key in phase.spec(index).out_keys
+              if phase.escapes(phase.table.root(key), group)]
+    return stored or [phase.spec(group.members[-1]).out_keys[-1]]
 
 
-def _inputs(group, calls, table) -> list[_Input]:
+def _inputs(phase, group) -> list[_Input]:
     """Buffers the group reads that no member writes, each once per broadcast shape."""
     seen, out = set(), []
     for index in group.members:
-        spec = calls[index].spec
+        spec = phase.spec(index)
         for key, shape in zip(spec.in_keys, spec.in_shapes):
-            item = _Input(key, table.root(key), tuple(shape))
+            item = _Input(key, phase.table.root(key), tuple(shape))
             if item.root in group.produced or (item.root, item.shape) in seen:
                 continue
             seen.add((item.root, item.shape))
@@ -211,92 +247,94 @@ def _inputs(group, calls, table) -> list[_Input]:
     return out
 
 
-def _composed(group, calls, table, inputs, stored):
+def _composed(phase, group, inputs, stored):
     """The group's formula: members evaluated in order on the external inputs."""
-    specs = [calls[i].spec for i in group.members]
-    wanted = [table.root(k) for k in stored]
+    specs = [phase.spec(i) for i in group.members]
+    root = phase.table.root
+    wanted = [root(k) for k in stored]
 
     def formula(*xs):
-        external = {(item.root, item.shape): x for item, x in zip(inputs, xs)}
-        env = {}
+        env = {(item.root, item.shape): x for item, x in zip(inputs, xs)}
         for spec in specs:
-            args = [env.get(table.root(k)) for k in spec.in_keys]
-            args = [external[(table.root(k), tuple(s))] if a is None else a
-                    for a, k, s in zip(args, spec.in_keys, spec.in_shapes)]
+            args = [env[root(k)] if root(k) in env else env[(root(k), tuple(s))]
+                    for k, s in zip(spec.in_keys, spec.in_shapes)]
             for key, dtype, value in zip(spec.out_keys, spec.out_dtypes, spec.values(*args)):
-                env[table.root(key)] = builders.coerce(value, dtype)
-        return tuple(env[root] for root in wanted)
+                env[root(key)] = builders.coerce(value, dtype)
+        return tuple(env[r] for r in wanted)
 
     return formula
 
 
-def _names(group, calls, extra=()) -> tuple:
-    names = list(extra)
+def _names(phase, group, first=()) -> tuple:
+    names = list(first)
     for index in group.members:
-        names.extend(calls[index].node_names)
+        names.extend(phase.calls[index].node_names)
     return tuple(names)
 
 
 # ---- fused elementwise kernel -----------------------------------------------------------
-def _elementwise_call(group, calls, table, stored) -> LogicalCall:
-    inputs = _inputs(group, calls, table)
-    formula = _composed(group, calls, table, inputs, stored)
+def _elementwise_call(phase, group, stored) -> LogicalCall:
+    table = phase.table
+    inputs = _inputs(phase, group)
+    formula = _composed(phase, group, inputs, stored)
     params = [(L.BufferParam(f"in{i}", table.dtypes[item.root], math.prod(item.shape)),
                item.shape) for i, item in enumerate(inputs)]
     size = math.prod(group.out_shape)
     dtypes = tuple(table.dtypes[table.root(k)] for k in stored)
     outs = [L.BufferParam(f"out{j}", dtype, size) for j, dtype in enumerate(dtypes)]
     kernel = builders.elementwise_kernel(group.out_shape, params, formula, outs)
-    keys = tuple(item.key for item in inputs) + tuple(stored)
-    spec = ElementwiseSpec(tuple(item.key for item in inputs),
-                           tuple(item.shape for item in inputs), tuple(stored),
+    in_keys = tuple(item.key for item in inputs)
+    spec = ElementwiseSpec(in_keys, tuple(item.shape for item in inputs), tuple(stored),
                            group.out_shape, dtypes, formula)
-    names = _names(group, calls)
-    return LogicalCall(kernel, keys, "+".join(names), spec, names)
+    names = _names(phase, group)
+    return LogicalCall(kernel, in_keys + tuple(stored), "+".join(names), spec, names)
 
 
 # ---- matmul epilogue --------------------------------------------------------------------
-def _epilogue_source(group, calls, table, keep, readers, members, stored):
+def _epilogue_source(phase, group, stored):
     """Index of the matmul whose output only this group reads and can take as ``acc``."""
     if len(stored) != 1:
         return None
-    inputs = _inputs(group, calls, table)
+    inputs = _inputs(phase, group)
     for item in inputs:
-        source = _producer(calls, table, item.root, group.members[0])
-        if source is None or not isinstance(calls[source].spec, MatmulSpec):
-            continue
-        mm = calls[source].spec
-        if _epilogue_fits(mm, item.root, group, inputs, table, keep, readers, members,
-                          stored):
+        source = _matmul_writing(phase, item.root, group.members[0])
+        if source is not None and _epilogue_fits(phase, source, item.root, group, inputs,
+                                                 stored):
             return source
     return None
 
 
-def _producer(calls, table, root, before):
+def _matmul_writing(phase, root, before):
     for index in range(before - 1, -1, -1):
-        spec = calls[index].spec
-        if isinstance(spec, MatmulSpec) and table.root(spec.c) == root:
+        spec = phase.spec(index)
+        if isinstance(spec, MatmulSpec) and phase.table.root(spec.c) == root:
             return index
     return None
 
 
-def _epilogue_fits(mm, c_root, group, inputs, table, keep, readers, members, stored):
-    size = mm.m * mm.n
-    if c_root in keep or readers.get(c_root, set()) - members:
+def _epilogue_fits(phase, source, c_root, group, inputs, stored) -> bool:
+    """acc feeds only this group; every other input is a full (M, N) buffer of the
+    matmul's dtype; nothing between the two calls overwrites the matmul's operands."""
+    mm, table = phase.spec(source), phase.table
+    if phase.escapes(c_root, group) or math.prod(group.out_shape) != mm.m * mm.n:
         return False
-    if math.prod(group.out_shape) != size or table.dtypes[table.root(stored[0])] != mm.dtype:
+    if table.dtypes[table.root(stored[0])] != mm.dtype:
         return False
-    return all(item.shape == group.out_shape and table.dtypes[item.root] == mm.dtype
-               for item in inputs)
+    if not all(item.shape == group.out_shape and table.dtypes[item.root] == mm.dtype
+               for item in inputs):
+        return False
+    operands = {table.root(k) for k in mm.input_keys}
+    between = range(source + 1, group.members[-1])
+    return not any(operands & set(_writes(phase.calls[i], table)) for i in between)
 
 
-def _epilogue_call(group, mm_call, calls, table, stored) -> LogicalCall:
-    mm = mm_call.spec
-    c_root = table.root(mm.c)
-    inputs = _inputs(group, calls, table)
-    acc_item = next(item for item in inputs if item.root == c_root)
+def _epilogue_call(phase, group, source, stored) -> LogicalCall:
+    mm = phase.spec(source)
+    c_root = phase.table.root(mm.c)
+    inputs = _inputs(phase, group)
     extras = [item for item in inputs if item.root != c_root]
-    body = _composed(group, calls, table, [acc_item] + extras, stored)
+    acc = next(item for item in inputs if item.root == c_root)
+    body = _composed(phase, group, [acc] + extras, stored)
 
     def epilogue(m, acc, *xs):
         return body(acc, *xs)[0]
@@ -304,5 +342,5 @@ def _epilogue_call(group, mm_call, calls, table, stored) -> LogicalCall:
     kernel = matmul_kernel(mm.m, mm.n, mm.k, mm.trans_a, mm.trans_b, mm.dtype, bias=mm.bias,
                            epilogue=epilogue, n_extra=len(extras))
     keys = mm.input_keys + tuple(item.key for item in extras) + (stored[0],)
-    names = _names(group, calls, mm_call.node_names)
+    names = _names(phase, group, phase.calls[source].node_names)
     return LogicalCall(kernel, keys, "+".join(names), None, names)

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import symgraph as sg
+from codegen import builders, fusion
 from codegen import loop_ir as L
 from codegen.compiler import compile_graph
 from codegen.fusion_spec import ElementwiseSpec, used_inputs
@@ -260,3 +261,40 @@ def test_random_fused_graphs_match_reference_under_poison(case, poison):
     shapes = {"a": shape, "b": shape, "w": (shape[1], shape[1])}
     shapes = {n: s for n, s in shapes.items() if n in names}
     compile_and_check(group, shapes, "float64", wrt=names, poison=poison)
+
+
+# ---- ordering rules of the pass on hand-made calls ------------------------------------------
+def _unary_call(table, src, dst, formula, name):
+    ins = [(L.BufferParam("in0", "float32", 8), (8,))]
+    kernel = builders.elementwise_kernel((8,), ins, formula,
+                                         [L.BufferParam("out0", "float32", 8)])
+    spec = ElementwiseSpec((src,), ((8,),), (dst,), (8,), ("float32",), formula)
+    return LogicalCall(kernel, (src, dst), name, spec)
+
+
+def _writer_call(table, key):
+    out = L.BufferParam("out0", "float32", 8)
+    kernel = builders.elementwise_kernel((8,), [], lambda: L.Const(0.0, "float32"), [out])
+    return LogicalCall(kernel, (key,), "writer")
+
+
+def _chain_calls(table, with_writer):
+    x, v, w = (table.new(8, "float32") for _ in range(3))
+    calls = [_unary_call(table, x, v, lambda a: a * 2.0, "double")]
+    if with_writer:
+        calls.append(_writer_call(table, x))
+    calls.append(_unary_call(table, v, w, lambda a: a + 1.0, "inc"))
+    return calls, w
+
+
+@pytest.mark.parametrize("with_writer", [False, True])
+def test_group_closes_when_its_input_is_overwritten_before_it_would_run(with_writer):
+    table = BufferTable()
+    calls, out = _chain_calls(table, with_writer)
+    (fused,) = fusion.fuse([calls], table, {out})
+    names = [call.node_names for call in fused]
+    if with_writer:
+        assert names == [("double",), ("writer",), ("inc",)]
+    else:
+        assert names == [("double", "inc")]
+        assert fused[0].node_name == "double+inc"
