@@ -72,10 +72,9 @@ def _offset(var: L.Var, start: int) -> L.Expr:
 TapBody = Callable[[L.Expr, L.Expr, L.Expr, L.Expr, L.Expr, L.Expr], L.Stmt]
 
 
-def window_passes(rows: Axis, cols: Axis, inner: TapBody, between=()) -> L.Stmt:
+def window_passes(rows: Axis, cols: Axis, inner: TapBody) -> L.Stmt:
     """For each tap (ki, kj) in row-major order, ``inner(ki, kj, oh, ow, h, w)`` over the
-    outputs whose tap is inside the input; ``between`` = (var, extent) loops placed
-    between the tap loops and the output loops (e.g. the batch for im2col)."""
+    outputs whose tap is inside the input."""
     ki_var, kj_var, oh_var, ow_var = L.Var("ki"), L.Var("kj"), L.Var("oh"), L.Var("ow")
     per_row = []
     for k0, k_count, lo, hi in rows.tap_runs():
@@ -85,8 +84,6 @@ def window_passes(rows: Axis, cols: Axis, inner: TapBody, between=()) -> L.Stmt:
             kj, ow = _offset(kj_var, j0), _offset(ow_var, wlo)
             body = inner(ki, kj, oh, ow, rows.position(oh, ki), cols.position(ow, kj))
             body = L.For(oh_var, hi - lo, L.For(ow_var, whi - wlo, body))
-            for var, extent in reversed(tuple(between)):
-                body = L.For(var, extent, body)
             per_col.append(L.For(kj_var, j_count, body))
         if per_col:
             per_row.append(L.For(ki_var, k_count, L.block(*per_col)))
@@ -115,7 +112,7 @@ def im2col_kernel(shape, rows: Axis, cols: Axis, c0: int, channels: int,
         src = ((n * n_chan + _offset(c, c0)) * height + h) * width + w
         return L.Store(out, dst, L.Load(inp, src))
 
-    body = L.For(c, channels, window_passes(rows, cols, copy, between=[(n, n_img)]))
+    body = L.For(n, n_img, L.For(c, channels, window_passes(rows, cols, copy)))
     stmts = [body] if rows.covers and cols.covers else [fill(out, 0.0), body]
     return L.make_kernel([inp, out], L.block(*stmts))
 
@@ -134,7 +131,7 @@ def col2im_kernel(shape, rows: Axis, cols: Axis, inp: L.BufferParam,
         dst = ((n * n_chan + c) * height + h) * width + w
         return L.Store(out, dst, L.Load(out, dst) + L.Load(inp, src))
 
-    body = L.For(c, n_chan, window_passes(rows, cols, add, between=[(n, n_img)]))
+    body = L.For(n, n_img, L.For(c, n_chan, window_passes(rows, cols, add)))
     return L.make_kernel([inp, out], L.block(fill(out, 0.0), body))
 
 

@@ -56,6 +56,8 @@ def pool_forward_kernel(planes: int, rows: Axis, cols: Axis, kind: str, counts,
         x, cur = L.Load(inp, _index(i, in_plane, h, cols.size, w)), L.Load(out, dst)
         return L.Store(out, dst, L.Bin("max", cur, x) if kind == "max" else cur + x)
 
+    if _inside(rows, cols):
+        return L.make_kernel([inp, out], _inside_forward(planes, rows, cols, kind, inp, out))
     init = float(np.finfo(out.dtype).min) if kind == "max" else 0.0
     stmts = [fill(out, init), L.For(i, planes, window_passes(rows, cols, accumulate))]
     if kind == "avg":
@@ -80,6 +82,8 @@ def pool_max_grad_kernel(planes: int, rows: Axis, cols: Axis, dy: L.BufferParam,
         return L.block(L.Store(dx, src, L.Load(dx, src) + L.Select(hit, pending, zero)),
                        L.Store(rem, dst, L.Select(hit, zero, pending)))
 
+    if _inside(rows, cols) and _tiled(rows, cols):
+        return L.make_kernel([dy, x, y, dx], _tiled_max_grad(planes, rows, cols, dy, x, y, dx))
     stmts = [L.For(t, rem.size, L.Store(rem, t, L.Load(dy, t))), fill(dx, 0.0),
              L.For(i, planes, window_passes(rows, cols, route))]
     return L.make_kernel([dy, x, y, rem, dx], L.block(*stmts))
@@ -103,3 +107,56 @@ def pool_sum_grad_kernel(planes: int, rows: Axis, cols: Axis, counts, dy: L.Buff
         stmts.insert(0, _scale_pass(planes, rows, cols, counts, dy, scaled))
     params = [dy] + ([scaled] if scaled is not None else []) + [dx]
     return L.make_kernel(params, L.block(*stmts))
+
+
+# ---- windows wholly inside the input (no padding touched): one pass, no read-modify-write
+MAX_UNROLLED_TAPS = 16
+
+
+def _inside(rows: Axis, cols: Axis) -> bool:
+    """Every window lies in the input and is small enough to unroll into one expression."""
+    return rows.covers and cols.covers and rows.kernel * cols.kernel <= MAX_UNROLLED_TAPS
+
+
+def _tiled(rows: Axis, cols: Axis) -> bool:
+    """Windows do not overlap (stride == kernel, no dilation): each cell has one owner."""
+    return all(a.stride == a.kernel and a.dilate == 1 for a in (rows, cols))
+
+
+def _taps(rows: Axis, cols: Axis, oh: L.Expr, ow: L.Expr):
+    """Input (h, w) of every tap of output (oh, ow), row-major."""
+    return [(rows.position(oh, L.Const(ki, L.INT)), cols.position(ow, L.Const(kj, L.INT)))
+            for ki in range(rows.kernel) for kj in range(cols.kernel)]
+
+
+def _inside_forward(planes, rows, cols, kind, inp, out) -> L.Stmt:
+    i, oh, ow = L.Var("nc"), L.Var("oh"), L.Var("ow")
+    in_plane = rows.size * cols.size
+    values = [L.Load(inp, _index(i, in_plane, h, cols.size, w))
+              for h, w in _taps(rows, cols, oh, ow)]
+    total = values[0]
+    for v in values[1:]:
+        total = L.Bin("max", total, v) if kind == "max" else total + v
+    if kind == "avg":
+        total = total * L.Const(1.0 / len(values), out.dtype)
+    dst = _index(i, rows.out * cols.out, oh, cols.out, ow)
+    return L.For(i, planes, L.For(oh, rows.out, L.For(ow, cols.out, L.Store(out, dst, total))))
+
+
+def _tiled_max_grad(planes, rows, cols, dy, x, y, dx) -> L.Stmt:
+    """Non-overlapping windows: each cell gets dy if it is the window's first maximum."""
+    i, oh, ow = L.Var("nc"), L.Var("oh"), L.Var("ow")
+    in_plane, out_plane = rows.size * cols.size, rows.out * cols.out
+    dst = _index(i, out_plane, oh, cols.out, ow)
+    top, grad = L.Load(y, dst), L.Load(dy, dst)
+    zero = L.Const(0.0, dx.dtype)
+    stores, earlier = [], None
+    for h, w in _taps(rows, cols, oh, ow):
+        src = _index(i, in_plane, h, cols.size, w)
+        hit = L.Cmp("eq", L.Load(x, src), top)
+        first = hit if earlier is None else L.Bin("and", hit, L.Un("not", earlier))
+        stores.append(L.Store(dx, src, L.Select(first, grad, zero)))
+        earlier = hit if earlier is None else L.Bin("or", earlier, hit)
+    loops = L.For(i, planes, L.For(oh, rows.out, L.For(ow, cols.out, L.block(*stores))))
+    covered = rows.out * rows.kernel == rows.size and cols.out * cols.kernel == cols.size
+    return loops if covered else L.block(fill(dx, 0.0), loops)

@@ -214,6 +214,7 @@ class PoolingGrad(_PoolBase):
 
     def lower(self, p, ctx):
         from codegen import pool_kernels as PK
+        from codegen.loop_ir import BufferParam
 
         data = ctx.in_shapes[1]
         (rows, cols), win, out = _axes(p, data)
@@ -223,17 +224,14 @@ class PoolingGrad(_PoolBase):
         if p.pool_type == "sum":
             ctx.emit(PK.pool_sum_grad_kernel(planes, rows, cols, counts, dy, None, dx))
             return
-        buf, key = _scratch(ctx, "scratch", size)
+        buf = BufferParam("scratch", ctx.dtype, size)
         if p.pool_type == "max":
             kernel = PK.pool_max_grad_kernel(planes, rows, cols, dy, ctx.in_buf(1),
                                              ctx.in_buf(2), buf, dx)
         else:
             kernel = PK.pool_sum_grad_kernel(planes, rows, cols, counts, dy, buf, dx)
-        ctx.emit(kernel, {buf.name: key})
-
-
-def _scratch(ctx, name: str, size: int):
-    """(buffer param, logical key) of a scratch buffer the plan frees after this node."""
-    from codegen.loop_ir import BufferParam
-
-    return BufferParam(name, ctx.dtype, size), ctx._table.new(size, ctx.dtype)
+        if any(param.name == buf.name for param in kernel.params):
+            # a scratch buffer the memory plan frees once this call is done
+            ctx.emit(kernel, {buf.name: ctx._table.new(size, ctx.dtype)})
+        else:
+            ctx.emit(kernel)

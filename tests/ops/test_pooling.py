@@ -53,6 +53,8 @@ CONFIGS = [  # (kind, kernel, stride, pad, convention, count_include_pad)
     ("max", (2, 2), (2, 2), (0, 0), "valid", True),
     ("max", (3, 2), (2, 3), (1, 1), "full", True),
     ("avg", (3, 3), (2, 2), (1, 1), "valid", True),
+    ("avg", (2, 3), (2, 2), (0, 0), "valid", True),  # windows inside: the one-pass kernel
+    ("max", (3, 3), (3, 3), (0, 0), "valid", True),  # non-overlapping: the tiled gradient
     ("avg", (3, 3), (2, 2), (1, 1), "full", True),
     ("avg", (2, 3), (2, 2), (1, 1), "full", False),
     ("sum", (3, 1), (1, 1), (1, 0), "valid", True),
