@@ -24,6 +24,7 @@ from symgraph.errors import CompileError
 I32, I64 = ir.IntType(32), ir.IntType(64)
 # tile rows per count of column vectors: mr * nv accumulators + nv B vectors fit 32 regs
 ROWS_FOR_VECTORS = {1: 12, 2: 12, 3: 8, 4: 6}
+SUM_VECTORS = 4  # independent accumulator vectors of the A column sums (add latency 3-4)
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,12 +45,14 @@ class MatmulKernel:
     params: tuple
     noalias: bool = False
     fastmath: bool = False
+    a_sums: str = "none"  # "write" / "add": asum[m] (+)= sum_k op(A)[m, k]
 
     def canonical(self) -> str:
         epi = self.epilogue.dump() if self.epilogue is not None else "acc"
+        sums = "" if self.a_sums == "none" else f" asum={self.a_sums}"
         return (f"matmul M={self.M} N={self.N} K={self.K} ta={self.trans_a} tb={self.trans_b} "
                 f"{self.dtype} bias={self.bias} acc={self.accumulate} extra={self.n_extra} "
-                f"epilogue={epi} noalias={self.noalias}")
+                f"epilogue={epi} noalias={self.noalias}{sums}")
 
     def dump(self) -> str:
         return f"{self.name}: {self.canonical()}"
@@ -63,19 +66,28 @@ class MatmulKernel:
 
 
 def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="none",
-                  accumulate=False, epilogue=None, n_extra=0, noalias=False) -> MatmulKernel:
+                  accumulate=False, epilogue=None, n_extra=0, noalias=False,
+                  a_sums="none") -> MatmulKernel:
     """``epilogue(m, acc, *extras)`` is a scalar-math formula; extras are (M, N) buffers.
 
     Buffers: a is (M,K) or (K,M) if trans_a; b is (K,N) or (N,K) if trans_b; bias has N
-    ("col") or M ("row") elements; c is (M,N).
+    ("col") or M ("row") elements; c is (M,N).  ``a_sums`` "write" or "add" appends a
+    last buffer asum of M elements, ``asum[m] = (or +=) sum_k op(A)[m, k]``: with
+    A = dY (batch x units, trans_a) that is a layer's bias gradient next to its weight
+    gradient, from the same kernel and the A values just read.  Neither ``accumulate``
+    nor the epilogue touch asum.
     """
-    if min(M, N, K) < 1 or dtype not in L.FLOAT_DTYPES or bias not in ("none", "col", "row"):
-        raise CompileError(f"bad matmul spec M={M} N={N} K={K} {dtype} bias={bias}")
+    if min(M, N, K) < 1 or dtype not in L.FLOAT_DTYPES or bias not in ("none", "col", "row") \
+            or a_sums not in ("none", "write", "add"):
+        raise CompileError(f"bad matmul spec M={M} N={N} K={K} {dtype} bias={bias} "
+                           f"a_sums={a_sums}")
     params = [L.BufferParam("a", dtype, M * K), L.BufferParam("b", dtype, K * N)]
     if bias != "none":
         params.append(L.BufferParam("bias", dtype, N if bias == "col" else M))
     params += [L.BufferParam(f"e{k}", dtype, M * N) for k in range(n_extra)]
     params.append(L.BufferParam("c", dtype, M * N))
+    if a_sums != "none":
+        params.append(L.BufferParam("asum", dtype, M))
     expr = None
     if epilogue is not None:
         extras = [L.Var(f"e{k}", dtype) for k in range(n_extra)]
@@ -83,7 +95,7 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
         if expr.dtype != dtype:
             raise CompileError(f"matmul epilogue yields {expr.dtype}, expected {dtype}")
     proto = MatmulKernel("", M, N, K, trans_a, trans_b, dtype, bias, accumulate, expr,
-                         n_extra, tuple(params), noalias)
+                         n_extra, tuple(params), noalias, a_sums=a_sums)
     return MatmulKernel(L.content_name(proto.canonical()), *_fields(proto)[1:])
 
 
@@ -106,6 +118,10 @@ class MatmulEmitter(KernelEmitter):
         nv = min(4, -(-mk.N // self.w))
         mr = ROWS_FOR_VECTORS[nv]
         self.blocks(nv * self.w, nv, min(mr, mk.M))
+        if mk.a_sums != "none" and mk.trans_a:
+            self.sum_a_columns()
+        elif mk.a_sums != "none":
+            self.sum_a_rows()
         b.ret_void()
         self.alloca_builder.branch(self.start)
 
@@ -146,6 +162,60 @@ class MatmulEmitter(KernelEmitter):
         for k, vec in enumerate(vecmath.transpose(b, vecs)[:cols]):
             dst = self.gep(glob, b.add(b.mul(b.add(k0, _i(k)), _i(self.bstride)), j0))
             b.store(vec, b.bitcast(dst, self.vty.as_pointer()), align=64)
+
+    def sum_a_columns(self):
+        """asum for A stored K x M: rows of A added as vectors, SUM_VECTORS chains at a
+        time.  One extra pass over A costs M*K/W loads and adds, 1/N of the FMAs, and
+        reads A while it is still in cache."""
+        mk, span = self.mk, SUM_VECTORS * self.w
+        full = mk.M // span * span
+        self.loop(0, full, span, lambda m0: self.sum_column_group(m0, span))
+        if full < mk.M:
+            self.sum_column_group(_i(full), mk.M - full)
+
+    def sum_column_group(self, m0, width):
+        b, w, zero = self.b, self.w, ir.Constant(self.vty, None)
+        nv = -(-width // w)
+        masks = [self.mask(width - v * w) for v in range(nv)]
+        accs = [self.alloca(self.vty, zero) for _ in range(nv)]  # zeroed here, per group
+
+        def step(k):
+            row = b.add(b.mul(k, _i(self.mk.M)), m0)
+            for v, slot in enumerate(accs):
+                a = self.vload(self.ptrs["a"], b.add(row, _i(v * w)), masks[v])
+                b.store(b.fadd(b.load(slot), a), slot)
+
+        self.loop(0, self.mk.K, 1, step)
+        for v, slot in enumerate(accs):
+            idx = b.add(m0, _i(v * w))
+            total = b.load(slot)
+            if self.mk.a_sums == "add":
+                total = b.fadd(self.vload(self.ptrs["asum"], idx, masks[v]), total)
+            self.vstore(total, self.ptrs["asum"], idx, masks[v])
+
+    def sum_a_rows(self):
+        """asum for A stored M x K: each contiguous row summed in vectors, then a
+        shuffle-tree reduction of its one accumulator."""
+        self.loop(0, self.mk.M, 1, self.sum_row)
+
+    def sum_row(self, m):
+        mk, b, w = self.mk, self.b, self.w
+        zero = ir.Constant(self.vty, None)
+        acc = self.alloca(self.vty, zero)
+        base, full = b.mul(m, _i(mk.K)), mk.K // w * w
+
+        def add(k0, mask):
+            a = self.vload(self.ptrs["a"], b.add(base, k0), mask)
+            b.store(b.fadd(b.load(acc), a), acc)
+
+        self.loop(0, full, w, lambda k0: add(k0, None))
+        if full < mk.K:
+            add(_i(full), self.mask(mk.K - full))
+        total = self.horizontal("sum", b.load(acc))
+        dst = self.gep(self.ptrs["asum"], m)
+        if mk.a_sums == "add":
+            total = b.fadd(b.load(dst, typ=self.ty), total)
+        b.store(total, dst)
 
     def gep(self, ptr, idx):
         if isinstance(ptr, ir.GlobalVariable):  # the packed panel: typed [n x T] global

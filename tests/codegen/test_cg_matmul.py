@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from codegen.matmul import matmul_kernel
 from codegen.program import KernelCall, Program, compile_program
+from symgraph.errors import CompileError
 
 pytestmark = pytest.mark.jit
 TRANS = list(itertools.product([False, True], [False, True]))
@@ -102,3 +103,47 @@ def test_names_are_content_hashes():
     k3 = matmul_kernel(3, 4, 5, epilogue=lambda m, x: m.maximum(x, 0))
     assert k1.name == k2.name != k3.name and k1.name.startswith("k_")
     assert "maximum" not in k3.dump() and "max(acc, 0.0f)" in k3.dump()
+
+
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (64, 16, 32), (26, 64, 32), (128, 20, 100),
+                                   (10, 64, 100), (7, 5, 3), (70, 9, 17), (33, 12, 40)])
+def test_a_sums_are_row_sums_of_op_a(M, N, K, ta, dtype):
+    """FullyConnected's dW = dY^T @ X with db = sum_batch dY from the same kernel."""
+    a, b, want = _case(M, N, K, ta, False, dtype, seed=M + K)
+    k = matmul_kernel(M, N, K, ta, False, dtype, a_sums="write")
+    assert [p.name for p in k.params] == ["a", "b", "c", "asum"]
+    got = run_kernel(k, {"a": a, "b": b, "c": np.zeros((M, N), dtype),
+                         "asum": np.full(M, np.nan, dtype)})
+    tol = _tol(dtype, K)
+    np.testing.assert_allclose(got["c"], want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(got["asum"], (a.T if ta else a).sum(axis=1), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_sums_add_with_bias_accumulate_epilogue_and_packed_b(ta, dtype):
+    """"add" accumulates into asum; bias, accumulate, extras and the epilogue only
+    concern C, and asum comes last so the other buffers keep their positions."""
+    M, N, K = 37, 21, 29
+    a, b, mm = _case(M, N, K, ta, True, dtype, seed=3)
+    y = np.random.default_rng(6).standard_normal((M, N)).astype(dtype)
+    bias, c0, s0 = np.arange(N, dtype=dtype), np.ones((M, N), dtype), np.arange(M, dtype=dtype)
+    k = matmul_kernel(M, N, K, ta, True, dtype, bias="col", accumulate=True, n_extra=1,
+                      epilogue=lambda m, acc, yy: m.select(yy > 0, acc, 0), a_sums="add")
+    assert [p.name for p in k.params] == ["a", "b", "bias", "e0", "c", "asum"]
+    got = run_kernel(k, {"a": a, "b": b, "bias": bias, "e0": y, "c": c0, "asum": s0.copy()})
+    tol = _tol(dtype, K)
+    np.testing.assert_allclose(got["c"], np.where(y > 0, mm + bias + c0, 0), rtol=tol, atol=tol)
+    np.testing.assert_allclose(got["asum"], s0 + (a.T if ta else a).sum(axis=1), rtol=tol,
+                               atol=tol)
+
+
+def test_a_sums_default_keeps_the_kernel_and_its_name():
+    plain = matmul_kernel(9, 8, 7, True, False, "float32")
+    assert plain.a_sums == "none" and [p.name for p in plain.params] == ["a", "b", "c"]
+    assert "asum" not in plain.canonical()
+    assert matmul_kernel(9, 8, 7, True, False, "float32", a_sums="write").name != plain.name
+    with pytest.raises(CompileError, match="a_sums"):
+        matmul_kernel(9, 8, 7, a_sums=True)
