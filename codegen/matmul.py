@@ -6,6 +6,10 @@ loads of B per k, feeding ``llvm.fma``.  Column edges use masked loads/stores, r
 a smaller MR, so any M, N, K works.  op(B) transposed is first packed into a contiguous
 K x N panel (an internal global, so callers need no scratch buffer): the micro-kernel
 then always streams unit-stride rows of B.  Shapes are compile-time constants.
+
+For A @ B^T with few columns (N=10 of 16 lanes) and a longer K, :func:`dot_pays` picks a
+dot-product kernel instead: every lane of every FMA does useful work along K, and a
+row's N sums are reduced together into one row vector of C (see ``dot_rows``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from symgraph.errors import CompileError
 I32, I64 = ir.IntType(32), ir.IntType(64)
 # tile rows per count of column vectors: mr * nv accumulators + nv B vectors fit 32 regs
 ROWS_FOR_VECTORS = {1: 12, 2: 12, 3: 8, 4: 6}
+DOT_REDUCE_COST = 12  # the per-row lane_sums tree and store, in FMA-equivalents (measured)
+DOT_REGS = 29  # rows * (N accumulators + 1 A vector) + 1 B vector <= 30 of 32
 SUM_VECTORS = 4  # independent accumulator vectors of the A column sums (add latency 3-4)
 
 
@@ -103,6 +109,17 @@ def _fields(k):
     return [getattr(k, f) for f in MatmulKernel.__dataclass_fields__]
 
 
+def dot_pays(M, N, K, trans_a, trans_b, w):
+    """Whether C = A @ B^T takes the dot-product kernel: it needs K-contiguous A and B
+    and N <= W, and wins when few of the W lanes of the broadcast kernel's column vector
+    would be useful (N=10 or 3 of 16) and K spans several vectors to amortize each row's
+    reduction.  Costs are FMAs per row of C; the dot kernel must win by 10%."""
+    if trans_a or not trans_b or N > w:
+        return False
+    dot = N * -(-K // w) + DOT_REDUCE_COST
+    return dot < 0.9 * K * -(-N // w)
+
+
 class MatmulEmitter(KernelEmitter):
     def __init__(self, fn, mk: MatmulKernel, w: int):
         super().__init__(fn, mk, lambda dt: w)
@@ -113,11 +130,14 @@ class MatmulEmitter(KernelEmitter):
     def run(self):
         mk, b = self.mk, self.b
         self.bptr, self.bstride = self.ptrs["b"], mk.N
-        if mk.trans_b:
-            self.bptr = self.pack_b()
-        nv = min(4, -(-mk.N // self.w))
-        mr = ROWS_FOR_VECTORS[nv]
-        self.blocks(nv * self.w, nv, min(mr, mk.M))
+        if dot_pays(mk.M, mk.N, mk.K, mk.trans_a, mk.trans_b, self.w):
+            self.dot_rows()
+        else:
+            if mk.trans_b:
+                self.bptr = self.pack_b()
+            nv = min(4, -(-mk.N // self.w))
+            mr = ROWS_FOR_VECTORS[nv]
+            self.blocks(nv * self.w, nv, min(mr, mk.M))
         if mk.a_sums != "none" and mk.trans_a:
             self.sum_a_columns()
         elif mk.a_sums != "none":
@@ -162,6 +182,61 @@ class MatmulEmitter(KernelEmitter):
         for k, vec in enumerate(vecmath.transpose(b, vecs)[:cols]):
             dst = self.gep(glob, b.add(b.mul(b.add(k0, _i(k)), _i(self.bstride)), j0))
             b.store(vec, b.bitcast(dst, self.vty.as_pointer()), align=64)
+
+    def dot_rows(self):
+        """C = A @ B^T with both K-contiguous and N <= W: per row, N dot products
+        vectorized over K, then reduced together into one row vector of C."""
+        mk = self.mk
+        rows = min(max(1, DOT_REGS // (mk.N + 1)), mk.M)
+        full = mk.M // rows * rows
+        self.loop(0, full, rows, lambda i0: self.dot_tile(i0, rows))
+        if full < mk.M:
+            self.dot_tile(_i(full), mk.M - full)
+
+    def dot_tile(self, i0, rows):
+        mk, b, w = self.mk, self.b, self.w
+        zero = ir.Constant(self.vty, None)
+        accs = [[self.alloca(self.vty, zero) for _ in range(mk.N)] for _ in range(rows)]
+
+        def step(k0, mask):
+            avs = [self.vload(self.ptrs["a"], b.add(b.mul(b.add(i0, _i(r)), _i(mk.K)), k0),
+                              mask) for r in range(rows)]
+            for n in range(mk.N):
+                bv = self.vload(self.ptrs["b"], b.add(_i(n * mk.K), k0), mask)
+                for r, av in enumerate(avs):
+                    acc = b.load(accs[r][n])
+                    b.store(self.call_intrinsic("fma", av, bv, acc), accs[r][n])
+
+        k_full = mk.K // w * w
+        self.loop(0, k_full, w, lambda k0: step(k0, None))
+        if k_full < mk.K:
+            step(_i(k_full), self.mask(mk.K - k_full))
+        for r in range(rows):
+            sums = self.lane_sums([b.load(slot) for slot in accs[r]])
+            self.finish(i0, _i(0), r, 0, sums, self.mask(mk.N))
+
+    def lane_sums(self, vecs):
+        """Vector whose lane j is the sum of the lanes of ``vecs[j]`` (up to W vectors):
+        log2(W) rounds, each adding the two halves of every lane group of a pair of
+        vectors and packing both pairs' results into one vector."""
+        w = self.w
+        vecs = list(vecs) + [None] * (w - len(vecs))
+        size = w
+        while size > 1:
+            half = size // 2
+            lo = [g + t for g in range(0, w, size) for t in range(half)]
+            hi = [x + half for x in lo]
+            nxt = []
+            for x, y in zip(vecs[::2], vecs[1::2]):
+                if x is None:
+                    nxt.append(None)
+                    continue
+                y = ir.Constant(self.vty, None) if y is None else y
+                pick = [self.b.shuffle_vector(x, y, _mask(lo + [w + i for i in lo])),
+                        self.b.shuffle_vector(x, y, _mask(hi + [w + i for i in hi]))]
+                nxt.append(self.b.fadd(*pick))
+            vecs, size = nxt, half
+        return vecs[0]
 
     def sum_a_columns(self):
         """asum for A stored K x M: rows of A added as vectors, SUM_VECTORS chains at a
@@ -318,3 +393,7 @@ class MatmulEmitter(KernelEmitter):
 
 def _i(v):
     return ir.Constant(I64, v)
+
+
+def _mask(idx):
+    return ir.Constant(ir.VectorType(I32, len(idx)), idx)

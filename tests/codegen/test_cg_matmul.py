@@ -8,7 +8,7 @@ from cg_helpers import run_kernel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codegen.matmul import matmul_kernel
+from codegen.matmul import dot_pays, matmul_kernel
 from codegen.program import KernelCall, Program, compile_program
 from symgraph.errors import CompileError
 
@@ -147,3 +147,41 @@ def test_a_sums_default_keeps_the_kernel_and_its_name():
     assert matmul_kernel(9, 8, 7, True, False, "float32", a_sums="write").name != plain.name
     with pytest.raises(CompileError, match="a_sums"):
         matmul_kernel(9, 8, 7, a_sums=True)
+
+
+def test_dot_kernel_is_chosen_only_for_narrow_a_times_b_transposed():
+    assert dot_pays(100, 10, 64, False, True, 16) and dot_pays(100, 3, 70, False, True, 8)
+    assert not dot_pays(32, 26, 64, False, True, 16)  # N > W: two column vectors
+    assert not dot_pays(32, 10, 16, False, True, 16)  # one K vector: the tree dominates
+    assert not dot_pays(100, 10, 64, True, True, 16)  # A not K-contiguous
+    assert not dot_pays(100, 10, 64, False, False, 16)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("M,N,K", [(100, 10, 64), (7, 10, 64), (100, 3, 70), (33, 8, 64),
+                                   (5, 1, 200), (1, 4, 33), (19, 6, 784)])
+@pytest.mark.parametrize("bias", ["none", "col", "row"])
+def test_dot_kernel_with_bias_and_k_tail(M, N, K, dtype, bias):
+    assert dot_pays(M, N, K, False, True, 16) or dtype == "float64"  # f64: N <= 8 only
+    a, b, want = _case(M, N, K, False, True, dtype, seed=N * K)
+    arrays = {"a": a, "b": b, "c": np.zeros((M, N), dtype)}
+    if bias != "none":
+        arrays["bias"] = np.linspace(-2, 2, N if bias == "col" else M).astype(dtype)
+        want = want + (arrays["bias"] if bias == "col" else arrays["bias"][:, None])
+    k = matmul_kernel(M, N, K, False, True, dtype, bias=bias)
+    got = run_kernel(k, arrays)["c"]
+    np.testing.assert_allclose(got, want, rtol=_tol(dtype, K), atol=_tol(dtype, K))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_dot_kernel_accumulate_epilogue_extras_and_a_sums(dtype):
+    M, N, K = 43, 7, 96
+    a, b, mm = _case(M, N, K, False, True, dtype, seed=9)
+    y = np.random.default_rng(7).standard_normal((M, N)).astype(dtype)
+    c0 = np.full((M, N), 0.5, dtype)
+    k = matmul_kernel(M, N, K, False, True, dtype, accumulate=True, n_extra=1,
+                      epilogue=lambda m, acc, yy: m.select(yy > 0, acc, yy), a_sums="write")
+    got = run_kernel(k, {"a": a, "b": b, "e0": y, "c": c0, "asum": np.zeros(M, dtype)})
+    tol = _tol(dtype, K)
+    np.testing.assert_allclose(got["c"], np.where(y > 0, mm + c0, y), rtol=tol, atol=tol)
+    np.testing.assert_allclose(got["asum"], a.sum(axis=1), rtol=tol, atol=tol)
