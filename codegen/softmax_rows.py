@@ -8,9 +8,9 @@ stored with the same masks.  Several rows per loop iteration give the out-of-ord
 independent dependency chains (each row is a serial max -> exp -> sum -> scale chain),
 and share one vector log or reciprocal instead of a scalar one per row.
 
-Rows of at most W columns (10 classes in 16 lanes) waste most lanes that way, and spend
-their time in per-row shuffle trees; W of them are instead transposed in registers so a
-lane holds a row and a vector a column (see :meth:`SoftmaxEmitter.lane_block`).
+Rows of fewer than 2W columns (10 or 26 classes in 16 lanes) waste lanes that way, and
+spend their time in per-row shuffle trees; W of them are instead transposed in registers
+so a lane holds a row and a vector a column (see :meth:`SoftmaxEmitter.lane_block`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class SoftmaxKernel:
     params: tuple
     noalias: bool = False
     fastmath: bool = False
-    lane_rows: bool = True  # rows of <= W columns: W rows at a time, one row per lane
+    lane_rows: bool = True  # rows of < 2W columns: W rows at a time, one row per lane
 
     def canonical(self) -> str:
         params = ", ".join(p.dump() for p in self.params)
@@ -84,7 +84,8 @@ class SoftmaxEmitter(KernelEmitter):
     def run(self):
         k = self.k
         done = 0
-        if k.lane_rows and k.cols <= self.w and k.rows >= MIN_LANE_ROWS:
+        # measured: from 2W columns on, full row vectors beat the transposes
+        if k.lane_rows and k.cols < 2 * self.w and k.rows >= MIN_LANE_ROWS:
             done = k.rows // self.w * self.w
             self.loop(0, done, self.w, lambda i: self.lane_block(i, self.w))
             if done < k.rows:
@@ -100,33 +101,46 @@ class SoftmaxEmitter(KernelEmitter):
         self.alloca_builder.branch(self.start)
 
     def lane_block(self, i0, nrows):
-        """W rows of <= W columns, transposed in registers so that lane l holds row l.
+        """W rows transposed in registers, W columns at a time, so that lane l holds
+        row l and a vector holds a column.
 
         Max, exp and sum then work on whole column vectors: no horizontal reduction per
-        row, one vector exp per column for W rows instead of one per row with most lanes
-        dead.  The max and sum trees combine columns in the order the per-row shuffle
-        tree combines lanes (absent columns count as the identity), so the results are
-        those of :meth:`rows`, bit for bit.
+        row, one vector exp per column for W rows instead of one per row vector with
+        dead lanes.  The max and sum trees combine columns in the order the per-row
+        fold and shuffle tree combine lanes (absent columns count as the identity), so
+        the results are those of :meth:`rows`, bit for bit.
         """
-        b, w, cols = self.b, self.w, self.k.cols
+        b, w, cols, nvec = self.b, self.w, self.k.cols, self.nvec
         base = b.mul(i0, _i(cols))
         absent = ir.Constant(self.vty, None)  # rows past the end of a last, short block
-        rows = [self.vload(b.add(base, _i(r * cols)), 0) if r < nrows else absent
-                for r in range(w)]
-        xs = vecmath.transpose(b, rows)[:cols]
-        mx = self.lane_tree("max", xs)
+        rows = [[self.vload(b.add(base, _i(r * cols)), v) if r < nrows else absent
+                 for v in range(nvec)] for r in range(w)]
+        xs = [c for v in range(nvec) for c in vecmath.transpose(b, [row[v] for row in rows])]
+        xs = xs[:cols]
+        mx = self.lane_tree("max", self.lane_fold("max", xs))
         shifted = [b.fsub(x, mx) for x in xs]
         exps = [vecmath.call(b, "exp", d) for d in shifted]
-        total = self.lane_tree("sum", exps)
+        total = self.lane_tree("sum", self.lane_fold("sum", exps))
         if self.k.log:
             scale = vecmath.call(b, "log", total)
             outs = [b.fsub(d, scale) for d in shifted]
         else:
             scale = b.fdiv(ir.Constant(self.vty, [1.0] * w), total)
             outs = [b.fmul(e, scale) for e in exps]
-        outs += [ir.Constant(self.vty, None)] * (w - cols)
-        for r, row in enumerate(vecmath.transpose(b, outs)[:nrows]):
-            self.vstore(row, b.add(base, _i(r * cols)), 0)
+        outs += [absent] * (nvec * w - cols)
+        for v in range(nvec):
+            for r, row in enumerate(vecmath.transpose(b, outs[v * w:(v + 1) * w])[:nrows]):
+                self.vstore(row, b.add(base, _i(r * cols)), v)
+
+    def lane_fold(self, op, cols):
+        """Per lane position t, combine columns t, t + W, ... like :meth:`fold` combines
+        a row's vectors; None where a position has no column."""
+        w = self.w
+        out = []
+        for t in range(w):
+            vals = [cols[v * w + t] if v * w + t < len(cols) else None for v in range(self.nvec)]
+            out.append(_pairwise(lambda a, c: self.combine(op, a, c), vals))
+        return out
 
     def lane_tree(self, op, cols):
         """Combine column vectors like :meth:`horizontal` combines the lanes of a row."""
@@ -134,7 +148,7 @@ class SoftmaxEmitter(KernelEmitter):
         n = self.w
         while n > 1:
             n //= 2
-            vals = [c if a is None else a if c is None else self.combine(op, a, c)
+            vals = [_either(lambda a, c: self.combine(op, a, c), a, c)
                     for a, c in zip(vals[:n], vals[n:2 * n])]
         return vals[0]
 
@@ -187,10 +201,7 @@ class SoftmaxEmitter(KernelEmitter):
 
     def fold(self, op, vecs):
         """Lane-wise combine of a row's vectors, pairwise so the chain stays short."""
-        while len(vecs) > 1:
-            pairs = [self.combine(op, a, c) for a, c in zip(vecs[::2], vecs[1::2])]
-            vecs = pairs + vecs[len(pairs) * 2:]
-        return vecs[0]
+        return _pairwise(lambda a, c: self.combine(op, a, c), vecs)
 
     def _ptr(self, arg, base, v):
         idx = self.b.add(base, _i(v * self.w))
@@ -213,3 +224,17 @@ class SoftmaxEmitter(KernelEmitter):
 
 def _i(v):
     return ir.Constant(I64, v)
+
+
+def _pairwise(combine, vals):
+    """Combine neighbours level by level (an odd one out moves on to the end); None is
+    the identity."""
+    vals = list(vals)
+    while len(vals) > 1:
+        pairs = [_either(combine, a, c) for a, c in zip(vals[::2], vals[1::2])]
+        vals = pairs + vals[len(pairs) * 2:]
+    return vals[0]
+
+
+def _either(combine, a, c):
+    return c if a is None else a if c is None else combine(a, c)

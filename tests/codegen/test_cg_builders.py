@@ -121,10 +121,11 @@ def test_softmax_nan_and_inf_rows_match_loop_kernel(dtype, log, cols):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("log", [False, True])
 @pytest.mark.parametrize("rows,cols", [(4, 1), (16, 10), (100, 10), (35, 3), (21, 8), (97, 5),
-                                       (19, 16), (3, 10)])
+                                       (19, 16), (3, 10), (32, 26), (37, 17), (5, 31),
+                                       (18, 12)])
 def test_softmax_rows_in_lanes_match_rows_in_vectors_bitwise(dtype, log, rows, cols):
-    """Rows of <= W columns run transposed (a row per lane); the column trees reproduce
-    the per-row shuffle trees, so every bit, NaN and inf agree with the per-row path."""
+    """Rows of < 2W columns run transposed (a row per lane); the column folds and trees
+    reproduce the per-row ones, so every bit, NaN and inf agree with the per-row path."""
     x = np.random.default_rng(15).standard_normal((rows, cols)).astype(dtype) * 4
     x[0, 0] = np.nan
     x[-1, -1], x[rows // 2, :] = np.inf, -np.inf
