@@ -10,10 +10,11 @@ every buffer it touches.
 Grouping walks each phase in order. An elementwise call joins the open groups that
 produced its inputs when it iterates over the same output shape and reads their values
 element for element (no broadcasting). A group closes as soon as a call outside it reads
-one of its values, because the fused kernel runs at the position of its last member: a
-reader in between would see the value too late. A value of a group is stored only when
-something outside the group needs it (a later call, another phase, or a persistent slot
-such as an output or gradient); the rest live in registers.
+one of its values or may overwrite one of its inputs, because the fused kernel runs at
+the position of its last member: a reader in between would see the value too late. A
+value of a group is stored only when something outside the group needs it (a later call,
+another phase, or a persistent slot such as an output or gradient); the rest live in
+registers.
 
 A matmul whose output is read only by one group, whose only stored value is one
 (M, N) result and whose other inputs are full (M, N) buffers, becomes one matmul kernel
@@ -172,6 +173,7 @@ def _join(index, spec, owner, groups, table) -> _Group:
     if max(sizes, default=0) > MAX_EXPR_NODES:
         blocked |= joinable
         joinable = set()
+        sizes = _value_sizes(spec, table, joinable)
     for group in blocked:
         group.open = False
     merged = _merge(joinable, spec.out_shape, owner, groups)

@@ -106,6 +106,16 @@ def test_value_used_in_two_shapes_is_not_fused_across():
     assert len(calls) == 3
 
 
+def test_values_used_many_times_split_the_chain_instead_of_blowing_up():
+    """Each step reads y three times; inlined trees would grow 3^n, so the pass stores a
+    value once its expression gets large."""
+    y = sg.sym.Variable("x")
+    for i in range(12):
+        y = sg.sym.tanh(y * y + y * 0.5 - y, name=f"t{i}")
+    compiled = compile_and_check(y, {"x": (3, 4)}, "float64", wrt=["x"])
+    assert 1 < len(phase_names(compiled, "predict")) < 12
+
+
 def test_broadcast_consumer_does_not_fuse():
     x, b = sg.sym.Variable("x"), sg.sym.Variable("b")
     small = sg.sym.exp(b, name="small")
