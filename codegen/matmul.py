@@ -111,12 +111,13 @@ def _fields(k):
 
 def dot_pays(M, N, K, trans_a, trans_b, w):
     """Whether C = A @ B^T takes the dot-product kernel: it needs K-contiguous A and B
-    and N <= W, and wins when few of the W lanes of the broadcast kernel's column vector
-    would be useful (N=10 or 3 of 16) and K spans several vectors to amortize each row's
-    reduction.  Costs are FMAs per row of C; the dot kernel must win by 10%."""
-    if trans_a or not trans_b or N > w:
+    and a row's N accumulators in registers, and wins when few lanes of the broadcast
+    kernel's last column vector would be useful (N=10 or 20 in 16 lanes) and K spans
+    several vectors to amortize the reductions.  Costs are FMAs per row of C (the
+    packing of B^T not counted); the dot kernel must win by 10%."""
+    if trans_a or not trans_b or N > DOT_REGS - 2:
         return False
-    dot = N * -(-K // w) + DOT_REDUCE_COST
+    dot = N * -(-K // w) + DOT_REDUCE_COST * -(-N // w)
     return dot < 0.9 * K * -(-N // w)
 
 
@@ -184,8 +185,8 @@ class MatmulEmitter(KernelEmitter):
             b.store(vec, b.bitcast(dst, self.vty.as_pointer()), align=64)
 
     def dot_rows(self):
-        """C = A @ B^T with both K-contiguous and N <= W: per row, N dot products
-        vectorized over K, then reduced together into one row vector of C."""
+        """C = A @ B^T with both K-contiguous: per row, N dot products vectorized over K,
+        then reduced W at a time into the row's vectors of C."""
         mk = self.mk
         rows = min(max(1, DOT_REGS // (mk.N + 1)), mk.M)
         full = mk.M // rows * rows
@@ -212,8 +213,9 @@ class MatmulEmitter(KernelEmitter):
         if k_full < mk.K:
             step(_i(k_full), self.mask(mk.K - k_full))
         for r in range(rows):
-            sums = self.lane_sums([b.load(slot) for slot in accs[r]])
-            self.finish(i0, _i(0), r, 0, sums, self.mask(mk.N))
+            for v in range(-(-mk.N // w)):
+                sums = self.lane_sums([b.load(slot) for slot in accs[r][v * w:(v + 1) * w]])
+                self.finish(i0, _i(0), r, v, sums, self.mask(mk.N - v * w))
 
     def lane_sums(self, vecs):
         """Vector whose lane j is the sum of the lanes of ``vecs[j]`` (up to W vectors):

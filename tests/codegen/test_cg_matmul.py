@@ -151,7 +151,9 @@ def test_a_sums_default_keeps_the_kernel_and_its_name():
 
 def test_dot_kernel_is_chosen_only_for_narrow_a_times_b_transposed():
     assert dot_pays(100, 10, 64, False, True, 16) and dot_pays(100, 3, 70, False, True, 8)
-    assert not dot_pays(32, 26, 64, False, True, 16)  # N > W: two column vectors
+    assert dot_pays(32, 20, 64, False, True, 16) and dot_pays(32, 10, 200, False, True, 8)
+    assert not dot_pays(32, 26, 64, False, True, 16)  # 26 of 32 lanes: no gain
+    assert not dot_pays(32, 28, 6400, False, True, 16)  # accumulators would spill
     assert not dot_pays(32, 10, 16, False, True, 16)  # one K vector: the tree dominates
     assert not dot_pays(100, 10, 64, True, True, 16)  # A not K-contiguous
     assert not dot_pays(100, 10, 64, False, False, 16)
@@ -159,10 +161,11 @@ def test_dot_kernel_is_chosen_only_for_narrow_a_times_b_transposed():
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("M,N,K", [(100, 10, 64), (7, 10, 64), (100, 3, 70), (33, 8, 64),
-                                   (5, 1, 200), (1, 4, 33), (19, 6, 784)])
+                                   (5, 1, 200), (1, 4, 33), (19, 6, 784), (32, 20, 64),
+                                   (9, 17, 70)])
 @pytest.mark.parametrize("bias", ["none", "col", "row"])
 def test_dot_kernel_with_bias_and_k_tail(M, N, K, dtype, bias):
-    assert dot_pays(M, N, K, False, True, 16) or dtype == "float64"  # f64: N <= 8 only
+    assert dot_pays(M, N, K, False, True, 16) or dtype == "float64"
     a, b, want = _case(M, N, K, False, True, dtype, seed=N * K)
     arrays = {"a": a, "b": b, "c": np.zeros((M, N), dtype)}
     if bias != "none":
@@ -174,8 +177,9 @@ def test_dot_kernel_with_bias_and_k_tail(M, N, K, dtype, bias):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_dot_kernel_accumulate_epilogue_extras_and_a_sums(dtype):
-    M, N, K = 43, 7, 96
+@pytest.mark.parametrize("N", [7, 19])
+def test_dot_kernel_accumulate_epilogue_extras_and_a_sums(dtype, N):
+    M, K = 43, 96
     a, b, mm = _case(M, N, K, False, True, dtype, seed=9)
     y = np.random.default_rng(7).standard_normal((M, N)).astype(dtype)
     c0 = np.full((M, N), 0.5, dtype)
