@@ -11,11 +11,14 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from codegen import loop_ir as L  # noqa: E402
+from codegen.builders import reduce_kernel  # noqa: E402
 from codegen.matmul import matmul_kernel  # noqa: E402
 from codegen.program import KernelCall, Program, compile_program  # noqa: E402
 
@@ -78,7 +81,33 @@ def main():
         print(f"{label:28s} {M:4d} {N:4d} {K:4d} {flop / 1e6:7.3f} {flop / t_once / 1e9:9.2f} "
               f"{flop / t_loop / 1e9:16.2f} {flop / t_np / 1e9:10.2f} {t_np / t_once:6.2f} "
               f"{t_np / t_loop:10.2f}")
+    bias_sums()
     dispatch_and_compile()
+
+
+def bias_sums():
+    """dW = dY^T @ X plus db = sum_batch dY: separate reduce kernel vs the a_sums side
+    output, both timed natively (REPEAT_IN_NATIVE calls per phase)."""
+    print(f"\n{'dW + db':28s} {'reduce kernel us':>16} {'a_sums us':>10}")
+    for label, M, N, K, ta, tb in shapes():
+        if not ta:
+            continue
+        plain = matmul_kernel(M, N, K, ta, tb, "float32")
+        fused = matmul_kernel(M, N, K, ta, tb, "float32", a_sums="write")
+        red = reduce_kernel((K, M), (0,), "sum", L.BufferParam("x", "float32", K * M),
+                            L.BufferParam("y", "float32", M))
+        offs = [4 * o for o in (0, M * K, M * K + K * N, M * K + K * N + M * N)]
+        size = offs[-1] + 4 * M
+        separate = [KernelCall(plain, tuple(offs[:3])), KernelCall(red, (0, offs[3]))]
+        prog = Program((plain, fused, red), size,
+                       {"separate": separate * REPEAT_IN_NATIVE,
+                        "fused": [KernelCall(fused, tuple(offs))] * REPEAT_IN_NATIVE})
+        cp = compile_program(prog, "bench_sums")
+        arena = np.zeros(size, np.uint8)
+        addr, reps = arena.ctypes.data, 50 if M * N * K < 1e6 else 5
+        times = [median_time(partial(cp.run, ph, addr), reps) / REPEAT_IN_NATIVE
+                 for ph in ("separate", "fused")]
+        print(f"{label:28s} {times[0] * 1e6:16.3f} {times[1] * 1e6:10.3f}")
 
 
 def dispatch_and_compile():
