@@ -88,10 +88,8 @@ class SoftmaxGradEmitter(KernelEmitter):
         self.scale = self.splat(self.scale_value(), self.w)
         step = min(max(1, ROW_VECTORS // self.nvec), k.rows)
         full = k.rows // step * step
-        self.loop(0, full, step,
-                  lambda i: [self.row(self.b.add(i, _i(r))) for r in range(step)])
-        for r in range(full, k.rows):
-            self.row(_i(r))
+        self.loop(0, full, step, lambda i: self.rows(i, step))
+        self.rows(_i(full), k.rows - full)
         self.b.ret_void()
         self.alloca_builder.branch(self.start)
 
@@ -123,6 +121,11 @@ class SoftmaxGradEmitter(KernelEmitter):
         """``label != ignore_label`` as the loop kernel's unordered compare (NaN kept)."""
         ignore = ir.Constant(labels.type, _fill(labels.type, self.k.ignore_label))
         return self.b.fcmp_unordered("!=", labels, ignore)
+
+    def rows(self, first, count):
+        """A few rows per loop step: independent chains for the out-of-order core."""
+        for r in range(count):
+            self.row(self.b.add(first, _i(r)))
 
     def row(self, i):
         """One row: the label's integer part selects the ``on`` lane of each vector."""
