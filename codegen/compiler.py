@@ -39,6 +39,27 @@ class Slot:
     offset: int
 
 
+@dataclass(frozen=True)
+class CallTrace:
+    """One kernel call of the training program, kept for pictures and inspection."""
+
+    nodes: tuple  # names of the graph nodes computed by this (possibly fused) call
+    entries: tuple  # graph value bound to each kernel parameter (None: a temporary)
+    stage: str  # "forward" or "backward"
+
+
+@dataclass(frozen=True)
+class GraphRecord:
+    """The optimized graph that was lowered: nodes, their shapes/dtypes, gradient heads."""
+
+    nodes: tuple  # topological order of forward and gradient nodes
+    forward_ids: frozenset  # id() of the nodes the forward pass needs
+    shapes: dict  # Entry -> shape
+    dtypes: dict  # Entry -> dtype
+    grads: dict  # argument name -> Entry of its gradient (or None)
+    heads: tuple  # the forward outputs, in the order of CompiledGraph.outputs
+
+
 @dataclass
 class CompiledGraph:
     program: object
@@ -50,10 +71,13 @@ class CompiledGraph:
     head_grads: list = field(default_factory=list)  # Slot or None per output
     seed: Slot | None = None  # run-time random seed (graphs with Dropout)
     graph_text: str = ""
+    graph: GraphRecord | None = None
+    trace: tuple = ()  # CallTrace per call of the forward_backward phase
 
     @property
     def arena_bytes(self) -> int:
-        return self.plan.arena_bytes
+        """The program's arena: the larger of the training and predict memory plans."""
+        return self.program.program.arena_bytes
 
 
 @dataclass
@@ -162,11 +186,13 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
     persistent = _persistent(build, arg_names, aux_names, variables, grad_keys, out_keys,
                              head_vars)
     keep = {build.table.root(k) for k in persistent}
-    fwd_calls, bwd_calls = fusion.fuse([fwd_calls + extra, bwd_calls + grad_calls],
-                                       build.table, keep)
-    (pred_calls,) = fusion.fuse([pred_calls + extra], build.table, keep)
+    raw_bwd = bwd_calls + grad_calls
+    fwd_calls, bwd_calls = fusion.fuse([fwd_calls + extra, raw_bwd], build.table, keep)
+    # predict is fused and planned followed by the backward calls, so that a backward()
+    # after an inference forward (MXNet allows it) finds every value it reads
+    pred_calls, pred_bwd = fusion.fuse([pred_calls + extra, raw_bwd], build.table, keep)
     plan = plan_memory(fwd_calls + bwd_calls, build.table, persistent)
-    pred_plan = plan_memory(pred_calls, build.table, persistent)
+    pred_plan = plan_memory(pred_calls + pred_bwd, build.table, persistent)
     if poison:
         def nan_fill(key):
             return _fill_call(key, build.table.sizes[key], build.table.dtypes[key], float("nan"))
@@ -174,11 +200,23 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
         both = poison_dead_buffers(fwd_calls + bwd_calls, build.table, plan, nan_fill)
         fwd_calls, bwd_calls = both, []
     phases = {"predict": (pred_calls, pred_plan), "forward": (fwd_calls, plan),
-              "backward": (bwd_calls, plan), "forward_backward": (fwd_calls + bwd_calls, plan)}
+              "backward": (bwd_calls, plan), "forward_backward": (fwd_calls + bwd_calls, plan),
+              "predict_backward": (pred_bwd, pred_plan)}
     program = _program(phases, build.table)
     compiled = compile_program(program, name_hint)
-    return _describe(compiled, plan, build, symbol, variables, arg_names, aux_names,
-                     grad_keys, out_keys, head_vars, fwd_heads, all_heads)
+    result = _describe(compiled, plan, build, symbol, variables, arg_names, aux_names,
+                       grad_keys, out_keys, head_vars, fwd_heads, all_heads)
+    result.graph = GraphRecord(tuple(order), frozenset(fwd_ids), dict(build.shapes),
+                               dict(build.dtypes), dict(zip(wrt, grads)), tuple(fwd_heads))
+    result.trace = _trace(build, fwd_calls, bwd_calls)
+    return result
+
+
+def _trace(build, fwd_calls, bwd_calls) -> tuple:
+    entry_of = {key: entry for entry, key in build.keys.items()}
+    return tuple(CallTrace(call.node_names, tuple(entry_of.get(k) for k in call.keys), stage)
+                 for stage, calls in (("forward", fwd_calls), ("backward", bwd_calls))
+                 for call in calls)
 
 
 def _output_keys(build, fwd_heads, variables):

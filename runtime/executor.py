@@ -43,12 +43,14 @@ class Executor:
         self._arena = _arena(compiled.arena_bytes)
         self._address = self._arena.ctypes.data
         self._run = compiled.program.run
+        self._forward_backward = compiled.program.function("forward_backward")
         self.arg_dict = {n: _view(self._arena, s) for n, s in compiled.args.items()}
         self.grad_dict = {n: _view(self._arena, s) for n, s in compiled.grads.items()}
         self.aux_dict = {n: _view(self._arena, s) for n, s in compiled.aux.items()}
         self.outputs = [_view(self._arena, s) for s in compiled.outputs]
         self._head_grads = [None if s is None else _view(self._arena, s)
                             for s in compiled.head_grads]
+        self._needs_head_grads = any(g is not None for g in self._head_grads)
         self._seed = None if compiled.seed is None else _view(self._arena, compiled.seed)
         self._forwarded = False
         self._monitor = None
@@ -84,7 +86,7 @@ class Executor:
         for name, value in kwargs.items():
             self._set_input(name, value)
         self._run("forward" if is_train else "predict", self._address)
-        self._forwarded = True
+        self._forwarded = "train" if is_train else "predict"
         if is_train and self._seed is not None:
             self._seed[0] += 1
         self._call_monitor()
@@ -92,19 +94,22 @@ class Executor:
 
     def backward(self, out_grads=None, is_train=True):
         if not self._forwarded:
-            raise ExecutorError("backward() called before forward(is_train=True)")
+            raise ExecutorError("backward() called before forward()")
         if not self.grad_dict:
             raise ExecutorError("this executor was bound without gradients (grad_req='null')")
         self._set_head_grads(out_grads)
-        self._run("backward", self._address)
+        # predict has its own memory plan; its backward reads the values where it left them
+        phase = "backward" if self._forwarded == "train" else "predict_backward"
+        self._run(phase, self._address)
 
     def forward_backward(self, out_grads=None, **kwargs):
         """forward(is_train=True) and backward() in one native call (what Module uses)."""
         for name, value in kwargs.items():
             self._set_input(name, value)
-        self._set_head_grads(out_grads)
-        self._run("forward_backward", self._address)
-        self._forwarded = True
+        if self._needs_head_grads:
+            self._set_head_grads(out_grads)
+        self._forward_backward(self._address)
+        self._forwarded = "train"
         if self._seed is not None:
             self._seed[0] += 1
         return self.outputs

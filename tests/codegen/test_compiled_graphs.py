@@ -197,3 +197,30 @@ def test_random_graphs_compile_to_reference_results(case):
     feed.update({f"{label}_head_grad": h for label, h in zip(group.list_outputs(), heads)})
     for name, ref in zip(names, reference.evaluate(grads.outputs, feed)):
         np.testing.assert_allclose(exe.grad_dict[name], ref, rtol=1e-8, atol=1e-8)
+
+
+def test_backward_after_inference_forward():
+    """predict has its own plan and fusion; backward after it (MXNet allows it) runs the
+    backward calls laid out for that plan and gives the inference graph's gradients."""
+    net = mlp((6, 4))
+    exe = net.simple_bind(sg.cpu(), data=(3, 5))
+    with pytest.raises(ExecutorError, match="before forward"):
+        exe.backward()
+    fill(exe, 2)
+    exe.forward(is_train=True)
+    exe.backward()
+    want = {n: g.copy() for n, g in exe.grad_dict.items()}
+    for g in exe.grad_dict.values():
+        g[...] = np.nan
+    exe.forward(is_train=False)
+    exe.backward()
+    for name, grad in exe.grad_dict.items():
+        np.testing.assert_array_equal(grad, want[name], err_msg=name)
+
+
+def test_arena_covers_predict_and_training_plans():
+    net = mlp((6, 4))
+    exe = net.simple_bind(sg.cpu(), data=(3, 5))
+    compiled = exe.compiled
+    assert compiled.arena_bytes == compiled.program.program.arena_bytes
+    assert exe._arena.nbytes >= compiled.arena_bytes >= compiled.plan.arena_bytes

@@ -148,9 +148,15 @@ def test_compiled_view_attributes_every_node_kernel(letter_executor):
     from runtime.viz_compiled_model import analyze
 
     view = analyze(letter_executor)
-    assert view.notes == []  # the reconstruction equals executor.compiled.graph_text
-    owners = {c.nodes[0]: c for c in view.calls if c.nodes}
+    assert view.notes == []  # one trace record per native call
+    owners = {name: c for c in view.calls for name in c.nodes}
     assert {"fc1", "relu1", "fc2", "softmax"} <= set(owners)
+    # relu is fused into fc1's matmul epilogue, its gradient into the dX matmul
+    assert owners["relu1"] is owners["fc1"] and owners["fc1"].nodes == ("fc1", "relu1")
+    fused_grad = owners["relu1_backward_elemwise_grad"]
+    assert fused_grad.nodes[0].endswith("_backward_dot") and fused_grad.stage == "backward"
+    relu_out = [e for e in fused_grad.entries if e is not None and e.node.name == "relu1"]
+    assert relu_out, "the relu gradient epilogue reads the forward output"
     grad = owners["softmax_backward_softmax_output_grad"]
     assert grad.stage == "backward"
     assert [e.node.name for e in grad.entries[:2]] == ["softmax", "softmax_label"]
