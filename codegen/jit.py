@@ -8,6 +8,7 @@ hits and misses so tests can prove a warm start skipped LLVM's optimizer.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from symgraph.errors import CompileError
 
 log = logging.getLogger("codegen.jit")
 CODEGEN_VERSION = "symgraph-codegen-1"
-STATS = {"optimize": 0, "cache_hit": 0, "cache_miss": 0}
+STATS = {"optimize": 0, "cache_hit": 0, "cache_miss": 0, "build_ir": 0}
 
 
 @dataclass(frozen=True)
@@ -90,22 +91,52 @@ def optimize(mod, opt: int = 3) -> None:
     pb.getModulePassManager().run(mod, pb)
 
 
-def key_parts(ir_text: str, opt: int) -> dict[str, str]:
+def key_parts(source: str, opt: int, kind: str = "llvm_ir") -> dict[str, str]:
+    """Everything that changes the machine code: the source (LLVM IR, or a program
+    description), LLVM and llvmlite versions, the host CPU, options and our codegen."""
     h = host()
-    return {"llvm_ir": ir_text, "llvmlite": llvmlite.__version__,
+    return {kind: source, "llvmlite": llvmlite.__version__,
             "llvm": ".".join(map(str, llvm.llvm_version_info)), "triple": h.triple,
-            "cpu": h.cpu, "features": h.features, "opt": str(opt), "codegen": CODEGEN_VERSION}
+            "cpu": h.cpu, "features": h.features, "opt": str(opt), "codegen": CODEGEN_VERSION,
+            "codegen_sources": codegen_sources_digest()}
 
 
-def compile_ir(ir_text: str, symbols: list[str], name_hint: str = "program", opt: int = 3,
-               extra_dumps: dict[str, str] | None = None) -> CompiledLibrary:
-    """Compile (or fetch from cache) ``ir_text`` and resolve ``symbols``."""
-    key = cache.cache_key(key_parts(ir_text, opt))
+@functools.lru_cache(maxsize=1)
+def codegen_sources_digest() -> str:
+    """sha256 of this package's sources: a program description only names kernels, so the
+    code that turns them into LLVM IR must be part of the key too."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def compile_ir(ir_text, symbols: list[str], name_hint: str = "program", opt: int = 3,
+               extra_dumps: dict[str, str] | None = None,
+               description: str | None = None) -> CompiledLibrary:
+    """Compile (or fetch from cache) LLVM IR and resolve ``symbols``.
+
+    ``ir_text`` is the IR or a function returning it; with ``description`` (a complete
+    text of what the IR is built from) the cache key uses the description and the IR is
+    only built on a miss or when ``SYMGRAPH_DUMP`` asks for it.
+    """
+    parts = key_parts(ir_text, opt) if description is None else \
+        key_parts(description, opt, kind="program")
+    key = cache.cache_key(parts)
     obj = cache.load(key)
-    dumps = dict(extra_dumps or {}, **{"ll": ir_text})
+    dumping = bool(os.environ.get("SYMGRAPH_DUMP"))
+    text = None
+    if obj is None or dumping:
+        if callable(ir_text):
+            STATS["build_ir"] += 1
+            ir_text = ir_text()
+        text = ir_text
+    dumps = dict(extra_dumps or {})
+    if text is not None:
+        dumps["ll"] = text
     if obj is None:
         STATS["cache_miss"] += 1
-        obj, more = _build_object(ir_text, opt, name_hint)
+        obj, more = _build_object(text, opt, name_hint)
         dumps.update(more)
         cache.store(key, obj)
     else:

@@ -131,11 +131,29 @@ class CompiledProgram:
 
 
 def compile_program(program: Program, name_hint: str = "program") -> CompiledProgram:
+    """Compile, or load from the disk cache keyed by the program's own description.
+
+    Building and printing the LLVM module costs far more than everything before it (the
+    matmul emitters alone write thousands of instructions), so the cache key is the loop IR
+    and emitter descriptions of every kernel plus the call lists: a warm start never
+    builds LLVM IR. The key also covers the codegen sources (``jit.key_parts``), so a
+    changed emitter cannot reuse stale machine code.
+    """
     validate(program)
-    module = build_module(program, name_hint)
-    text = str(module)
     dumps = {}
     if os.environ.get("SYMGRAPH_DUMP"):
         dumps["loopir.txt"] = "\n".join(k.dump() for k in _all_kernels(program))
-    library = jit.compile_ir(text, list(program.phases), name_hint, extra_dumps=dumps)
+    library = jit.compile_ir(lambda: str(build_module(program, name_hint)),
+                             list(program.phases), name_hint, extra_dumps=dumps,
+                             description=describe(program))
     return CompiledProgram(program, library)
+
+
+def describe(program: Program) -> str:
+    """Everything the generated code depends on, as text: kernels, then calls per phase."""
+    lines = [f"{k.dump()} fastmath={getattr(k, 'fastmath', False)}"
+             for k in _all_kernels(program)]
+    for phase, calls in program.phases.items():
+        lines.append(f"phase {phase}")
+        lines += [f"  {c.kernel.name} {c.args}" for c in calls]
+    return "\n".join(lines)

@@ -14,7 +14,7 @@ import pytest
 from codegen import cache, jit
 from codegen import loop_ir as L
 from codegen.builders import elementwise_kernel, reduce_kernel
-from codegen.program import KernelCall, Program, compile_program
+from codegen.program import KernelCall, Program, compile_program, describe
 from symgraph.errors import CompileError
 
 pytestmark = pytest.mark.jit
@@ -116,8 +116,23 @@ def test_warm_start_in_subprocess_skips_optimization(tmp_path):
     env = dict(os.environ, SYMGRAPH_CACHE_DIR=str(tmp_path))
     cold = _child(env)
     assert cold["optimize"] == 1 and cold["cache_miss"] == 1 and cold["s"] == 74.0
+    assert cold["build_ir"] == 1
     warm = _child(env)
     assert warm["optimize"] == 0 and warm["cache_hit"] == 1 and warm["s"] == 74.0
+    assert warm["build_ir"] == 0  # keyed by the program description: no LLVM IR built
+
+
+def test_cache_key_covers_codegen_sources_and_program(monkeypatch):
+    """A changed emitter (codegen source) or a changed call list must miss the cache."""
+    base = cache.cache_key(jit.key_parts(describe(_program()), 3, kind="program"))
+    monkeypatch.setattr(jit, "codegen_sources_digest", lambda: "edited")
+    assert cache.cache_key(jit.key_parts(describe(_program()), 3, kind="program")) != base
+    monkeypatch.undo()
+    program = _program()
+    call = program.phases["forward"][0]
+    moved = Program(program.kernels, program.arena_bytes + 64, {"forward": [
+        KernelCall(call.kernel, tuple(a + 64 for a in call.args))]})
+    assert describe(moved) != describe(program)
 
 
 def test_corrupt_entry_is_rebuilt(tmp_path, monkeypatch):
