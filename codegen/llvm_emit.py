@@ -34,6 +34,28 @@ def declare_kernel(module: ir.Module, params, name: str, noalias: bool) -> ir.Fu
     return fn
 
 
+class EmittedKernel:
+    """Shared behaviour of kernels written straight to LLVM IR by an emitter (matmul,
+    short-row softmax...): frozen dataclasses with ``name``, ``params``, ``dtype``,
+    ``noalias`` and ``canonical()``, whose ``emitter()`` gives the KernelEmitter class."""
+
+    @classmethod
+    def named(cls, *fields, **named_fields):
+        """The kernel with its content-hash name: equal specs share one compiled function."""
+        proto = cls("", *fields, **named_fields)
+        return cls(L.content_name(proto.canonical()), *fields, **named_fields)
+
+    def dump(self) -> str:
+        return f"{self.name}: {self.canonical()}"
+
+    def emit(self, module, lanes):
+        if self.name in module.globals:
+            return module.globals[self.name]
+        fn = declare_kernel(module, self.params, self.name, self.noalias)
+        self.emitter()(fn, self, lanes(self.dtype)).run()
+        return fn
+
+
 def emit_kernel(module: ir.Module, kernel: L.Kernel, lanes) -> ir.Function:
     """Define ``kernel`` in ``module``; ``lanes(dtype)`` gives the vector width."""
     if kernel.name in module.globals:

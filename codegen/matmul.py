@@ -21,7 +21,7 @@ from llvmlite import ir
 from codegen import loop_ir as L
 from codegen import vecmath
 from codegen.emit_values import ir_type
-from codegen.llvm_emit import KernelEmitter, declare_kernel
+from codegen.llvm_emit import EmittedKernel, KernelEmitter
 from codegen.scalar_ir import IRMath
 from symgraph.errors import CompileError
 
@@ -34,7 +34,7 @@ SUM_VECTORS = 4  # independent accumulator vectors of the A column sums (add lat
 
 
 @dataclass(frozen=True, eq=False)
-class MatmulKernel:
+class MatmulKernel(EmittedKernel):
     """A matmul kernel; params are a, b, [bias], extras..., c (build with matmul_kernel)."""
 
     name: str
@@ -60,15 +60,8 @@ class MatmulKernel:
                 f"{self.dtype} bias={self.bias} acc={self.accumulate} extra={self.n_extra} "
                 f"epilogue={epi} noalias={self.noalias}{sums}")
 
-    def dump(self) -> str:
-        return f"{self.name}: {self.canonical()}"
-
-    def emit(self, module, lanes):
-        if self.name in module.globals:
-            return module.globals[self.name]
-        fn = declare_kernel(module, self.params, self.name, self.noalias)
-        MatmulEmitter(fn, self, lanes(self.dtype)).run()
-        return fn
+    def emitter(self):
+        return MatmulEmitter
 
 
 def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="none",
@@ -100,13 +93,8 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
         expr = L.as_expr(epilogue(IRMath(dtype), L.Var("acc", dtype), *extras), dtype=dtype)
         if expr.dtype != dtype:
             raise CompileError(f"matmul epilogue yields {expr.dtype}, expected {dtype}")
-    proto = MatmulKernel("", M, N, K, trans_a, trans_b, dtype, bias, accumulate, expr,
-                         n_extra, tuple(params), noalias, a_sums=a_sums)
-    return MatmulKernel(L.content_name(proto.canonical()), *_fields(proto)[1:])
-
-
-def _fields(k):
-    return [getattr(k, f) for f in MatmulKernel.__dataclass_fields__]
+    return MatmulKernel.named(M, N, K, trans_a, trans_b, dtype, bias, accumulate, expr,
+                              n_extra, tuple(params), noalias, a_sums=a_sums)
 
 
 def dot_pays(M, N, K, trans_a, trans_b, w):

@@ -18,7 +18,7 @@ from llvmlite import ir
 from codegen import loop_ir as L
 from codegen import vecmath
 from codegen.emit_values import ir_type
-from codegen.llvm_emit import KernelEmitter, declare_kernel
+from codegen.llvm_emit import EmittedKernel, KernelEmitter
 
 I64 = ir.IntType(64)
 MAX_CLASSES = 64  # longer rows vectorize well in the loop-IR kernel
@@ -26,7 +26,7 @@ ROW_VECTORS = 8  # row vectors per loop step: independent chains without spills
 
 
 @dataclass(frozen=True, eq=False)
-class SoftmaxGradKernel:
+class SoftmaxGradKernel(EmittedKernel):
     """``out = (prob - onehot(label)) * keep * scale``; params are (prob, label, out).
 
     ``scale`` None means ``grad_scale / max(1, count(label != ignore_label))``;
@@ -54,15 +54,8 @@ class SoftmaxGradKernel:
                 f"grad_scale={self.grad_scale!r} scale={self.scale!r} on={self.on!r} "
                 f"off={self.off!r} use_ignore={self.use_ignore} ignore={self.ignore_label!r}")
 
-    def dump(self) -> str:
-        return f"{self.name}: {self.canonical()}"
-
-    def emit(self, module, lanes):
-        if self.name in module.globals:
-            return module.globals[self.name]
-        fn = declare_kernel(module, self.params, self.name, self.noalias)
-        SoftmaxGradEmitter(fn, self, lanes(self.dtype)).run()
-        return fn
+    def emitter(self):
+        return SoftmaxGradEmitter
 
 
 def short_softmax_grad_kernel(rows, classes, prob, label, out, *, grad_scale, scale, on, off,
@@ -70,8 +63,7 @@ def short_softmax_grad_kernel(rows, classes, prob, label, out, *, grad_scale, sc
     fields = (rows, classes, prob.dtype, float(grad_scale),
               None if scale is None else float(scale), float(on), float(off),
               bool(use_ignore), float(ignore_label), (prob, label, out))
-    proto = SoftmaxGradKernel("", *fields)
-    return SoftmaxGradKernel(L.content_name(proto.canonical()), *fields)
+    return SoftmaxGradKernel.named(*fields)
 
 
 class SoftmaxGradEmitter(KernelEmitter):

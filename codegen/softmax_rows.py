@@ -23,7 +23,7 @@ from llvmlite import ir
 from codegen import loop_ir as L
 from codegen import vecmath
 from codegen.emit_values import ir_type
-from codegen.llvm_emit import KernelEmitter, declare_kernel
+from codegen.llvm_emit import EmittedKernel, KernelEmitter
 
 I64 = ir.IntType(64)
 MAX_COLS = 64  # longer rows: the loop-IR kernel's vectorized inner loops are as good
@@ -32,7 +32,7 @@ MIN_LANE_ROWS = 4  # fewer rows do not pay for the two in-register transposes
 
 
 @dataclass(frozen=True, eq=False)
-class SoftmaxKernel:
+class SoftmaxKernel(EmittedKernel):
     """Softmax over ``rows`` contiguous rows of ``cols``; params are (input, output)."""
 
     name: str
@@ -50,23 +50,15 @@ class SoftmaxKernel:
         return (f"softmax_rows({params}) rows={self.rows} cols={self.cols} log={self.log}"
                 f"{'' if self.lane_rows else ' lane_rows=False'}")
 
-    def dump(self) -> str:
-        return f"{self.name}: {self.canonical()}"
-
-    def emit(self, module, lanes):
-        if self.name in module.globals:
-            return module.globals[self.name]
-        fn = declare_kernel(module, self.params, self.name, self.noalias)
-        SoftmaxEmitter(fn, self, lanes(self.dtype)).run()
-        return fn
+    def emitter(self):
+        return SoftmaxEmitter
 
 
 def short_softmax_kernel(rows: int, cols: int, inp: L.BufferParam, out: L.BufferParam,
                          log: bool = False, lane_rows: bool = True) -> SoftmaxKernel:
     fields = dict(rows=rows, cols=cols, dtype=inp.dtype, log=log, params=(inp, out),
                   lane_rows=lane_rows)
-    proto = SoftmaxKernel("", **fields)
-    return SoftmaxKernel(L.content_name(proto.canonical()), **fields)
+    return SoftmaxKernel.named(**fields)
 
 
 class SoftmaxEmitter(KernelEmitter):
