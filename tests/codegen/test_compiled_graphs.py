@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from graph_strategies import grow_elementwise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -12,7 +13,6 @@ from codegen.compiler import compile_graph
 from runtime.executor import Executor
 from symgraph import reference
 from symgraph.errors import ExecutorError
-from symgraph.frontend.common import make
 
 pytestmark = pytest.mark.jit
 
@@ -152,7 +152,6 @@ def test_poisoned_memory_plan_still_gives_reference_results(sizes):
         np.testing.assert_allclose(exe.grad_dict[name], ref, rtol=1e-10, atol=1e-12)
 
 
-UNARY = ["exp", "tanh", "sigmoid", "relu", "square", "abs", "softsign"]
 BINARY = ["elemwise_add", "elemwise_sub", "elemwise_mul", "_maximum"]
 
 
@@ -161,17 +160,7 @@ def random_graph(draw):
     """A DAG over a few same-shape nodes: unary/binary elementwise, scalars, dot, sum."""
     rows, cols = draw(st.integers(2, 5)), draw(st.integers(2, 6))
     nodes = [sg.sym.Variable("a"), sg.sym.Variable("b")]
-    for _ in range(draw(st.integers(2, 7))):
-        kind = draw(st.sampled_from(["unary", "binary", "scalar"]))
-        x = nodes[draw(st.integers(0, len(nodes) - 1))]
-        if kind == "unary":
-            nodes.append(getattr(sg.sym, draw(st.sampled_from(UNARY)))(x))
-        elif kind == "binary":
-            y = nodes[draw(st.integers(0, len(nodes) - 1))]
-            op = draw(st.sampled_from(BINARY))
-            nodes.append(make(op, (x, y)))
-        else:
-            nodes.append(x * draw(st.floats(-2, 2)) + draw(st.floats(-1, 1)))
+    grow_elementwise(draw, nodes, BINARY, 7)
     last = nodes[-1]
     heads = [last, sg.sym.sum(last, axis=1), sg.sym.dot(last, nodes[0], transpose_b=True)]
     return sg.sym.Group(heads), (rows, cols)

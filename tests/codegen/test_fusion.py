@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from graph_strategies import grow_elementwise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +18,6 @@ from codegen.memplan import plan_memory
 from codegen.scalar_ir import IRMath
 from runtime.executor import Executor
 from symgraph import reference
-from symgraph.frontend.common import make
 from symgraph.ops.registry import get_op
 
 pytestmark = pytest.mark.jit
@@ -239,7 +239,6 @@ def test_in_place_skips_broadcast_inputs_and_shrinks_the_arena():
 
 
 # ---- random graphs ------------------------------------------------------------------------
-UNARY = ["exp", "tanh", "sigmoid", "relu", "square", "abs", "softsign"]
 BINARY = ["elemwise_add", "elemwise_mul", "_maximum", "broadcast_add"]
 
 
@@ -249,19 +248,7 @@ def random_graph(draw):
     rows, cols = draw(st.integers(2, 5)), draw(st.integers(2, 6))
     a, b, w = sg.sym.Variable("a"), sg.sym.Variable("b"), sg.sym.Variable("w")
     nodes = [a, b, sg.sym.dot(a, w)]
-    for _ in range(draw(st.integers(2, 8))):
-        kind = draw(st.sampled_from(["unary", "binary", "scalar"]))
-        x = nodes[draw(st.integers(0, len(nodes) - 1))]
-        if kind == "unary":
-            nodes.append(getattr(sg.sym, draw(st.sampled_from(UNARY)))(x))
-        elif kind == "binary":
-            y = nodes[draw(st.integers(0, len(nodes) - 1))]
-            op = draw(st.sampled_from(BINARY))
-            if op == "broadcast_add":
-                y = sg.sym.sum(y, axis=0, keepdims=True)
-            nodes.append(make(op, (x, y)))
-        else:
-            nodes.append(x * draw(st.floats(-2, 2)) + draw(st.floats(-1, 1)))
+    grow_elementwise(draw, nodes, BINARY, 8)
     heads = [nodes[-1], sg.sym.sum(nodes[-2], axis=1)]
     return sg.sym.Group(heads), (rows, cols)
 
