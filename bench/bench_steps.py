@@ -67,7 +67,8 @@ def median_us(fn, repeat=7, number=200):
     return statistics.median(times)
 
 
-def step_row(title, sizes, shape):
+def bound_mlp(sizes, shape):
+    """The MLP bound for training (gradients of its parameters) on random data."""
     net = mlp(sizes)
     reqs = {n: "write" for n in net.list_arguments() if n not in ("data", "softmax_label")}
     exe = net.simple_bind(sg.cpu(), grad_req=reqs, data=shape)
@@ -75,6 +76,11 @@ def step_row(title, sizes, shape):
     for name, array in exe.arg_dict.items():
         array[:] = rng.integers(0, sizes[-1], array.shape) if name == "softmax_label" else \
             rng.standard_normal(array.shape) * 0.1
+    return exe, reqs
+
+
+def step_row(title, sizes, shape):
+    exe, reqs = bound_mlp(sizes, shape)
     params = [exe.arg_dict[n].copy() for n in reqs]
     x = exe.arg_dict["data"].copy()
     label = exe.arg_dict["softmax_label"].astype(np.int64)

@@ -11,36 +11,15 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import statistics  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from functools import partial  # noqa: E402
 
-import numpy as np  # noqa: E402
-
-import symgraph as sg  # noqa: E402
-from bench.bench_steps import CASES, mlp  # noqa: E402
+from bench.bench_steps import CASES, bound_mlp, median_us  # noqa: E402
 from codegen.program import Program, compile_program  # noqa: E402
 
 
-def _median_us(fn, number):
-    times = []
-    for _ in range(7):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        times.append((time.perf_counter() - start) / number * 1e6)
-    return statistics.median(times)
-
-
 def profile(sizes, shape):
-    net = mlp(sizes)
-    reqs = {n: "write" for n in net.list_arguments() if n not in ("data", "softmax_label")}
-    exe = net.simple_bind(sg.cpu(), grad_req=reqs, data=shape)
-    rng = np.random.default_rng(0)
-    for name, array in exe.arg_dict.items():
-        array[:] = rng.integers(0, sizes[-1], array.shape) if name == "softmax_label" else \
-            rng.standard_normal(array.shape) * 0.1
+    exe, _ = bound_mlp(sizes, shape)
     exe.forward_backward()
     program = exe._compiled.program.program
     calls = program.phases["forward_backward"]
@@ -51,9 +30,9 @@ def profile(sizes, shape):
     rows = []
     for i, call in enumerate(calls):
         fn = single.function(f"k{i}")
-        rows.append((",".join(call.node_names), _median_us(partial(fn, address), number)))
+        rows.append((",".join(call.node_names), median_us(partial(fn, address), number=number)))
     whole = exe._compiled.program.function("forward_backward")
-    return rows, _median_us(partial(whole, address), number)
+    return rows, median_us(partial(whole, address), number=number)
 
 
 def main(argv):
