@@ -59,6 +59,11 @@ class GraphRecord:
     grads: dict  # argument name -> Entry of its gradient (or None)
     heads: tuple  # the forward outputs, in the order of CompiledGraph.outputs
 
+    @property
+    def outputs(self) -> tuple:
+        """Forward outputs, then the gradients that exist (the heads that were lowered)."""
+        return self.heads + tuple(g for g in self.grads.values() if g is not None)
+
 
 @dataclass
 class CompiledGraph:
@@ -70,7 +75,6 @@ class CompiledGraph:
     outputs: list = field(default_factory=list)
     head_grads: list = field(default_factory=list)  # Slot or None per output
     seed: Slot | None = None  # run-time random seed (graphs with Dropout)
-    graph_text: str = ""
     graph: GraphRecord | None = None
     trace: tuple = ()  # CallTrace per call of the forward_backward phase
 
@@ -78,6 +82,11 @@ class CompiledGraph:
     def arena_bytes(self) -> int:
         """The program's arena: the larger of the training and predict memory plans."""
         return self.program.program.arena_bytes
+
+    @property
+    def graph_text(self) -> str:
+        """The optimized graph with shapes, as ``symgraph.graph.dump`` prints it."""
+        return dump(self.graph.outputs, self.graph.shapes)
 
 
 @dataclass
@@ -205,7 +214,7 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
     program = _program(phases, build.table)
     compiled = compile_program(program, name_hint)
     result = _describe(compiled, plan, build, symbol, variables, arg_names, aux_names,
-                       grad_keys, out_keys, head_vars, fwd_heads, all_heads)
+                       grad_keys, out_keys, head_vars, fwd_heads)
     result.graph = GraphRecord(tuple(order), frozenset(fwd_ids), dict(build.shapes),
                                dict(build.dtypes), dict(zip(wrt, grads)), tuple(fwd_heads))
     result.trace = _trace(build, fwd_calls, bwd_calls)
@@ -311,8 +320,8 @@ def _slot(build, plan, name, key, entry):
 
 
 def _describe(compiled, plan, build, symbol, variables, arg_names, aux_names, grad_keys,
-              out_keys, head_vars, fwd_heads, all_heads):
-    result = CompiledGraph(compiled, plan, graph_text=dump(all_heads, build.shapes))
+              out_keys, head_vars, fwd_heads):
+    result = CompiledGraph(compiled, plan)
     for name in arg_names:
         result.args[name] = _slot(build, plan, name, _key(build, variables[name]),
                                   variables[name])

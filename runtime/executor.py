@@ -198,7 +198,7 @@ class Executor:
 
     def debug_str(self) -> str:
         plan = self._compiled.plan
-        return (f"{self._compiled.graph_text}\n\nArena: {plan.arena_bytes} bytes "
+        return (f"{self._compiled.graph_text}\n\nArena: {self._compiled.arena_bytes} bytes "
                 f"({plan.persistent_bytes} persistent), tensors total "
                 f"{plan.total_tensor_bytes} bytes")
 
