@@ -378,23 +378,25 @@ class _StepScalars:
         self._count, self._seen_num_update = count, opt.num_update
         lr = opt.lr_scheduler(opt.num_update) if opt.lr_scheduler is not None else opt.lr
         key = (lr, count if opt.scalars_depend_on_t else None,
-               self.attributes(opt) if attributes is None else attributes,
-               opt.lr_mult, opt.wd_mult, opt.param_dict)
-        if self._memo is not None and key == self._memo:
+               self.attributes(opt) if attributes is None else attributes)
+        regrouped = self._refresh_groups(opt)
+        if not regrouped and key == self._memo:
             return None
-        self._refresh_groups(opt)
+        self._memo = key
         rows = [[s[k] for k in self.names] for s in
                 (opt.scalars_at(i, count) for i in self._reps)]
-        self._memo = (key[0], key[1], key[2], dict(opt.lr_mult), dict(opt.wd_mult),
-                      dict(opt.param_dict))
         rows = np.array(rows, dtype=np.float64)
         return rows if self._take is None else rows[self._take]
 
-    def _refresh_groups(self, opt) -> None:
-        """Group indices by (lr_mult, wd_mult) unless the multiplier dicts are unchanged."""
+    def _refresh_groups(self, opt) -> bool:
+        """Group indices by (lr_mult, wd_mult) unless the multiplier dicts are unchanged.
+
+        True when it regrouped: the multipliers may have changed, so the memoized rows are
+        stale. ``param_dict`` entries are mutable objects, so with them it always regroups.
+        """
         current = (opt.lr_mult, opt.wd_mult, opt.idx2name)
         if current == self._snapshot and not opt.param_dict:
-            return
+            return False
         self._snapshot = tuple(dict(d) for d in current)
         keys = [(opt._mult(i, opt.lr_mult, "lr_mult"), opt._mult(i, opt.wd_mult, "wd_mult"))
                 for i in self.indices]
@@ -403,6 +405,7 @@ class _StepScalars:
         self._reps = [self.indices[keys.index(k)] for k in first]
         trivial = len(first) in (1, self.n)
         self._take = None if trivial else np.array(group, dtype=np.intp)
+        return True
 
 
 _COUNTERS = ("num_update", "begin_num_update")
