@@ -210,6 +210,7 @@ def test_backward_after_inference_forward():
 def test_arena_covers_predict_and_training_plans():
     net = mlp((6, 4))
     exe = net.simple_bind(sg.cpu(), data=(3, 5))
-    compiled = exe.compiled
-    assert compiled.arena_bytes == compiled.program.program.arena_bytes
-    assert exe._arena.nbytes >= compiled.arena_bytes >= compiled.plan.arena_bytes
+    reach = max(off + p.size * np.dtype(p.dtype).itemsize
+                for calls in exe.compiled.program.program.phases.values() for call in calls
+                for p, off in zip(call.kernel.params, call.args))
+    assert exe._arena.nbytes >= reach  # every phase's buffers, predict's plan included
