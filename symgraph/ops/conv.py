@@ -31,16 +31,20 @@ class Window2D:
     pad: tuple = (0, 0)
     dilate: tuple = (1, 1)
 
-    def out_dims(self, height: int, width: int) -> tuple[int, int]:
-        """MXNet's ``floor((x + 2p - (d(k-1)+1)) / s) + 1`` per axis."""
-        return tuple((x + 2 * p - (d * (k - 1) + 1)) // s + 1 for x, k, s, p, d in zip(
+    def out_dims(self, height: int, width: int, ceil: bool = False) -> tuple[int, int]:
+        """MXNet's ``floor((x + 2p - (d(k-1)+1)) / s) + 1`` per axis (``ceil`` for pooling's
+        'full' convention)."""
+        def steps(span, s):
+            return -(-span // s) if ceil else span // s
+
+        return tuple(steps(x + 2 * p - (d * (k - 1) + 1), s) + 1 for x, k, s, p, d in zip(
             (height, width), self.kernel, self.stride, self.pad, self.dilate))
 
-    def axes(self, height: int, width: int):
-        """The codegen view: one ``Axis`` per spatial dim."""
+    def axes(self, height: int, width: int, out=None):
+        """The codegen view: one ``Axis`` per spatial dim (``out``: the output dims)."""
         from codegen.conv_kernels import Axis
 
-        out = self.out_dims(height, width)
+        out = self.out_dims(height, width) if out is None else out
         return tuple(Axis(x, o, k, s, p, d) for x, o, k, s, p, d in zip(
             (height, width), out, self.kernel, self.stride, self.pad, self.dilate))
 

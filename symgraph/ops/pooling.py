@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ..errors import OpAttributeError, ShapeError, format_shape
-from .conv import Window2D, parse_window, require_nchw
+from .conv import Window2D, parse_window, require_nchw, window_of
 from .params import param
 from .registry import OpDef, register
 
@@ -33,21 +33,17 @@ def pool_window(p, data) -> Window2D:
     """The effective window: global pooling covers the whole plane with no padding."""
     if p.global_pool:
         return Window2D((data[2], data[3]))
-    return Window2D(tuple(p.kernel), tuple(p.stride) or (1, 1), tuple(p.pad) or (0, 0))
+    return window_of(p)
 
 
 def pool_out_dims(p, win: Window2D, data) -> tuple[int, int]:
     """valid: 1 + floor((x + 2p - k) / s); full: 1 + ceil(...); a ShapeError if the
     padded input is smaller than the kernel."""
-    out = []
-    for x, k, s, pad in zip(data[2:], win.kernel, win.stride, win.pad):
-        span = x + 2 * pad - k
-        if span < 0:
+    for x, k, pad in zip(data[2:], win.kernel, win.pad):
+        if x + 2 * pad < k:
             raise ShapeError(f"input 'data' {format_shape(data)} is smaller than kernel "
                              f"{win.kernel} (pad {win.pad})")
-        steps = -(-span // s) if p.pooling_convention == "full" else span // s
-        out.append(1 + steps)
-    return tuple(out)
+    return win.out_dims(data[2], data[3], ceil=p.pooling_convention == "full")
 
 
 def window_counts(p, win: Window2D, data, out_dims) -> tuple[list, list]:
@@ -65,12 +61,9 @@ def window_counts(p, win: Window2D, data, out_dims) -> tuple[list, list]:
 
 
 def _axes(p, data):
-    from codegen.conv_kernels import Axis
-
     win = pool_window(p, data)
     out = pool_out_dims(p, win, data)
-    return tuple(Axis(x, o, k, s, pad) for x, o, k, s, pad in zip(
-        data[2:], out, win.kernel, win.stride, win.pad)), win, out
+    return win.axes(data[2], data[3], out), win, out
 
 
 # ---- numpy reference -------------------------------------------------------------------------
