@@ -19,6 +19,10 @@ registers.
 A matmul whose output is read only by one group, whose only stored value is one
 (M, N) result and whose other inputs are full (M, N) buffers, becomes one matmul kernel
 with the group's formula as epilogue.
+
+A matmul whose output only a row softmax reads (rows = the matmul's rows, no log, no
+temperature) becomes one matmul kernel that stores the probabilities, when a whole row
+fits in the micro-kernel's register tile: the logits never touch memory.
 """
 
 from __future__ import annotations
@@ -26,11 +30,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from codegen import builders
+from codegen import builders, jit
 from codegen import loop_ir as L
-from codegen.fusion_spec import ElementwiseSpec, MatmulSpec, expr_size
+from codegen.fusion_spec import ElementwiseSpec, MatmulSpec, SoftmaxSpec, expr_size
 from codegen.lower import LogicalCall
-from codegen.matmul import matmul_kernel
+from codegen.matmul import matmul_kernel, softmax_fits
 
 MAX_EXPR_NODES = 400  # above this a fused value is stored instead of growing the tree
 
@@ -128,6 +132,7 @@ def _fuse_segment(phase) -> list[LogicalCall]:
             fused_at[group.members[-1]] = _epilogue_call(phase, group, source, stored)
         elif len(group.members) > 1:
             fused_at[group.members[-1]] = _elementwise_call(phase, group, stored)
+    _softmax_epilogues(phase, fused_at, absorbed)
     replaced = {i for g in groups if g.members[-1] in fused_at for i in g.members}
     out = []
     for index, call in enumerate(phase.calls):
@@ -346,3 +351,43 @@ def _epilogue_call(phase, group, source, stored) -> LogicalCall:
     keys = mm.input_keys + tuple(item.key for item in extras) + (stored[0],)
     names = _names(phase, group, phase.calls[source].node_names)
     return LogicalCall(kernel, keys, "+".join(names), None, names)
+
+
+# ---- matmul softmax epilogue ------------------------------------------------------------
+def _softmax_epilogues(phase, fused_at, absorbed):
+    """Replace each row softmax fed only by a matmul with one matmul-softmax kernel, run
+    at the softmax's position; the matmul call is dropped."""
+    for index, call in enumerate(phase.calls):
+        spec = call.spec
+        if not isinstance(spec, SoftmaxSpec) or spec.log or index in fused_at:
+            continue
+        source = _matmul_writing(phase, phase.table.root(spec.in_key), index)
+        if source is None or source in absorbed or not _softmax_fits(phase, source, index):
+            continue
+        absorbed.add(source)
+        fused_at[index] = _softmax_call(phase, source, index)
+
+
+def _softmax_fits(phase, source, index) -> bool:
+    """The logits are read by this softmax alone and stored nowhere else; its rows are
+    the matmul's rows and fit one register tile; nothing between the calls writes the
+    matmul's operands or its output."""
+    mm, sm, table = phase.spec(source), phase.spec(index), phase.table
+    c_root = table.root(mm.c)
+    if c_root in phase.keep or phase.readers.get(c_root, set()) != {(phase.index, index)}:
+        return False
+    if (sm.rows, sm.cols) != (mm.m, mm.n) or table.dtypes[table.root(sm.out_key)] != mm.dtype:
+        return False
+    if not softmax_fits(mm.n, jit.host().lanes(mm.dtype)):
+        return False
+    guarded = {table.root(k) for k in mm.input_keys} | {c_root}
+    return not any(guarded & set(_writes(phase.calls[i], table))
+                   for i in range(source + 1, index))
+
+
+def _softmax_call(phase, source, index) -> LogicalCall:
+    mm, sm = phase.spec(source), phase.spec(index)
+    kernel = matmul_kernel(mm.m, mm.n, mm.k, mm.trans_a, mm.trans_b, mm.dtype, bias=mm.bias,
+                           softmax=True)
+    names = phase.calls[source].node_names + phase.calls[index].node_names
+    return LogicalCall(kernel, mm.input_keys + (sm.out_key,), "+".join(names), None, names)

@@ -2,9 +2,9 @@
 
 A kernel is opaque loop IR; to merge two kernels the pass needs the *formula* and the
 logical buffers behind them. Lowering attaches one of these specs to the calls it can
-describe: an elementwise loop nest (:class:`ElementwiseSpec`) or a matrix multiply
-(:class:`MatmulSpec`). Calls without a spec are never fused and count as readers of
-every buffer they touch.
+describe: an elementwise loop nest (:class:`ElementwiseSpec`), a matrix multiply
+(:class:`MatmulSpec`) or a softmax over contiguous rows (:class:`SoftmaxSpec`). Calls
+without a spec are never fused and count as readers of every buffer they touch.
 """
 
 from __future__ import annotations
@@ -73,6 +73,18 @@ class MatmulSpec:
     def input_keys(self) -> tuple:
         keys = (self.a, self.b)
         return keys if self.bias_key is None else keys + (self.bias_key,)
+
+
+@dataclass(frozen=True, eq=False)
+class SoftmaxSpec:
+    """``out = (log-)softmax(in)`` over ``rows`` contiguous rows of ``cols``: lets the
+    fusion pass move a row softmax into the epilogue of the matmul producing ``in``."""
+
+    in_key: int
+    out_key: int
+    rows: int
+    cols: int
+    log: bool
 
 
 def expr_vars(expr, out: set) -> set:

@@ -27,7 +27,7 @@ class LogicalCall:
     kernel: object
     keys: tuple
     node_name: str
-    spec: object = None  # ElementwiseSpec / MatmulSpec when fusion may rewrite the call
+    spec: object = None  # Elementwise/Matmul/SoftmaxSpec when fusion may rewrite the call
     names: tuple = ()  # every graph node a fused call computes, in graph order
 
     @property
@@ -155,7 +155,9 @@ class LowerContext:
 
     def softmax(self, axis, view=None, log=False, temperature=None):
         shape = tuple(view) if view is not None else self.in_shapes[0]
-        self.emit(K.softmax(shape, axis, self.in_buf(0), self.out_buf(0), log, temperature))
+        kernel = K.softmax(shape, axis, self.in_buf(0), self.out_buf(0), log, temperature)
+        self.emit(kernel, spec=K.softmax_spec(shape, axis, self.in_keys[0], self.out_keys[0],
+                                              log, temperature))
 
     def softmax_output_grad(self, p, rows, classes, inner):
         self.emit(K.softmax_output_grad(p, rows, classes, inner, self.in_buf(0),

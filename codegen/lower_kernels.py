@@ -12,6 +12,7 @@ import math
 from codegen import builders
 from codegen import loop_ir as L
 from codegen.builders_nn import softmax_kernel
+from codegen.fusion_spec import SoftmaxSpec
 from codegen.matmul import matmul_kernel
 from codegen.softmax_grad_rows import MAX_CLASSES, short_softmax_grad_kernel
 from symgraph.errors import CompileError
@@ -54,6 +55,16 @@ def softmax(shape, axis, inp, out, log=False, temperature=None):
     body = L.Reduce(mx, "max", j1, n, x(j1),
                     L.Reduce(s, "sum", j2, n, L.Un("exp", x(j2) - mx), final))
     return L.make_kernel([inp, out], L.For(o, outer, L.For(r, inner, body)))
+
+
+def softmax_spec(shape, axis, in_key, out_key, log=False, temperature=None):
+    """A :class:`SoftmaxSpec` when the softmax runs over contiguous rows (the last
+    axis, or inner size 1) without temperature: only then may a matmul producing the
+    rows compute it in its epilogue."""
+    axis %= len(shape)
+    if temperature or math.prod(shape[axis + 1:]) != 1:
+        return None
+    return SoftmaxSpec(in_key, out_key, math.prod(shape[:axis]), shape[axis], log)
 
 
 def softmax_output_grad(p, rows, classes, inner, prob, label, out):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from codegen import loop_ir as L
-from codegen import vecmath
+from codegen import softmax_rows, vecmath
 from codegen.emit_values import ir_type
 from codegen.llvm_emit import EmittedKernel, KernelEmitter
 from codegen.scalar_ir import IRMath
@@ -31,6 +31,7 @@ ROWS_FOR_VECTORS = {1: 12, 2: 12, 3: 8, 4: 6}
 DOT_REDUCE_COST = 12  # the per-row lane_sums tree and store, in FMA-equivalents (measured)
 DOT_REGS = 29  # rows * (N accumulators + 1 A vector) + 1 B vector <= 30 of 32
 SUM_VECTORS = 4  # independent accumulator vectors of the A column sums (add latency 3-4)
+TILE_VECTORS = max(ROWS_FOR_VECTORS)  # most column vectors a tile keeps in registers
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,10 +53,12 @@ class MatmulKernel(EmittedKernel):
     noalias: bool = False
     fastmath: bool = False
     a_sums: str = "none"  # "write" / "add": asum[m] (+)= sum_k op(A)[m, k]
+    softmax: bool = False  # c holds the row softmax of op(A) @ op(B) [+ bias]
 
     def canonical(self) -> str:
         epi = self.epilogue.dump() if self.epilogue is not None else "acc"
         sums = "" if self.a_sums == "none" else f" asum={self.a_sums}"
+        sums += " softmax" if self.softmax else ""
         return (f"matmul M={self.M} N={self.N} K={self.K} ta={self.trans_a} tb={self.trans_b} "
                 f"{self.dtype} bias={self.bias} acc={self.accumulate} extra={self.n_extra} "
                 f"epilogue={epi} noalias={self.noalias}{sums}")
@@ -66,7 +69,7 @@ class MatmulKernel(EmittedKernel):
 
 def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="none",
                   accumulate=False, epilogue=None, n_extra=0, noalias=False,
-                  a_sums="none") -> MatmulKernel:
+                  a_sums="none", softmax=False) -> MatmulKernel:
     """``epilogue(m, acc, *extras)`` is a scalar-math formula; extras are (M, N) buffers.
 
     Buffers: a is (M,K) or (K,M) if trans_a; b is (K,N) or (N,K) if trans_b; bias has N
@@ -75,11 +78,17 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
     A = dY (batch x units, trans_a) that is a layer's bias gradient next to its weight
     gradient, from the same kernel and the A values just read.  Neither ``accumulate``
     nor the epilogue touch asum.
+
+    ``softmax`` stores the softmax of each row of the result instead (the logits are
+    never stored): the micro-kernel tile must span the whole row (see
+    :func:`softmax_fits`), and it excludes ``accumulate`` and an epilogue.
     """
     if min(M, N, K) < 1 or dtype not in L.FLOAT_DTYPES or bias not in ("none", "col", "row") \
             or a_sums not in ("none", "write", "add"):
         raise CompileError(f"bad matmul spec M={M} N={N} K={K} {dtype} bias={bias} "
                            f"a_sums={a_sums}")
+    if softmax and (accumulate or epilogue is not None or n_extra):
+        raise CompileError("matmul softmax epilogue excludes accumulate and epilogue")
     params = [L.BufferParam("a", dtype, M * K), L.BufferParam("b", dtype, K * N)]
     if bias != "none":
         params.append(L.BufferParam("bias", dtype, N if bias == "col" else M))
@@ -94,7 +103,13 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
         if expr.dtype != dtype:
             raise CompileError(f"matmul epilogue yields {expr.dtype}, expected {dtype}")
     return MatmulKernel.named(M, N, K, trans_a, trans_b, dtype, bias, accumulate, expr,
-                              n_extra, tuple(params), noalias, a_sums=a_sums)
+                              n_extra, tuple(params), noalias, a_sums=a_sums, softmax=softmax)
+
+
+def softmax_fits(N, w):
+    """Whether a row of N columns fits in one register tile (at most 4 vectors of W),
+    so the softmax epilogue sees whole rows."""
+    return -(-N // w) <= TILE_VECTORS
 
 
 def dot_pays(M, N, K, trans_a, trans_b, w):
@@ -119,12 +134,14 @@ class MatmulEmitter(KernelEmitter):
     def run(self):
         mk, b = self.mk, self.b
         self.bptr, self.bstride = self.ptrs["b"], mk.N
+        if mk.softmax and not softmax_fits(mk.N, self.w):
+            raise CompileError(f"matmul softmax: a row of {mk.N} exceeds one tile")
         if dot_pays(mk.M, mk.N, mk.K, mk.trans_a, mk.trans_b, self.w):
             self.dot_rows()
         else:
             if mk.trans_b:
                 self.bptr = self.pack_b()
-            nv = min(4, -(-mk.N // self.w))
+            nv = min(TILE_VECTORS, -(-mk.N // self.w))
             mr = ROWS_FOR_VECTORS[nv]
             self.blocks(nv * self.w, nv, min(mr, mk.M))
         if mk.a_sums != "none" and mk.trans_a:
@@ -177,12 +194,53 @@ class MatmulEmitter(KernelEmitter):
         then reduced W at a time into the row's vectors of C."""
         mk = self.mk
         rows = min(max(1, DOT_REGS // (mk.N + 1)), mk.M)
+        if mk.softmax:  # W whole rows per step: their softmax runs one row per lane
+            rows = min(self.w, mk.M)
         full = mk.M // rows * rows
         self.loop(0, full, rows, lambda i0: self.dot_tile(i0, rows))
         if full < mk.M:
             self.dot_tile(_i(full), mk.M - full)
 
     def dot_tile(self, i0, rows):
+        """``rows`` rows of C, in register-sized sub-tiles; with the softmax epilogue
+        the rows' softmax comes last, on all of them at once."""
+        mk, w = self.mk, self.w
+        per = max(1, DOT_REGS // (mk.N + 1))
+        sums = []
+        for r0 in range(0, rows, per):
+            sums += self.dot_sums(self.b.add(i0, _i(r0)), min(per, rows - r0))
+        masks = [self.mask(mk.N - v * w) for v in range(-(-mk.N // w))]
+        if mk.softmax:
+            self.softmax_rows(i0, sums, masks)
+            return
+        for r, row in enumerate(sums):
+            for v, value in enumerate(row):
+                self.finish(i0, _i(0), r, v, value, masks[v])
+
+    def softmax_rows(self, i0, sums, masks):
+        """Softmax epilogue of finished whole rows (their vectors in ``sums``): W at a
+        time transposed, a few one by one."""
+        if len(sums) >= softmax_rows.MIN_LANE_ROWS:
+            self.lane_softmax(i0, sums, masks)
+            return
+        for r, row in enumerate(sums):
+            self.finish_softmax(i0, _i(0), r, row, masks)
+
+    def lane_softmax(self, i0, sums, masks):
+        """Softmax of up to W finished rows transposed in registers (one row per lane,
+        see ``softmax_rows.lane_softmax``): no per-row shuffle trees, and one vector exp
+        per column for all the rows."""
+        zero = ir.Constant(self.vty, None)
+        rows = [[self.add_bias(i0, _i(0), r, v, x, masks[v]) for v, x in enumerate(row)]
+                for r, row in enumerate(sums)]
+        rows += [[zero] * len(masks)] * (self.w - len(rows))
+        probs = softmax_rows.lane_softmax(self.b, rows, self.mk.N)
+        for r in range(len(sums)):
+            for v, value in enumerate(probs[r]):
+                self.vstore(value, self.ptrs["c"], self.c_index(i0, _i(0), r, v), masks[v])
+
+    def dot_sums(self, i0, rows):
+        """Per row, its vectors of C (bias not added): N dot products over K, reduced."""
         mk, b, w = self.mk, self.b, self.w
         zero = ir.Constant(self.vty, None)
         accs = [[self.alloca(self.vty, zero) for _ in range(mk.N)] for _ in range(rows)]
@@ -200,10 +258,8 @@ class MatmulEmitter(KernelEmitter):
         self.loop(0, k_full, w, lambda k0: step(k0, None))
         if k_full < mk.K:
             step(_i(k_full), self.mask(mk.K - k_full))
-        for r in range(rows):
-            for v in range(-(-mk.N // w)):
-                sums = self.lane_sums([b.load(slot) for slot in accs[r][v * w:(v + 1) * w]])
-                self.finish(i0, _i(0), r, v, sums, self.mask(mk.N - v * w))
+        return [[self.lane_sums([b.load(slot) for slot in accs[r][v * w:(v + 1) * w]])
+                 for v in range(-(-mk.N // w))] for r in range(rows)]
 
     def lane_sums(self, vecs):
         """Vector whose lane j is the sum of the lanes of ``vecs[j]`` (up to W vectors):
@@ -287,9 +343,31 @@ class MatmulEmitter(KernelEmitter):
             return self.b.gep(ptr, [_i(0), idx], inbounds=True)
         return self.b.gep(ptr, [idx], inbounds=True, source_etype=self.ty)
 
+    def softmax_blocks(self, nv):
+        """The softmax epilogue's tiling: one column tile spans the row; blocks of W rows
+        (register tiles of at most MR rows each) whose softmax runs one row per lane."""
+        mk = self.mk
+        rows = min(self.w, mk.M)
+        full = mk.M // rows * rows
+        self.loop(0, full, rows, lambda i0: self.softmax_block(i0, rows, nv))
+        if full < mk.M:
+            self.softmax_block(_i(full), mk.M - full, nv)
+
+    def softmax_block(self, i0, rows, nv):
+        parts = -(-rows // ROWS_FOR_VECTORS[nv])
+        per = -(-rows // parts)
+        sums = []
+        for r0 in range(0, rows, per):
+            sums += self.tile_sums(self.b.add(i0, _i(r0)), _i(0), min(per, rows - r0), nv,
+                                   self.mk.N)
+        self.softmax_rows(i0, sums, [self.mask(self.mk.N - v * self.w) for v in range(nv)])
+
     def blocks(self, nr, nv, mr):
         """Full MR x NR tiles in loops; row and column edges as separate tiles."""
         mk = self.mk
+        if mk.softmax:
+            self.softmax_blocks(nv)
+            return
         n_full, m_full = mk.N // nr * nr, mk.M // mr * mr
         col_tiles = [(0, n_full, nv, mk.N - n_full and 0)]
         if n_full < mk.N:
@@ -307,6 +385,13 @@ class MatmulEmitter(KernelEmitter):
 
     def tile(self, i0, j0, mr, nv, width):
         """Accumulate one mr x width tile over all of K, then run the epilogue."""
+        masks = [self.mask(width - v * self.w) for v in range(nv)]
+        for r, row in enumerate(self.tile_sums(i0, j0, mr, nv, width)):
+            for v, value in enumerate(row):
+                self.finish(i0, j0, r, v, value, masks[v])
+
+    def tile_sums(self, i0, j0, mr, nv, width):
+        """The mr x nv accumulator vectors of one tile after all of K."""
         zero = ir.Constant(self.vty, None)
         accs = [[self.alloca(self.vty, zero) for _ in range(nv)] for _ in range(mr)]
         for row in accs:
@@ -327,9 +412,15 @@ class MatmulEmitter(KernelEmitter):
                     self.b.store(self.call_intrinsic("fma", a, bv[v], acc), accs[r][v])
 
         self.loop(0, self.mk.K, 1, step)
-        for r in range(mr):
-            for v in range(nv):
-                self.finish(i0, j0, r, v, self.b.load(accs[r][v]), masks[v])
+        return [[self.b.load(slot) for slot in row] for row in accs]
+
+    def finish_softmax(self, i0, j0, r, accs, masks):
+        """Softmax epilogue: the tile row is the whole row (j0 is 0), so its max, exps
+        and sum come from registers and only the probabilities are stored."""
+        xs = [self.add_bias(i0, j0, r, v, acc, masks[v]) for v, acc in enumerate(accs)]
+        probs = softmax_rows.row_probabilities(self, xs, masks[-1])
+        for v, value in enumerate(probs):
+            self.vstore(value, self.ptrs["c"], self.c_index(i0, j0, r, v), masks[v])
 
     def a_index(self, i0, r, k):
         i = self.b.add(i0, _i(r))
@@ -359,13 +450,8 @@ class MatmulEmitter(KernelEmitter):
     def finish(self, i0, j0, r, v, acc, mask):
         """Epilogue: bias, accumulate into C, elementwise formula, (masked) store."""
         mk, b = self.mk, self.b
-        col = b.add(j0, _i(v * self.w))
-        cidx = b.add(b.mul(b.add(i0, _i(r)), _i(mk.N)), col)
-        if mk.bias == "col":
-            acc = b.fadd(acc, self.vload(self.ptrs["bias"], col, mask))
-        elif mk.bias == "row":
-            bias = b.load(self.gep(self.ptrs["bias"], b.add(i0, _i(r))), typ=self.ty)
-            acc = b.fadd(acc, self.splat(bias, self.w))
+        cidx = self.c_index(i0, j0, r, v)
+        acc = self.add_bias(i0, j0, r, v, acc, mask)
         if mk.accumulate:
             acc = b.fadd(acc, self.vload(self.ptrs["c"], cidx, mask))
         if mk.epilogue is not None:
@@ -379,6 +465,20 @@ class MatmulEmitter(KernelEmitter):
                 self.width = 0
             acc = acc if is_vec else self.splat(acc, self.w)
         self.vstore(acc, self.ptrs["c"], cidx, mask)
+
+
+    def c_index(self, i0, j0, r, v):
+        b = self.b
+        return b.add(b.mul(b.add(i0, _i(r)), _i(self.mk.N)), b.add(j0, _i(v * self.w)))
+
+    def add_bias(self, i0, j0, r, v, acc, mask):
+        mk, b = self.mk, self.b
+        if mk.bias == "col":
+            return b.fadd(acc, self.vload(self.ptrs["bias"], b.add(j0, _i(v * self.w)), mask))
+        if mk.bias == "row":
+            bias = b.load(self.gep(self.ptrs["bias"], b.add(i0, _i(r))), typ=self.ty)
+            return b.fadd(acc, self.splat(bias, self.w))
+        return acc
 
 
 def _i(v):

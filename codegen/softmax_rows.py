@@ -107,42 +107,9 @@ class SoftmaxEmitter(KernelEmitter):
         absent = ir.Constant(self.vty, None)  # rows past the end of a last, short block
         rows = [[self.vload(b.add(base, _i(r * cols)), v) if r < nrows else absent
                  for v in range(nvec)] for r in range(w)]
-        xs = [c for v in range(nvec) for c in vecmath.transpose(b, [row[v] for row in rows])]
-        xs = xs[:cols]
-        mx = self.lane_tree("max", self.lane_fold("max", xs))
-        shifted = [b.fsub(x, mx) for x in xs]
-        exps = [vecmath.call(b, "exp", d) for d in shifted]
-        total = self.lane_tree("sum", self.lane_fold("sum", exps))
-        if self.k.log:
-            scale = vecmath.call(b, "log", total)
-            outs = [b.fsub(d, scale) for d in shifted]
-        else:
-            scale = b.fdiv(ir.Constant(self.vty, [1.0] * w), total)
-            outs = [b.fmul(e, scale) for e in exps]
-        outs += [absent] * (nvec * w - cols)
-        for v in range(nvec):
-            for r, row in enumerate(vecmath.transpose(b, outs[v * w:(v + 1) * w])[:nrows]):
-                self.vstore(row, b.add(base, _i(r * cols)), v)
-
-    def lane_fold(self, op, cols):
-        """Per lane position t, combine columns t, t + W, ... like :meth:`fold` combines
-        a row's vectors; None where a position has no column."""
-        w = self.w
-        out = []
-        for t in range(w):
-            vals = [cols[v * w + t] if v * w + t < len(cols) else None for v in range(self.nvec)]
-            out.append(_pairwise(lambda a, c: self.combine(op, a, c), vals))
-        return out
-
-    def lane_tree(self, op, cols):
-        """Combine column vectors like :meth:`horizontal` combines the lanes of a row."""
-        vals = list(cols) + [None] * (self.w - len(cols))
-        n = self.w
-        while n > 1:
-            n //= 2
-            vals = [_either(lambda a, c: self.combine(op, a, c), a, c)
-                    for a, c in zip(vals[:n], vals[n:2 * n])]
-        return vals[0]
+        for r, row in enumerate(lane_softmax(b, rows, cols, self.k.log)[:nrows]):
+            for v, value in enumerate(row):
+                self.vstore(value, b.add(base, _i(r * cols)), v)
 
     def rows(self, starts):
         """A few rows at once; their log / reciprocal share one vector call.
@@ -169,14 +136,7 @@ class SoftmaxEmitter(KernelEmitter):
 
     def reduce_row(self, base):
         """Row max, x - max, exp(x - max) and their sum (dead tail lanes count zero)."""
-        b = self.b
-        xs = [self.vload(base, v) for v in range(self.nvec)]
-        mx = self.horizontal("max", self.fold("max", xs))
-        shifted = [b.fsub(x, self.splat(mx, self.w)) for x in xs]
-        exps = [vecmath.call(b, "exp", d) for d in shifted]
-        if self.tail is not None:  # dead lanes hold exp(-inf); make them exact zeros
-            exps[-1] = b.select(self.tail, exps[-1], ir.Constant(self.vty, None))
-        return shifted, exps, self.horizontal("sum", self.fold("sum", exps))
+        return reduce_row(self, [self.vload(base, v) for v in range(self.nvec)], self.tail)
 
     def pack(self, scalars):
         vec = ir.Constant(ir.VectorType(self.ty, len(scalars)), None)
@@ -185,15 +145,7 @@ class SoftmaxEmitter(KernelEmitter):
         return vec
 
     def combine(self, op, acc, v):
-        """Max as compare+select (one vmaxps): a NaN may be skipped by the max, but it
-        still reaches exp(x - max), so the sum and every output of its row are NaN."""
-        if op == "max":
-            return self.b.select(self.b.fcmp_ordered(">", acc, v), acc, v)
-        return super().combine(op, acc, v)
-
-    def fold(self, op, vecs):
-        """Lane-wise combine of a row's vectors, pairwise so the chain stays short."""
-        return _pairwise(lambda a, c: self.combine(op, a, c), vecs)
+        return _combine(self.b, op, acc, v)
 
     def _ptr(self, arg, base, v):
         idx = self.b.add(base, _i(v * self.w))
@@ -212,6 +164,106 @@ class SoftmaxEmitter(KernelEmitter):
             self.b.store(value, ptr, align=align)
         else:
             vecmath.masked_store(self.b, value, ptr, self.tail, align)
+
+
+def lane_softmax(b, rows, cols, log=False):
+    """(log-)softmax of W rows of ``cols`` columns, each row as its vectors, transposed
+    so that lane l holds row l and a vector holds a column; returns the rows' vectors.
+
+    The max and sum trees combine columns in the order :func:`reduce_row` combines a
+    row's vectors and lanes (absent columns count as the identity): the same bits.
+    """
+    w, nvec = len(rows), len(rows[0])
+    xs = [c for v in range(nvec) for c in vecmath.transpose(b, [row[v] for row in rows])]
+    xs = xs[:cols]
+    mx = _lane_tree(b, "max", _lane_fold(b, "max", xs, w, nvec))
+    shifted = [b.fsub(x, mx) for x in xs]
+    exps = [vecmath.call(b, "exp", d) for d in shifted]
+    total = _lane_tree(b, "sum", _lane_fold(b, "sum", exps, w, nvec))
+    if log:
+        scale = vecmath.call(b, "log", total)
+        outs = [b.fsub(d, scale) for d in shifted]
+    else:
+        scale = b.fdiv(ir.Constant(total.type, [1.0] * w), total)
+        outs = [b.fmul(e, scale) for e in exps]
+    outs += [ir.Constant(total.type, None)] * (nvec * w - cols)
+    per_vector = [vecmath.transpose(b, outs[v * w:(v + 1) * w]) for v in range(nvec)]
+    return [[per_vector[v][r] for v in range(nvec)] for r in range(w)]
+
+
+def _lane_fold(b, op, cols, w, nvec):
+    """Per lane position t, combine columns t, t + W, ... like a row's vectors are
+    combined pairwise; None where a position has no column."""
+    out = []
+    for t in range(w):
+        vals = [cols[v * w + t] if v * w + t < len(cols) else None for v in range(nvec)]
+        out.append(_pairwise(lambda a, c: _combine(b, op, a, c), vals))
+    return out
+
+
+def _lane_tree(b, op, cols):
+    """Combine column vectors like :func:`_horizontal` combines the lanes of a row."""
+    n = len(cols)
+    vals = list(cols)
+    while n > 1:
+        n //= 2
+        vals = [_either(lambda a, c: _combine(b, op, a, c), a, c)
+                for a, c in zip(vals[:n], vals[n:2 * n])]
+    return vals[0]
+
+
+def reduce_row(em, xs, tail):
+    """Row max, x - max, exp(x - max) and the sum of the exps of a row held in the
+    vectors ``xs`` (lanes off ``tail`` of the last one are dead and must hold -inf).
+
+    Shared by :class:`SoftmaxEmitter` and the matmul softmax epilogue so that both give
+    the same bits: the same pairwise folds, shuffle trees and NaN-skipping max.
+    """
+    b = em.b
+    mx = _horizontal(b, "max", _pairwise(lambda a, c: _combine(b, "max", a, c), xs))
+    shifted = [b.fsub(x, em.splat(mx, em.w)) for x in xs]
+    exps = [vecmath.call(b, "exp", d) for d in shifted]
+    if tail is not None:  # dead lanes hold exp(-inf); make them exact zeros
+        exps[-1] = b.select(tail, exps[-1], ir.Constant(exps[-1].type, None))
+    total = _horizontal(b, "sum", _pairwise(lambda a, c: _combine(b, "sum", a, c), exps))
+    return shifted, exps, total
+
+
+def row_probabilities(em, xs, tail):
+    """softmax of one row already in registers (the matmul epilogue): dead lanes of the
+    last vector are set to -inf here, and come out as zeros."""
+    b = em.b
+    if tail is not None:
+        ninf = ir.Constant(xs[-1].type, [-math.inf] * em.w)
+        xs = xs[:-1] + [b.select(tail, xs[-1], ninf)]
+    _, exps, total = reduce_row(em, xs, tail)
+    scale = em.splat(b.fdiv(ir.Constant(total.type, 1.0), total), em.w)
+    return [b.fmul(e, scale) for e in exps]
+
+
+def _combine(b, op, acc, v):
+    """Max as compare+select (one vmaxps): a NaN may be skipped by the max, but it
+    still reaches exp(x - max), so the sum and every output of its row are NaN."""
+    if op == "max":
+        return b.select(b.fcmp_ordered(">", acc, v), acc, v)
+    return b.fadd(acc, v)
+
+
+def _horizontal(b, op, v):
+    """Shuffle-tree reduction of a vector to a scalar (the order of
+    ``KernelEmitter.horizontal``)."""
+    n = v.type.count
+    while n > 1:
+        n //= 2
+        lo = b.shuffle_vector(v, v, _lanes(range(n)))
+        hi = b.shuffle_vector(v, v, _lanes(range(n, 2 * n)))
+        v = _combine(b, op, lo, hi)
+    return b.extract_element(v, ir.Constant(ir.IntType(32), 0))
+
+
+def _lanes(idx):
+    idx = list(idx)
+    return ir.Constant(ir.VectorType(ir.IntType(32), len(idx)), idx)
 
 
 def _i(v):
