@@ -168,27 +168,32 @@ class SoftmaxEmitter(KernelEmitter):
 
 def lane_softmax(b, rows, cols, log=False):
     """(log-)softmax of W rows of ``cols`` columns, each row as its vectors, transposed
-    so that lane l holds row l and a vector holds a column; returns the rows' vectors.
-
-    The max and sum trees combine columns in the order :func:`reduce_row` combines a
-    row's vectors and lanes (absent columns count as the identity): the same bits.
-    """
+    so that lane l holds row l and a vector holds a column; returns the rows' vectors."""
     w, nvec = len(rows), len(rows[0])
     xs = [c for v in range(nvec) for c in vecmath.transpose(b, [row[v] for row in rows])]
-    xs = xs[:cols]
+    outs = column_softmax(b, xs[:cols], nvec, log)
+    outs += [ir.Constant(outs[0].type, None)] * (nvec * w - cols)
+    per_vector = [vecmath.transpose(b, outs[v * w:(v + 1) * w]) for v in range(nvec)]
+    return [[per_vector[v][r] for v in range(nvec)] for r in range(w)]
+
+
+def column_softmax(b, xs, nvec, log=False):
+    """(log-)softmax across the column vectors ``xs`` (lane l holds row l's columns).
+
+    The max and sum trees combine columns in the order :func:`reduce_row` combines a
+    row's ``nvec`` vectors and lanes (absent columns count as the identity): the same
+    bits as the row-wise kernels.
+    """
+    w = xs[0].type.count
     mx = _lane_tree(b, "max", _lane_fold(b, "max", xs, w, nvec))
     shifted = [b.fsub(x, mx) for x in xs]
     exps = [vecmath.call(b, "exp", d) for d in shifted]
     total = _lane_tree(b, "sum", _lane_fold(b, "sum", exps, w, nvec))
     if log:
         scale = vecmath.call(b, "log", total)
-        outs = [b.fsub(d, scale) for d in shifted]
-    else:
-        scale = b.fdiv(ir.Constant(total.type, [1.0] * w), total)
-        outs = [b.fmul(e, scale) for e in exps]
-    outs += [ir.Constant(total.type, None)] * (nvec * w - cols)
-    per_vector = [vecmath.transpose(b, outs[v * w:(v + 1) * w]) for v in range(nvec)]
-    return [[per_vector[v][r] for v in range(nvec)] for r in range(w)]
+        return [b.fsub(d, scale) for d in shifted]
+    scale = b.fdiv(ir.Constant(total.type, [1.0] * w), total)
+    return [b.fmul(e, scale) for e in exps]
 
 
 def _lane_fold(b, op, cols, w, nvec):
