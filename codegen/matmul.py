@@ -9,12 +9,16 @@ then always streams unit-stride rows of B.  Shapes are compile-time constants.
 
 For A @ B^T with few columns (N=10 of 16 lanes) and a longer K, :func:`dot_pays` picks a
 dot-product kernel instead: every lane of every FMA does useful work along K, and a
-row's N sums are reduced together into one row vector of C (see ``dot_rows``).
+row's N sums are reduced together into one row vector of C (see ``dot_rows``).  When M
+fills vectors better than N does (N=26 of 32 lanes, M=32), :func:`matmul_path` picks the
+lane-tile kernel: W rows of C at a time with one row per lane (see ``lane_tiles``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import partial
 
 from llvmlite import ir
 
@@ -30,6 +34,8 @@ I32, I64 = ir.IntType(32), ir.IntType(64)
 ROWS_FOR_VECTORS = {1: 12, 2: 12, 3: 8, 4: 6}
 DOT_REDUCE_COST = 12  # the per-row lane_sums tree and store, in FMA-equivalents (measured)
 DOT_REGS = 29  # rows * (N accumulators + 1 A vector) + 1 B vector <= 30 of 32
+LANE_REGS = 28  # N accumulators + the A^T vector + one broadcast B value <= 30 of 32
+TRANSPOSE_COST = 8  # FMA-equivalents per lane of a W x W in-register transpose (measured)
 SUM_VECTORS = 4  # independent accumulator vectors of the A column sums (add latency 3-4)
 TILE_VECTORS = max(ROWS_FOR_VECTORS)  # most column vectors a tile keeps in registers
 
@@ -124,6 +130,30 @@ def dot_pays(M, N, K, trans_a, trans_b, w):
     return dot < 0.9 * K * -(-N // w)
 
 
+def matmul_path(mk: MatmulKernel, w: int) -> str:
+    """Which kernel computes ``mk`` on W lanes: "lanes" (see ``lane_tiles``), "dot" (see
+    ``dot_rows``) or "rows" (the broadcast micro-kernel).
+
+    Costs are in FMA-equivalents: FMAs including wasted lanes, plus TRANSPOSE_COST per
+    lane of each W x W tile a panel pack transposes (fitted to measured times).  The lane
+    kernel needs N accumulators in registers and an epilogue with no (M, N) operand to
+    read transposed.  With a softmax it always wins where it fills its lanes better: the
+    softmax then runs on its column vectors with no transposes in (measured 2.5 vs 3.1 us
+    for the dot kernel at 100 x 10 x 64).
+    """
+    mv, nv, kv = -(-mk.M // w), -(-mk.N // w), -(-mk.K // w)
+    tile = TRANSPOSE_COST * w
+    rows = mk.M * mk.K * nv + (nv * kv * tile if mk.trans_b else 0)
+    lanes_fit = mk.trans_b and not mk.trans_a and mk.N <= LANE_REGS and not mk.accumulate \
+        and not mk.n_extra and mk.a_sums == "none" and mv * mk.N < 0.9 * mk.M * nv
+    dot = mk.M * (mk.N * kv + DOT_REDUCE_COST * nv) \
+        if dot_pays(mk.M, mk.N, mk.K, mk.trans_a, mk.trans_b, w) else math.inf
+    lanes = mv * mk.N * mk.K + mv * kv * tile if lanes_fit else math.inf
+    if lanes_fit and (mk.softmax or lanes < 0.9 * min(rows, dot)):
+        return "lanes"
+    return "dot" if dot < math.inf else "rows"
+
+
 class MatmulEmitter(KernelEmitter):
     def __init__(self, fn, mk: MatmulKernel, w: int):
         super().__init__(fn, mk, lambda dt: w)
@@ -136,11 +166,14 @@ class MatmulEmitter(KernelEmitter):
         self.bptr, self.bstride = self.ptrs["b"], mk.N
         if mk.softmax and not softmax_fits(mk.N, self.w):
             raise CompileError(f"matmul softmax: a row of {mk.N} exceeds one tile")
-        if dot_pays(mk.M, mk.N, mk.K, mk.trans_a, mk.trans_b, self.w):
+        path = matmul_path(mk, self.w)
+        if path == "lanes":
+            self.lane_tiles()
+        elif path == "dot":
             self.dot_rows()
         else:
             if mk.trans_b:
-                self.bptr = self.pack_b()
+                self.bptr, self.bstride = self.pack("b", mk.N), -(-mk.N // self.w) * self.w
             nv = min(TILE_VECTORS, -(-mk.N // self.w))
             mr = ROWS_FOR_VECTORS[nv]
             self.blocks(nv * self.w, nv, min(mr, mk.M))
@@ -151,43 +184,97 @@ class MatmulEmitter(KernelEmitter):
         b.ret_void()
         self.alloca_builder.branch(self.start)
 
-    def pack_b(self):
-        """Transpose B (N x K) into a K x Np panel (Np = N rounded up to W), tile by tile.
+    def pack(self, param, rows):
+        """Transpose ``param`` (rows x K) into a K x Rp panel (Rp = rows rounded up to W),
+        tile by tile.
 
-        A scalar copy strides its stores by N and misses cache on every element; W x W
+        A scalar copy strides its stores by Rp and misses cache on every element; W x W
         tiles transposed in registers read W rows sequentially and write each panel row
         as one full aligned vector (one cache line).  Pad columns are zeros, so the
         micro-kernel streams the panel without masks.
         """
         mk, w = self.mk, self.w
-        self.bstride = -(-mk.N // w) * w
-        glob = ir.GlobalVariable(self.b.module, ir.ArrayType(self.ty, mk.K * self.bstride),
-                                 name=f"{mk.name}.pack")
+        stride = -(-rows // w) * w
+        glob = ir.GlobalVariable(self.b.module, ir.ArrayType(self.ty, mk.K * stride),
+                                 name=f"{mk.name}.pack.{param}")
         glob.linkage = "internal"
         glob.initializer = ir.Constant(glob.value_type, None)
         glob.align = 64
-        n_full, k_full = mk.N // w * w, mk.K // w * w
+        n_full, k_full = rows // w * w, mk.K // w * w
 
-        def col_block(j0, rows):
-            self.loop(0, k_full, w, lambda k0: self.pack_tile(glob, j0, k0, rows, w))
+        def row_block(j0, count):
+            tile = partial(self.pack_tile, param, glob, stride, j0, count)
+            self.loop(0, k_full, w, lambda k0: tile(k0, w))
             if k_full < mk.K:
-                self.pack_tile(glob, j0, _i(k_full), rows, mk.K - k_full)
+                tile(_i(k_full), mk.K - k_full)
 
-        self.loop(0, n_full, w, lambda j0: col_block(j0, w))
-        if n_full < mk.N:
-            col_block(_i(n_full), mk.N - n_full)
+        self.loop(0, n_full, w, lambda j0: row_block(j0, w))
+        if n_full < rows:
+            row_block(_i(n_full), rows - n_full)
         return glob
 
-    def pack_tile(self, glob, j0, k0, rows, cols):
-        """rows x cols block of B at (j0, k0) -> panel rows k0.. at column j0."""
+    def pack_tile(self, param, glob, stride, j0, count, k0, cols):
+        """count x cols block of ``param`` at (j0, k0) -> panel rows k0.. at column j0."""
         mk, b, w = self.mk, self.b, self.w
         mask, zero = self.mask(cols), ir.Constant(self.vty, None)
         first = b.add(b.mul(j0, _i(mk.K)), k0)
-        vecs = [self.vload(self.ptrs["b"], b.add(first, _i(r * mk.K)), mask) if r < rows
+        vecs = [self.vload(self.ptrs[param], b.add(first, _i(r * mk.K)), mask) if r < count
                 else zero for r in range(w)]
         for k, vec in enumerate(vecmath.transpose(b, vecs)[:cols]):
-            dst = self.gep(glob, b.add(b.mul(b.add(k0, _i(k)), _i(self.bstride)), j0))
+            dst = self.gep(glob, b.add(b.mul(b.add(k0, _i(k)), _i(stride)), j0))
             b.store(vec, b.bitcast(dst, self.vty.as_pointer()), align=64)
+
+    def lane_tiles(self):
+        """C = A @ B^T, W rows of C at a time held transposed: accumulator n is column n
+        of the block, one lane per row, fed by a packed A^T panel and broadcast B values.
+
+        Each product is accumulated over K in the same order as the row tiles, so the
+        results are bitwise the same; bias, formula and softmax work on the column
+        vectors (the softmax needs no transposes in), and W x W transposes store rows.
+        """
+        mk, w = self.mk, self.w
+        panel, stride = self.pack("a", mk.M), -(-mk.M // w) * w
+        full = mk.M // w * w
+        self.loop(0, full, w, lambda i0: self.lane_tile(panel, stride, i0, w))
+        if full < mk.M:
+            self.lane_tile(panel, stride, _i(full), mk.M - full)
+
+    def lane_tile(self, panel, stride, i0, rows):
+        mk, b, w = self.mk, self.b, self.w
+        zero = ir.Constant(self.vty, None)
+        accs = [self.alloca(self.vty, zero) for _ in range(mk.N)]
+        for slot in accs:
+            b.store(zero, slot)
+
+        def step(k):
+            src = self.gep(panel, b.add(b.mul(k, _i(stride)), i0))
+            av = b.load(b.bitcast(src, self.vty.as_pointer()), align=64)
+            for n, slot in enumerate(accs):
+                bn = b.load(self.gep(self.ptrs["b"], b.add(_i(n * mk.K), k)), typ=self.ty)
+                b.store(self.call_intrinsic("fma", av, self.splat(bn, w), b.load(slot)), slot)
+
+        self.loop(0, mk.K, 1, step)
+        cols = [self.lane_bias(i0, n, b.load(slot), rows) for n, slot in enumerate(accs)]
+        nvec = -(-mk.N // w)
+        if mk.softmax:
+            cols = softmax_rows.column_softmax(b, cols, nvec)
+        elif mk.epilogue is not None:
+            cols = [self.formula(col, {}) for col in cols]
+        cols += [zero] * (nvec * w - mk.N)
+        for v in range(nvec):
+            for r, row in enumerate(vecmath.transpose(b, cols[v * w:(v + 1) * w])[:rows]):
+                self.vstore(row, self.ptrs["c"], self.c_index(i0, _i(0), r, v),
+                            self.mask(mk.N - v * w))
+
+    def lane_bias(self, i0, n, col, rows):
+        """Column n of a lane tile plus its bias (one value, or the block's row biases)."""
+        mk, b = self.mk, self.b
+        if mk.bias == "col":
+            value = b.load(self.gep(self.ptrs["bias"], _i(n)), typ=self.ty)
+            return b.fadd(col, self.splat(value, self.w))
+        if mk.bias == "row":
+            return b.fadd(col, self.vload(self.ptrs["bias"], i0, self.mask(rows)))
+        return col
 
     def dot_rows(self):
         """C = A @ B^T with both K-contiguous: per row, N dot products vectorized over K,
@@ -455,17 +542,18 @@ class MatmulEmitter(KernelEmitter):
         if mk.accumulate:
             acc = b.fadd(acc, self.vload(self.ptrs["c"], cidx, mask))
         if mk.epilogue is not None:
-            env = {"acc": (acc, True)}
-            for k in range(mk.n_extra):
-                env[f"e{k}"] = (self.vload(self.ptrs[f"e{k}"], cidx, mask), True)
-            self.width = self.w
-            try:
-                acc, is_vec = self.expr(mk.epilogue, env)
-            finally:
-                self.width = 0
-            acc = acc if is_vec else self.splat(acc, self.w)
+            acc = self.formula(acc, {f"e{k}": (self.vload(self.ptrs[f"e{k}"], cidx, mask), True)
+                                     for k in range(mk.n_extra)})
         self.vstore(acc, self.ptrs["c"], cidx, mask)
 
+    def formula(self, acc, extras):
+        """The epilogue formula on one accumulator vector (``extras``: its e<k> values)."""
+        self.width = self.w
+        try:
+            value, is_vec = self.expr(self.mk.epilogue, {"acc": (acc, True), **extras})
+        finally:
+            self.width = 0
+        return value if is_vec else self.splat(value, self.w)
 
     def c_index(self, i0, j0, r, v):
         b = self.b

@@ -8,7 +8,8 @@ from cg_helpers import run_kernel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codegen.matmul import dot_pays, matmul_kernel
+from codegen import jit
+from codegen.matmul import dot_pays, matmul_kernel, matmul_path
 from codegen.program import KernelCall, Program, compile_program
 from symgraph.errors import CompileError
 
@@ -189,3 +190,71 @@ def test_dot_kernel_accumulate_epilogue_extras_and_a_sums(dtype, N):
     tol = _tol(dtype, K)
     np.testing.assert_allclose(got["c"], np.where(y > 0, mm + c0, y), rtol=tol, atol=tol)
     np.testing.assert_allclose(got["asum"], a.sum(axis=1), rtol=tol, atol=tol)
+
+
+# ---- lane tiles: W rows of C at a time, one row per lane --------------------------------
+def test_lane_kernel_is_chosen_where_rows_fill_lanes_better_than_columns():
+    def path(M, N, K, ta=False, tb=True, **kw):
+        return matmul_path(matmul_kernel(M, N, K, ta, tb, "float32", **kw), 16)
+
+    assert path(32, 26, 64) == "lanes"  # letter fc2: 26 of 32 lanes vs all 32 rows
+    assert path(100, 10, 64) == "dot"  # packing seven A^T blocks costs more than it saves
+    assert path(100, 10, 64, softmax=True) == "lanes"  # its softmax needs no transposes in
+    assert path(20, 26, 64) == "rows"  # 20 rows fill their two vectors no better
+    assert path(32, 29, 64) == "rows"  # 29 accumulators do not fit the registers
+    assert path(32, 26, 64, ta=True) == "rows" and path(32, 26, 64, tb=False) == "rows"
+    assert path(32, 26, 64, n_extra=1, epilogue=lambda m, acc, e: acc * e) == "rows"
+    assert path(32, 26, 64, accumulate=True) == "rows"
+
+
+def _rows_path_result(a, b, dtype, **kw):
+    """The same product by the row micro-kernel (B given untransposed), which accumulates
+    every element in the same order: the lane kernel must match it bit for bit."""
+    M, K = a.shape
+    k = matmul_kernel(M, b.shape[0], K, False, False, dtype, **kw)
+    arrays = {"a": a, "b": np.ascontiguousarray(b.T), "c": np.zeros((M, b.shape[0]), dtype)}
+    if "bias" in kw:
+        arrays["bias"] = _BIAS[kw["bias"]](M, b.shape[0], dtype)
+    return run_kernel(k, arrays)["c"]
+
+
+_BIAS = {"col": lambda M, N, dtype: np.linspace(-2, 2, N).astype(dtype),
+         "row": lambda M, N, dtype: np.linspace(-1, 3, M).astype(dtype)}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("M,N,K", [(32, 26, 64), (16, 28, 70), (31, 26, 40)])
+@pytest.mark.parametrize("bias", ["none", "col", "row"])
+@pytest.mark.parametrize("relu", [False, True])
+def test_lane_kernel_matches_numpy_and_the_row_kernel(M, N, K, dtype, bias, relu):
+    kw = {} if bias == "none" else {"bias": bias}
+    if relu:
+        kw["epilogue"] = lambda m, acc: m.maximum(acc, 0.0)
+    k = matmul_kernel(M, N, K, False, True, dtype, **kw)
+    assert matmul_path(k, jit.host().lanes(dtype)) == "lanes"
+    a, b, want = _case(M, N, K, False, True, dtype, seed=M + N)
+    arrays = {"a": a, "b": b, "c": np.full((M, N), np.nan, dtype)}
+    if bias != "none":
+        arrays["bias"] = _BIAS[bias](M, N, dtype)
+        want = want + (arrays["bias"] if bias == "col" else arrays["bias"][:, None])
+    got = run_kernel(k, arrays)["c"]
+    want = np.maximum(want, 0) if relu else want
+    np.testing.assert_allclose(got, want, rtol=_tol(dtype, K), atol=_tol(dtype, K))
+    np.testing.assert_array_equal(got, _rows_path_result(a, b, dtype, **kw))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("M,N,K", [(100, 10, 64), (40, 20, 3), (64, 13, 33), (48, 1, 17),
+                                   (45, 26, 19)])
+def test_lane_kernel_softmax_epilogue(M, N, K, dtype):
+    k = matmul_kernel(M, N, K, False, True, dtype, bias="col", softmax=True)
+    assert matmul_path(k, jit.host().lanes(dtype)) == "lanes"
+    a, b, logits = _case(M, N, K, False, True, dtype, seed=K)
+    bias = _BIAS["col"](M, N, dtype)
+    got = run_kernel(k, {"a": a, "b": b, "bias": bias, "c": np.full((M, N), np.nan, dtype)})
+    e = np.exp(logits + bias - (logits + bias).max(axis=1, keepdims=True))
+    tol = 2e-6 if dtype == "float32" else 1e-13
+    np.testing.assert_allclose(got["c"], e / e.sum(axis=1, keepdims=True), rtol=tol * 10,
+                               atol=tol)
+    np.testing.assert_array_equal(got["c"], _rows_path_result(a, b, dtype, bias="col",
+                                                              softmax=True))
