@@ -16,7 +16,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import symgraph as sg  # noqa: E402
-from bench.bench_steps import mlp, numpy_step  # noqa: E402
+from bench.bench_kernels import peak_gflops  # noqa: E402
+from bench.bench_steps import matmul_flops, median_us, mlp, numpy_step  # noqa: E402
 from runtime.datasets import load_letter_recognition  # noqa: E402
 
 BATCH, EPOCHS = 32, 5
@@ -59,14 +60,20 @@ def main():
           f"{numpy_epoch / fit_epoch:.1f}x |")
     print(f"| numpy per-op loop | {numpy_epoch:.4f} | {len(x) / numpy_epoch:,.0f} | 1.0x |")
     per_batch = fit_epoch / batches * 1e6
-    native = native_us_per_batch(mod)
+    native, update = native_us_per_batch(mod)
     print(f"\nfit: {per_batch:.1f} us per batch in total, {native:.1f} us of it in the two "
           f"native calls (forward+backward, update): Python overhead {per_batch - native:.1f} "
           "us per batch (iterator, copies, metric, bookkeeping)")
+    floor = matmul_flops((64, 26), (BATCH, 16)) / peak_gflops() / 1e3 + update
+    numpy_batch = numpy_epoch / batches * 1e6
+    print(f"bound: {floor:.1f} us per batch (the step's matmul FLOPs at the measured peak plus "
+          f"the {update:.2f} us native update, no Python at all) = "
+          f"{numpy_batch / floor:.1f}x the numpy loop's {numpy_batch:.1f} us")
 
 
 def native_us_per_batch(mod):
-    """Median time of the native calls fit makes per batch, called straight from ctypes."""
+    """Median times of the native calls fit makes per batch, called straight from ctypes:
+    both together, and the update alone."""
     bound = mod._bound
     step = bound.exe._compiled.program.function("forward_backward")
     address = bound.exe._arena.ctypes.data
@@ -76,13 +83,7 @@ def native_us_per_batch(mod):
     def both():
         step(address)
         update(table)
-    times = []
-    for _ in range(7):
-        start = time.perf_counter()
-        for _ in range(2000):
-            both()
-        times.append((time.perf_counter() - start) / 2000 * 1e6)
-    return statistics.median(times)
+    return median_us(both, number=2000), median_us(lambda: update(table), number=2000)
 
 
 if __name__ == "__main__":

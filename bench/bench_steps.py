@@ -21,6 +21,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 import symgraph as sg  # noqa: E402
+from bench.bench_kernels import peak_gflops  # noqa: E402
 
 CASES = [("letter MLP 16-64-26, batch 32", (64, 26), (32, 16)),
          ("MNIST MLP 784-128-64-10, batch 100", (128, 64, 10), (100, 784))]
@@ -55,6 +56,14 @@ def numpy_step(params, x, label):
         if i:
             d = (d @ params[2 * i]) * (acts[i] > 0)
     return grads
+
+
+def matmul_flops(sizes, shape) -> float:
+    """FLOPs of the step's matmuls: forward and weight gradients of every layer, the data
+    gradient of every layer but the first (the input needs none)."""
+    widths = (shape[1],) + tuple(sizes)
+    pairs = [a * b for a, b in zip(widths, widths[1:])]
+    return 2.0 * shape[0] * (2 * sum(pairs) + sum(pairs[1:]))
 
 
 def median_us(fn, repeat=7, number=200):
@@ -107,12 +116,18 @@ def compile_time(sizes, shape, cache_dir):
 
 
 def main():
+    peak = peak_gflops()
     print("## Training step (forward+backward), compiled vs per-op numpy, one core\n")
-    print("| network | compiled us | numpy loop us | speed-up |")
-    print("|---|---|---|---|")
+    print("| network | compiled us | numpy loop us | speed-up | matmul FLOPs at peak us "
+          "| speed-up bound |")
+    print("|---|---|---|---|---|---|")
     for title, sizes, shape in CASES:
         name, ours, theirs = step_row(title, sizes, shape)
-        print(f"| {name} | {ours:.1f} | {theirs:.1f} | {theirs / ours:.1f}x |")
+        floor = matmul_flops(sizes, shape) / peak / 1e3
+        print(f"| {name} | {ours:.1f} | {theirs:.1f} | {theirs / ours:.2f}x | {floor:.1f} "
+              f"| {theirs / floor:.2f}x |")
+    print(f"\nbound: the numpy loop's time over the step's matmul FLOPs alone at the measured "
+          f"peak of {peak:.1f} GF/s (no softmax, no bias gradients, no call)")
     print("\n## Compile time of the training graph (new process each)\n")
     print("| network | cold s | warm (cached) s |")
     print("|---|---|---|")
