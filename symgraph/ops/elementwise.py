@@ -313,18 +313,22 @@ class LeakyReLU(UnaryOp):
         return m.select(x > 0.0, x, p.slope * x)
 
     def d(self, m, p, x, y):
+        """With a slope >= 0, ``y > 0`` exactly when ``x > 0``: the derivative then reads
+        only y, so training needs no pre-activation and the activation fuses into its
+        matmul (as relu does). gelu needs x."""
         kind = p.act_type
+        positive = y > 0.0 if p.slope >= 0.0 or kind == "selu" else x > 0.0
         if kind == "elu":
-            return m.select(x > 0.0, m.const(1.0), y + p.slope)
+            return m.select(positive, m.const(1.0), y + p.slope)
         if kind == "selu":
             alpha, lam = 1.6732632423543772, 1.0507009873554805
-            return m.select(x > 0.0, m.const(lam), y + lam * alpha)
+            return m.select(positive, m.const(lam), y + lam * alpha)
         if kind == "gelu":
             inner = 0.7978845608028654 * (x + 0.044715 * x * x * x)
             t = m.tanh(inner)
             dinner = 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x)
             return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dinner
-        return m.select(x > 0.0, m.const(1.0), m.const(p.slope))
+        return m.select(positive, m.const(1.0), m.const(p.slope))
 
 
 @register

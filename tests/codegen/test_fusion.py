@@ -161,6 +161,22 @@ def test_mlp_with_fused_epilogues_matches_reference(dtype, op, act):
     assert ("fc2_backward_dot", "act1_backward_elemwise_grad") in backward
 
 
+@pytest.mark.parametrize("act,slope,fused", [("leaky", 0.25, True), ("elu", 1.0, True),
+                                             ("selu", 0.25, True), ("leaky", 0.0, True),
+                                             ("leaky", -0.5, False), ("elu", -1.0, False),
+                                             ("gelu", 0.25, False)])
+def test_leaky_activations_fuse_in_training_when_the_output_decides_the_slope(act, slope,
+                                                                              fused):
+    data = sg.sym.Variable("data")
+    fc = sg.sym.FullyConnected(data, num_hidden=9, name="fc1")
+    net = sg.sym.LeakyReLU(fc, act_type=act, slope=slope, name="act1")
+    net = sg.sym.SoftmaxOutput(sg.sym.FullyConnected(net, num_hidden=5, name="fc2"),
+                               name="softmax")
+    compiled = compile_and_check(net, {"data": (6, 8), "softmax_label": (6,)}, "float64",
+                                 classes=5)
+    assert (("fc1", "act1") in phase_names(compiled, "forward")) == fused
+
+
 def test_epilogue_chain_of_several_ops():
     data = sg.sym.Variable("data")
     fc = sg.sym.FullyConnected(data, num_hidden=7, name="fc")

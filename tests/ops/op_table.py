@@ -261,6 +261,9 @@ ELEMENTWISE = [
     for act in ("relu", "sigmoid", "tanh", "softrelu", "softsign")
 ] + [
     unary("LeakyReLU", KINK0, note=act, act_type=act) for act in ("leaky", "elu", "selu", "gelu")
+] + [  # the derivative reads y for slopes >= 0 and x below: both sides of that switch
+    unary("LeakyReLU", KINK0, note=f"{act} slope {slope}", act_type=act, slope=slope)
+    for act, slope in (("leaky", 0.0), ("leaky", -0.5), ("elu", -1.0), ("elu", 2.0))
 ]
 
 BINARY = [
