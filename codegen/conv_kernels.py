@@ -95,24 +95,36 @@ def fill(buf: L.BufferParam, value: float) -> L.Stmt:
     return L.For(i, buf.size, L.Store(buf, i, L.Const(value, buf.dtype)))
 
 
+def _column_layout(shape, rows: Axis, cols: Axis, c0: int):
+    """The one index map both kernels walk: per channel ``c``, image ``n`` and tap, the
+    column-matrix index and the image index it stands for (shared, so col2im is the
+    exact adjoint of im2col)."""
+    n_img, n_chan, height, width = shape
+    plane, ncols = rows.out * cols.out, n_img * rows.out * cols.out
+    c, n = L.Var("c"), L.Var("n")
+
+    def indices(ki, kj, oh, ow, h, w):
+        row = (c * rows.kernel + ki) * cols.kernel + kj
+        column = row * ncols + n * plane + oh * cols.out + ow
+        image = ((n * n_chan + _offset(c, c0)) * height + h) * width + w
+        return column, image
+
+    return c, n, indices
+
+
 def im2col_kernel(shape, rows: Axis, cols: Axis, c0: int, channels: int,
                   inp: L.BufferParam, out: L.BufferParam) -> L.Kernel:
     """``out[(c, ki, kj), (n, oh, ow)] = x[n, c0 + c, h, w]`` (0 where the tap is padding).
 
     The batch is folded into the columns so one matmul serves the whole batch.
     """
-    n_img, n_chan, height, width = shape
-    kh, kw = rows.kernel, cols.kernel
-    plane, ncols = rows.out * cols.out, n_img * rows.out * cols.out
-    c, n = L.Var("c"), L.Var("n")
+    c, n, indices = _column_layout(shape, rows, cols, c0)
 
-    def copy(ki, kj, oh, ow, h, w):
-        row = (c * kh + ki) * kw + kj
-        dst = row * ncols + n * plane + oh * cols.out + ow
-        src = ((n * n_chan + _offset(c, c0)) * height + h) * width + w
+    def copy(*tap):
+        dst, src = indices(*tap)
         return L.Store(out, dst, L.Load(inp, src))
 
-    body = L.For(n, n_img, L.For(c, channels, window_passes(rows, cols, copy)))
+    body = L.For(n, shape[0], L.For(c, channels, window_passes(rows, cols, copy)))
     stmts = [body] if rows.covers and cols.covers else [fill(out, 0.0), body]
     return L.make_kernel([inp, out], L.block(*stmts))
 
@@ -120,18 +132,13 @@ def im2col_kernel(shape, rows: Axis, cols: Axis, c0: int, channels: int,
 def col2im_kernel(shape, rows: Axis, cols: Axis, inp: L.BufferParam,
                   out: L.BufferParam) -> L.Kernel:
     """The adjoint of im2col: ``out[n, c, h, w]`` sums every column entry that read it."""
-    n_img, n_chan, height, width = shape
-    kh, kw = rows.kernel, cols.kernel
-    plane, ncols = rows.out * cols.out, n_img * rows.out * cols.out
-    c, n = L.Var("c"), L.Var("n")
+    c, n, indices = _column_layout(shape, rows, cols, 0)
 
-    def add(ki, kj, oh, ow, h, w):
-        row = (c * kh + ki) * kw + kj
-        src = row * ncols + n * plane + oh * cols.out + ow
-        dst = ((n * n_chan + c) * height + h) * width + w
+    def add(*tap):
+        src, dst = indices(*tap)
         return L.Store(out, dst, L.Load(out, dst) + L.Load(inp, src))
 
-    body = L.For(n, n_img, L.For(c, n_chan, window_passes(rows, cols, add)))
+    body = L.For(n, shape[0], L.For(c, shape[1], window_passes(rows, cols, add)))
     return L.make_kernel([inp, out], L.block(fill(out, 0.0), body))
 
 
