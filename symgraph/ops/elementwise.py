@@ -289,6 +289,8 @@ class Softsign(_NamedActivation):
 
 
 LEAKY = ("leaky", "elu", "selu", "gelu")
+SELU_ALPHA, SELU_LAMBDA = 1.6732632423543772, 1.0507009873554805
+GELU_SCALE, GELU_CUBIC = 0.7978845608028654, 0.044715  # sqrt(2 / pi), tanh approximation
 
 
 @register
@@ -305,10 +307,10 @@ class LeakyReLU(UnaryOp):
         if kind == "elu":
             return m.select(x > 0.0, x, p.slope * (m.exp(m.minimum(x, 0.0)) - 1.0))
         if kind == "selu":
-            alpha, lam = 1.6732632423543772, 1.0507009873554805
-            return lam * m.select(x > 0.0, x, alpha * (m.exp(m.minimum(x, 0.0)) - 1.0))
+            return SELU_LAMBDA * m.select(x > 0.0, x,
+                                          SELU_ALPHA * (m.exp(m.minimum(x, 0.0)) - 1.0))
         if kind == "gelu":
-            inner = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+            inner = GELU_SCALE * (x + GELU_CUBIC * x * x * x)
             return 0.5 * x * (1.0 + m.tanh(inner))
         return m.select(x > 0.0, x, p.slope * x)
 
@@ -317,17 +319,15 @@ class LeakyReLU(UnaryOp):
         only y, so training needs no pre-activation and the activation fuses into its
         matmul (as relu does). gelu needs x."""
         kind = p.act_type
+        if kind == "gelu":
+            t = m.tanh(GELU_SCALE * (x + GELU_CUBIC * x * x * x))
+            dinner = GELU_SCALE * (1.0 + 3.0 * GELU_CUBIC * x * x)
+            return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dinner
         positive = y > 0.0 if p.slope >= 0.0 or kind == "selu" else x > 0.0
         if kind == "elu":
             return m.select(positive, m.const(1.0), y + p.slope)
         if kind == "selu":
-            alpha, lam = 1.6732632423543772, 1.0507009873554805
-            return m.select(positive, m.const(lam), y + lam * alpha)
-        if kind == "gelu":
-            inner = 0.7978845608028654 * (x + 0.044715 * x * x * x)
-            t = m.tanh(inner)
-            dinner = 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x)
-            return 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dinner
+            return m.select(positive, m.const(SELU_LAMBDA), y + SELU_LAMBDA * SELU_ALPHA)
         return m.select(positive, m.const(1.0), m.const(p.slope))
 
 
