@@ -101,26 +101,27 @@ def _backward_fill(opdef, node, new_ins, outs):
     return hook(node.params, list(new_ins), outs)
 
 
-def infer_shapes(heads, known: dict[str, tuple]) -> dict[Entry, tuple]:
-    """Shapes of every entry reachable from ``heads``, given shapes of variables by name."""
+def _seeded(heads, kind, known, from_attr, normalize):
+    """The inference run over ``heads`` with every variable's value seeded from ``known``
+    by name, else from its attribute (``__shape__`` / ``__dtype__``)."""
     nodes = topo_order(heads)
-    run = _Inference(nodes, "shape")
+    run = _Inference(nodes, kind)
     for node in nodes:
         if node.is_variable:
-            shape = known.get(node.name, attr_shape(node))
-            if shape is not None:
-                run.values[Entry(node, 0)] = tuple(int(d) for d in shape)
+            value = known.get(node.name, from_attr(node))
+            if value is not None:
+                run.values[Entry(node, 0)] = normalize(value)
+    return nodes, run
+
+
+def infer_shapes(heads, known: dict[str, tuple]) -> dict[Entry, tuple]:
+    """Shapes of every entry reachable from ``heads``, given shapes of variables by name."""
+    _, run = _seeded(heads, "shape", known, attr_shape, lambda s: tuple(int(d) for d in s))
     return run.run()
 
 
 def infer_dtypes(heads, known: dict[str, str], default: str | None = None) -> dict[Entry, str]:
-    nodes = topo_order(heads)
-    run = _Inference(nodes, "dtype")
-    for node in nodes:
-        if node.is_variable:
-            dtype = known.get(node.name, attr_dtype(node))
-            if dtype is not None:
-                run.values[Entry(node, 0)] = np.dtype(dtype).name
+    nodes, run = _seeded(heads, "dtype", known, attr_dtype, lambda d: np.dtype(d).name)
     values = run.run()
     if default is not None:
         for node in nodes:
