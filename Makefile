@@ -8,7 +8,7 @@ export SYMGRAPH_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install test demo bench lint clean
+.PHONY: install test wheel-test demo bench lint clean
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest -p no:cacheprovider
+
+# The wheel, installed outside the checkout, runs the main job (CI runs this too).
+wheel-test:
+	PYTHON=$(PYTHON) .ci/wheel_job
 
 demo: $(STAMP)
 	$(PY) examples/train_letter.py --epochs 8 --out out

@@ -4,6 +4,11 @@ The one implementation lives in ``symgraph/fileio.py`` (symbol JSON needs it too
 symbolic core may not import runtime); this module is the runtime's name for it.
 """
 
-from symgraph.fileio import _UMASK, atomic_write, atomic_write_text  # noqa: F401
+from symgraph.fileio import (  # noqa: F401
+    _UMASK,
+    atomic_write,
+    atomic_write_text,
+    clean_stale_temps,
+)
 
-__all__ = ["atomic_write", "atomic_write_text"]
+__all__ = ["atomic_write", "atomic_write_text", "clean_stale_temps"]

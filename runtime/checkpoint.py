@@ -27,16 +27,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import numpy as np
 
-from symgraph.errors import SerializationError
+from symgraph.errors import CheckpointMismatchError, SerializationError
 
 from . import ndarray_io
 from .atomic import atomic_write_text
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_params", "save_states", "load_states",
-           "STATES_FORMAT"]
+           "check_pair", "check_states", "new_token", "STATES_FORMAT"]
 
 STATES_FORMAT = "symgraph.optimizer_states"
 STATES_VERSION = 1
@@ -57,14 +58,18 @@ def _symbol_json(symbol, remove_amp_cast: bool) -> str:
         return symbol.tojson()
 
 
-def save_checkpoint(prefix, epoch, symbol, arg_params, aux_params, remove_amp_cast=True):
-    """Write ``prefix-symbol.json`` (unless symbol is None) and ``prefix-%04d.params``."""
+def save_checkpoint(prefix, epoch, symbol, arg_params, aux_params, remove_amp_cast=True,
+                    token=None):
+    """Write ``prefix-symbol.json`` (unless symbol is None) and ``prefix-%04d.params``.
+
+    The params file carries ``token`` (a fresh one by default) where MXNet ignores it, the
+    reserved header word; see :func:`check_pair`."""
     if symbol is not None:
         atomic_write_text(f"{prefix}-symbol.json", _symbol_json(symbol, remove_amp_cast))
     save_dict = {f"arg:{k}": v for k, v in arg_params.items()}
     save_dict.update({f"aux:{k}": v for k, v in aux_params.items()})
     param_name = _params_name(prefix, epoch)
-    ndarray_io.save(param_name, save_dict)
+    ndarray_io.save(param_name, save_dict, token=new_token() if token is None else token)
     logging.info('Saved checkpoint to "%s"', param_name)
 
 
@@ -85,6 +90,8 @@ def load_params(prefix, epoch):
                                  "a checkpoint needs 'arg:'/'aux:' keys")
     for key, value in save_dict.items():
         kind, _, name = key.partition(":")
+        if kind in ("arg", "aux") and value is None:
+            raise SerializationError(f"params file {fname!r}: {key!r} is an empty (none) array")
         if kind == "arg":
             arg_params[name] = value
         elif kind == "aux":
@@ -118,8 +125,9 @@ def _encode_state(value, base: str, path: tuple, arrays: dict):
     return {"array": name, "scalar": True} if arr.ndim == 0 else {"array": name}
 
 
-def save_states(fname, states: dict, extra: dict | None = None) -> None:
-    """Save ``{index: None | array | tuple/list of them}`` plus JSON-able ``extra``."""
+def save_states(fname, states: dict, extra: dict | None = None, token: int = 0) -> None:
+    """Save ``{index: None | array | tuple/list of them}`` plus JSON-able ``extra``;
+    ``token`` (from :func:`new_token`) pairs the file with one save's ``.params``."""
     arrays: dict = {}
     entries = []
     for index, value in states.items():
@@ -129,6 +137,8 @@ def save_states(fname, states: dict, extra: dict | None = None) -> None:
         entries.append({"index": index, "state": spec})
     meta = {"format": STATES_FORMAT, "version": STATES_VERSION, "states": entries,
             "extra": extra or {}}
+    if token:
+        meta["token"] = token
     try:
         text = json.dumps(meta, sort_keys=True)
     except TypeError as err:
@@ -139,39 +149,141 @@ def save_states(fname, states: dict, extra: dict | None = None) -> None:
     ndarray_io.save(fname, payload)
 
 
-def _decode_state(spec, arrays: dict, fname: str):
+_MAX_DEPTH = 8
+
+
+def _decode_state(spec, arrays: dict, fname: str, depth: int = 0):
     if spec is None:
         return None
+    if depth > _MAX_DEPTH or not isinstance(spec, dict):
+        raise SerializationError(f"optimizer states {fname!r}: bad state spec {_short(spec)}")
     if "array" in spec:
         name = spec["array"]
-        if name not in arrays:
-            raise SerializationError(f"optimizer states {fname!r}: record {name!r} is missing")
+        if not isinstance(name, str) or name == META_NAME or name not in arrays:
+            raise SerializationError(f"optimizer states {fname!r}: record {_short(name)} is "
+                                     "missing")
         arr = arrays[name]
-        return arr.reshape(()) if spec.get("scalar") else arr
+        if not isinstance(arr, np.ndarray):
+            raise SerializationError(f"optimizer states {fname!r}: record {name!r} is empty")
+        if spec.get("scalar", False) is not False:
+            if spec["scalar"] is not True or arr.size != 1:
+                raise SerializationError(f"optimizer states {fname!r}: record {name!r} is "
+                                         f"marked scalar but has shape {arr.shape}")
+            return arr.reshape(())
+        return arr
     for kind, make in (("tuple", tuple), ("list", list)):
-        if kind in spec:
-            return make(_decode_state(s, arrays, fname) for s in spec[kind])
-    raise SerializationError(f"optimizer states {fname!r}: bad state spec {spec!r}")
+        if kind in spec and isinstance(spec[kind], list):
+            return make(_decode_state(s, arrays, fname, depth + 1) for s in spec[kind])
+    raise SerializationError(f"optimizer states {fname!r}: bad state spec {_short(spec)}")
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _read_meta(content, fname: str) -> dict:
-    if not isinstance(content, dict) or META_NAME not in content:
+    if not isinstance(content, dict) or not isinstance(content.get(META_NAME), np.ndarray):
         raise SerializationError(f"{fname!r} is not a symgraph optimizer-states file "
                                  f"(no {META_NAME!r} record)")
     try:
         meta = json.loads(content[META_NAME].tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
-        raise SerializationError(f"optimizer states {fname!r}: bad {META_NAME} JSON: {err}") \
-            from None
-    if meta.get("format") != STATES_FORMAT or meta.get("version") != STATES_VERSION:
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise SerializationError(f"optimizer states {fname!r}: bad {META_NAME} JSON: "
+                                 f"{_short(str(err), 120)}") from None
+    if not isinstance(meta, dict) or meta.get("format") != STATES_FORMAT \
+            or meta.get("version") != STATES_VERSION:
+        got = meta if not isinstance(meta, dict) else \
+            f"{meta.get('format')!r} version {meta.get('version')!r}"
         raise SerializationError(f"optimizer states {fname!r}: unsupported format "
-                                 f"{meta.get('format')!r} version {meta.get('version')!r}")
+                                 f"{_short(got, 120)}")
+    if not isinstance(meta.get("states"), list) or not isinstance(meta.get("extra", {}), dict):
+        raise SerializationError(f"optimizer states {fname!r}: {META_NAME} needs a 'states' "
+                                 "list and an 'extra' object")
+    token = meta.get("token", 0)
+    if not isinstance(token, int) or isinstance(token, bool) or not 0 <= token < 2**64:
+        raise SerializationError(f"optimizer states {fname!r}: bad checkpoint token "
+                                 f"{_short(token)}")
     return meta
+
+
+def _entry_index(entry, fname: str):
+    index = entry.get("index") if isinstance(entry, dict) else None
+    if isinstance(index, bool) or not isinstance(index, (int, str)) or "state" not in entry:
+        raise SerializationError(f"optimizer states {fname!r}: bad entry {_short(entry)}; "
+                                 "expected {\"index\": int or str, \"state\": ...}")
+    return index
+
+
+def _load(fname):
+    fname = str(fname)
+    content = ndarray_io.load(fname)
+    meta = _read_meta(content, fname)
+    states = {}
+    for entry in meta["states"]:
+        index = _entry_index(entry, fname)
+        if index in states:
+            raise SerializationError(f"optimizer states {fname!r}: index {_short(index)} twice")
+        states[index] = _decode_state(entry["state"], content, fname)
+    return states, meta.get("extra", {}), meta.get("token", 0)
 
 
 def load_states(fname):
     """Return ``(states, extra)`` written by :func:`save_states`."""
-    content = ndarray_io.load(fname)
-    meta = _read_meta(content, str(fname))
-    states = {e["index"]: _decode_state(e["state"], content, str(fname)) for e in meta["states"]}
-    return states, meta["extra"]
+    states, extra, _ = _load(fname)
+    return states, extra
+
+
+def states_token(fname) -> int:
+    """The checkpoint token of a states file (0 if it was saved outside a checkpoint)."""
+    return _load(fname)[2]
+
+
+# ----------------------------------------------------------------------------- pairing
+def new_token() -> int:
+    """A random non-zero 64-bit token binding one save's params and states files."""
+    return int.from_bytes(os.urandom(8), "little") or 1
+
+
+def check_pair(params_file, states_file) -> None:
+    """Refuse a ``.params``/``.states`` pair written by two different saves.
+
+    Module.save_checkpoint writes the states first, then the params, both carrying one
+    token; a kill between the two, or a later save of the params alone, leaves tokens that
+    differ. Files without a token (MXNet's, or saved one by one) cannot be checked."""
+    params_token = ndarray_io.read_token(params_file)
+    token = states_token(states_file)
+    if params_token and token and params_token != token:
+        raise CheckpointMismatchError(
+            f"optimizer states '{states_file}' come from another save than '{params_file}' "
+            f"(checkpoint tokens {token:016x} and {params_token:016x}): the epoch was saved "
+            "again, or a save was interrupted. Re-save the checkpoint, or load it without "
+            "load_optimizer_states=True")
+
+
+def check_states(states: dict, templates: dict, fname) -> None:
+    """Loaded states must fit the optimizer: known indices, the slot count and shapes
+    ``create_state`` gives (``templates``: index -> (param name, template state))."""
+    for index, state in states.items():
+        if index not in templates:
+            raise SerializationError(f"optimizer states '{fname}': index {_short(index)} is not a "
+                                     f"parameter index of this module (0..{len(templates) - 1})")
+        name, template = templates[index]
+        want, got = _flat(template), _flat(state)
+        if len(want) != len(got):
+            raise SerializationError(f"optimizer states '{fname}': state {index} ('{name}') "
+                                     f"has {len(got)} arrays, the optimizer needs {len(want)}")
+        for slot, (ref, arr) in enumerate(zip(want, got)):
+            if arr.shape != ref.shape or arr.dtype.kind != "f":
+                raise SerializationError(
+                    f"optimizer states '{fname}': state {index} ('{name}') slot {slot} is "
+                    f"{arr.dtype}{list(arr.shape)}, expected {ref.dtype}{list(ref.shape)}")
+
+
+def _flat(state) -> list:
+    """The arrays of a state (None, an array, nested tuples/lists of them) in order."""
+    if state is None:
+        return []
+    if isinstance(state, (tuple, list)):
+        return [a for s in state for a in _flat(s)]
+    return [np.asarray(state)]

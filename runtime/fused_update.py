@@ -144,6 +144,9 @@ class FusedUpdater:
             if opt_json is not None:
                 raise ExecutorError("these states carry an optimizer (dump_optimizer=True); "
                                     "restore it into an Updater and build a new FusedUpdater")
+        if not isinstance(states, dict):
+            raise ExecutorError("load_states expects {index: state} or Updater.get_states() "
+                                f"bytes, got {type(states).__name__}")
         unknown = [k for k in states if k not in self.indices]
         if unknown:
             raise ExecutorError(f"load_states: unknown indices {unknown}; this updater has "

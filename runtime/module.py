@@ -24,9 +24,18 @@ import warnings
 
 import numpy as np
 
+from symgraph.errors import SerializationError, SymgraphError
+
 from . import optimizer as _opt
 from .base_module import DEFAULT_INITIALIZER, BaseModule, check_input_names, parse_data_desc
-from .checkpoint import load_checkpoint, load_states, save_states
+from .checkpoint import (
+    check_pair,
+    check_states,
+    load_checkpoint,
+    load_states,
+    new_token,
+    save_states,
+)
 from .context import Context, cpu
 from .initializer import InitDesc
 from .io import DataDesc
@@ -508,60 +517,79 @@ class Module(BaseModule):
             mon.install(bound.exe)
 
     # ---- files -----------------------------------------------------------------------------
-    def save_params(self, fname):
+    def save_params(self, fname, token=0):
         """``arg:``/``aux:`` keyed NDArray-list file (MXNet's .params format)."""
         from . import ndarray_io
 
         arg_params, aux_params = self.get_params()
         save_dict = {f"arg:{k}": v for k, v in arg_params.items()}
         save_dict.update({f"aux:{k}": v for k, v in aux_params.items()})
-        ndarray_io.save(fname, save_dict)
+        ndarray_io.save(fname, save_dict, token=token)
 
     def load_params(self, fname):
         """Load a .params file; keys other than ``arg:``/``aux:`` raise ValueError."""
         from . import ndarray_io
 
         arg_params, aux_params = {}, {}
-        for key, value in ndarray_io.load(fname).items():
+        content = ndarray_io.load(fname)
+        if not isinstance(content, dict):
+            raise SerializationError(f"Invalid param file {fname}: arrays without names")
+        for key, value in content.items():
             kind, _, name = key.partition(":")
             if kind == "arg":
                 arg_params[name] = value
             elif kind == "aux":
                 aux_params[name] = value
             else:
-                raise ValueError("Invalid param file " + str(fname))
+                raise SerializationError(f"Invalid param file {fname}: key {key!r} is neither "
+                                         "'arg:...' nor 'aux:...'")
         self.set_params(arg_params, aux_params)
 
-    def save_optimizer_states(self, fname):
+    def save_optimizer_states(self, fname, token=0):
         """Updater states ({index: state}) in symgraph's pickle-free format."""
         assert self.optimizer_initialized
         opt = self._optimizer
         save_states(fname, self._current_states(),
                     extra={"optimizer": type(opt).__name__.lower(),
-                           "num_update": int(opt.num_update)})
+                           "num_update": int(opt.num_update)}, token=token)
 
     def load_optimizer_states(self, fname):
-        """Restore states written by :meth:`save_optimizer_states`."""
+        """Restore states written by :meth:`save_optimizer_states`, checked against this
+        module's parameters and optimizer before anything is replaced."""
         assert self.optimizer_initialized
         states, _ = load_states(fname)
-        if self._live_fused is not None:
-            self._live_fused.load_states(states)
-        else:
-            self._stash = dict(states)
+        check_states(states, self._state_templates(), fname)
+        try:
+            if self._live_fused is not None:
+                self._live_fused.load_states(states)
+            else:
+                self._stash = dict(states)
+        except SymgraphError as exc:
+            raise SerializationError(f"optimizer states '{fname}': {exc}") from None
         self._updater.states = dict(states)
         self._updater.states_synced = dict.fromkeys(states, False)
 
+    def _state_templates(self) -> dict:
+        """index -> (name, the state ``create_state`` makes for that parameter now)."""
+        params = self._arg_params or {}
+        return {i: (n, self._optimizer.create_state_multi_precision(i, params[n]))
+                for i, n in enumerate(self._param_names) if params.get(n) is not None}
+
     def save_checkpoint(self, prefix, epoch, save_optimizer_states=False,
                         remove_amp_cast=True):
-        """``prefix-symbol.json``, ``prefix-%04d.params`` and optionally ``.states``."""
+        """``prefix-symbol.json``, optionally ``.states``, then ``prefix-%04d.params``.
+
+        States go first and params last, both carrying one fresh token, so that a kill in
+        between, or a later save of the params alone, is detected by ``Module.load``."""
         self._symbol.save(f"{prefix}-symbol.json", remove_amp_cast=remove_amp_cast)
-        param_name = f"{prefix}-{epoch:04d}.params"
-        self.save_params(param_name)
-        logging.info('Saved checkpoint to "%s"', param_name)
+        token = new_token()
         if save_optimizer_states:
             state_name = f"{prefix}-{epoch:04d}.states"
-            self.save_optimizer_states(state_name)
+            self.save_optimizer_states(state_name, token=token)
             logging.info('Saved optimizer state to "%s"', state_name)
+        param_name = f"{prefix}-{epoch:04d}.params"
+        self.save_params(param_name, token=token)
+        logging.info('Saved checkpoint to "%s"', param_name)
 
     @staticmethod
     def load(prefix, epoch, load_optimizer_states=False, **kwargs):
@@ -572,7 +600,9 @@ class Module(BaseModule):
         mod._aux_params = auxs
         mod.params_initialized = True
         if load_optimizer_states:
-            mod._preload_opt_states = f"{prefix}-{epoch:04d}.states"
+            states_name = f"{prefix}-{epoch:04d}.states"
+            check_pair(f"{prefix}-{epoch:04d}.params", states_name)
+            mod._preload_opt_states = states_name
         return mod
 
 

@@ -23,11 +23,11 @@ import struct
 
 import numpy as np
 
-from symgraph.errors import SerializationError
+from symgraph.errors import SerializationError, read_file_bytes
 
 from .atomic import atomic_write
 
-__all__ = ["save", "load", "dumps", "loads", "DTYPE_CODES", "LIST_MAGIC"]
+__all__ = ["save", "load", "dumps", "loads", "read_token", "DTYPE_CODES", "LIST_MAGIC"]
 
 LIST_MAGIC = 0x112
 V1_MAGIC = 0xF993FAC8
@@ -36,6 +36,8 @@ V3_MAGIC = 0xF993FACA
 CPU_DEV_TYPE = 1
 BFLOAT16_CODE = 12
 _LEGACY_MAX_NDIM = 32
+#: numpy's limit on an array's byte size (and so on any shape a file may describe).
+_MAX_BYTES = 2**63 - 1
 _STYPE_NAMES = {-1: "undefined", 0: "default", 1: "row_sparse", 2: "csr"}
 
 #: mshadow type flag -> numpy dtype (12, bfloat16, has no numpy equivalent).
@@ -96,8 +98,8 @@ def _record_header(arr: np.ndarray | None, code: int) -> bytes:
                        CPU_DEV_TYPE, 0, code)
 
 
-def _write_records(f, arrays, names) -> None:
-    f.write(_HEADER.pack(LIST_MAGIC, 0, len(arrays)))
+def _write_records(f, arrays, names, token: int = 0) -> None:
+    f.write(_HEADER.pack(LIST_MAGIC, token, len(arrays)))
     for i, arr in enumerate(arrays):
         where = f"array {names[i]!r}" if names else f"array {i}"
         code = 0 if arr is None else _dtype_code(arr, where)
@@ -120,13 +122,34 @@ def dumps(data) -> bytes:
     return buf.getvalue()
 
 
-def save(fname, data) -> None:
+def save(fname, data, token: int = 0) -> None:
     """Save one array (as a one-element list), a list, or a dict str->array; atomically.
 
     0-dim arrays are stored with shape ``(1,)`` because V2 reads ndim 0 as "none".
+    ``token`` goes into the header's reserved word, which MXNet reads and ignores
+    (checkpoints use it to pair params with optimizer states; see docs/formats.md).
     """
+    if not 0 <= token < 2**64:
+        raise SerializationError(f"nd.save: token {token} does not fit in 64 bits")
     arrays, names = _normalize(data)
-    atomic_write(fname, lambda f: _write_records(f, arrays, names))
+    atomic_write(fname, lambda f: _write_records(f, arrays, names, token))
+
+
+def read_token(fname) -> int:
+    """The reserved header word of an NDArray file (0 in files MXNet writes)."""
+    fname = os.fspath(fname)
+    try:
+        with open(fname, "rb") as f:
+            head = f.read(_HEADER.size)
+    except OSError:
+        head = None
+    if head is None:
+        read_file_bytes(fname, "NDArray file")  # raises the error that names the file
+    cur = _Cursor(head, f"NDArray file {fname!r}")
+    magic, token, _count = cur.unpack(_HEADER, "the file header")
+    if magic != LIST_MAGIC:
+        raise cur.fail(f"not an MXNet NDArray file: header magic 0x{magic:X}", 0)
+    return token
 
 
 # ----------------------------------------------------------------------------- reading
@@ -203,9 +226,12 @@ def _read_record(cur: _Cursor, index: int):
     dtype = DTYPE_CODES.get(code)
     if dtype is None:
         raise cur.fail(f"{what} has unknown dtype code {code}", cur.pos - 4)
-    count = 1
+    count, span = 1, dtype.itemsize
     for d in shape:
         count *= d
+        span *= max(d, 1)
+    if span > _MAX_BYTES:
+        raise cur.fail(f"{what} has shape {tuple(shape)}, larger than any array can be")
     nbytes = count * dtype.itemsize
     offset = cur.need(nbytes, f"{dtype.name} data of {what} with shape {tuple(shape)}")
     view = np.frombuffer(cur.buf, dtype=dtype, count=count, offset=offset).reshape(shape)
@@ -244,6 +270,5 @@ def loads(buf, source: str = "<bytes>"):
 def load(fname):
     """Load a file written by ``mx.nd.save`` / :func:`save` (list or dict of numpy arrays)."""
     fname = os.fspath(fname)
-    with open(fname, "rb") as f:
-        data = f.read()
+    data = read_file_bytes(fname, "NDArray file")
     return loads(data, source=f"NDArray file {fname!r}")

@@ -16,7 +16,6 @@ reference share one definition:
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Callable
@@ -27,6 +26,7 @@ import numpy as np
 from symgraph.ops.scalar import NumpyMath
 
 from . import update_rules as R
+from .optimizer_states import decode_states, encode_states, optimizer_from_json, optimizer_to_json
 
 __all__ = [
     "UpdateRule", "Optimizer", "create", "register", "SGD", "NAG", "Adam", "AdaGrad",
@@ -525,26 +525,16 @@ class Nadam(Optimizer):
                 "beta2_pow_t": self.beta2 ** t}
 
 
-# -- Updater and its pickle-free state format ------------------------------------------------
-_STATES_MAGIC = b"SGOPTST1"
+# -- Updater and its pickle-free state format (runtime/optimizer_states.py) ------------------
 
 
 class Updater:
     """Applies an optimizer to (index, grad, weight); states are created on first use.
 
-    ``get_states()`` bytes layout (no pickle; little-endian throughout)::
-
-        8 bytes   magic b"SGOPTST1"
-        8 bytes   uint64 H = length of the JSON header
-        H bytes   UTF-8 JSON {"version": 1, "states": [[index, tree], ...],
-                              "arrays": [{"dtype": "<f4", "shape": [..], "offset": o}, ...],
-                              "optimizer": null | {"name": ..., "attrs": {...}}}
-        rest      the arrays' raw C-order bytes, ``offset`` counted from the end of the header
-
-    A state ``tree`` is ``null`` (no state), ``{"a": k}`` (array number k) or
-    ``{"list": [trees]}`` / ``{"tuple": [trees]}``. The optimizer block (dump_optimizer=True)
-    keeps its class name and plain attributes (hyper-parameters, counts, multipliers); the
-    lr_scheduler and symbol info are not serialised and stay those of the current optimizer.
+    ``get_states()`` returns pickle-free bytes (layout in :mod:`runtime.optimizer_states`);
+    ``set_states()`` checks every field of such bytes and raises SerializationError for a
+    damaged or foreign blob. The optimizer block (dump_optimizer=True) keeps its class name
+    and plain attributes; the lr_scheduler and symbol info stay those of the current one.
     """
 
     def __init__(self, optimizer):
@@ -569,127 +559,18 @@ class Updater:
 
     def get_states(self, dump_optimizer=False) -> bytes:
         """Serialise ``states`` (and optionally the optimizer) in the layout documented above."""
-        opt = _optimizer_to_json(self.optimizer) if dump_optimizer else None
+        opt = optimizer_to_json(self.optimizer) if dump_optimizer else None
         return encode_states(self.states, opt)
 
     def set_states(self, states: bytes) -> None:
         """Restore from ``get_states()`` bytes; an optimizer block replaces ``self.optimizer``."""
-        self.states, opt = decode_states(states)
+        new_states, opt = decode_states(states)
+        optimizer = self.optimizer if opt is None else \
+            optimizer_from_json(opt, self.optimizer, Optimizer.opt_registry)
+        self.states, self.optimizer = new_states, optimizer
         self.states_synced = dict.fromkeys(self.states, False)
-        if opt is not None:
-            self.optimizer = _optimizer_from_json(opt, self.optimizer)
 
 
 def get_updater(optimizer) -> Updater:
     """The closure-like Updater MXNet's Module uses when not updating on a kvstore."""
     return Updater(optimizer)
-
-
-def _encode_tree(state, arrays):
-    if state is None:
-        return None
-    if isinstance(state, (list, tuple)):
-        key = "tuple" if isinstance(state, tuple) else "list"
-        return {key: [_encode_tree(s, arrays) for s in state]}
-    arrays.append(np.ascontiguousarray(state))
-    return {"a": len(arrays) - 1}
-
-
-def encode_states(states: dict, optimizer_json=None) -> bytes:
-    """Encode {index: None | array | list/tuple of arrays} without pickle (see Updater)."""
-    arrays: list = []
-    entries = [[_json_key(idx), _encode_tree(st, arrays)] for idx, st in states.items()]
-    metas, offset = [], 0
-    for arr in arrays:
-        dtype = arr.dtype.newbyteorder("<") if arr.dtype.byteorder == ">" else arr.dtype
-        metas.append({"dtype": dtype.str, "shape": list(arr.shape), "offset": offset})
-        offset += arr.nbytes
-    header = {"version": 1, "states": entries, "arrays": metas, "optimizer": optimizer_json}
-    head = _json_dumps(header).encode("utf-8")
-    body = b"".join(a.astype(np.dtype(m["dtype"]), copy=False).tobytes()
-                    for a, m in zip(arrays, metas))
-    return _STATES_MAGIC + len(head).to_bytes(8, "little") + head + body
-
-
-def decode_states(blob: bytes):
-    """Inverse of :func:`encode_states`: returns (states dict, optimizer json or None)."""
-    if not isinstance(blob, (bytes, bytearray)) or blob[:8] != _STATES_MAGIC:
-        raise ValueError("not a symgraph optimizer-states blob (bad magic)")
-    size = int.from_bytes(blob[8:16], "little")
-    header = json.loads(bytes(blob[16:16 + size]).decode("utf-8"))
-    body = memoryview(blob)[16 + size:]
-    arrays = []
-    for meta in header["arrays"]:
-        dtype = np.dtype(meta["dtype"])
-        count = int(np.prod(meta["shape"], dtype=np.int64))
-        flat = np.frombuffer(body, dtype=dtype, count=count, offset=meta["offset"])
-        arrays.append(flat.reshape(meta["shape"]).astype(dtype.newbyteorder("="), copy=True))
-    states = {_from_json_key(k): _decode_tree(t, arrays) for k, t in header["states"]}
-    return states, header.get("optimizer")
-
-
-def _decode_tree(tree, arrays):
-    if tree is None:
-        return None
-    if "a" in tree:
-        return arrays[tree["a"]]
-    if "tuple" in tree:
-        return tuple(_decode_tree(t, arrays) for t in tree["tuple"])
-    return [_decode_tree(t, arrays) for t in tree["list"]]
-
-
-def _json_key(idx):
-    """Indices are ints (or names); JSON keeps the type when stored as a tagged pair."""
-    return {"i": int(idx)} if isinstance(idx, (int, np.integer)) else {"s": str(idx)}
-
-
-def _from_json_key(key):
-    return key["i"] if "i" in key else key["s"]
-
-
-def _json_dumps(obj) -> str:
-    return json.dumps(obj, separators=(",", ":"))
-
-
-_UNSERIALISED = object()
-
-
-def _plain(value):
-    """JSON form of a plain attribute value, or _UNSERIALISED (schedulers, symbols...)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, dict):
-        pairs = [[_json_key(k) if not isinstance(k, str) else {"s": k}, _plain(v)]
-                 for k, v in value.items()]
-        if any(v is _UNSERIALISED for _, v in pairs):
-            return _UNSERIALISED
-        return {"__pairs__": pairs}
-    return _UNSERIALISED
-
-
-def _unplain(value):
-    if isinstance(value, dict) and "__pairs__" in value:
-        return {_from_json_key(k): _unplain(v) for k, v in value["__pairs__"]}
-    return value
-
-
-def _optimizer_to_json(opt) -> dict:
-    attrs = {}
-    for name, value in vars(opt).items():
-        plain = _plain(value)
-        if plain is not _UNSERIALISED and name != "_index_update_count":
-            attrs[name] = plain
-    return {"name": type(opt).__name__.lower(), "attrs": attrs}
-
-
-def _optimizer_from_json(data, current):
-    """Rebuild the saved optimizer; keep the current scheduler/symbol info/param_dict."""
-    klass = Optimizer.opt_registry[data["name"]]
-    opt = klass.__new__(klass)
-    opt.__dict__.update({k: _unplain(v) for k, v in data["attrs"].items()})
-    for name in ("lr_scheduler", "sym_info", "param_dict"):
-        setattr(opt, name, getattr(current, name, None))
-    opt._index_update_count = opt._all_index_update_counts.setdefault(0, {})
-    return opt

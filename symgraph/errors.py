@@ -54,3 +54,28 @@ def format_shape(shape) -> str:
         return "unknown"
     dims = ["?" if d is None else str(d) for d in shape]
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+# ---- files (loaders, checkpoints) ----------------------------------------------------------
+class FileReadError(SerializationError, OSError):
+    """A model, params or states file that cannot be opened or read at all (missing, a
+    folder, no permission); also an ``OSError``, as ``open`` would raise."""
+
+
+class MissingFileError(FileReadError, FileNotFoundError):
+    """A file that does not exist (also a ``FileNotFoundError``)."""
+
+
+class CheckpointMismatchError(SerializationError):
+    """A ``.params`` and ``.states`` pair that come from two different saves."""
+
+
+def read_file_bytes(path, what: str) -> bytes:
+    """The bytes of ``path``; failures name the file and what it was meant to be."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise MissingFileError(f"no such {what}: '{path}'") from None
+    except OSError as exc:
+        raise FileReadError(f"cannot read {what} '{path}': {exc.strerror or exc}") from None

@@ -5,16 +5,25 @@ so every file symgraph writes goes through :func:`atomic_write`: the bytes go to
 file in the *same* directory (``os.replace`` is only atomic within one file system), the temp
 file is fsync'ed, renamed over the target, and the directory is fsync'ed so the rename itself
 survives a power cut. On any error the temp file is removed and the old file is untouched.
+
+A process killed mid-write leaves its temp file behind (``.name.<pid>-XXXXXXXX.tmp``). The
+next write of the same target removes such leftovers: those of processes that no longer
+run, those of this process that no write is using, and any older than an hour (a reused
+pid, or the ``.name.XXXXXXXX.tmp`` files of earlier versions). A live writer's temp file is
+never touched, so two processes saving one target do not break each other.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "atomic_write_text"]
+__all__ = ["atomic_write", "atomic_write_text", "clean_stale_temps"]
 
 
 def _read_umask() -> int:
@@ -25,6 +34,60 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+#: Temp files older than this are stale whoever wrote them.
+STALE_AFTER_S = 3600.0
+_ACTIVE: set[str] = set()
+_ACTIVE_LOCK = threading.Lock()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return pid > 0
+    return True
+
+
+def _is_stale(path: str, pid: int | None) -> bool:
+    with _ACTIVE_LOCK:
+        if path in _ACTIVE:
+            return False
+    try:
+        age = time.time() - os.stat(path).st_mtime
+    except OSError:
+        return False
+    if age > STALE_AFTER_S:
+        return True
+    if pid is None:
+        return False
+    return pid == os.getpid() or not _pid_alive(pid)
+
+
+def clean_stale_temps(path) -> list[str]:
+    """Remove the leftover temp files of earlier, interrupted writes of ``path``."""
+    path = os.fspath(path)
+    dirname = os.path.dirname(os.path.abspath(path))
+    base = os.path.basename(path)
+    pattern = re.compile(r"^\." + re.escape(base) + r"\.(?:(\d+)-)?[A-Za-z0-9_]{8}\.tmp$")
+    removed = []
+    try:
+        names = os.listdir(dirname)
+    except OSError:
+        return removed
+    for name in names:
+        match = pattern.match(name)
+        if not match:
+            continue
+        tmp = os.path.join(dirname, name)
+        if _is_stale(tmp, int(match.group(1)) if match.group(1) else None):
+            try:
+                os.unlink(tmp)
+                removed.append(tmp)
+            except OSError:
+                pass
+    return removed
 
 
 def _fsync_dir(dirname: str) -> None:
@@ -45,8 +108,11 @@ def atomic_write(path, data: bytes | bytearray | memoryview | Callable[[BinaryIO
     """Write ``data`` (bytes, or a ``writer(fileobj)`` callable) to ``path`` atomically."""
     path = os.fspath(path)
     dirname = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=dirname)
+    clean_stale_temps(path)
+    with _ACTIVE_LOCK:  # created and registered at once: no cleaner sees it unregistered
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.{os.getpid()}-",
+                                   suffix=".tmp", dir=dirname)
+        _ACTIVE.add(tmp)
     try:
         with os.fdopen(fd, "wb") as f:
             if callable(data):
@@ -63,6 +129,9 @@ def atomic_write(path, data: bytes | bytearray | memoryview | Callable[[BinaryIO
         except OSError:
             pass
         raise
+    finally:
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(tmp)
     _fsync_dir(dirname)
 
 

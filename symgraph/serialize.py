@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import logging
 
-from .errors import SerializationError, SymgraphError
+from . import json_fields as F
+from .errors import SerializationError, SymgraphError, read_file_bytes
 from .fileio import atomic_write_text
 from .graph import Entry, make_op_node, make_variable, topo_order
 from .ops.registry import get_op
@@ -81,23 +82,22 @@ def save_text(fname: str, text: str) -> None:
 
 
 def load_file(fname: str):
+    """Read a symbol file; every problem is a SerializationError naming the file."""
+    fname = str(fname)
+    raw = read_file_bytes(fname, "symbol file")
     try:
-        with open(fname, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise SerializationError(f"cannot read symbol file '{fname}': {exc.strerror}") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SerializationError(f"symbol file '{fname}' is not UTF-8 text: byte "
+                                 f"0x{raw[exc.start]:02x} at offset {exc.start}") from None
     try:
         return from_json(text)
     except SerializationError as exc:
-        raise SerializationError(f"{fname}: {exc}") from None
+        raise SerializationError(f"symbol file '{fname}': {exc}") from None
 
 
 def from_json(text: str):
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SerializationError(f"malformed symbol JSON: {exc.msg} at line {exc.lineno} "
-                                 f"column {exc.colno}") from None
+    doc = _parse_json(text)
     if not isinstance(doc, dict) or not isinstance(doc.get("nodes"), list):
         raise SerializationError("symbol JSON must be an object with a 'nodes' list")
     version = _version(doc)
@@ -107,65 +107,127 @@ def from_json(text: str):
     nodes = []
     for i, item in enumerate(doc["nodes"]):
         nodes.append(_load_node(i, item, nodes, version))
-    heads = doc.get("heads") or [[len(nodes) - 1, 0, 0]]
-    return tuple(_entry(nodes, ref, "heads") for ref in heads)
+    _check_index_lists(doc, len(nodes))
+    heads = doc.get("heads")
+    heads = [] if heads is None else F.need_list(heads, "'heads'")
+    if not heads:
+        if not nodes:
+            raise SerializationError("symbol JSON has no nodes")
+        heads = [[len(nodes) - 1, 0, 0]]
+    return tuple(_entry(nodes, ref, f"heads[{k}]") for k, ref in enumerate(heads))
+
+
+def _parse_json(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SerializationError(f"malformed symbol JSON: {exc.msg} at line {exc.lineno} "
+                                 f"column {exc.colno}") from None
+    except RecursionError:
+        raise SerializationError("malformed symbol JSON: nested too deeply") from None
+    except ValueError as exc:  # an integer literal longer than Python converts
+        raise SerializationError(f"malformed symbol JSON: {F.short(str(exc), 120)}") from None
 
 
 def _version(doc) -> int:
-    attrs = doc.get("attrs") or {}
+    attrs = F.need_dict(doc.get("attrs") or {}, "graph 'attrs'")
     value = attrs.get("mxnet_version")
-    if isinstance(value, list) and len(value) == 2:
-        return int(value[1])
-    return 800
+    if value is None:
+        return 800
+    if not (isinstance(value, list) and len(value) == 2 and F.is_int(value[1])
+            and 0 <= value[1] < 10**7):
+        raise SerializationError(f"graph attribute mxnet_version={F.short(value)} is not "
+                                 "[\"int\", VERSION]")
+    return value[1]
+
+
+def _check_index_lists(doc, count: int) -> None:
+    """``arg_nodes`` and ``node_row_ptr`` are recomputed on load, but wrong ones still mean
+    a corrupt file: their indices must be in range."""
+    if "arg_nodes" in doc:
+        for k, i in enumerate(F.need_list(doc["arg_nodes"], "'arg_nodes'")):
+            F.index_in(i, count, "'arg_nodes'", f"entry {k}")
+    if "node_row_ptr" in doc:
+        for k, i in enumerate(F.need_list(doc["node_row_ptr"], "'node_row_ptr'")):
+            if not F.is_int(i) or i < 0:
+                raise SerializationError(f"'node_row_ptr' entry {k} is {F.short(i)}, not an "
+                                         "integer >= 0")
 
 
 def _entry(nodes, ref, where) -> Entry:
     if not isinstance(ref, list) or len(ref) not in (2, 3):
-        raise SerializationError(f"{where}: bad input entry {ref!r}; expected [node, index, "
-                                 "version]")
-    node_id, out_index = int(ref[0]), int(ref[1])
-    if not 0 <= node_id < len(nodes):
-        raise SerializationError(f"{where}: input refers to node {node_id}, which is not an "
-                                 "earlier node (a cycle or a corrupt file)")
-    node = nodes[node_id]
-    if out_index >= node.num_outputs():
-        raise SerializationError(f"{where}: node '{node.name}' has no output {out_index}")
-    return Entry(node, out_index)
+        raise SerializationError(f"{where}: bad input entry {F.short(ref)}; expected [node, "
+                                 "index, version]")
+    if not F.is_int(ref[0]) or not 0 <= ref[0] < len(nodes):
+        raise SerializationError(f"{where}: input refers to node {F.short(ref[0])}, which is "
+                                 "not an earlier node (a cycle or a corrupt file)")
+    node = nodes[ref[0]]
+    F.index_in(ref[1], node.num_outputs(), f"{where}: input from node '{node.name}'",
+               "output index")
+    if len(ref) == 3 and (not F.is_int(ref[2]) or ref[2] < 0):
+        raise SerializationError(f"{where}: input version {F.short(ref[2])} is not an "
+                                 "integer >= 0")
+    return Entry(node, ref[1])
 
 
-def _node_attrs(item: dict) -> dict:
+def _node_attrs(item: dict, where: str) -> dict:
     attrs = {}
     for key in ("param", "attr", "attrs"):
-        value = item.get(key) or {}
-        if not isinstance(value, dict):
-            raise SerializationError(f"node '{item.get('name')}': '{key}' must be an object")
-        attrs.update({k: str(v) for k, v in value.items()})
+        value = F.need_dict(item.get(key) or {}, f"{where}: '{key}'")
+        for k, v in value.items():
+            attrs[F.need_text(k, f"{where}: attribute name")] = \
+                F.attr_text(v, f"{where}: attribute {F.short(k)}")
     for key in _LEGACY_HIDDEN:
         if key in attrs:
             attrs[f"__{key}__"] = attrs.pop(key)
     return attrs
 
 
+def _check_hidden(attrs: dict, where: str) -> None:
+    """Hidden keys the runtime reads as numbers are checked once, here."""
+    from .symbol import CODE_DTYPES
+
+    if "__shape__" in attrs:
+        F.shape_attr(attrs["__shape__"], where)
+    if "__dtype__" in attrs:
+        F.dtype_attr(attrs["__dtype__"], where, CODE_DTYPES)
+    for key in ("__lr_mult__", "__wd_mult__"):
+        if key in attrs:
+            F.multiplier_attr(attrs[key], where, key)
+
+
 def _load_node(i, item, nodes, version):
     if not isinstance(item, dict) or "op" not in item or "name" not in item:
         raise SerializationError(f"node {i}: needs 'op' and 'name' fields")
-    attrs = _node_attrs(item)
-    name = str(item["name"])
-    if item["op"] == "null":
+    op = F.need_text(item["op"], f"node {i}: 'op'")
+    name = F.need_text(item["name"], f"node {i}: 'name'")
+    where = f"node {i} {F.short(name, 80)}"
+    if len(op) > F.MAX_OP:
+        raise SerializationError(f"{where}: unknown op {F.short(op)}")
+    attrs = _node_attrs(item, where)
+    _check_hidden(attrs, where)
+    if "control_deps" in item:
+        for k, dep in enumerate(F.need_list(item["control_deps"], f"{where}: 'control_deps'")):
+            F.index_in(dep, i, where, f"control_deps[{k}]")
+    if op == "null":
+        if item.get("inputs"):
+            raise SerializationError(f"{where}: a variable has no inputs, got "
+                                     f"{F.short(item['inputs'])}")
         return make_variable(name, attrs)
     try:
-        opdef = get_op(item["op"])
+        opdef = get_op(op)
     except SymgraphError as exc:
-        raise SerializationError(f"node {i} '{name}': {exc}") from None
+        raise SerializationError(f"{where}: {exc}") from None
     if version < 10000 and opdef.name in ("argmax", "argmin") and attrs.get("axis") == "-1":
         attrs.pop("axis")
     _move_prefixed_hidden(attrs, item, nodes)
-    inputs = [_entry(nodes, ref, f"node {i} '{name}'") for ref in item.get("inputs", [])]
+    refs = F.need_list(item.get("inputs", []), f"{where}: 'inputs'")
+    inputs = [_entry(nodes, ref, where) for ref in refs]
     inputs = _add_missing_inputs(opdef, name, attrs, inputs)
     try:
         return make_op_node(opdef.name, name, inputs, attrs)
     except SymgraphError as exc:
-        raise SerializationError(f"node {i} '{name}': {exc}") from None
+        raise SerializationError(f"{where}: {exc}") from None
 
 
 def _move_prefixed_hidden(attrs, item, nodes):
@@ -178,6 +240,7 @@ def _move_prefixed_hidden(attrs, item, nodes):
             if not key.endswith("_" + hidden) or key.startswith("__"):
                 continue
             value = attrs.pop(key)
+            F.multiplier_attr(value, f"node '{item['name']}'", key)
             target = f"{item['name']}_{key[: -len(hidden) - 1]}"
             for pos, node in enumerate(nodes):
                 if node.is_variable and node.name == target:

@@ -54,6 +54,12 @@ def _parse_float_tuple(text: str) -> tuple[float, ...]:
     return tuple(float(v) for v in value)
 
 
+def _clip(value, limit: int = 80) -> str:
+    """A repr short enough for one error line (file attributes can be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _parse_str(text: str) -> str:
     return text
 
@@ -97,14 +103,15 @@ class ParamSpec:
     def parse(self, text: str, op_name: str, node_name: str):
         try:
             value = PARSERS[self.kind](str(text))
-        except (ValueError, SyntaxError, TypeError) as exc:
+        except (ValueError, SyntaxError, TypeError, OverflowError, RecursionError,
+                MemoryError) as exc:  # "1e400" overflows int(); "((((..." the parser
             raise OpAttributeError(
-                f"{op_name} node '{node_name}': attribute {self.name}={text!r} is not a valid "
-                f"{self.kind} ({exc})"
+                f"{op_name} node '{node_name}': attribute {self.name}={_clip(text)} is not a "
+                f"valid {self.kind} ({_clip(str(exc))})"
             ) from None
         if self.choices and value not in self.choices:
             raise OpAttributeError(
-                f"{op_name} node '{node_name}': attribute {self.name}={text!r} must be one of "
+                f"{op_name} node '{node_name}': attribute {self.name}={_clip(text)} must be one of "
                 f"{', '.join(map(str, self.choices))}"
             )
         return value
