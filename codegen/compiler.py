@@ -20,7 +20,7 @@ from codegen.program import KernelCall, Program, compile_program
 from symgraph.autodiff import gradient_entries, head_gradient_variables
 from symgraph.errors import CompileError
 from symgraph.graph import Entry, dump, topo_order
-from symgraph.infer import infer_dtypes, infer_shapes
+from symgraph.infer import infer_dtypes, infer_shapes, label_only_variables
 
 try:
     from symgraph.passes.pipeline import optimize
@@ -118,9 +118,27 @@ def compile_graph(symbol, shapes: dict, dtypes: dict, grad_req: dict, name_hint=
     fwd_heads, grad_heads = list(all_heads[: len(heads)]), list(all_heads[len(heads):])
     grads = _realign(grads, grad_heads)
     build = _Build()
-    _infer(build, all_heads, heads, head_vars, shapes, dtypes)
+    _infer(build, all_heads, heads, head_vars, shapes, _input_dtypes(heads, dtypes))
     return _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_vars,
                               grad_req, arg_names, aux_names, name_hint, poison)
+
+
+#: dtypes an input may be given in that native code does not store, and what it stores
+#: instead (values are converted when they are copied in, as numpy's casting='unsafe')
+_STORED_AS = {"float16": "float32", "int8": "int64", "int16": "int64", "int32": "int64",
+              "uint8": "int64", "uint16": "int64", "uint32": "int64", "uint64": "int64"}
+
+
+def _input_dtypes(heads, dtypes: dict) -> dict:
+    """The dtypes inputs are stored in: labels of loss ops take the graph's float dtype
+    whatever they were given as, other inputs the nearest dtype native code has."""
+    labels = label_only_variables(heads)
+    out = {}
+    for name, dtype in dtypes.items():
+        if name in labels and dtype not in ("float32", "float64"):
+            continue
+        out[name] = _STORED_AS.get(dtype, dtype)
+    return out
 
 
 def _realign(grads, optimized):

@@ -12,7 +12,7 @@ import numpy as np
 
 from codegen.compile_cache import compile_cached
 from runtime.context import cpu
-from symgraph.errors import ExecutorError, format_shape
+from symgraph.errors import ExecutorError, ParameterError, format_shape
 from symgraph.symbol import set_binder
 
 GRAD_REQS = ("null", "write", "add", "inplace")
@@ -167,7 +167,7 @@ class Executor:
         if name not in target:
             if allow_extra:
                 return
-            raise ValueError(f"Find name \"{name}\" that is not in the {what}s")
+            raise ParameterError(f"Find name \"{name}\" that is not in the {what}s")
         value = np.asarray(value)
         if value.shape != target[name].shape:
             raise ExecutorError(f"copy_params_from: '{name}' has shape "

@@ -13,11 +13,14 @@ import importlib
 
 from . import sym
 from .errors import (  # noqa: F401
+    BindError,
     CompileError,
     DTypeError,
     ExecutorError,
     GraphError,
+    MemoryLimitError,
     OpAttributeError,
+    ParameterError,
     SerializationError,
     ShapeError,
     SymgraphError,

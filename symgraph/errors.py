@@ -54,3 +54,18 @@ def format_shape(shape) -> str:
         return "unknown"
     dims = ["?" if d is None else str(d) for d in shape]
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+# ---- bind-time checks (Module parameters, input names, memory) ----------------------------
+class ParameterError(SymgraphError, ValueError):
+    """Parameter values that do not fit the bound symbol: a name it does not have (without
+    ``allow_extra``) or a value missing where nothing initializes it."""
+
+
+class BindError(SymgraphError, ValueError):
+    """Inputs given to bind (data/label names and shapes) that contradict the module."""
+
+
+class MemoryLimitError(SymgraphError, MemoryError):
+    """A graph, batch or parameter larger than the memory limit, refused before anything
+    is allocated or compiled (``sg.set_memory_limit`` / ``SYMGRAPH_MEMORY_LIMIT``)."""
