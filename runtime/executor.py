@@ -13,6 +13,7 @@ import numpy as np
 from codegen.compile_cache import compile_cached
 from runtime.context import cpu
 from symgraph.errors import ExecutorError, ParameterError, format_shape
+from symgraph.infer import given_shape
 from symgraph.symbol import set_binder
 
 GRAD_REQS = ("null", "write", "add", "inplace")
@@ -212,6 +213,7 @@ class Binder:
         arg_names = symbol.list_arguments()
         reqs = normalize_grad_req(grad_req, arg_names)
         dtypes = {k: np.dtype(v).name for k, v in (type_dict or {}).items()}
+        shapes = {k: given_shape(k, v) for k, v in shapes.items()}
         compiled = compile_cached(symbol, shapes, dtypes, reqs)
         return Executor(symbol, compiled, reqs, ctx)
 
