@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from codegen import builders, builders_nn, fusion
+import numpy as np
+
+from codegen import builders, builders_nn, fusion, limits
 from codegen import loop_ir as L
 from codegen.lower import BufferTable, LogicalCall, LowerContext
 from codegen.memplan import MemoryPlan, plan_memory, poison_dead_buffers
@@ -119,6 +121,7 @@ def compile_graph(symbol, shapes: dict, dtypes: dict, grad_req: dict, name_hint=
     grads = _realign(grads, grad_heads)
     build = _Build()
     _infer(build, all_heads, heads, head_vars, shapes, _input_dtypes(heads, dtypes))
+    _check_tensor_sizes(build)
     return _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_vars,
                               grad_req, arg_names, aux_names, name_hint, poison)
 
@@ -164,6 +167,20 @@ def _infer(build, all_heads, heads, head_vars, shapes, dtypes):
     if missing:
         raise CompileError(f"cannot compile: shapes unknown for {missing[:8]}; give the "
                            "shapes of all data inputs")
+
+
+def _check_tensor_sizes(build):
+    """Before anything is lowered: no single tensor may exceed the memory limit."""
+    limits.check_tensors((_describe_entry(entry), shape,
+                          np.dtype(build.dtypes.get(entry) or "float32").itemsize)
+                         for entry, shape in build.shapes.items() if shape is not None)
+
+
+def _describe_entry(entry) -> str:
+    node = entry.node
+    if node.is_variable:
+        return f"input '{node.name}'"
+    return f"output {entry.index} of {node.op} node '{node.name}'"
 
 
 def _key(build, entry) -> int:
@@ -220,6 +237,8 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
     pred_calls, pred_bwd = fusion.fuse([pred_calls + extra, raw_bwd], build.table, keep)
     plan = plan_memory(fwd_calls + bwd_calls, build.table, persistent)
     pred_plan = plan_memory(pred_calls + pred_bwd, build.table, persistent)
+    limits.check_bytes(max(plan.arena_bytes, pred_plan.arena_bytes),
+                       f"the executor of '{name_hint}' (its memory plan)")
     if poison:
         def nan_fill(key):
             return _fill_call(key, build.table.sizes[key], build.table.dtypes[key], float("nan"))

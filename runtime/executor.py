@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from codegen import limits
 from codegen.compile_cache import compile_cached
 from runtime.context import cpu
 from symgraph.errors import ExecutorError, ParameterError, format_shape
@@ -41,6 +42,7 @@ class Executor:
         self._compiled = compiled
         self._grad_req = grad_req
         self._ctx = ctx or cpu()
+        limits.check_bytes(compiled.arena_bytes, f"the executor of '{symbol.name or 'graph'}'")
         self._arena = _arena(compiled.arena_bytes)
         self._address = self._arena.ctypes.data
         self._run = compiled.program.run

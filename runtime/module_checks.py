@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from symgraph.errors import BindError, ParameterError, ShapeError, format_shape
+from symgraph.infer import label_only_variables
 
 
 def _shape_of(value) -> tuple:
@@ -89,7 +90,9 @@ def check_loaded_params(symbol, descs, arg_params, aux_params, param_names, aux_
     be there, be known to the symbol and fit the shapes the new inputs give."""
     check_extra(arg_params, param_names, "arguments", source)
     check_extra(aux_params, aux_names, "auxiliary states", source)
-    check_missing(arg_params, param_names, "arguments", source)
+    # a loss's label bound without label_names (predict) is no parameter a file would hold
+    labels = label_only_variables(symbol.outputs)
+    check_missing(arg_params, [n for n in param_names if n not in labels], "arguments", source)
     check_missing(aux_params, aux_names, "auxiliary states", source)
     expected = expected_param_shapes(symbol, descs)
     check_param_values(arg_params, expected, "parameter", source)
