@@ -13,7 +13,7 @@ import numpy as np
 from codegen import limits
 from codegen.compile_cache import compile_cached
 from runtime.context import cpu
-from symgraph.errors import ExecutorError, ParameterError, format_shape
+from symgraph.errors import ExecutorError, ParameterError, ShapeError, format_shape
 from symgraph.infer import given_shape
 from symgraph.symbol import set_binder
 
@@ -183,7 +183,9 @@ class Executor:
         for name in kwargs:
             if name not in self.arg_dict:
                 raise ExecutorError(f"reshape: unknown argument '{name}'")
-        fixed = {k: tuple(v) for k, v in kwargs.items()}
+        fixed = {k: given_shape(k, v) for k, v in kwargs.items()}
+        if not partial_shaping:
+            self._check_unspecified_shapes(fixed)
         new = BINDER.simple_bind(self._symbol, self._ctx, grad_req=self._grad_req,
                                  type_dict={n: a.dtype for n, a in self.arg_dict.items()},
                                  **fixed)
@@ -191,6 +193,18 @@ class Executor:
                   if n in new.arg_dict and new.arg_dict[n].shape == a.shape}
         new.copy_params_from(params, self.aux_dict)
         return new
+
+    def _check_unspecified_shapes(self, fixed):
+        """MXNet's rule: an argument not named in reshape() keeps its shape (else its
+        values could not carry over), unless partial_shaping=True."""
+        arg_shapes, _, _ = self._symbol.infer_shape_partial(**fixed)
+        for name, shape in zip(self._symbol.list_arguments(), arg_shapes):
+            old = self.arg_dict[name].shape
+            if name not in fixed and shape and tuple(shape) != old:
+                raise ShapeError(f"reshape: shape of unspecified argument '{name}' changed "
+                                 f"from {format_shape(old)} to {format_shape(tuple(shape))}; "
+                                 "its values cannot carry over (pass partial_shaping=True if "
+                                 "this is intended)")
 
     def set_monitor_callback(self, callback, monitor_all=False):
         self._monitor = callback

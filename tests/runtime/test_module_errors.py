@@ -239,3 +239,15 @@ def test_embedding_and_one_hot_indices_of_any_dtype(dtype):
     emb, hot = exe.forward()
     np.testing.assert_array_equal(emb, np.arange(15).reshape(5, 3)[[4, 0, 2, 1]])
     np.testing.assert_array_equal(hot, np.eye(5)[[4, 0, 2, 1]])
+
+
+def test_executor_reshape_refuses_changing_unspecified_params():
+    exe = mlp().simple_bind(sg.cpu(), data=(20, 16))
+    exe.arg_dict["fc1_weight"][:] = 0.25
+    with pytest.raises(sg.ShapeError, match=r"unspecified argument 'fc1_weight' changed from "
+                                            r"\(64, 16\) to \(64, 15\)"):
+        exe.reshape(data=(20, 15), softmax_label=(20,))
+    smaller = exe.reshape(data=(5, 16), softmax_label=(5,))
+    np.testing.assert_array_equal(smaller.arg_dict["fc1_weight"], exe.arg_dict["fc1_weight"])
+    other = exe.reshape(partial_shaping=True, data=(20, 15), softmax_label=(20,))
+    assert other.arg_dict["fc1_weight"].shape == (64, 15)
