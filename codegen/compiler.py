@@ -237,8 +237,6 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
     pred_calls, pred_bwd = fusion.fuse([pred_calls + extra, raw_bwd], build.table, keep)
     plan = plan_memory(fwd_calls + bwd_calls, build.table, persistent)
     pred_plan = plan_memory(pred_calls + pred_bwd, build.table, persistent)
-    limits.check_bytes(max(plan.arena_bytes, pred_plan.arena_bytes),
-                       f"the executor of '{name_hint}' (its memory plan)")
     if poison:
         def nan_fill(key):
             return _fill_call(key, build.table.sizes[key], build.table.dtypes[key], float("nan"))
@@ -249,6 +247,7 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
               "backward": (bwd_calls, plan), "forward_backward": (fwd_calls + bwd_calls, plan),
               "predict_backward": (pred_bwd, pred_plan)}
     program = _program(phases, build.table)
+    limits.check_bytes(limits.program_bytes(program), f"the executor of '{name_hint}'")
     compiled = compile_program(program, name_hint)
     result = _describe(compiled, plan, build, symbol, variables, arg_names, aux_names,
                        grad_keys, out_keys, head_vars, fwd_heads)

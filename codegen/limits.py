@@ -141,6 +141,13 @@ def _suggest(nbytes: int) -> str:
     return f"{gib}G"
 
 
+def program_bytes(program) -> int:
+    """What an executor of ``program`` allocates: its arena plus the buffers it holds
+    outside the arena (arguments, gradients and aux states, where the program has them)."""
+    outside = getattr(program, "externals", ())
+    return program.arena_bytes + sum(buf.nbytes for buf in outside)
+
+
 def check_tensors(entries) -> None:
     """``entries``: (label, shape, itemsize) triples in graph order; the first one over
     the limit is named with its shape (a tensor larger than the limit can never be bound,

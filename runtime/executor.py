@@ -42,7 +42,8 @@ class Executor:
         self._compiled = compiled
         self._grad_req = grad_req
         self._ctx = ctx or cpu()
-        limits.check_bytes(compiled.arena_bytes, f"the executor of '{symbol.name or 'graph'}'")
+        limits.check_bytes(limits.program_bytes(compiled.program.program),
+                           f"the executor of '{symbol.name or 'graph'}'")
         self._arena = _arena(compiled.arena_bytes)
         self._address = self._arena.ctypes.data
         self._run = compiled.program.run

@@ -80,3 +80,11 @@ def test_check_tensors_names_the_largest():
     with pytest.raises(sg.MemoryLimitError, match=r"big of shape \(100, 100\) needs"):
         limits.check_tensors(entries)
     limits.check_tensors([("small", (4,), 4)])
+
+
+def test_program_bytes_counts_buffers_outside_the_arena():
+    from types import SimpleNamespace as NS
+
+    assert limits.program_bytes(NS(arena_bytes=100)) == 100
+    outside = (NS(nbytes=50), NS(nbytes=8))
+    assert limits.program_bytes(NS(arena_bytes=100, externals=outside)) == 158
