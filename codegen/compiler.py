@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from codegen import builders, builders_nn, fusion
+import numpy as np
+
+from codegen import builders, builders_nn, fusion, limits
 from codegen import loop_ir as L
 from codegen.lower import BufferTable, LogicalCall, LowerContext
 from codegen.memplan import MemoryPlan, plan_memory, poison_dead_buffers
@@ -20,7 +22,7 @@ from codegen.program import KernelCall, Program, compile_program
 from symgraph.autodiff import gradient_entries, head_gradient_variables
 from symgraph.errors import CompileError
 from symgraph.graph import Entry, dump, topo_order
-from symgraph.infer import infer_dtypes, infer_shapes
+from symgraph.infer import infer_dtypes, infer_shapes, label_only_variables
 
 try:
     from symgraph.passes.pipeline import optimize
@@ -118,9 +120,28 @@ def compile_graph(symbol, shapes: dict, dtypes: dict, grad_req: dict, name_hint=
     fwd_heads, grad_heads = list(all_heads[: len(heads)]), list(all_heads[len(heads):])
     grads = _realign(grads, grad_heads)
     build = _Build()
-    _infer(build, all_heads, heads, head_vars, shapes, dtypes)
+    _infer(build, all_heads, heads, head_vars, shapes, _input_dtypes(heads, dtypes))
+    _check_tensor_sizes(build)
     return _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_vars,
                               grad_req, arg_names, aux_names, name_hint, poison)
+
+
+#: dtypes an input may be given in that native code does not store, and what it stores
+#: instead (values are converted when they are copied in, as numpy's casting='unsafe')
+_STORED_AS = {"float16": "float32", "int8": "int64", "int16": "int64", "int32": "int64",
+              "uint8": "int64", "uint16": "int64", "uint32": "int64", "uint64": "int64"}
+
+
+def _input_dtypes(heads, dtypes: dict) -> dict:
+    """The dtypes inputs are stored in: labels of loss ops take the graph's float dtype
+    whatever they were given as, other inputs the nearest dtype native code has."""
+    labels = label_only_variables(heads)
+    out = {}
+    for name, dtype in dtypes.items():
+        if name in labels and dtype not in ("float32", "float64"):
+            continue
+        out[name] = _STORED_AS.get(dtype, dtype)
+    return out
 
 
 def _realign(grads, optimized):
@@ -146,6 +167,20 @@ def _infer(build, all_heads, heads, head_vars, shapes, dtypes):
     if missing:
         raise CompileError(f"cannot compile: shapes unknown for {missing[:8]}; give the "
                            "shapes of all data inputs")
+
+
+def _check_tensor_sizes(build):
+    """Before anything is lowered: no single tensor may exceed the memory limit."""
+    limits.check_tensors((_describe_entry(entry), shape,
+                          np.dtype(build.dtypes.get(entry) or "float32").itemsize)
+                         for entry, shape in build.shapes.items() if shape is not None)
+
+
+def _describe_entry(entry) -> str:
+    node = entry.node
+    if node.is_variable:
+        return f"input '{node.name}'"
+    return f"output {entry.index} of {node.op} node '{node.name}'"
 
 
 def _key(build, entry) -> int:
@@ -212,6 +247,7 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
               "backward": (bwd_calls, plan), "forward_backward": (fwd_calls + bwd_calls, plan),
               "predict_backward": (pred_bwd, pred_plan)}
     program = _program(phases, build.table)
+    limits.check_bytes(limits.program_bytes(program), f"the executor of '{name_hint}'")
     compiled = compile_program(program, name_hint)
     result = _describe(compiled, plan, build, symbol, variables, arg_names, aux_names,
                        grad_keys, out_keys, head_vars, fwd_heads)

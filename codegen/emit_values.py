@@ -106,7 +106,7 @@ class ValueEmitter:
         if src in fl and dst in fl:
             op = self.b.fpext if dst == "float64" else self.b.fptrunc
         elif src in fl:
-            op = self.b.fptosi if dst == L.INT else None
+            op = self.fptosi_sat if dst == L.INT else None
         elif dst in fl:
             op = self.b.uitofp if src == L.BOOL else self.b.sitofp
         else:
@@ -115,6 +115,15 @@ class ValueEmitter:
             v = self.compare("ne", src, v, ir.Constant(v.type, None))
             return v, is_vec
         return op(v, ty), is_vec
+
+    def fptosi_sat(self, v, ty):
+        """Float to int64 defined everywhere (plain fptosi is poison for NaN, inf and
+        values out of range): truncates, saturates at the int64 range, NaN gives 0."""
+        name = f"llvm.fptosi.sat.{vecmath.mangle(ty)}.{vecmath.mangle(v.type)}"
+        module = self.b.module
+        fn = module.globals.get(name) or ir.Function(module, ir.FunctionType(ty, [v.type]),
+                                                     name=name)
+        return self.b.call(fn, [v])
 
     def call_intrinsic(self, name, *args):
         ty = args[0].type

@@ -90,7 +90,9 @@ def loop_softmax_output_grad(p, rows, classes, inner, prob, label, out):
     if inner == 1:
         r = L.Const(0, L.INT)
     lab = L.Load(label, i * inner + r)
-    onehot = L.Cast(L.Cmp("eq", L.Cast(L.Cast(lab, L.INT), dt), L.Cast(c, dt)), dt)
+    # trunc(label) == c in floats, as the short-row emitter: NaN, inf and labels out of
+    # range select no class (MXNet), and no float -> int conversion is needed
+    onehot = L.Cast(L.Cmp("eq", L.Un("trunc", lab), L.Cast(c, dt)), dt)
     if p.smooth_alpha:
         alpha = p.smooth_alpha
         onehot = onehot * (1.0 - alpha) + (1.0 - onehot) * (alpha / (classes - 1))

@@ -56,16 +56,16 @@ def _check_names_match(names, descs, kind, throw):
         warnings.warn(msg, stacklevel=4)
 
 
-def _as_descs(shapes):
+def as_descs(shapes):
     return [s if isinstance(s, DataDesc) else DataDesc(*s) for s in shapes]
 
 
 def parse_data_desc(data_names, label_names, data_shapes, label_shapes):
     """DataDescs from (name, shape) pairs; wrong data names raise, wrong labels only warn."""
-    data_shapes = _as_descs(data_shapes)
+    data_shapes = as_descs(data_shapes)
     _check_names_match(data_names, data_shapes, "data", True)
     if label_shapes is not None:
-        label_shapes = _as_descs(label_shapes)
+        label_shapes = as_descs(label_shapes)
         _check_names_match(label_names, label_shapes, "label", False)
     else:
         _check_names_match(label_names, [], "label", False)
@@ -190,6 +190,8 @@ class BaseModule:
                          force_init=force_init)
         self.init_optimizer(kvstore=kvstore, optimizer=optimizer,
                             optimizer_params=optimizer_params)
+        if eval_data:
+            self.check_data_fits(eval_data)
         if validation_metric is None:
             validation_metric = eval_metric
         if not isinstance(eval_metric, _metric.EvalMetric):
@@ -276,6 +278,10 @@ class BaseModule:
     def symbol(self):
         """The symbol this module computes."""
         return self._symbol
+
+    def check_data_fits(self, data_iter):
+        """Raise before training when ``data_iter``'s batches cannot run on this module
+        (Module: only the batch size may differ from the bound shapes)."""
 
     def install_monitor(self, mon):
         raise NotImplementedError()

@@ -135,23 +135,39 @@ def _fit_args(p):
                    help="plot train/validation accuracy per epoch (needs matplotlib)")
 
 
+def _at_least_one(name, value):
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1 (got {value})")
+
+
+def _batch_size_for(batch_size, samples, what):
+    """fit needs batch_size <= the samples (MXNet's NDArrayIter asserts it); predict and
+    score only pad, so a larger request is cut to the data and never sized past it."""
+    _at_least_one("--batch-size", batch_size)
+    if batch_size > samples and what == "training":
+        raise ValueError(f"--batch-size {batch_size} is larger than the training set "
+                         f"({samples} samples)")
+    return min(batch_size, max(samples, 1))
+
+
 def _fit(args):
-    if args.epochs < 1 or args.batch_size < 1:
-        raise ValueError("--epochs and --batch-size must be positive")
+    _at_least_one("--epochs", args.epochs)
+    _at_least_one("--batch-size", args.batch_size)
     logging.basicConfig(level=logging.INFO)
     if args.symbol:
         symbol = load_symbol(args.symbol)
     else:
         symbol = build_model(args.model or f"mlp-{args.data}")
     (X, y), (Xv, yv) = load_data(args.data)
+    batch_size = _batch_size_for(args.batch_size, len(X), "training")
     params = {"learning_rate": args.lr}
     if args.momentum is not None:
         params["momentum"] = args.momentum
     mod = _module_class()(symbol, data_names=("data",), label_names=("softmax_label",))
-    mod.fit(_iter(X, y, args.batch_size, shuffle=True),
-            eval_data=_iter(Xv, yv, args.batch_size), optimizer=args.optimizer,
+    mod.fit(_iter(X, y, batch_size, shuffle=True),
+            eval_data=_iter(Xv, yv, min(batch_size, len(Xv))), optimizer=args.optimizer,
             optimizer_params=params, num_epoch=args.epochs,
-            batch_end_callback=_batch_callback(len(X), args.batch_size),
+            batch_end_callback=_batch_callback(len(X), batch_size),
             epoch_end_callback=_checkpoint(args.prefix))
     if args.history:
         from runtime.viz_history import plot_history
@@ -209,11 +225,16 @@ def _predict_args(p):
 def _predict(args):
     if not args.output.endswith((".npy", ".csv")):
         raise ValueError(f"-o {args.output!r}: expected a .npy or .csv file")
+    _at_least_one("--batch-size", args.batch_size)
     X = _read_input(args.input)
-    mod = _load_module(args.prefix, args.epoch, args.batch_size, X.shape[1:], False)
+    if X.ndim < 1 or len(X) == 0:
+        raise ValueError(f"--input {args.input!r}: expected one sample per row, got an "
+                         f"array of shape {X.shape}")
+    batch_size = _batch_size_for(args.batch_size, len(X), "input")
+    mod = _load_module(args.prefix, args.epoch, batch_size, X.shape[1:], False)
     from runtime.io import NDArrayIter
 
-    out = mod.predict(NDArrayIter(X, None, batch_size=args.batch_size))
+    out = mod.predict(NDArrayIter(X, None, batch_size=batch_size))
     preds = np.asarray(out.asnumpy() if hasattr(out, "asnumpy") else out)
     if args.output.endswith(".npy"):
         np.save(args.output, preds)
@@ -230,9 +251,11 @@ def _score_args(p):
 
 
 def _score(args):
+    _at_least_one("--batch-size", args.batch_size)
     _, (Xv, yv) = load_data(args.data)
-    mod = _load_module(args.prefix, args.epoch, args.batch_size, Xv.shape[1:], True)
-    for name, value in mod.score(_iter(Xv, yv, args.batch_size), args.metric):
+    batch_size = _batch_size_for(args.batch_size, len(Xv), "validation")
+    mod = _load_module(args.prefix, args.epoch, batch_size, Xv.shape[1:], True)
+    for name, value in mod.score(_iter(Xv, yv, batch_size), args.metric):
         print(f"{name}={value:.6f}")
 
 

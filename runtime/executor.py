@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from codegen import limits
 from codegen.compile_cache import compile_cached
 from runtime.context import cpu
-from symgraph.errors import ExecutorError, format_shape
+from symgraph.errors import ExecutorError, ParameterError, ShapeError, format_shape
+from symgraph.infer import given_shape
 from symgraph.symbol import set_binder
 
 GRAD_REQS = ("null", "write", "add", "inplace")
@@ -40,6 +42,8 @@ class Executor:
         self._compiled = compiled
         self._grad_req = grad_req
         self._ctx = ctx or cpu()
+        limits.check_bytes(limits.program_bytes(compiled.program.program),
+                           f"the executor of '{symbol.name or 'graph'}'")
         self._arena = _arena(compiled.arena_bytes)
         self._address = self._arena.ctypes.data
         self._run = compiled.program.run
@@ -167,7 +171,7 @@ class Executor:
         if name not in target:
             if allow_extra:
                 return
-            raise ValueError(f"Find name \"{name}\" that is not in the {what}s")
+            raise ParameterError(f"Find name \"{name}\" that is not in the {what}s")
         value = np.asarray(value)
         if value.shape != target[name].shape:
             raise ExecutorError(f"copy_params_from: '{name}' has shape "
@@ -180,7 +184,9 @@ class Executor:
         for name in kwargs:
             if name not in self.arg_dict:
                 raise ExecutorError(f"reshape: unknown argument '{name}'")
-        fixed = {k: tuple(v) for k, v in kwargs.items()}
+        fixed = {k: given_shape(k, v) for k, v in kwargs.items()}
+        if not partial_shaping:
+            self._check_unspecified_shapes(fixed)
         new = BINDER.simple_bind(self._symbol, self._ctx, grad_req=self._grad_req,
                                  type_dict={n: a.dtype for n, a in self.arg_dict.items()},
                                  **fixed)
@@ -188,6 +194,18 @@ class Executor:
                   if n in new.arg_dict and new.arg_dict[n].shape == a.shape}
         new.copy_params_from(params, self.aux_dict)
         return new
+
+    def _check_unspecified_shapes(self, fixed):
+        """MXNet's rule: an argument not named in reshape() keeps its shape (else its
+        values could not carry over), unless partial_shaping=True."""
+        arg_shapes, _, _ = self._symbol.infer_shape_partial(**fixed)
+        for name, shape in zip(self._symbol.list_arguments(), arg_shapes):
+            old = self.arg_dict[name].shape
+            if name not in fixed and shape and tuple(shape) != old:
+                raise ShapeError(f"reshape: shape of unspecified argument '{name}' changed "
+                                 f"from {format_shape(old)} to {format_shape(tuple(shape))}; "
+                                 "its values cannot carry over (pass partial_shaping=True if "
+                                 "this is intended)")
 
     def set_monitor_callback(self, callback, monitor_all=False):
         self._monitor = callback
@@ -212,6 +230,7 @@ class Binder:
         arg_names = symbol.list_arguments()
         reqs = normalize_grad_req(grad_req, arg_names)
         dtypes = {k: np.dtype(v).name for k, v in (type_dict or {}).items()}
+        shapes = {k: given_shape(k, v) for k, v in shapes.items()}
         compiled = compile_cached(symbol, shapes, dtypes, reqs)
         return Executor(symbol, compiled, reqs, ctx)
 

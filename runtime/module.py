@@ -26,8 +26,15 @@ import numpy as np
 
 from symgraph.errors import SerializationError, SymgraphError
 
+from . import module_checks as _checks
 from . import optimizer as _opt
-from .base_module import DEFAULT_INITIALIZER, BaseModule, check_input_names, parse_data_desc
+from .base_module import (
+    DEFAULT_INITIALIZER,
+    BaseModule,
+    as_descs,
+    check_input_names,
+    parse_data_desc,
+)
 from .checkpoint import (
     check_pair,
     check_states,
@@ -118,6 +125,7 @@ class Module(BaseModule):
         self._params_dirty = False
         self._reset_optimizer()
         self._preload_opt_states = None
+        self._param_source = None  # where preset parameters came from (checked at bind)
         self._stash = None
         self._live_fused = None
         self._reset_bind()
@@ -196,17 +204,36 @@ class Module(BaseModule):
             assert not inputs_need_grad
         data_descs, label_descs = parse_data_desc(self._data_names, self._label_names,
                                                   data_shapes, label_shapes)
+        _checks.check_label_names(self._label_names, label_descs,
+                                  self._symbol.list_arguments(), self._data_names)
         self._grad_reqs = self._make_grad_reqs(grad_req, data_descs)
         if shared_module is not None:
             self._borrow(shared_module)
+        self._check_preset_params(list(data_descs) + list(label_descs or ()))
         self._activate(data_descs, label_descs)
+        self._param_source = None
         self.binded = True
+
+    def _check_preset_params(self, descs):
+        """Parameters set before bind (Module.load, a re-bind, a shared module) must fit
+        the shapes these inputs give, before anything is compiled."""
+        if self._arg_params is None or not self.params_initialized:
+            return
+        if self._param_source == "shared module":
+            expected = _checks.expected_param_shapes(self._symbol, descs)
+            _checks.check_param_values(self._arg_params, expected, "parameter", "bind")
+            _checks.check_param_values(self._aux_params, expected, "auxiliary state", "bind")
+            return
+        _checks.check_loaded_params(self._symbol, descs, self._arg_params, self._aux_params,
+                                    self._param_names, self._aux_names,
+                                    self._param_source or "bind")
 
     def _borrow(self, shared_module):
         """Take the shared module's parameter values and optimizer (values are copied:
         executors do not share arenas)."""
         assert shared_module.binded and shared_module.params_initialized
         self._arg_params, self._aux_params = shared_module.get_params()
+        self._param_source = "shared module"
         self.params_initialized = True
         if shared_module.optimizer_initialized:
             self._optimizer = shared_module._optimizer
@@ -250,6 +277,9 @@ class Module(BaseModule):
         descs = list(data_descs) + list(label_descs or ())
         key = _shape_key(descs)
         bound = self._exec_cache.get(key)
+        if bound is None and self._bound is not None:
+            _checks.check_reshape(self._symbol, self._bound_descs(), descs,
+                                  {**self._arg_params, **self._aux_params})
         if bound is None:
             bound = _Bound(self._bind_executor(descs), data_descs, label_descs,
                            self._output_names)
@@ -261,6 +291,19 @@ class Module(BaseModule):
         self._data_shapes, self._label_shapes = list(data_descs), label_descs
         self._arg_params = {n: bound.exe.arg_dict[n] for n in self._param_names}
         self._aux_params = {n: bound.exe.aux_dict[n] for n in self._aux_names}
+
+    def check_data_fits(self, data_iter):
+        """An evaluation set whose feature shape differs from the bound one raises before
+        fit trains an epoch on it (only the batch size may change)."""
+        descs = list(getattr(data_iter, "provide_data", None) or ())
+        descs += list(getattr(data_iter, "provide_label", None) or ())
+        if not descs or _shape_key(descs) in self._exec_cache:
+            return
+        _checks.check_reshape(self._symbol, self._bound_descs(), as_descs(descs),
+                              {**self._arg_params, **self._aux_params})
+
+    def _bound_descs(self):
+        return list(self._data_shapes) + list(self._label_shapes or ())
 
     def reshape(self, data_shapes, label_shapes=None):
         """Switch to (binding if needed) the executor for new input shapes."""
@@ -294,9 +337,7 @@ class Module(BaseModule):
                           "init_params call ignored.", stacklevel=2)
             return
         assert self.binded, "call bind before initializing the parameters"
-        if not allow_extra:
-            _check_extra(arg_params, self._arg_params, "arguments")
-            _check_extra(aux_params, self._aux_params, "auxiliary states")
+        self._check_given(arg_params, aux_params, allow_extra, "init_params")
         attrs = self._symbol.attr_dict()
         for own, given in ((self._arg_params, arg_params), (self._aux_params, aux_params)):
             for name, arr in sorted(own.items()):
@@ -317,10 +358,20 @@ class Module(BaseModule):
             warnings.warn("Parameters already initialized and force_init=False. "
                           "set_params call ignored.", stacklevel=2)
             return
+        self._check_given(arg_params, aux_params, allow_extra, "set_params")
         self._bound.exe.copy_params_from(arg_params, aux_params,
                                          allow_extra_params=allow_extra)
         self._params_dirty = True
         self.params_initialized = True
+
+    def _check_given(self, arg_params, aux_params, allow_extra, source):
+        """Given values must be named like the symbol's and have its exact shapes."""
+        if not allow_extra:
+            _checks.check_extra(arg_params, self._arg_params, "arguments", source)
+            _checks.check_extra(aux_params, self._aux_params, "auxiliary states", source)
+        own = {n: a.shape for n, a in {**self._arg_params, **self._aux_params}.items()}
+        _checks.check_param_values(arg_params, own, "parameter", source)
+        _checks.check_param_values(aux_params, own, "auxiliary state", source)
 
     def get_params(self):
         """Copies of ``(arg_params, aux_params)``: later steps don't change them."""
@@ -598,6 +649,7 @@ class Module(BaseModule):
         mod = Module(symbol=sym, **kwargs)
         mod._arg_params = args
         mod._aux_params = auxs
+        mod._param_source = f"checkpoint {prefix}-{epoch:04d}.params"
         mod.params_initialized = True
         if load_optimizer_states:
             states_name = f"{prefix}-{epoch:04d}.states"
@@ -613,12 +665,6 @@ def _copy_into(target: dict, source: dict):
         dst = target.get(name)
         if dst is not None and dst is not value and np.shape(value) == dst.shape:
             np.copyto(dst, value, casting="unsafe")
-
-
-def _check_extra(given, own, what):
-    for name in given or {}:
-        if name not in own:
-            raise ValueError(f'Find name "{name}" that is not in the {what}')
 
 
 def _init_one(desc, arr, given, initializer, allow_missing):

@@ -2,9 +2,9 @@
 
 ``import symgraph as sg`` is the one door: ``sg.sym`` (graphs), ``sg.mod`` (Module),
 ``sg.io``, ``sg.init``, ``sg.optimizer``, ``sg.lr_scheduler``, ``sg.metric``, ``sg.callback``,
-``sg.model``, ``sg.viz``, ``sg.random``, ``sg.cpu()``. The symbolic core (this package's
-modules) never imports codegen or runtime; only this facade reaches them, lazily, so that
-the dependency arrows stay runtime -> codegen -> symgraph.
+``sg.model``, ``sg.viz``, ``sg.random``, ``sg.cpu()``, ``sg.set_memory_limit``. The
+symbolic core (this package's modules) never imports codegen or runtime; only this facade
+reaches them, lazily, so that the dependency arrows stay runtime -> codegen -> symgraph.
 """
 
 from __future__ import annotations
@@ -13,11 +13,14 @@ import importlib
 
 from . import sym
 from .errors import (  # noqa: F401
+    BindError,
     CompileError,
     DTypeError,
     ExecutorError,
     GraphError,
+    MemoryLimitError,
     OpAttributeError,
+    ParameterError,
     SerializationError,
     ShapeError,
     SymgraphError,
@@ -59,11 +62,14 @@ def __getattr__(attr):
         return module
     if attr in ("cpu", "gpu", "Context", "current_context"):
         return getattr(importlib.import_module("runtime.context"), attr)
+    if attr in ("set_memory_limit", "memory_limit"):
+        return getattr(importlib.import_module("codegen.limits"), attr)
     raise AttributeError(f"module 'symgraph' has no attribute '{attr}'")
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_LAZY) + ["cpu", "gpu", "Context"])
+    return sorted(list(globals()) + list(_LAZY) + ["cpu", "gpu", "Context",
+                                                    "set_memory_limit", "memory_limit"])
 
 
 def _connect_runtime():

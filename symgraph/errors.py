@@ -79,3 +79,18 @@ def read_file_bytes(path, what: str) -> bytes:
         raise MissingFileError(f"no such {what}: '{path}'") from None
     except OSError as exc:
         raise FileReadError(f"cannot read {what} '{path}': {exc.strerror or exc}") from None
+
+
+# ---- bind-time checks (Module parameters, input names, memory) ----------------------------
+class ParameterError(SymgraphError, ValueError):
+    """Parameter values that do not fit the bound symbol: a name it does not have (without
+    ``allow_extra``) or a value missing where nothing initializes it."""
+
+
+class BindError(SymgraphError, ValueError):
+    """Inputs given to bind (data/label names and shapes) that contradict the module."""
+
+
+class MemoryLimitError(SymgraphError, MemoryError):
+    """A graph, batch or parameter larger than the memory limit, refused before anything
+    is allocated or compiled (``sg.set_memory_limit`` / ``SYMGRAPH_MEMORY_LIMIT``)."""

@@ -8,6 +8,7 @@ ShapeError/DTypeError that names the node, the op, the argument, and both shapes
 from __future__ import annotations
 
 import ast
+import numbers
 import warnings
 
 import numpy as np
@@ -45,6 +46,9 @@ class _Inference:
     def set(self, entry: Entry, value, where: str) -> bool:
         if value is None:
             return False
+        if self.kind == "shape" and any(d < 0 for d in value):
+            raise ShapeError(f"{self.kind} of {where} is {_fmt(value)}: a negative dimension "
+                             "(check the op's attributes against its input shapes)")
         old = self.values.get(entry)
         if old is None:
             self.values[entry] = value
@@ -110,18 +114,36 @@ def _seeded(heads, kind, known, from_attr, normalize):
         if node.is_variable:
             value = known.get(node.name, from_attr(node))
             if value is not None:
-                run.values[Entry(node, 0)] = normalize(value)
+                run.values[Entry(node, 0)] = normalize(node.name, value)
     return nodes, run
 
 
 def infer_shapes(heads, known: dict[str, tuple]) -> dict[Entry, tuple]:
     """Shapes of every entry reachable from ``heads``, given shapes of variables by name."""
-    _, run = _seeded(heads, "shape", known, attr_shape, lambda s: tuple(int(d) for d in s))
+    _, run = _seeded(heads, "shape", known, attr_shape, given_shape)
     return run.run()
 
 
+def given_shape(name: str, shape) -> tuple:
+    """A shape given for input ``name``, checked: integer dimensions >= 1 (a negative or
+    zero dimension would size buffers wrongly long after the call that gave it)."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise ShapeError(f"input '{name}': shape {shape!r} is not a tuple of integers") from None
+    for axis, dim in enumerate(dims):
+        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+            raise ShapeError(f"input '{name}': shape {shape!r} has dimension {axis} = {dim!r}; "
+                             "dimensions are integers")
+        if dim < 1:
+            raise ShapeError(f"input '{name}': shape {format_shape(dims)} has dimension {axis} "
+                             f"= {dim}; every dimension must be >= 1 (leave the input out "
+                             "to have its shape inferred)")
+    return tuple(int(d) for d in dims)
+
+
 def infer_dtypes(heads, known: dict[str, str], default: str | None = None) -> dict[Entry, str]:
-    nodes, run = _seeded(heads, "dtype", known, attr_dtype, lambda d: np.dtype(d).name)
+    nodes, run = _seeded(heads, "dtype", known, attr_dtype, lambda _, d: np.dtype(d).name)
     values = run.run()
     if default is not None:
         for node in nodes:
@@ -145,7 +167,21 @@ def attr_shape(node: Node):
     shape = tuple(ast.literal_eval(text))
     if any(d == 0 for d in shape) or not shape:
         return None
-    return shape
+    return given_shape(node.name, shape)
+
+
+def label_only_variables(heads) -> set:
+    """Names of the variables read only as targets of loss ops (``OpDef.label_inputs``):
+    those may be bound with any numeric dtype and take the graph's float dtype instead."""
+    readers: dict[str, list] = {}
+    for node in topo_order(heads):
+        if node.is_variable:
+            continue
+        labels = set(getattr(node.opdef, "label_inputs", ()))
+        for name, entry in zip(node.input_names(), node.inputs):
+            if entry.node.is_variable:
+                readers.setdefault(entry.node.name, []).append(name in labels)
+    return {name for name, uses in readers.items() if all(uses)}
 
 
 def attr_dtype(node: Node):
@@ -189,7 +225,7 @@ def _collect(symbol, values, default):
 
 def symbol_infer_shape(symbol, args, kwargs, partial: bool):
     known = _known_from_call(symbol, args, kwargs, "shape")
-    known = {k: tuple(v) for k, v in known.items()}
+    known = {k: given_shape(k, v) for k, v in known.items()}
     values = infer_shapes(symbol.outputs, known)
     arg_s, out_s, aux_s = _collect(symbol, values, None)
     unknown = [n for n, s in zip(symbol.list_arguments(), arg_s) if s is None]

@@ -164,3 +164,54 @@ def test_fit_bad_arguments(files):
     assert_one_line_error(run("fit", "--epochs", "0"), 1)
     assert_one_line_error(run("fit", "--data", "cifar"), 2)
     assert_one_line_error(run("fit", "--symbol", files / "bad-symbol.json"), 1)
+
+
+# ---- user-level argument and input errors (issue 10: --batch-size, misfitting checkpoints) ----
+@pytest.mark.parametrize("args,needle", [
+    (["--batch-size", "0"], "--batch-size must be >= 1 (got 0)"),
+    (["--batch-size", "-3"], "--batch-size must be >= 1 (got -3)"),
+    (["--batch-size", str(10 ** 9)], "--batch-size 1000000000 is larger than the training set "
+                                     "(16000 samples)"),
+    (["--epochs", "0"], "--epochs must be >= 1 (got 0)"),
+])
+def test_fit_batch_size_errors_speak_of_the_argument(args, needle):
+    assert needle in assert_one_line_error(run("fit", "--epochs", "1", *args), 1)
+
+
+def test_fit_over_the_memory_limit_is_one_clear_line(monkeypatch):
+    monkeypatch.setenv("SYMGRAPH_MEMORY_LIMIT", "64K")
+    line = assert_one_line_error(run("fit", "--epochs", "1", "--batch-size", "4000"), 1)
+    assert "needs" in line and "memory limit of 64.0 KiB (from SYMGRAPH_MEMORY_LIMIT)" in line
+    monkeypatch.setenv("SYMGRAPH_MEMORY_LIMIT", "lots")
+    line = assert_one_line_error(run("fit", "--epochs", "1"), 1)
+    assert "SYMGRAPH_MEMORY_LIMIT='lots'" in line
+
+
+@pytest.fixture(scope="module")
+def misfit_checkpoint(files):
+    """The letter MLP's symbol with parameters of another network (fc1 of LeNet)."""
+    prefix = files / "misfit"
+    (files / "misfit-symbol.json").write_text((files / "letter-symbol.json").read_text())
+    shapes = {"fc1_weight": (500, 800), "fc1_bias": (500,), "fc2_weight": (26, 64),
+              "fc2_bias": (26,)}
+    ndarray_io.save(str(files / "misfit-0001.params"),
+                    {f"arg:{k}": np.zeros(s, np.float32) for k, s in shapes.items()})
+    return prefix
+
+
+def test_score_and_predict_refuse_misfitting_params(misfit_checkpoint, files):
+    needle = "parameter 'fc1_weight' has shape (500, 800), the symbol needs (64, 16)"
+    proc = run("score", misfit_checkpoint, "--epoch", "1", "--data", "letter")
+    assert needle in assert_one_line_error(proc, 1)
+    np.save(files / "X16.npy", np.zeros((5, 16), np.float32))
+    proc = run("predict", misfit_checkpoint, "--epoch", "1", "--input", files / "X16.npy",
+               "-o", files / "p.npy")
+    assert needle in assert_one_line_error(proc, 1)
+    assert not (files / "p.npy").exists()
+
+
+def test_predict_batch_size_zero(misfit_checkpoint, files):
+    np.save(files / "X16.npy", np.zeros((5, 16), np.float32))
+    proc = run("predict", misfit_checkpoint, "--epoch", "1", "--input", files / "X16.npy",
+               "-o", files / "p.npy", "--batch-size", "0")
+    assert "--batch-size must be >= 1" in assert_one_line_error(proc, 1)

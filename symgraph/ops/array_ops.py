@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import ShapeError, format_shape
 from .params import param
 from .registry import OpDef, merge_shape, register, require_attr
-from .tensor import norm_axes
+from .tensor import float_to_index, norm_axes
 
 
 def norm_axis(axis: int, ndim: int, what: str = "axis") -> int:
@@ -656,7 +656,7 @@ class OneHot(OpDef):
         return in_types, [p.dtype]
 
     def reference(self, p, inputs, ctx):
-        index = np.trunc(inputs[0]).astype(np.int64)[..., None]
+        index = float_to_index(inputs[0])[..., None]
         hit = index == np.arange(p.depth)
         return [np.where(hit, p.on_value, p.off_value).astype(p.dtype)]
 
@@ -700,7 +700,7 @@ class Embedding(OpDef):
 
     def reference(self, p, inputs, ctx):
         data, weight = inputs
-        rows = np.clip(np.trunc(data).astype(np.int64), 0, p.input_dim - 1)
+        rows = np.clip(float_to_index(data), 0, p.input_dim - 1)
         return [weight[rows]]
 
     def gradient(self, p, g):
@@ -743,7 +743,7 @@ class EmbeddingGrad(OpDef):
 
     def reference(self, p, inputs, ctx):
         dy, data, weight = inputs
-        rows = np.clip(np.trunc(data).astype(np.int64), 0, p.input_dim - 1).reshape(-1)
+        rows = np.clip(float_to_index(data), 0, p.input_dim - 1).reshape(-1)
         out = np.zeros_like(weight)
         np.add.at(out, rows, dy.reshape(-1, p.output_dim))
         return [out]

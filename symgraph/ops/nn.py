@@ -127,6 +127,7 @@ class SoftmaxOutput(OpDef):
     hint = "softmaxoutput"
     params = SOFTMAX_PARAMS
     arguments = ("data", "label")
+    label_inputs = ("label",)
     ignores_head_grad = True
 
     def infer_shape(self, p, in_shapes):
@@ -168,13 +169,12 @@ def softmax_output_grad(p, prob: np.ndarray, label: np.ndarray) -> np.ndarray:
         return (prob - label) * p.grad_scale
     rows, classes, inner = softmax_output_layout(p, prob.shape)
     pr = prob.reshape(rows, classes, inner)
-    lab = label.reshape(rows, inner).astype(np.int64)
-    onehot = np.zeros_like(pr)
+    # the class whose index is trunc(label); NaN, inf and out-of-range labels select none
+    lab = np.trunc(label.reshape(rows, 1, inner).astype(np.float64))
+    onehot = (lab == np.arange(classes).reshape(1, classes, 1)).astype(pr.dtype)
     valid = np.ones((rows, inner), dtype=bool)
     if p.use_ignore:
         valid = label.reshape(rows, inner) != p.ignore_label
-    safe = np.clip(lab, 0, classes - 1)
-    np.put_along_axis(onehot, safe[:, None, :], 1.0, axis=1)
     if p.smooth_alpha:
         onehot = onehot * (1 - p.smooth_alpha) + (1 - onehot) * p.smooth_alpha / (classes - 1)
     grad = (pr - onehot) * valid[:, None, :]
@@ -232,6 +232,7 @@ REGRESSION = {
 class _RegressionOutput(OpDef):
     params = (param("grad_scale", "float", 1.0),)
     arguments = ("data", "label")
+    label_inputs = ("label",)
     ignores_head_grad = True
 
     def infer_shape(self, p, in_shapes):

@@ -31,6 +31,9 @@ class OpDef:
     arguments: tuple[str, ...] = ("data",)
     variadic: bool = False
     ignores_head_grad: bool = False
+    #: inputs read as targets (class indices, regression values): a variable feeding only
+    #: these may be bound with any numeric dtype and is converted to the op's float dtype
+    label_inputs: tuple[str, ...] = ()
     differentiable: bool = True
     is_elementwise: bool = False
     extra_attrs: tuple[str, ...] = ()

@@ -11,6 +11,17 @@ from .params import param
 from .registry import OpDef, merge_shape, register
 
 
+def float_to_index(values) -> np.ndarray:
+    """int64 indices as native code converts floats (LLVM's fptosi.sat): the integer part,
+    NaN as 0, infinities and huge values saturated (here at +-2**62, which no index range
+    reaches). numpy's own cast of NaN and inf is undefined, so the oracle must not use it."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iub":
+        return values.astype(np.int64)
+    wide = np.nan_to_num(np.trunc(values.astype(np.float64)), nan=0.0)
+    return np.clip(wide, -2.0 ** 62, 2.0 ** 62).astype(np.int64)
+
+
 def norm_axes(axes, ndim, what="axis"):
     result = []
     for axis in axes:
