@@ -185,9 +185,11 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
     fwd_ids = {id(n) for n in topo_order(fwd_heads)}
     fwd_nodes = [n for n in order if id(n) in fwd_ids]
     bwd_nodes = [n for n in order if id(n) not in fwd_ids]
-    fwd_calls = _lower_nodes(build, fwd_nodes, True)
+    fwd_calls = _mutations_last(_lower_nodes(build, fwd_nodes, True))
     bwd_calls = _lower_nodes(build, bwd_nodes, True)
     pred_calls = _lower_nodes(build, fwd_nodes, False)
+    # a backward after an inference forward differentiates the inference function
+    pred_bwd_calls = _lower_nodes(build, bwd_nodes, False)
     variables = {n.name: Entry(n, 0) for n in topo_order(symbol.outputs) if n.is_variable}
     variables.update({n.name: Entry(n, 0) for n in order if n.is_variable})
     out_keys, extra = _output_keys(build, fwd_heads, variables)
@@ -195,11 +197,13 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
     persistent = _persistent(build, arg_names, aux_names, variables, grad_keys, out_keys,
                              head_vars)
     keep = {build.table.root(k) for k in persistent}
+    _check_mutations(build, fwd_calls + bwd_calls + pred_calls + pred_bwd_calls, keep)
     raw_bwd = bwd_calls + grad_calls
     fwd_calls, bwd_calls = fusion.fuse([fwd_calls + extra, raw_bwd], build.table, keep)
     # predict is fused and planned followed by the backward calls, so that a backward()
     # after an inference forward (MXNet allows it) finds every value it reads
-    pred_calls, pred_bwd = fusion.fuse([pred_calls + extra, raw_bwd], build.table, keep)
+    pred_calls, pred_bwd = fusion.fuse([pred_calls + extra, pred_bwd_calls + grad_calls],
+                                       build.table, keep)
     plan = plan_memory(fwd_calls + bwd_calls, build.table, persistent)
     pred_plan = plan_memory(pred_calls + pred_bwd, build.table, persistent)
     if poison:
@@ -219,6 +223,24 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
                                dict(build.dtypes), dict(zip(wrt, grads)), tuple(fwd_heads))
     result.trace = _trace(build, fwd_calls, bwd_calls)
     return result
+
+
+def _mutations_last(calls) -> list:
+    """Calls that update an input in place (aux states: BatchNorm's moving statistics) run
+    after every other call of the phase, so each reader of the state sees the value it had
+    when the phase began, whatever the topological order of the readers."""
+    return [c for c in calls if not c.mutates] + [c for c in calls if c.mutates]
+
+
+def _check_mutations(build, calls, keep) -> None:
+    """An in-place update must land in a persistent slot (an aux state the executor keeps),
+    never in a scratch value that other calls may share."""
+    for call in calls:
+        for key in call.mutates:
+            if build.table.root(key) not in keep:
+                raise CompileError(f"node '{call.node_name}' updates an input in place, but "
+                                   "that input is a computed value, not a variable: pass a "
+                                   "Variable (an auxiliary state) there")
 
 
 def _trace(build, fwd_calls, bwd_calls) -> tuple:
