@@ -21,12 +21,7 @@ from symgraph.autodiff import gradient_entries, head_gradient_variables
 from symgraph.errors import CompileError
 from symgraph.graph import Entry, dump, topo_order
 from symgraph.infer import infer_dtypes, infer_shapes
-
-try:
-    from symgraph.passes.pipeline import optimize
-except ImportError:  # pragma: no cover - while the pass pipeline is being written
-    def optimize(heads):
-        return tuple(heads)
+from symgraph.passes.pipeline import optimize, optimize_for_inference
 
 
 @dataclass(frozen=True)
@@ -97,6 +92,7 @@ class _Build:
     keys: dict = field(default_factory=dict)  # Entry -> key
     shapes: dict = field(default_factory=dict)
     dtypes: dict = field(default_factory=dict)
+    pred_heads: list = field(default_factory=list)  # what predict computes (maybe folded)
 
 
 def compile_graph(symbol, shapes: dict, dtypes: dict, grad_req: dict, name_hint="graph",
@@ -119,8 +115,24 @@ def compile_graph(symbol, shapes: dict, dtypes: dict, grad_req: dict, name_hint=
     grads = _realign(grads, grad_heads)
     build = _Build()
     _infer(build, all_heads, heads, head_vars, shapes, dtypes)
+    # without gradients nothing reads predict's intermediate values, so predict may run
+    # the inference-only rewrites (BatchNorm folded into its layer)
+    build.pred_heads = fwd_heads if wrt else _inference_heads(build, fwd_heads)
     return _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_vars,
                               grad_req, arg_names, aux_names, name_hint, poison)
+
+
+def _inference_heads(build, fwd_heads):
+    pred_heads = list(optimize_for_inference(fwd_heads))
+    if all(p == f for p, f in zip(pred_heads, fwd_heads)):
+        return fwd_heads
+    # the rewrite adds no variables: seed every one with what the full graph inferred
+    variables = [Entry(n, 0) for n in topo_order(pred_heads) if n.is_variable]
+    build.shapes.update(infer_shapes(pred_heads, {e.node.name: build.shapes[e]
+                                                  for e in variables}))
+    build.dtypes.update(infer_dtypes(pred_heads, {e.node.name: build.dtypes[e]
+                                                  for e in variables}, default="float32"))
+    return pred_heads
 
 
 def _realign(grads, optimized):
@@ -187,7 +199,7 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
     bwd_nodes = [n for n in order if id(n) not in fwd_ids]
     fwd_calls = _mutations_last(_lower_nodes(build, fwd_nodes, True))
     bwd_calls = _lower_nodes(build, bwd_nodes, True)
-    pred_calls = _lower_nodes(build, fwd_nodes, False)
+    pred_calls = _lower_nodes(build, topo_order(build.pred_heads), False)
     # a backward after an inference forward differentiates the inference function
     pred_bwd_calls = _lower_nodes(build, bwd_nodes, False)
     variables = {n.name: Entry(n, 0) for n in topo_order(symbol.outputs) if n.is_variable}
@@ -202,7 +214,9 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
     fwd_calls, bwd_calls = fusion.fuse([fwd_calls + extra, raw_bwd], build.table, keep)
     # predict is fused and planned followed by the backward calls, so that a backward()
     # after an inference forward (MXNet allows it) finds every value it reads
-    pred_calls, pred_bwd = fusion.fuse([pred_calls + extra, pred_bwd_calls + grad_calls],
+    pred_extra = _predict_outputs(build, fwd_heads, out_keys, extra,
+                                  fwd_calls + bwd_calls + grad_calls, keep)
+    pred_calls, pred_bwd = fusion.fuse([pred_calls + pred_extra, pred_bwd_calls + grad_calls],
                                        build.table, keep)
     plan = plan_memory(fwd_calls + bwd_calls, build.table, persistent)
     pred_plan = plan_memory(pred_calls + pred_bwd, build.table, persistent)
@@ -223,6 +237,31 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
                                dict(build.dtypes), dict(zip(wrt, grads)), tuple(fwd_heads))
     result.trace = _trace(build, fwd_calls, bwd_calls)
     return result
+
+
+def _predict_outputs(build, fwd_heads, out_keys, extra, training_calls, keep) -> list:
+    """The output calls of predict: the training copies, unless predict computes a head
+    with other nodes (inference rewrites); then that node writes the output slot itself
+    (its buffer becomes an alias of the slot) or, if its buffer is shared, is copied."""
+    changed = {i for i, (p, f) in enumerate(zip(build.pred_heads, fwd_heads)) if p != f}
+    if not changed:
+        return extra
+    targets = {build.table.root(out_keys[i]) for i in changed}
+    calls = [c for c in extra if build.table.root(c.keys[-1]) not in targets]
+    taken = {build.table.root(k) for c in training_calls for k in c.keys} | set(keep)
+    for i in sorted(changed):
+        key = _key(build, build.pred_heads[i])
+        root, slot = build.table.root(key), build.table.root(out_keys[i])
+        if root in taken:
+            dtype = build.table.dtypes[slot]
+            size = build.table.sizes[slot]
+            kernel = builders_nn.copy_kernel(size, L.BufferParam("in0", dtype, size),
+                                             L.BufferParam("out0", dtype, size))
+            calls.append(LogicalCall(kernel, (key, slot), "copy"))
+        else:
+            build.table.alias_of[root] = slot
+            taken.add(root)
+    return calls
 
 
 def _mutations_last(calls) -> list:
