@@ -2,7 +2,8 @@
 
 ``import symgraph as sg`` is the one door: ``sg.sym`` (graphs), ``sg.mod`` (Module),
 ``sg.io``, ``sg.init``, ``sg.optimizer``, ``sg.lr_scheduler``, ``sg.metric``, ``sg.callback``,
-``sg.model``, ``sg.viz``, ``sg.random``, ``sg.cpu()``. The symbolic core (this package's
+``sg.model``, ``sg.viz``, ``sg.random``, ``sg.image``, ``sg.datasets``, ``sg.test_utils``,
+``sg.cpu()``. The symbolic core (this package's
 modules) never imports codegen or runtime; only this facade reaches them, lazily, so that
 the dependency arrows stay runtime -> codegen -> symgraph.
 """
@@ -46,6 +47,8 @@ _LAZY = {
     "visualization": "runtime.viz",
     "random": "runtime.random",
     "test_utils": "runtime.test_utils",
+    "image": "runtime.image",
+    "datasets": "runtime.datasets",
     "nd": "runtime.nd",
     "executor": "runtime.executor",
     "context": "runtime.context",
