@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError, format_shape
+from ..errors import ShapeError
 from .params import param
 from .registry import OpDef, merge_shape, register
 
@@ -177,10 +177,3 @@ class BatchNormGrad(OpDef):
 
         lower_batchnorm_grad(p, ctx)
 
-
-def check_channels(p, data_shape, node_name):
-    """Used by the fold pass: the channel count a BatchNorm node normalizes."""
-    if data_shape is None:
-        raise ShapeError(f"BatchNorm node '{node_name}': data shape unknown "
-                         f"({format_shape(data_shape)})")
-    return data_shape[channel_axis(p, len(data_shape), node_name)]
