@@ -2,8 +2,8 @@
 
 Images are ``(H, W, C)`` (or ``(H, W)``) arrays, uint8 or float, as ``mx.image`` takes
 NDArrays; results keep the input's dtype (integer results are rounded half up and
-saturated, as OpenCV's 8-bit paths do). Sizes follow MXNet's argument order: ``imresize(src, w, h)``,
-``size = (width, height)``.
+saturated, as OpenCV's 8-bit paths do). Sizes follow MXNet's argument order:
+``imresize(src, w, h)``, ``size = (width, height)``.
 """
 
 from __future__ import annotations

@@ -98,10 +98,22 @@ def taps(src: int, dst: int, interp: int) -> Taps:
     return _TABLES[interp](src, dst)
 
 
+def _along(x: np.ndarray, table: Taps, axis: int) -> np.ndarray:
+    """Weighted sum of the gathered taps along ``axis`` (one gather per tap)."""
+    shape = [1] * x.ndim
+    shape[axis] = -1
+    out = None
+    for k in range(table.index.shape[1]):
+        term = np.take(x, table.index[:, k], axis=axis)
+        term *= table.weight[:, k].astype(x.dtype).reshape(shape)
+        out = term if out is None else np.add(out, term, out=out)
+    return out
+
+
 def resample(images: np.ndarray, out_h: int, out_w: int, interp: int) -> np.ndarray:
-    """Resize ``images`` (N, H, W, C) to (N, out_h, out_w, C) in float64 arithmetic."""
-    rows = taps(images.shape[1], out_h, interp)
-    cols = taps(images.shape[2], out_w, interp)
-    x = images.astype(np.float64, copy=False)
-    tall = np.einsum("nhkwc,hk->nhwc", x[:, rows.index], rows.weight)
-    return np.einsum("nhwkc,wk->nhwc", tall[:, :, cols.index], cols.weight)
+    """Resize ``images`` (N, H, W, C) to (N, out_h, out_w, C); float64 images are computed
+    in float64, everything else (uint8 included) in float32."""
+    work = np.float64 if images.dtype == np.float64 else np.float32
+    x = images.astype(work, copy=False)
+    tall = _along(x, taps(images.shape[1], out_h, interp), 1)
+    return _along(tall, taps(images.shape[2], out_w, interp), 2)
