@@ -44,12 +44,14 @@ def optimize_for_inference(heads) -> tuple[Entry, ...]:
     """The inference graph: the inference-only rewrites once, then the common pipeline.
 
     Only for graphs that are never run in training mode (an executor without gradients
-    uses it for its inference forward; its training forward keeps the full graph).
+    uses it for its inference forward; its training forward keeps the full graph). When
+    no inference rewrite applies the heads come back unchanged (``heads`` is assumed
+    optimized already), so the common passes do not run twice.
     """
-    heads = tuple(heads)
+    before = heads = tuple(heads)
     for run in INFERENCE_PASSES:
         heads = run(heads)
-    return optimize(heads)
+    return before if _same(before, heads) else optimize(heads)
 
 
 def _keep_label(old: Entry, new: Entry) -> Entry:
