@@ -23,12 +23,7 @@ from symgraph.autodiff import gradient_entries, head_gradient_variables
 from symgraph.errors import CompileError
 from symgraph.graph import Entry, dump, topo_order
 from symgraph.infer import infer_dtypes, infer_shapes, label_only_variables
-
-try:
-    from symgraph.passes.pipeline import optimize
-except ImportError:  # pragma: no cover - while the pass pipeline is being written
-    def optimize(heads):
-        return tuple(heads)
+from symgraph.passes.pipeline import optimize, optimize_for_inference
 
 
 @dataclass(frozen=True)
@@ -99,6 +94,7 @@ class _Build:
     keys: dict = field(default_factory=dict)  # Entry -> key
     shapes: dict = field(default_factory=dict)
     dtypes: dict = field(default_factory=dict)
+    pred_heads: list = field(default_factory=list)  # what predict computes (maybe folded)
 
 
 def compile_graph(symbol, shapes: dict, dtypes: dict, grad_req: dict, name_hint="graph",
@@ -122,6 +118,9 @@ def compile_graph(symbol, shapes: dict, dtypes: dict, grad_req: dict, name_hint=
     build = _Build()
     _infer(build, all_heads, heads, head_vars, shapes, _input_dtypes(heads, dtypes))
     _check_tensor_sizes(build)
+    # without gradients nothing reads predict's intermediate values, so predict may run
+    # the inference-only rewrites (BatchNorm folded into its layer)
+    build.pred_heads = fwd_heads if wrt else _inference_heads(build, fwd_heads)
     return _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_vars,
                               grad_req, arg_names, aux_names, name_hint, poison)
 
@@ -142,6 +141,19 @@ def _input_dtypes(heads, dtypes: dict) -> dict:
             continue
         out[name] = _STORED_AS.get(dtype, dtype)
     return out
+
+
+def _inference_heads(build, fwd_heads):
+    pred_heads = list(optimize_for_inference(fwd_heads))
+    if all(p == f for p, f in zip(pred_heads, fwd_heads)):
+        return fwd_heads
+    # the rewrite adds no variables: seed every one with what the full graph inferred
+    variables = [Entry(n, 0) for n in topo_order(pred_heads) if n.is_variable]
+    build.shapes.update(infer_shapes(pred_heads, {e.node.name: build.shapes[e]
+                                                  for e in variables}))
+    build.dtypes.update(infer_dtypes(pred_heads, {e.node.name: build.dtypes[e]
+                                                  for e in variables}, default="float32"))
+    return pred_heads
 
 
 def _realign(grads, optimized):
@@ -220,9 +232,11 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
     fwd_ids = {id(n) for n in topo_order(fwd_heads)}
     fwd_nodes = [n for n in order if id(n) in fwd_ids]
     bwd_nodes = [n for n in order if id(n) not in fwd_ids]
-    fwd_calls = _lower_nodes(build, fwd_nodes, True)
+    fwd_calls = _mutations_last(_lower_nodes(build, fwd_nodes, True))
     bwd_calls = _lower_nodes(build, bwd_nodes, True)
-    pred_calls = _lower_nodes(build, fwd_nodes, False)
+    pred_calls = _lower_nodes(build, topo_order(build.pred_heads), False)
+    # a backward after an inference forward differentiates the inference function
+    pred_bwd_calls = _lower_nodes(build, bwd_nodes, False)
     variables = {n.name: Entry(n, 0) for n in topo_order(symbol.outputs) if n.is_variable}
     variables.update({n.name: Entry(n, 0) for n in order if n.is_variable})
     out_keys, extra = _output_keys(build, fwd_heads, variables)
@@ -230,11 +244,15 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
     persistent = _persistent(build, arg_names, aux_names, variables, grad_keys, out_keys,
                              head_vars)
     keep = {build.table.root(k) for k in persistent}
+    _check_mutations(build, fwd_calls + bwd_calls + pred_calls + pred_bwd_calls, keep)
     raw_bwd = bwd_calls + grad_calls
     fwd_calls, bwd_calls = fusion.fuse([fwd_calls + extra, raw_bwd], build.table, keep)
     # predict is fused and planned followed by the backward calls, so that a backward()
     # after an inference forward (MXNet allows it) finds every value it reads
-    pred_calls, pred_bwd = fusion.fuse([pred_calls + extra, raw_bwd], build.table, keep)
+    pred_extra = _predict_outputs(build, fwd_heads, out_keys, extra,
+                                  fwd_calls + bwd_calls + grad_calls, keep)
+    pred_calls, pred_bwd = fusion.fuse([pred_calls + pred_extra, pred_bwd_calls + grad_calls],
+                                       build.table, keep)
     plan = plan_memory(fwd_calls + bwd_calls, build.table, persistent)
     pred_plan = plan_memory(pred_calls + pred_bwd, build.table, persistent)
     if poison:
@@ -255,6 +273,49 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
                                dict(build.dtypes), dict(zip(wrt, grads)), tuple(fwd_heads))
     result.trace = _trace(build, fwd_calls, bwd_calls)
     return result
+
+
+def _predict_outputs(build, fwd_heads, out_keys, extra, training_calls, keep) -> list:
+    """The output calls of predict: the training copies, unless predict computes a head
+    with other nodes (inference rewrites); then that node writes the output slot itself
+    (its buffer becomes an alias of the slot) or, if its buffer is shared, is copied."""
+    changed = {i for i, (p, f) in enumerate(zip(build.pred_heads, fwd_heads)) if p != f}
+    if not changed:
+        return extra
+    targets = {build.table.root(out_keys[i]) for i in changed}
+    calls = [c for c in extra if build.table.root(c.keys[-1]) not in targets]
+    taken = {build.table.root(k) for c in training_calls for k in c.keys} | set(keep)
+    for i in sorted(changed):
+        key = _key(build, build.pred_heads[i])
+        root, slot = build.table.root(key), build.table.root(out_keys[i])
+        if root in taken:
+            dtype = build.table.dtypes[slot]
+            size = build.table.sizes[slot]
+            kernel = builders_nn.copy_kernel(size, L.BufferParam("in0", dtype, size),
+                                             L.BufferParam("out0", dtype, size))
+            calls.append(LogicalCall(kernel, (key, slot), "copy"))
+        else:
+            build.table.alias_of[root] = slot
+            taken.add(root)
+    return calls
+
+
+def _mutations_last(calls) -> list:
+    """Calls that update an input in place (aux states: BatchNorm's moving statistics) run
+    after every other call of the phase, so each reader of the state sees the value it had
+    when the phase began, whatever the topological order of the readers."""
+    return [c for c in calls if not c.mutates] + [c for c in calls if c.mutates]
+
+
+def _check_mutations(build, calls, keep) -> None:
+    """An in-place update must land in a persistent slot (an aux state the executor keeps),
+    never in a scratch value that other calls may share."""
+    for call in calls:
+        for key in call.mutates:
+            if build.table.root(key) not in keep:
+                raise CompileError(f"node '{call.node_name}' updates an input in place, but "
+                                   "that input is a computed value, not a variable: pass a "
+                                   "Variable (an auxiliary state) there")
 
 
 def _trace(build, fwd_calls, bwd_calls) -> tuple:

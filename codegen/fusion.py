@@ -107,9 +107,11 @@ _READ_ONLY_PARAMS = ("a", "b", "bias")
 
 def _writes(call, table) -> list[int]:
     """Buffers a call may write: its ``out*``/``c``/scratch parameters, by convention of
-    the kernel builders (inputs are ``in*``, matmul operands ``a``/``b``/``bias``)."""
-    return [table.root(k) for p, k in zip(call.kernel.params, call.keys)
-            if not (p.name.startswith("in") or p.name in _READ_ONLY_PARAMS)]
+    the kernel builders (inputs are ``in*``, matmul operands ``a``/``b``/``bias``), and the
+    inputs it declares it updates in place (``LogicalCall.mutates``)."""
+    written = [table.root(k) for p, k in zip(call.kernel.params, call.keys)
+               if not (p.name.startswith("in") or p.name in _READ_ONLY_PARAMS)]
+    return written + [table.root(k) for k in getattr(call, "mutates", ())]
 
 
 def _readers(segments, table) -> dict:

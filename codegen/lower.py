@@ -29,6 +29,7 @@ class LogicalCall:
     node_name: str
     spec: object = None  # Elementwise/Matmul/SoftmaxSpec when fusion may rewrite the call
     names: tuple = ()  # every graph node a fused call computes, in graph order
+    mutates: tuple = ()  # keys of inputs the kernel updates in place (op's mutate_inputs)
 
     @property
     def node_names(self) -> tuple:
@@ -86,15 +87,31 @@ class LowerContext:
         return L.BufferParam(f"out{i}", self._table.dtypes[self.out_keys[i]],
                              math.prod(self.out_shapes[i]))
 
-    def emit(self, kernel, bindings: dict | None = None, spec=None) -> None:
-        """Record a kernel; parameters bind by name (``in<i>``/``out<i>``) or ``bindings``."""
+    def emit(self, kernel, bindings: dict | None = None, spec=None, mutates=()) -> None:
+        """Record a kernel; parameters bind by name (``in<i>``/``out<i>``) or ``bindings``.
+
+        ``mutates`` lists the inputs (by index) the kernel writes in place; each must be one
+        the op declares in ``mutate_inputs`` (aux states), so fusion, scheduling and the
+        memory plan treat the call as a write to that input's persistent slot.
+        """
+        declared = set(self.node.opdef.mutate_inputs(self.params))
+        if set(mutates) - declared:
+            raise CompileError(f"{self.node.op} node '{self.node.name}': kernel writes inputs "
+                               f"{sorted(set(mutates) - declared)} in place, but the op only "
+                               f"declares {sorted(declared)} in mutate_inputs")
         keys = []
         for param in kernel.params:
             if bindings and param.name in bindings:
                 keys.append(bindings[param.name])
             else:
                 keys.append(self._key_for(param.name))
-        self._sink.append(LogicalCall(kernel, tuple(keys), self.node.name, spec))
+        mutated = tuple(self.in_keys[i] for i in mutates)
+        self._sink.append(LogicalCall(kernel, tuple(keys), self.node.name, spec,
+                                      mutates=mutated))
+
+    def temp(self, size: int, dtype: str | None = None) -> int:
+        """A scratch buffer key for this node (the memory plan reuses it afterwards)."""
+        return self._table.new(size, dtype or self.dtype)
 
     def _key_for(self, name: str) -> int:
         if name.startswith("in"):

@@ -73,7 +73,13 @@ def _home(root, in_place):
 
 
 def in_place_pairs(calls, table, persistent: set[int]) -> dict:
-    """Output root -> input root for elementwise calls that may overwrite an input."""
+    """Output root -> input root for elementwise calls that may overwrite an input.
+
+    A buffer some call updates in place (``LogicalCall.mutates``: an aux state) is never
+    given away, even if it were not persistent: its bytes carry state across calls.
+    """
+    persistent = set(persistent) | {table.root(k) for call in calls
+                                    for k in getattr(call, "mutates", ())}
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     for index, call in enumerate(calls):

@@ -1,4 +1,5 @@
-"""Real data sets for tests, tutorials and benchmarks: MNIST, Fashion-MNIST, UCI Letter.
+"""Real data sets for tests, tutorials and benchmarks: MNIST, Fashion-MNIST, CIFAR-10
+(binary version), UCI Letter.
 
 Where files are looked for (first match wins):
 
@@ -8,10 +9,10 @@ Where files are looked for (first match wins):
 4. for the letter data only: the copy shipped inside the package (``runtime/data``), so it
    works offline anywhere.
 
-Subdirs: ``mnist/``, ``fashion-mnist/``, ``letter-recognition/``. MNIST files may be gzip'd
-(``*.gz``, preferred) or raw IDX. Missing MNIST/Fashion files are downloaded (urllib) into the
-first of those folders, checked against a pinned digest and written atomically; offline, the
-error says exactly which file to put where.
+Subdirs: ``mnist/``, ``fashion-mnist/``, ``cifar-10/``, ``letter-recognition/``. MNIST files
+may be gzip'd (``*.gz``, preferred) or raw IDX. Missing MNIST/Fashion/CIFAR files are
+downloaded (urllib) into the first of those folders, checked against a pinned digest and
+written atomically; offline, the error says exactly which file to put where.
 
 Local files are verified against pinned digests too (a wrong file gives a clear error instead
 of silently training on something else). Hashing all of MNIST takes ~50 ms, so it is done
@@ -25,6 +26,7 @@ import gzip
 import hashlib
 import os
 import struct
+import tarfile
 import threading
 import urllib.error
 import urllib.request
@@ -36,8 +38,9 @@ from symgraph.errors import SerializationError, SymgraphError
 
 from .atomic import atomic_write
 
-__all__ = ["load_mnist", "load_fashion_mnist", "load_letter_recognition", "get_mnist",
-           "read_idx", "data_dirs", "DatasetNotFoundError", "ENV_VAR"]
+__all__ = ["load_mnist", "load_fashion_mnist", "load_cifar10", "load_letter_recognition",
+           "get_mnist", "read_idx", "read_cifar10_batch", "data_dirs", "DatasetNotFoundError",
+           "ENV_VAR", "FASHION_MNIST_CLASSES", "CIFAR10_CLASSES"]
 
 ENV_VAR = "SYMGRAPH_DATA"
 DEFAULT_CACHE = Path("~/.cache/symgraph/datasets")
@@ -80,6 +83,12 @@ CHECKSUMS = {
         ("md5", "bef4ecab320f06d8554ea6380940ec79"),
     ("fashion-mnist", "t10k-labels-idx1-ubyte.gz"):
         ("md5", "bb300cfdad3c16e7a12a480ee83cd310"),
+    # uncompressed contents (Debian's dataset-fashion-mnist recompresses the .gz files)
+    ("fashion-mnist", "train-images-idx3-ubyte"): ("md5", "f4a8712d7a061bf5bd6d2ca38dc4d50a"),
+    ("fashion-mnist", "train-labels-idx1-ubyte"): ("md5", "9018921c3c673c538a1fc5bad174d6f9"),
+    ("fashion-mnist", "t10k-images-idx3-ubyte"): ("md5", "8181f5470baa50b63fa0f6fddb340f0a"),
+    ("fashion-mnist", "t10k-labels-idx1-ubyte"): ("md5", "15d484375f8d13e6eb1aabb0c3f46965"),
+    ("cifar-10", "cifar-10-binary.tar.gz"): ("md5", "c32a1d4ab5d03f1284b67883e8d87530"),
     ("letter-recognition", "letter-recognition.data"):
         ("sha256", "2b89f3602cf768d3c8355267d2f13f2417809e101fc2b5ceee10db19a60de6e2"),
 }
@@ -115,21 +124,31 @@ def _digest(path: Path, algo: str) -> str:
 
 
 def _verify(path: Path, subdir: str) -> None:
-    """Check ``path`` against its pinned digest, once per (path, size, mtime)."""
+    """Check ``path`` against its pinned digest, once per (path, size, mtime).
+
+    A ``.gz`` file passes if either the file or its uncompressed contents match a pinned
+    digest: the same data recompressed (Debian's Fashion-MNIST) is the same data.
+    """
     expected = CHECKSUMS.get((subdir, path.name))
-    if expected is None:
+    raw = CHECKSUMS.get((subdir, path.name[:-3])) if path.name.endswith(".gz") else None
+    if expected is None and raw is None:
         return
-    algo, want = expected
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, algo, want)
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, expected, raw)
     with _verified_lock:
         if key in _verified:
             return
-    got = _digest(path, algo)
-    if got != want:
+    checks = []
+    if expected is not None:
+        checks.append((expected, _digest(path, expected[0])))
+    if raw is not None and (not checks or checks[0][1] != expected[1]):
+        checks.append((raw, hashlib.new(raw[0], _read_bytes(path)).hexdigest()))
+    if not any(got == want for (_, want), got in checks):
+        detail = "; ".join(f"{algo} {got}, expected {want}" for (algo, want), got in checks)
         raise SerializationError(
-            f"{path}: {algo} is {got}, expected {want} for {subdir}/{path.name}; the file is "
-            "corrupt or a different data set (delete it to re-download, or pass verify=False)")
+            f"{path}: {detail} for {subdir}/{path.name} (or its uncompressed contents); the "
+            "file is corrupt or a different data set (delete it to re-download, or pass "
+            "verify=False)")
     with _verified_lock:
         _verified[key] = True
 
@@ -278,3 +297,80 @@ def load_letter_recognition(root=None, verify=True):
     if y.min() < ord("A") or y.max() > ord("Z"):
         raise SerializationError("letter-recognition data: first column must be a letter A-Z")
     return X, (y - ord("A")).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- CIFAR-10
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck")
+_CIFAR_URLS = ("https://www.cs.toronto.edu/~kriz/",)
+_CIFAR_ARCHIVE = "cifar-10-binary.tar.gz"
+_CIFAR_DIR = "cifar-10-batches-bin"
+_CIFAR_FILES = {"train": tuple(f"data_batch_{i}.bin" for i in range(1, 6)),
+                "test": ("test_batch.bin",)}
+_CIFAR_SIDE = 32
+_CIFAR_RECORD = 1 + 3 * _CIFAR_SIDE * _CIFAR_SIDE
+
+
+def read_cifar10_batch(path):
+    """One CIFAR-10 binary batch: records of 1 label byte + 3072 pixel bytes (the red,
+    green and blue 32x32 planes). Returns images (N, 32, 32, 3) HWC uint8 and labels."""
+    raw = Path(path).read_bytes()
+    if not raw or len(raw) % _CIFAR_RECORD:
+        raise SerializationError(f"{path}: {len(raw)} bytes is not a whole number of "
+                                 f"{_CIFAR_RECORD}-byte CIFAR-10 records")
+    records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, _CIFAR_RECORD)
+    labels = records[:, 0].copy()
+    if labels.max() >= len(CIFAR10_CLASSES):
+        bad = int(np.argmax(labels >= len(CIFAR10_CLASSES)))
+        raise SerializationError(f"{path}: record {bad} (byte offset {bad * _CIFAR_RECORD}) "
+                                 f"has label {labels[bad]}, expected 0..9")
+    planes = records[:, 1:].reshape(-1, 3, _CIFAR_SIDE, _CIFAR_SIDE)
+    return np.ascontiguousarray(planes.transpose(0, 2, 3, 1)), labels
+
+
+def _cifar_folder(names, root) -> Path | None:
+    """The folder holding all of ``names``: a data dir itself or its cifar-10-batches-bin."""
+    for folder in data_dirs("cifar-10", root):
+        for candidate in (folder, folder / _CIFAR_DIR):
+            if all((candidate / n).is_file() for n in names):
+                return candidate
+    return None
+
+
+def _extract_cifar(archive: Path, root) -> Path:
+    """Unpack only the batch files, by base name (no member path is ever trusted)."""
+    wanted = set(_CIFAR_FILES["train"] + _CIFAR_FILES["test"])
+    dest = data_dirs("cifar-10", root)[0] / _CIFAR_DIR
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar.getmembers():
+                name = Path(member.name).name
+                if member.isfile() and name in wanted:
+                    atomic_write(dest / name, tar.extractfile(member).read())
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise SerializationError(f"{archive}: cannot read the CIFAR-10 archive ({err})") from None
+    return dest
+
+
+def load_cifar10(root=None, kind="train", download=True, verify=True):
+    """CIFAR-10 (binary version) ``kind`` split: images (N, 32, 32, 3) uint8 HWC (as
+    Gluon's ``CIFAR10`` gives them) and uint8 labels 0..9 (see ``CIFAR10_CLASSES``).
+
+    Looks for the ``.bin`` batches in ``cifar-10/`` or ``cifar-10/cifar-10-batches-bin/``,
+    else unpacks ``cifar-10-binary.tar.gz`` found there or downloaded (MD5-checked).
+    """
+    if kind not in _CIFAR_FILES:
+        raise ValueError(f"kind must be 'train' or 'test', got {kind!r}")
+    names = _CIFAR_FILES[kind]
+    folder = _cifar_folder(names, root)
+    if folder is None:
+        archive = _locate("cifar-10", _CIFAR_ARCHIVE, _CIFAR_URLS, root, download, verify)
+        folder = _extract_cifar(archive, root)
+        missing = [n for n in names if not (folder / n).is_file()]
+        if missing:
+            raise SerializationError(f"{archive}: the archive has no {missing}")
+    parts = [read_cifar10_batch(folder / n) for n in names]
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))

@@ -2,9 +2,10 @@
 
 ``import symgraph as sg`` is the one door: ``sg.sym`` (graphs), ``sg.mod`` (Module),
 ``sg.io``, ``sg.init``, ``sg.optimizer``, ``sg.lr_scheduler``, ``sg.metric``, ``sg.callback``,
-``sg.model``, ``sg.viz``, ``sg.random``, ``sg.cpu()``, ``sg.set_memory_limit``. The
-symbolic core (this package's modules) never imports codegen or runtime; only this facade
-reaches them, lazily, so that the dependency arrows stay runtime -> codegen -> symgraph.
+``sg.model``, ``sg.viz``, ``sg.random``, ``sg.image``, ``sg.datasets``, ``sg.test_utils``,
+``sg.cpu()``, ``sg.set_memory_limit``. The symbolic core (this package's modules) never
+imports codegen or runtime; only this facade reaches them, lazily, so that the dependency
+arrows stay runtime -> codegen -> symgraph.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ _LAZY = {
     "visualization": "runtime.viz",
     "random": "runtime.random",
     "test_utils": "runtime.test_utils",
+    "image": "runtime.image",
+    "datasets": "runtime.datasets",
     "nd": "runtime.nd",
     "executor": "runtime.executor",
     "context": "runtime.context",

@@ -22,6 +22,11 @@ class RefContext:
     seed: int = 0
     node_name: str = ""
     aux_updates: dict = field(default_factory=dict)
+    node: object = None
+
+    def update_aux(self, index: int, value) -> None:
+        """Record the new value of the node's mutated input ``index`` (an aux state)."""
+        self.aux_updates[self.node.inputs[index].node.name] = np.asarray(value)
 
 
 def evaluate(heads, values: dict[str, np.ndarray], is_train: bool = False, seed: int = 0,
@@ -41,7 +46,7 @@ def evaluate(heads, values: dict[str, np.ndarray], is_train: bool = False, seed:
                 raise ExecutorError(f"reference: no value for variable '{node.name}'")
             env[Entry(node, 0)] = np.asarray(values[node.name])
             continue
-        ctx.node_name = node.name
+        ctx.node_name, ctx.node = node.name, node
         inputs = [env[e] for e in node.inputs]
         outputs = node.opdef.reference(node.params, inputs, ctx)
         for index, value in enumerate(outputs):

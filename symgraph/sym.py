@@ -7,6 +7,7 @@ Group, load/load_json, the op front-end functions, and ``grad`` (symbolic gradie
 from __future__ import annotations
 
 from .autodiff import grad  # noqa: F401
+from .frontend.batchnorm import *  # noqa: F401,F403
 from .frontend.core import *  # noqa: F401,F403
 from .frontend.core import abs, max, min, pow, round, sum  # noqa: F401,A004
 from .names import AttrScope, NameManager, Prefix  # noqa: F401

@@ -2,6 +2,7 @@
 
 from . import (  # noqa: F401
     array_ops,
+    batchnorm,
     conv,
     elementwise,
     elementwise_base,

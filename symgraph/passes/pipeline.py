@@ -13,10 +13,13 @@ from ..graph import Entry, make_op_node
 from .cse import eliminate_common_subexpressions
 from .dce import eliminate_dead_nodes
 from .fold import fold_constants
+from .fold_bn import fold_batchnorm
 from .simplify import simplify_algebra
 
 PASSES = (eliminate_dead_nodes, eliminate_common_subexpressions, simplify_algebra,
           fold_constants)
+# rewrites that are only true in inference (BatchNorm on its moving statistics)
+INFERENCE_PASSES = (fold_batchnorm,)
 MAX_ROUNDS = 8
 
 
@@ -35,6 +38,20 @@ def optimize(heads, passes=PASSES, max_rounds: int = MAX_ROUNDS) -> tuple[Entry,
         if _same(before, heads):
             break
     return heads
+
+
+def optimize_for_inference(heads) -> tuple[Entry, ...]:
+    """The inference graph: the inference-only rewrites once, then the common pipeline.
+
+    Only for graphs that are never run in training mode (an executor without gradients
+    uses it for its inference forward; its training forward keeps the full graph). When
+    no inference rewrite applies the heads come back unchanged (``heads`` is assumed
+    optimized already), so the common passes do not run twice.
+    """
+    before = heads = tuple(heads)
+    for run in INFERENCE_PASSES:
+        heads = run(heads)
+    return before if _same(before, heads) else optimize(heads)
 
 
 def _keep_label(old: Entry, new: Entry) -> Entry:

@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
-from op_table import CASES, head_grads, reference_forward, reference_gradient  # noqa: E402
+from op_table import CASES, head_grads, reference_gradient  # noqa: E402
 
 import symgraph as sg  # noqa: E402
+from symgraph.reference import evaluate  # noqa: E402
 
 pytestmark = pytest.mark.jit
 DIMS = st.lists(st.integers(2, 5), min_size=3, max_size=3, unique=True).map(tuple)
@@ -36,14 +37,18 @@ def test_compiled_op_matches_reference(case, dtype, dims, seed):
     sym = case.symbol()
     values = case.values(np.random.default_rng(seed), dims)
     exe = bind(case, sym, case.shapes(dims), dtype)
+    slots = {**exe.arg_dict, **exe.aux_dict}  # aux states (BatchNorm's moving stats) too
     for name, value in values.items():
-        exe.arg_dict[name][:] = value
-    feed = {n: exe.arg_dict[n].astype(np.float64) for n in values}
+        slots[name][:] = value
+    feed = {n: slots[n].astype(np.float64) for n in values}
     outs = exe.forward(is_train=case.is_train)
-    refs = reference_forward(case, sym, feed, seed=0)
+    refs, _, aux_updates = evaluate(sym.outputs, feed, is_train=case.is_train, keep_all=True)
     tol = TOLERANCE[dtype]
     for out, ref in zip(outs, refs):
         np.testing.assert_allclose(out, ref, rtol=tol, atol=tol)
+    for name, array in exe.aux_dict.items():  # updated in training, untouched otherwise
+        np.testing.assert_allclose(array, aux_updates.get(name, feed[name]), rtol=tol,
+                                   atol=tol, err_msg=name)
     if not exe.grad_dict:
         return
     hgrads = head_grads(sym, [o.shape for o in outs], np.random.default_rng(seed + 1))

@@ -414,3 +414,33 @@ CONV_POOL = [
 ]
 
 CASES = CASES + CONV_POOL
+
+
+# ---- BatchNorm (aux states moving_mean / moving_var are inputs too) --------------------------
+def bn_case(note, data=lambda d: (2, d[0], d[1], d[2]), axis=1, is_train=True, wrt=None,
+            **attrs):
+    """A BatchNorm case: gamma, beta and the moving stats are (C,) with C = data[axis]."""
+    def channels(d):
+        return (data(d)[axis],)
+
+    inputs = (("data", data), ("gamma", channels), ("beta", channels),
+              ("moving_mean", channels), ("moving_var", channels))
+    return OpCase("BatchNorm", lambda x, g, b, m, v: S.BatchNorm(x, g, b, m, v, axis=axis,
+                                                                 **attrs),
+                  inputs=inputs, gens={"gamma": positive, "moving_var": positive},
+                  wrt=("data", "gamma", "beta") if wrt is None else wrt,
+                  is_train=is_train, infer_from=("data",), note=note)
+
+
+BATCHNORM = [
+    bn_case("train", fix_gamma=False),
+    bn_case("train-fix-gamma"),
+    bn_case("inference", is_train=False, fix_gamma=False, eps=1e-5),
+    bn_case("global-stats", use_global_stats=True, fix_gamma=False),
+    bn_case("fc-last-axis", data=lambda d: (d[0] + 1, d[1]), axis=-1, fix_gamma=False,
+            momentum=0.8),
+    bn_case("3d-axis2", data=lambda d: (d[0], d[1], d[2]), axis=2, fix_gamma=False),
+    bn_case("output-mean-var", output_mean_var=True, fix_gamma=False, wrt=()),
+]
+
+CASES = CASES + BATCHNORM

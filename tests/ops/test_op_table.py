@@ -45,8 +45,9 @@ def test_infer_shape_matches_reference(case, dims, seed):
     sym = case.symbol()
     shapes = case.shapes(dims)
     given_names = case.infer_from or tuple(shapes)
-    arg_shapes, out_shapes, _ = sym.infer_shape(**{n: shapes[n] for n in given_names})
-    assert dict(zip(sym.list_arguments(), arg_shapes)) == shapes
+    arg_shapes, out_shapes, aux_shapes = sym.infer_shape(**{n: shapes[n] for n in given_names})
+    names = sym.list_arguments() + sym.list_auxiliary_states()
+    assert dict(zip(names, arg_shapes + aux_shapes)) == shapes
     values = case.values(np.random.default_rng(seed), dims)
     outputs = reference_forward(case, sym, values, seed)
     assert out_shapes == [out.shape for out in outputs]

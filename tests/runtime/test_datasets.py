@@ -193,3 +193,127 @@ def test_data_dirs_resolution_order(monkeypatch, tmp_path):
     assert datasets.data_dirs("mnist", tmp_path)[0] == tmp_path / "mnist"
     monkeypatch.delenv(datasets.ENV_VAR)
     assert datasets.data_dirs("mnist")[0].parts[-3:] == ("symgraph", "datasets", "mnist")
+
+
+# ---- Fashion-MNIST (real files), CIFAR-10 binary format, sg.test_utils.download ------------
+def fashion_root():
+    root = os.environ.get("SYMGRAPH_DATA") or "/work/shared/datasets"
+    if not (Path(root) / "fashion-mnist" / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST files not available (set SYMGRAPH_DATA)")
+    return Path(root)
+
+
+def test_real_fashion_mnist_verifies_by_uncompressed_contents():
+    """The shared copies are recompressed (Debian): the .gz digests differ, the contents
+    match the published MD5s of the IDX files."""
+    root = fashion_root()
+    images, labels = datasets.load_fashion_mnist(root, "train")
+    assert images.shape == (60000, 28, 28) and images.dtype == np.uint8
+    assert labels[:10].tolist() == [9, 0, 0, 3, 0, 2, 7, 2, 5, 5]
+    assert np.bincount(labels).tolist() == [6000] * 10
+    _, test_labels = datasets.load_fashion_mnist(root, "test")
+    assert np.bincount(test_labels).tolist() == [1000] * 10
+    assert len(datasets.FASHION_MNIST_CLASSES) == 10
+
+
+def test_public_loaders_under_sg():
+    import symgraph as sg
+
+    assert sg.datasets.load_fashion_mnist is datasets.load_fashion_mnist
+    assert sg.datasets.load_mnist is datasets.load_mnist
+    assert sg.datasets.load_cifar10 is datasets.load_cifar10
+    assert sg.test_utils.get_mnist is datasets.get_mnist
+
+
+def write_cifar(path, labels, seed):
+    """Records in CIFAR-10's binary layout: label byte, then R, G, B 32x32 planes."""
+    rng = np.random.default_rng(seed)
+    planes = rng.integers(0, 256, (len(labels), 3, 32, 32), dtype=np.uint8)
+    rows = np.concatenate([np.array(labels, np.uint8)[:, None], planes.reshape(len(labels), -1)],
+                          axis=1)
+    path.write_bytes(rows.tobytes())
+    return planes
+
+
+def test_cifar10_binary_batches(tmp_path):
+    folder = tmp_path / "cifar-10" / "cifar-10-batches-bin"
+    folder.mkdir(parents=True)
+    planes = [write_cifar(folder / f"data_batch_{i}.bin", [i, 9, 0], seed=i) for i in range(1, 6)]
+    test_planes = write_cifar(folder / "test_batch.bin", [3, 4], seed=9)
+    images, labels = datasets.load_cifar10(tmp_path, "train", download=False)
+    assert images.shape == (15, 32, 32, 3) and images.dtype == np.uint8
+    assert labels.tolist() == [1, 9, 0, 2, 9, 0, 3, 9, 0, 4, 9, 0, 5, 9, 0]
+    # HWC: pixel (row 5, col 7) of image 4 has the three planes' values at (5, 7)
+    np.testing.assert_array_equal(images[4, 5, 7], planes[1][1, :, 5, 7])
+    images, labels = datasets.load_cifar10(tmp_path, "test", download=False)
+    assert labels.tolist() == [3, 4]
+    np.testing.assert_array_equal(images.transpose(0, 3, 1, 2), test_planes)
+
+
+def test_cifar10_archive_is_unpacked_safely(tmp_path):
+    import io
+    import tarfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    write_cifar(src / "test_batch.bin", [7], seed=1)
+    archive = tmp_path / "cifar-10" / "cifar-10-binary.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src / "test_batch.bin", arcname="cifar-10-batches-bin/test_batch.bin")
+        evil = tarfile.TarInfo("../../escape.bin")
+        evil.size = 3
+        tar.addfile(evil, io.BytesIO(b"bad"))
+    images, labels = datasets.load_cifar10(tmp_path, "test", download=False, verify=False)
+    assert labels.tolist() == [7] and images.shape == (1, 32, 32, 3)
+    assert not (tmp_path.parent / "escape.bin").exists()
+    (tmp_path / "cifar-10" / "cifar-10-batches-bin" / "test_batch.bin").unlink()
+    with pytest.raises(SerializationError, match="md5"):  # not the published archive
+        datasets.load_cifar10(tmp_path, "test", download=False)
+
+
+def test_cifar10_bad_files_and_offline(tmp_path, no_network):
+    folder = tmp_path / "cifar-10"
+    folder.mkdir()
+    (folder / "test_batch.bin").write_bytes(b"\x00" * 100)
+    with pytest.raises(SerializationError, match="3073-byte"):
+        datasets.load_cifar10(tmp_path, "test")
+    write_cifar(folder / "test_batch.bin", [12], seed=0)
+    with pytest.raises(SerializationError, match="label 12"):
+        datasets.load_cifar10(tmp_path, "test")
+    with pytest.raises(datasets.DatasetNotFoundError) as info:
+        datasets.load_cifar10(tmp_path, "train")
+    message = str(info.value)
+    assert "cifar-10-binary.tar.gz" in message and str(folder) in message
+    assert no_network  # it tried the canonical URL first
+
+
+def test_download_offline_says_where_to_put_the_file(tmp_path, no_network):
+    from runtime.test_utils import DownloadError, download
+
+    url = "http://data.mxnet.io/data/letter-recognition.data"
+    with pytest.raises(DownloadError) as info:
+        download(url, dirname=str(tmp_path / "data"), retries=2)
+    target = tmp_path / "data" / "letter-recognition.data"
+    assert str(target) in str(info.value) and "offline" in str(info.value)
+    assert len(no_network) == 2
+    target.write_text("placed by hand")
+    assert download(url, dirname=str(tmp_path / "data")) == str(target)
+    assert len(no_network) == 2  # an existing file needs no network
+    with pytest.raises(DownloadError):
+        download(url, dirname=str(tmp_path / "data"), overwrite=True, retries=1)
+    assert target.read_text() == "placed by hand"  # a failed overwrite keeps the old file
+
+
+def test_download_writes_what_the_server_sent(tmp_path, monkeypatch):
+    import io
+
+    from runtime.test_utils import download
+
+    monkeypatch.setattr(urllib.request, "urlopen",
+                        lambda url, timeout=None: io.BytesIO(b"payload:" + url.encode()))
+    path = download("https://example.org/a/b.csv", fname=str(tmp_path / "b.csv"))
+    assert path == str(tmp_path / "b.csv")
+    assert (tmp_path / "b.csv").read_bytes() == b"payload:https://example.org/a/b.csv"
+    with pytest.raises(ValueError, match="retries"):
+        download("https://example.org/x", retries=-1)
