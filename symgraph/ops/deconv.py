@@ -152,7 +152,6 @@ class Deconvolution(_DeconvBase):
     def lower(self, p, ctx):
         from codegen import deconv_kernels as DK
         from codegen.builders_nn import transpose_kernel
-        from codegen.conv_kernels import slice_kernel
         from codegen.loop_ir import BufferParam
         from codegen.matmul import matmul_kernel
 
@@ -166,33 +165,20 @@ class Deconvolution(_DeconvBase):
         bias = None if p.no_bias else ctx.in_buf(2)
         ctx.emit(DK.bias_fill_kernel(n_img, p.num_filter, out_hw[0] * out_hw[1],
                                      ctx.out_buf(0), bias))
+        out_shape = (n_img, p.num_filter) + out_hw
+        if groups > 1:
+            ctx.emit(DK.grouped_deconv_kernel(data, out_shape, groups, rows, cols, ctx.in_buf(0),
+                                              ctx.in_buf(1), ctx.out_buf(0)))
+            return
         xt_key = ctx._table.new(chans * ncols, dtype)
         ctx.emit(transpose_kernel((n_img, chans, height * width), (1, 0, 2), ctx.in_buf(0),
                                   BufferParam("xt", dtype, chans * ncols)), {"xt": xt_key})
-        out_shape = (n_img, p.num_filter) + out_hw
-        for group in range(groups):
-            x_key, w_key = xt_key, ctx.in_keys[1]
-            if groups > 1:
-                x_key = _slice_rows(ctx, slice_kernel, group, cg * ncols, xt_key, "xt")
-                w_key = _slice_rows(ctx, slice_kernel, group, cg * taps, ctx.in_keys[1], "in1")
-            col_key = ctx._table.new(taps * ncols, dtype)
-            ctx.emit(matmul_kernel(taps, ncols, cg, trans_a=True, dtype=dtype),
-                     {"a": w_key, "b": x_key, "c": col_key})
-            col_buf = BufferParam("cols", dtype, taps * ncols)
-            ctx.emit(DK.col2im_add_kernel(out_shape, rows, cols, group * fg, fg, col_buf,
-                                          ctx.out_buf(0)), {"cols": col_key})
-
-
-def _slice_rows(ctx, slice_kernel, group: int, size: int, src_key: int, src_name: str) -> int:
-    """Copy group ``group``'s contiguous block of ``size`` elements into a scratch buffer."""
-    from codegen.loop_ir import BufferParam
-
-    dtype = ctx.dtype
-    key = ctx._table.new(size, dtype)
-    total = ctx._table.sizes[src_key]
-    ctx.emit(slice_kernel(group * size, BufferParam("src", dtype, total),
-                          BufferParam("part", dtype, size)), {"src": src_key, "part": key})
-    return key
+        col_key = ctx._table.new(taps * ncols, dtype)
+        ctx.emit(matmul_kernel(taps, ncols, cg, trans_a=True, dtype=dtype),
+                 {"a": ctx.in_keys[1], "b": xt_key, "c": col_key})
+        col_buf = BufferParam("cols", dtype, taps * ncols)
+        ctx.emit(DK.col2im_add_kernel(out_shape, rows, cols, 0, fg, col_buf, ctx.out_buf(0)),
+                 {"cols": col_key})
 
 
 @register
@@ -212,8 +198,17 @@ class DeconvGradData(_DeconvBase):
         return [conv_ref(dy, weight, None, win, p.num_group)]
 
     def lower(self, p, ctx):
-        win, _ = geometry(p, ctx.in_shapes[2])
-        get_op("Convolution").lower(conv_params(p, win, ctx.in_shapes[2][1]), ctx)
+        data = ctx.in_shapes[2]
+        win, _ = geometry(p, data)
+        if p.num_group == 1:
+            get_op("Convolution").lower(conv_params(p, win, data[1]), ctx)
+            return
+        from codegen.deconv_kernels import grouped_data_grad_kernel
+
+        dy = ctx.in_shapes[0]
+        rows, cols = win.axes(dy[2], dy[3], out=(data[2], data[3]))
+        ctx.emit(grouped_data_grad_kernel(dy, data, p.num_group, rows, cols, ctx.in_buf(0),
+                                          ctx.in_buf(1), ctx.out_buf(0)))
 
 
 @register
@@ -251,22 +246,15 @@ class DeconvGradWeight(_DeconvBase):
         groups, dtype = p.num_group, ctx.dtype
         cg, fg = chans // groups, p.num_filter // groups
         taps, ncols = fg * rows.kernel * cols.kernel, n_img * height * width
+        if groups > 1:
+            ctx.emit(DK.grouped_weight_grad_kernel(data, dy_shape, groups, rows, cols,
+                                                   ctx.in_buf(0), ctx.in_buf(1), ctx.out_buf(0)))
+            return
         xt_key = ctx._table.new(chans * ncols, dtype)
         ctx.emit(transpose_kernel((n_img, chans, height * width), (1, 0, 2), ctx.in_buf(1),
                                   BufferParam("xt", dtype, chans * ncols)), {"xt": xt_key})
-        for group in range(groups):
-            col_key = ctx._table.new(taps * ncols, dtype)
-            ctx.emit(im2col_kernel(dy_shape, rows, cols, group * fg, fg, ctx.in_buf(0),
-                                   BufferParam("cols", dtype, taps * ncols)),
-                     {"cols": col_key})
-            x_key = xt_key
-            if groups > 1:
-                from codegen.conv_kernels import slice_kernel
-
-                x_key = _slice_rows(ctx, slice_kernel, group, cg * ncols, xt_key, "xt")
-            dw_key = ctx.out_keys[0] if groups == 1 else ctx._table.new(cg * taps, dtype)
-            ctx.emit(matmul_kernel(cg, taps, ncols, trans_b=True, dtype=dtype),
-                     {"a": x_key, "b": col_key, "c": dw_key})
-            if groups > 1:
-                ctx.emit(DK.place_rows_kernel(group * cg * taps, BufferParam(
-                    "part", dtype, cg * taps), ctx.out_buf(0)), {"part": dw_key})
+        col_key = ctx._table.new(taps * ncols, dtype)
+        ctx.emit(im2col_kernel(dy_shape, rows, cols, 0, fg, ctx.in_buf(0),
+                               BufferParam("cols", dtype, taps * ncols)), {"cols": col_key})
+        ctx.emit(matmul_kernel(cg, taps, ncols, trans_b=True, dtype=dtype),
+                 {"a": xt_key, "b": col_key, "c": ctx.out_keys[0]})
