@@ -247,6 +247,15 @@ def l2_axes(mode: str) -> dict:
             "spatial": {"axis": (0, 1), "exclude": True}}[mode]
 
 
+def l2_norm_shape(mode: str, data) -> tuple:
+    """MXNet's hidden ``norm`` output: (N,), data with axis 1 set to 1, or (N, C)."""
+    if mode == "instance":
+        return (data[0],)
+    if mode == "channel":
+        return (data[0], 1) + tuple(data[2:])
+    return tuple(data[:2])
+
+
 def l2_reduced(mode: str, ndim: int) -> tuple:
     return {"instance": tuple(range(1, ndim)), "channel": (1,),
             "spatial": tuple(range(2, ndim))}[mode]
@@ -255,7 +264,8 @@ def l2_reduced(mode: str, ndim: int) -> tuple:
 @register
 class L2Normalization(CompositeOp):
     """``x / sqrt(sum(x^2) + eps)`` per sample (instance), per position across channels
-    (channel) or per (sample, channel) over space (spatial). Hidden output: the norm."""
+    (channel) or per (sample, channel) over space (spatial); channel and spatial need 3-D
+    data or more. Hidden output: the norm."""
 
     name = "L2Normalization"
     hint = "l2normalization"
@@ -274,19 +284,18 @@ class L2Normalization(CompositeOp):
         data = in_shapes[0]
         if data is None:
             return in_shapes, [None, None]
-        least = 3 if p.mode == "spatial" else 2
+        least = 2 if p.mode == "instance" else 3
         if len(data) < least:
             raise ShapeError(f"input 'data' {format_shape(data)} must be at least {least}-D "
                              f"for mode={p.mode}")
-        axes = l2_reduced(p.mode, len(data))
-        return in_shapes, [tuple(data), tuple(d for i, d in enumerate(data) if i not in axes)]
+        return in_shapes, [tuple(data), l2_norm_shape(p.mode, tuple(data))]
 
     def reference(self, p, inputs, ctx):
         x = inputs[0]
         axes = l2_reduced(p.mode, x.ndim)
         norm = np.sqrt(np.square(x).sum(axis=axes, keepdims=True) + p.eps)
-        return [(x / norm).astype(x.dtype), norm.reshape(
-            [d for i, d in enumerate(x.shape) if i not in axes]).astype(x.dtype)]
+        return [(x / norm).astype(x.dtype),
+                norm.reshape(l2_norm_shape(p.mode, x.shape)).astype(x.dtype)]
 
     def decompose(self, p, b):
         x = b.inputs[0]
@@ -294,6 +303,8 @@ class L2Normalization(CompositeOp):
         squares = b.op("square", x)
         total = b.op("sum", squares, keepdims=True, **axes)
         norm = b.op("sqrt", b.op("_plus_scalar", total, scalar=p.eps))
+        if p.mode == "channel":  # MXNet's norm keeps the channel axis as 1
+            return [b.op("broadcast_div", x, norm), norm]
         flat = b.op("sqrt", b.op("_plus_scalar", b.op("sum", squares, **axes), scalar=p.eps))
         return [b.op("broadcast_div", x, norm), flat]
 
@@ -304,9 +315,9 @@ class LRN(CompositeOp):
     """Local response normalization across channels:
     ``x * (knorm + alpha / nsize * sum of x^2 over nsize channels) ^ -beta``.
 
-    The window of channel c is ``[c - nsize//2, c - nsize//2 + nsize)`` clipped to the
-    channels (mshadow's channel pooling). Hidden output ``tmp_norm`` is the base of the
-    power.
+    The window of channel c is ``[c - nsize//2, c + nsize//2]`` clipped to the channels
+    (mshadow's channel pooling; MXNet accepts only odd nsize and 4-D data). Hidden output
+    ``tmp_norm`` is the base of the power.
     """
 
     name = "LRN"
@@ -316,8 +327,8 @@ class LRN(CompositeOp):
 
     def parse(self, attrs, node_name):
         parsed = super().parse(attrs, node_name)
-        require_attr(self.name, node_name, parsed.nsize >= 1,
-                     f"nsize must be >= 1, got {parsed.nsize}")
+        require_attr(self.name, node_name, parsed.nsize >= 1 and parsed.nsize % 2 == 1,
+                     f"nsize must be odd and >= 1 (as MXNet requires), got {parsed.nsize}")
         return parsed
 
     def num_outputs(self, p):
@@ -335,8 +346,9 @@ class LRN(CompositeOp):
 
     def infer_shape(self, p, in_shapes):
         data = in_shapes[0]
-        if data is not None and len(data) < 2:
-            raise ShapeError(f"input 'data' {format_shape(data)} needs a channel axis (>= 2-D)")
+        if data is not None and len(data) != 4:
+            raise ShapeError(f"input 'data' {format_shape(data)} must be 4-D (batch, channel, "
+                             "height, width)")
         return in_shapes, [data, data]
 
     def reference(self, p, inputs, ctx):

@@ -77,6 +77,10 @@ class TopK(_SortBase):
               param("dtype", "str", "float32", choices=INDEX_DTYPES))
 
     def num_outputs(self, p):
+        """value and both have two outputs (MXNet hides value's indices), the others one."""
+        return 2 if p.ret_typ in ("value", "both") else 1
+
+    def num_visible_outputs(self, p):
         return 2 if p.ret_typ == "both" else 1
 
     def k(self, p, n, shape):
@@ -96,7 +100,8 @@ class TopK(_SortBase):
 
     def infer_type(self, p, in_types):
         data = in_types[0]
-        kinds = {"value": [data], "indices": [self.index_dtype(p)], "mask": [data],
+        kinds = {"value": [data, self.index_dtype(p)], "indices": [self.index_dtype(p)],
+                 "mask": [data],
                  "both": [data, self.index_dtype(p)]}
         return in_types, kinds[p.ret_typ]
 
@@ -111,7 +116,7 @@ class TopK(_SortBase):
             return [mask.reshape(data.shape)]
         values = np.take_along_axis(rows, order[:, :k], axis=1).reshape(out_shape)
         indices = order[:, :k].astype(p.dtype).reshape(out_shape)
-        return {"value": [values], "indices": [indices], "both": [values, indices]}[p.ret_typ]
+        return [indices] if p.ret_typ == "indices" else [values, indices]
 
     def lower(self, p, ctx):
         from codegen.sort_kernels import head_kernel, rank_kernel
@@ -120,8 +125,7 @@ class TopK(_SortBase):
         if p.ret_typ == "mask":
             ctx.emit(rank_kernel(s, ctx.in_buf(0), mask=ctx.out_buf(0)))
             return
-        wants = {"value": ("values",), "indices": ("indices",),
-                 "both": ("values", "indices")}[p.ret_typ]
+        wants = ("indices",) if p.ret_typ == "indices" else ("values", "indices")
         full = s.outer * s.n * s.inner
         buffers, bindings, heads = {}, {}, []
         for index, what in enumerate(wants):

@@ -22,6 +22,13 @@ from .params import param
 from .registry import OpDef, merge_shape, register, require_attr
 
 
+def scale_hw(scale: tuple) -> tuple[int, int]:
+    """MXNet's scale: one int for both axes, (h, w), or an NCHW 4-tuple."""
+    if len(scale) == 1:
+        return (scale[0], scale[0])
+    return tuple(scale[-2:])
+
+
 def bilinear_window(scale: int) -> Window2D:
     kernel = 2 * scale - scale % 2
     pad = math.ceil((scale - 1) / 2)
@@ -46,22 +53,29 @@ def nearest_ref(x, factors):
 class UpSampling(CompositeOp):
     name = "UpSampling"
     hint = "upsampling"
-    params = (param("scale", "int"), param("num_filter", "int", 0),
+    params = (param("scale", "shape"), param("num_filter", "int", 0),
               param("sample_type", "str", choices=("nearest", "bilinear")),
               param("multi_input_mode", "str", "concat", choices=("concat", "sum")),
               param("num_args", "int", 1), param("workspace", "int", 512))
 
     def parse(self, attrs, node_name):
         parsed = super().parse(attrs, node_name)
-        require_attr(self.name, node_name, parsed.scale >= 1,
-                     f"scale must be >= 1, got {parsed.scale}")
+        require_attr(self.name, node_name, len(parsed.scale) in (1, 2, 4) and min(
+            parsed.scale) >= 1, f"scale={parsed.scale} must be a positive int, (h, w) or 4 ints")
         if parsed.sample_type == "nearest":
             require_attr(self.name, node_name, parsed.num_args >= 1,
                          f"num_args must be >= 1, got {parsed.num_args}")
         else:
             require_attr(self.name, node_name, parsed.num_filter >= 1,
                          "bilinear upsampling needs num_filter = the number of channels")
+            sh, sw = scale_hw(parsed.scale)
+            require_attr(self.name, node_name, sh == sw,
+                         f"bilinear upsampling needs one scale for both axes, got {parsed.scale}")
         return parsed
+
+    def input_var_attrs(self, p):
+        """An auto-created bilinear weight starts as a bilinear kernel (MXNet does this)."""
+        return {1: {"__init__": '["bilinear", {}]'}} if p.sample_type == "bilinear" else {}
 
     def input_names(self, p):
         if p.sample_type == "bilinear":
@@ -73,12 +87,13 @@ class UpSampling(CompositeOp):
         if first is None:
             return in_shapes, [None]
         require_nchw(self.input_names(p)[0], first)
-        target = (first[2] * p.scale, first[3] * p.scale)
+        sh, sw = scale_hw(p.scale)
+        target = (first[2] * sh, first[3] * sw)
         if p.sample_type == "bilinear":
             if first[1] != p.num_filter:
                 raise ShapeError(f"input 'data' {format_shape(first)} has {first[1]} channels; "
                                  f"bilinear upsampling needs num_filter={p.num_filter} to match")
-            kernel = bilinear_window(p.scale).kernel
+            kernel = bilinear_window(sh).kernel
             in_shapes[1] = merge_shape("input 'weight'", in_shapes[1], (first[1], 1) + kernel)
             return in_shapes, [(first[0], first[1]) + target]
         if any(s is None for s in in_shapes):
@@ -99,9 +114,10 @@ class UpSampling(CompositeOp):
 
     def reference(self, p, inputs, ctx):
         first = inputs[0]
-        target = (first.shape[2] * p.scale, first.shape[3] * p.scale)
+        sh, sw = scale_hw(p.scale)
+        target = (first.shape[2] * sh, first.shape[3] * sw)
         if p.sample_type == "bilinear":
-            win = bilinear_window(p.scale)
+            win = bilinear_window(sh)
             return [deconv_ref(first, inputs[1], None, win, target, p.num_filter)]
         parts = [nearest_ref(x, nearest_factors(x.shape, target)) for x in inputs]
         joined = sum(parts[1:], parts[0]) if p.multi_input_mode == "sum" else np.concatenate(
@@ -110,7 +126,7 @@ class UpSampling(CompositeOp):
 
     def decompose(self, p, b):
         if p.sample_type == "bilinear":
-            win = bilinear_window(p.scale)
+            win = bilinear_window(scale_hw(p.scale)[0])
             return [b.op("Deconvolution", *b.inputs, kernel=win.kernel, stride=win.stride,
                          pad=win.pad, num_filter=p.num_filter, num_group=p.num_filter,
                          no_bias=True)]
@@ -124,12 +140,13 @@ class UpSampling(CompositeOp):
 
 
 class _NearestBase(OpDef):
-    params = (param("scale", "int"),)
+    params = (param("scale", "shape"),)
 
     @staticmethod
     def geometry(data, like, scale):
         require_nchw("like", like)
-        target = (like[2] * scale, like[3] * scale)
+        sh, sw = scale_hw(scale)
+        target = (like[2] * sh, like[3] * sw)
         return nearest_factors(data, target), target
 
 

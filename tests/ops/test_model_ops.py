@@ -56,7 +56,8 @@ def test_argument_and_output_names_follow_mxnet():
     assert S.softmax_cross_entropy(x, name="ce").list_arguments() == ["data", "ce_label"]
     assert S.where(x, S.Variable("a"), S.Variable("b"), name="w").list_arguments() == [
         "data", "a", "b"]
-    assert S.slice(x, begin=(0,), end=(1,)).list_outputs() == ["slice0_output"]
+    assert S.slice(x, begin=(0,), end=(1,), name="sl").list_outputs() == ["sl_output"]
+    assert S.topk(x, ret_typ="value", name="v").list_outputs() == ["v_output0"]
 
 
 def hidden_shapes(sym, data, n_inputs):
@@ -70,7 +71,7 @@ def test_hidden_statistics_have_mxnet_shapes():
     assert hidden_shapes(S.InstanceNorm(x), (2, 3, 4, 5), 3) == [(2, 3, 4, 5), (2, 3), (2, 3)]
     _, out, _ = S.LayerNorm(x, axis=1, output_mean_var=True).infer_shape(data=(2, 3, 4))
     assert out == [(2, 3, 4), (2, 1, 4), (2, 1, 4)]
-    for mode, norm in (("instance", (2,)), ("channel", (2, 4, 5)), ("spatial", (2, 3))):
+    for mode, norm in (("instance", (2,)), ("channel", (2, 1, 4, 5)), ("spatial", (2, 3))):
         outs = hidden_shapes(S.L2Normalization(x, mode=mode), (2, 3, 4, 5), 1)
         assert outs == [(2, 3, 4, 5), norm]
 
@@ -170,8 +171,8 @@ def test_mxnet_attribute_strings_load():
 # ---- errors name the node, op and shapes ---------------------------------------------------------
 def test_bad_attributes_are_op_attribute_errors():
     x = S.Variable("data")
-    with raises_named(sg.OpAttributeError, "LRN", "n1", "nsize"):
-        S.LRN(x, nsize=0, name="n1")
+    with raises_named(sg.OpAttributeError, "LRN", "n1", "nsize", "odd"):
+        S.LRN(x, nsize=4, name="n1")
     with raises_named(sg.OpAttributeError, "take", "t1", "raise"):
         S.take(x, S.Variable("i"), mode="raise", name="t1")
     with raises_named(sg.OpAttributeError, "slice", "s1", "step"):
