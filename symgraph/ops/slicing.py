@@ -1,4 +1,4 @@
-"""Slices: ``slice`` (begin/end/step per axis, Python's rules) and ``slice_like``.
+"""Slices: ``slice`` (begin/end/step per axis, MXNet's rules) and ``slice_like``.
 
 Both are strided windows of the input, so their kernels are one affine loop nest (a
 negative step is a negative stride); the gradients write the head gradient back into a
@@ -34,22 +34,25 @@ def parse_index_tuple(text: str, op: str, node: str, what: str) -> tuple:
 
 
 def slice_ranges(p, shape) -> list[range]:
-    """One ``range`` of source indices per axis (axes past ``begin`` are taken whole)."""
+    """One ``range`` of source indices per axis, by MXNet's rules (axes past ``begin`` are
+    taken whole): a negative begin/end counts from the end, defaults depend on the step's
+    sign, and anything out of range or empty is an error (MXNet does not clamp)."""
+    what = (f"slice begin={p.begin}, end={p.end}, step={p.step} of input 'data' "
+            f"{format_shape(shape)}")
     if len(p.begin) > len(shape):
-        raise ShapeError(f"slice begin={p.begin} has more entries than input 'data' "
-                         f"{format_shape(shape)} has axes")
-    ranges = []
-    for axis, n in enumerate(shape):
-        if axis >= len(p.begin):
-            ranges.append(range(n))
-            continue
-        step = p.step[axis] if axis < len(p.step) and p.step[axis] is not None else 1
-        end = p.end[axis] if axis < len(p.end) else None
-        picked = range(*slice(p.begin[axis], end, step).indices(n))
-        if len(picked) == 0:
-            raise ShapeError(f"slice begin={p.begin}, end={p.end}, step={p.step} selects "
-                             f"nothing along axis {axis} of input 'data' {format_shape(shape)}")
-        ranges.append(picked)
+        raise ShapeError(f"{what}: more entries than the input has axes")
+    ranges = [range(n) for n in shape]
+    for axis in range(len(p.begin)):
+        n = shape[axis]
+        step = p.step[axis] if p.step and p.step[axis] is not None else 1
+        b = p.begin[axis] if p.begin[axis] is not None else (n - 1 if step < 0 else 0)
+        e = p.end[axis] if p.end[axis] is not None else (-1 if step < 0 else n)
+        b = b + n if b < 0 else b
+        e = e + n if e < 0 and p.end[axis] is not None else e
+        if not (0 <= b < n and -1 <= e <= n) or (b >= e if step > 0 else e >= b):
+            raise ShapeError(f"{what}: axis {axis} of size {n} gives begin {b}, end {e}, "
+                             f"step {step}, which is out of range or empty")
+        ranges[axis] = range(b, e, step)
     return ranges
 
 
@@ -85,9 +88,12 @@ class _SliceBase(OpDef):
         if any(s == 0 for s in values["step"]):
             raise OpAttributeError(f"{self.name} node '{node_name}': step={values['step']} "
                                    "has a zero entry")
-        if len(values["end"]) != len(values["begin"]):
-            raise OpAttributeError(f"{self.name} node '{node_name}': begin={values['begin']} "
-                                   f"and end={values['end']} must have the same length")
+        lengths = {len(values["begin"]), len(values["end"])} | (
+            {len(values["step"])} if values["step"] else set())
+        if len(lengths) != 1:
+            raise OpAttributeError(f"{self.name} node '{node_name}': begin={values['begin']}, "
+                                   f"end={values['end']} and step={values['step']} must have "
+                                   "the same length")
         return Params(tuple(values.items()))
 
     def geometry(self, p, shape):
@@ -102,7 +108,8 @@ def _slice_attrs(p) -> dict:
 
 @register
 class Slice(_SliceBase):
-    """``data[begin[0]:end[0]:step[0], ...]`` with Python's rules (None = default)."""
+    """``data[begin[0]:end[0]:step[0], ...]``; None takes the default for the step's
+    sign, and unlike numpy an out-of-range or empty slice is an error (as in MXNet)."""
 
     name = "slice"
     aliases = ("crop",)

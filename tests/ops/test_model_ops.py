@@ -202,8 +202,10 @@ def test_bad_shapes_are_shape_errors_naming_node_op_and_shapes():
         (S.Pad(x, mode="reflect", pad_width=(0, 0, 0, 0, 4, 0, 0, 0), name="p2"),
          (2, 3, 4, 4), ("Pad", "p2", "reflect", "(2, 3, 4, 4)")),
         (S.topk(x, k=9, name="k1"), (2, 3), ("topk", "k1", "k=9", "(2, 3)")),
-        (S.slice(x, begin=(3,), end=(1,), name="s1"), (4, 2), ("slice", "s1", "nothing",
+        (S.slice(x, begin=(3,), end=(1,), name="s1"), (4, 2), ("slice", "s1", "empty",
                                                               "(4, 2)")),
+        (S.slice(x, begin=(0, 0), end=(2, 3), name="s2"), (4, 2), ("slice", "s2", "axis 1",
+                                                                  "out of range")),
         (S.batch_dot(x, S.Variable("r"), name="b1"), (2, 3, 4), ("batch_dot", "b1", "(2, 3, 4)")),
         (S.InstanceNorm(x, name="i1"), (2, 3), ("InstanceNorm", "i1", "3-D", "(2, 3)")),
     ]
