@@ -6,6 +6,13 @@ from __future__ import annotations
 
 from .common import make
 
+_UNSET = object()  # distinguishes "not given" from an explicit axis=None (flatten)
+
+
+def _axis(axis):
+    """MXNet passes an explicit ``axis=None`` on as "None" (sort the flattened input)."""
+    return None if axis is _UNSET else ("None" if axis is None else axis)
+
 __all__ = [
     "Deconvolution", "UpSampling", "Pad", "pad", "LRN", "InstanceNorm", "LayerNorm",
     "L2Normalization", "Cast", "cast", "where", "batch_dot", "take", "pick", "slice", "crop",
@@ -154,19 +161,22 @@ def softmax_cross_entropy(data=None, label=None, name=None, attr=None, **kwargs)
 
 
 # ---- sorting -------------------------------------------------------------------------------------
-def topk(data=None, axis=None, k=None, ret_typ=None, is_ascend=None, dtype=None, name=None,
+def topk(data=None, axis=_UNSET, k=None, ret_typ=None, is_ascend=None, dtype=None, name=None,
          attr=None, **kwargs):
-    """The ``k`` largest entries along ``axis``: values, indices (default), both, or mask."""
-    return make("topk", (), name, attr, kwargs, data=data, axis=axis, k=k, ret_typ=ret_typ,
-                is_ascend=is_ascend, dtype=dtype)
+    """The ``k`` largest entries along ``axis`` (default -1; None: the flattened input):
+    values, indices (default), both, or a mask."""
+    return make("topk", (), name, attr, kwargs, data=data, axis=_axis(axis), k=k,
+                ret_typ=ret_typ, is_ascend=is_ascend, dtype=dtype)
 
 
-def sort(data=None, axis=None, is_ascend=None, name=None, attr=None, **kwargs):
+def sort(data=None, axis=_UNSET, is_ascend=None, name=None, attr=None, **kwargs):
     """Values sorted along ``axis`` (ascending by default; ties keep their order)."""
-    return make("sort", (), name, attr, kwargs, data=data, axis=axis, is_ascend=is_ascend)
+    return make("sort", (), name, attr, kwargs, data=data, axis=_axis(axis),
+                is_ascend=is_ascend)
 
 
-def argsort(data=None, axis=None, is_ascend=None, dtype=None, name=None, attr=None, **kwargs):
+def argsort(data=None, axis=_UNSET, is_ascend=None, dtype=None, name=None, attr=None,
+            **kwargs):
     """Indices (float ``dtype``) that sort ``data`` along ``axis``."""
-    return make("argsort", (), name, attr, kwargs, data=data, axis=axis, is_ascend=is_ascend,
-                dtype=dtype)
+    return make("argsort", (), name, attr, kwargs, data=data, axis=_axis(axis),
+                is_ascend=is_ascend, dtype=dtype)

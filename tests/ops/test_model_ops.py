@@ -339,3 +339,30 @@ def test_grouped_deconvolution_is_one_kernel_whatever_the_group_count(tmp_path, 
                                  {"data": "write", "up_weight": "write"})
         calls.append(len(compiled.trace))
     assert calls[0] == calls[1] <= 4
+
+
+@pytest.mark.jit
+def test_sorting_the_flattened_input_and_hidden_topk_indices():
+    x = np.random.default_rng(4).standard_normal((3, 4))
+    data = S.Variable("data")
+    sym = S.Group([S.sort(data, axis=None), S.topk(data, axis=None, k=3, ret_typ="value"),
+                   S.argsort(data, axis=None, is_ascend=False)])
+    _, outs = bind_run(sym, {"data": x.shape}, {"data": x})
+    flat = x.reshape(-1)
+    np.testing.assert_array_equal(outs[0], np.sort(flat))
+    np.testing.assert_array_equal(outs[1], np.sort(flat)[::-1][:3])
+    np.testing.assert_array_equal(outs[2], np.argsort(-flat, kind="stable"))
+    topk = S.topk(data, k=2, ret_typ="value").outputs[0].node
+    assert topk.num_outputs() == 2 and topk.num_visible_outputs() == 1
+
+
+@pytest.mark.jit
+@pytest.mark.parametrize("mode", ["constant", "edge", "reflect"])
+def test_pad_5d_matches_numpy(mode):
+    x = np.random.default_rng(6).standard_normal((1, 2, 3, 4, 2))
+    width = (0, 0, 0, 0, 1, 2, 2, 1, 1, 1)
+    sym = S.Pad(S.Variable("data"), mode=mode, pad_width=width, constant_value=-2.0)
+    _, outs = bind_run(sym, {"data": x.shape}, {"data": x})
+    pairs = [(width[2 * k], width[2 * k + 1]) for k in range(5)]
+    kwargs = {"constant_values": -2.0} if mode == "constant" else {}
+    np.testing.assert_array_equal(outs[0], np.pad(x, pairs, mode=mode, **kwargs))
