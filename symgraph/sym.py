@@ -15,6 +15,7 @@ from .ops import all as _ops  # noqa: F401
 from .symbol import Group, Symbol, Variable, load, load_json, var  # noqa: F401
 
 try:  # families added by later issues register their front ends here
+    from .frontend.model_ops import *  # noqa: F401,F403
     from .frontend.tensor import *  # noqa: F401,F403
 except ImportError:  # pragma: no cover - only while a family is being written
     pass

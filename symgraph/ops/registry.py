@@ -84,6 +84,23 @@ class OpDef:
     def lower(self, p: Params, ctx) -> None:
         raise NotImplementedError
 
+    # ---- composite ops ----------------------------------------------------------------
+    def decompose(self, p: Params, b) -> list | None:
+        """The op as a graph of other registered ops, or None for a primitive op.
+
+        ``b`` is a builder (``symgraph.passes.decompose.Decomposer``): ``b.inputs`` are the
+        node's input entries and ``b.op(name, *entries, **attrs)`` adds a node. Return one
+        entry per output (hidden outputs included). The rule may not depend on shapes: it
+        runs in the pass pipeline before shape inference, and the same rule gives the
+        op's gradient (see ``composite.CompositeOp``). Composite ops are replaced by their
+        decomposition before lowering, so fusion sees only primitive ops.
+        """
+        return None
+
+    @property
+    def is_composite(self) -> bool:
+        return type(self).decompose is not OpDef.decompose
+
 
 def register(cls):
     """Class decorator: instantiate, check and register an op definition."""

@@ -144,6 +144,9 @@ class ReduceLike(OpDef):
 
     def lower(self, p, ctx):
         axes = self.reduced_axes(ctx.in_shapes[0], ctx.in_shapes[1])
+        if not axes:  # the operand was not broadcast: a fusable identity, not an opaque copy
+            ctx.elementwise(lambda m, x: x, inputs=(0,))
+            return
         ctx.reduce("sum", axes, input=0)
 
 

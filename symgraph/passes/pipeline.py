@@ -1,7 +1,8 @@
 """The optimization pipeline: the graph passes in one explicit order, to a fixed point.
 
-Order: dead nodes first (less work for the rest), then CSE (exposes identical operands),
-algebraic identities, constant folding. Folding can expose new identities
+Order: composite ops are decomposed first (every later pass and codegen's fusion then
+sees only primitive ops), dead nodes next (less work for the rest), then CSE (exposes
+identical operands), algebraic identities, constant folding. Folding can expose new identities
 (``x * ones_like(..)``) and merges, so the sequence repeats until a round changes nothing,
 bounded by ``MAX_ROUNDS``. Passes reuse untouched nodes, so "nothing changed" is identity
 of the head entries.
@@ -12,12 +13,13 @@ from __future__ import annotations
 from ..graph import Entry, make_op_node
 from .cse import eliminate_common_subexpressions
 from .dce import eliminate_dead_nodes
+from .decompose import decompose_composites
 from .fold import fold_constants
 from .fold_bn import fold_batchnorm
 from .simplify import simplify_algebra
 
-PASSES = (eliminate_dead_nodes, eliminate_common_subexpressions, simplify_algebra,
-          fold_constants)
+PASSES = (decompose_composites, eliminate_dead_nodes, eliminate_common_subexpressions,
+          simplify_algebra, fold_constants)
 # rewrites that are only true in inference (BatchNorm on its moving statistics)
 INFERENCE_PASSES = (fold_batchnorm,)
 MAX_ROUNDS = 8

@@ -444,3 +444,149 @@ BATCHNORM = [
 ]
 
 CASES = CASES + BATCHNORM
+
+
+# ---- issue 11: the other ops MXNet 1.x models use (helper "ops") -----------------------------
+def index_gen(count_dim: int, low: float = 0.0, high: float = 1.0):
+    """Integer-valued float indices in [low * n, high * n) with n = dims[count_dim]
+    (out-of-range on purpose for the clip and wrap modes)."""
+
+    def gen(rng, shape, dims):
+        n = dims[count_dim]
+        return rng.integers(int(low * n), int(high * n), shape).astype(np.float64)
+
+    gen.needs_dims = True
+    return gen
+
+
+def mask01(rng, shape):
+    return rng.integers(0, 2, shape).astype(np.float64)
+
+
+def nchw(d):
+    return (2, d[0], d[1], d[2])
+
+
+def deconv_case(note, data, weight, **attrs):
+    inputs = (("data", data), ("weight", weight))
+    if attrs.get("no_bias", True):
+        return OpCase("Deconvolution", lambda x, w: S.Deconvolution(x, w, **attrs),
+                      inputs=inputs, infer_from=("data",), note=note)
+    filters = attrs["num_filter"]
+    return OpCase("Deconvolution", lambda x, w, b: S.Deconvolution(x, w, b, **attrs),
+                  inputs=inputs + (("bias", lambda d: (filters,)),), infer_from=("data",),
+                  note=note)
+
+
+def norm_case(op, note, data, channel_dim, **attrs):
+    fn = getattr(S, op)
+    return OpCase(op, lambda x, g, b: fn(x, g, b, **attrs),
+                  inputs=(("data", data), ("gamma", lambda d: (data(d)[channel_dim],)),
+                          ("beta", lambda d: (data(d)[channel_dim],))),
+                  gens={"gamma": positive}, infer_from=("data",), note=note)
+
+
+MODEL_OPS = [
+    deconv_case("3x3-s2-pad-adj-bias", nchw, lambda d: (d[0], 3, 3, 3), kernel=(3, 3),
+                stride=(2, 2), pad=(1, 1), adj=(1, 0), num_filter=3, no_bias=False),
+    deconv_case("4x4-target-shape", lambda d: (2, d[0], 3, 4), lambda d: (d[0], 2, 4, 4),
+                kernel=(4, 4), stride=(2, 2), target_shape=(7, 9), num_filter=2),
+    deconv_case("group-dilate", lambda d: (2, 4, d[1], d[2]), lambda d: (4, 1, 3, 2),
+                kernel=(3, 2), stride=(1, 2), dilate=(2, 1), pad=(0, 1), num_filter=2,
+                num_group=2),
+    OpCase("UpSampling", lambda x: S.UpSampling(x, scale=2, sample_type="nearest"),
+           inputs=(("data", nchw),), note="nearest"),
+    OpCase("UpSampling", lambda x, y: S.UpSampling(x, y, scale=2, sample_type="nearest"),
+           inputs=(("x", nchw), ("y", lambda d: (2, 3, 2 * d[1], d[2]))),
+           note="nearest-concat"),
+    OpCase("UpSampling", lambda x, y: S.UpSampling(x, y, scale=3, sample_type="nearest",
+                                                   multi_input_mode="sum"),
+           inputs=(("x", nchw), ("y", lambda d: (2, d[0], 3 * d[1], 3 * d[2]))),
+           note="nearest-sum"),
+    OpCase("UpSampling", lambda x, w: S.UpSampling(x, w, scale=2, sample_type="bilinear",
+                                                   num_filter=3),
+           inputs=(("data", lambda d: (2, 3, d[1], d[2])), ("weight", lambda d: (3, 1, 4, 4))),
+           infer_from=("data",), note="bilinear"),
+    OpCase("Pad", lambda x: S.Pad(x, mode="constant", pad_width=(0, 0, 0, 0, 1, 2, 2, 1),
+                                  constant_value=0.5), inputs=(("data", nchw),),
+           note="constant"),
+    OpCase("Pad", lambda x: S.pad(x, mode="edge", pad_width=(0, 0, 0, 0, 2, 1, 0, 3)),
+           inputs=(("data", nchw),), note="edge"),
+    OpCase("Pad", lambda x: S.Pad(x, mode="reflect", pad_width=(0, 0, 0, 0, 1, 1, 1, 0)),
+           inputs=(("data", nchw),), note="reflect"),
+    OpCase("LRN", lambda x: S.LRN(x, nsize=3, alpha=0.1, beta=0.75, knorm=1.5),
+           inputs=(("data", lambda d: (d[0], d[1] + 2, d[2], 2)),), note="nsize3"),
+    OpCase("LRN", lambda x: S.LRN(x, nsize=5, alpha=0.2), inputs=(("data", nchw),),
+           note="nsize5"),
+    norm_case("InstanceNorm", "3d", full, 1, eps=1e-3),
+    norm_case("InstanceNorm", "4d", nchw, 1),
+    norm_case("LayerNorm", "last", full, 2),
+    OpCase("LayerNorm", lambda x, g, b: S.LayerNorm(x, g, b, axis=1, output_mean_var=True),
+           inputs=(("data", full), ("gamma", lambda d: (d[1],)), ("beta", lambda d: (d[1],))),
+           infer_from=("data",), note="axis1-mean-var"),
+] + [
+    OpCase("L2Normalization", lambda x, mode=mode: S.L2Normalization(x, mode=mode),
+           inputs=(("data", nchw),), note=mode)
+    for mode in ("instance", "channel", "spatial")
+] + [
+    OpCase("Cast", lambda x: S.Cast(x, dtype="float64"), out_dtype="float64"),
+    OpCase("Cast", lambda x: S.cast(x, dtype="float64"), out_dtype="float64", note="alias"),
+    OpCase("where", lambda c, x, y: S.where(c, x, y),
+           inputs=(("condition", full), ("x", full), ("y", full)),
+           gens={"condition": mask01}, wrt=("x", "y")),
+    OpCase("where", lambda c, x, y: S.where(c, x, y),
+           inputs=(("condition", lambda d: (d[0],)), ("x", full), ("y", full)),
+           gens={"condition": mask01}, wrt=("x", "y"), note="rows"),
+    OpCase("batch_dot", lambda a, b: S.batch_dot(a, b),
+           inputs=(("lhs", full), ("rhs", lambda d: (d[0], d[2], d[1])))),
+    OpCase("batch_dot", lambda a, b: S.batch_dot(a, b, transpose_a=True, transpose_b=True),
+           inputs=(("lhs", lambda d: (d[0], d[2], d[1])), ("rhs", lambda d: (d[0], 4, d[2]))),
+           note="transposed"),
+    OpCase("take", lambda a, i: S.take(a, i, axis=1),
+           inputs=(("a", full), ("indices", lambda d: (2, 3))),
+           gens={"indices": index_gen(1, -0.5, 1.5)}, wrt=("a",), note="clip"),
+    OpCase("take", lambda a, i: S.take(a, i, axis=-1, mode="wrap"),
+           inputs=(("a", full), ("indices", lambda d: (5,))),
+           gens={"indices": index_gen(2, -2.0, 2.0)}, wrt=("a",), note="wrap"),
+    OpCase("pick", lambda x, i: S.pick(x, i, axis=1),
+           inputs=(("data", full), ("index", lambda d: (d[0], d[2]))),
+           gens={"index": index_gen(1)}, wrt=("data",), infer_from=("data",)),
+    OpCase("pick", lambda x, i: S.pick(x, i, keepdims=True, mode="wrap"),
+           inputs=(("data", full), ("index", lambda d: (d[0], d[1], 1))),
+           gens={"index": index_gen(2, -1.0, 2.0)}, wrt=("data",), note="keepdims-wrap"),
+    OpCase("slice", lambda x: S.slice(x, begin=(None, 1), end=(None, None), step=(1, 2)),
+           note="step2"),
+    OpCase("slice", lambda x: S.slice(x, begin=(1, None, None), end=(None, -1, 0),
+                                      step=(None, 1, -1)), note="negative-step"),
+    OpCase("slice_like", lambda x, y: S.slice_like(x, y),
+           inputs=(("data", lambda d: (d[0], d[1] + 2, d[2] + 1)), ("shape_like", full)),
+           wrt=("data",)),
+    OpCase("slice_like", lambda x, y: S.slice_like(x, y, axes=(1, -1)),
+           inputs=(("data", lambda d: (d[0], d[1] + 2, d[2] + 1)),
+                   ("shape_like", lambda d: (1, d[1], d[2]))), wrt=("data",), note="axes"),
+    OpCase("tile", lambda x: S.tile(x, reps=(2, 1, 3))),
+    OpCase("tile", lambda x: S.tile(x, reps=(2, 1, 1, 2)), inputs=(("data", mat),),
+           note="more-reps"),
+    OpCase("repeat", lambda x: S.repeat(x, repeats=3, axis=1)),
+    OpCase("repeat", lambda x: S.repeat(x, repeats=2), note="flat"),
+    OpCase("stack", lambda x, y, z: S.stack(x, y, z, axis=1),
+           inputs=(("x", full), ("y", full), ("z", full))),
+    OpCase("stack", lambda x, y: S.stack(x, y, axis=-1), inputs=(("x", mat), ("y", mat)),
+           note="last"),
+    unary("smooth_l1", away_from(-1.0, 1.0, 0.0)),
+    unary("smooth_l1", away_from(-0.25, 0.25, 0.0), note="sigma2", scalar=2.0),
+    OpCase("softmax_cross_entropy", lambda x, y: S.softmax_cross_entropy(x, y),
+           inputs=(("data", mat), ("label", col)), gens={"label": labels(1)}, wrt=("data",),
+           infer_from=("data",)),
+    OpCase("topk", lambda x: S.topk(x, axis=1, k=2, ret_typ="value"), wrt=(), note="value"),
+    OpCase("topk", lambda x: S.topk(x, k=2), wrt=(), out_dtype="float32", note="indices"),
+    OpCase("topk", lambda x: S.topk(x, axis=0, k=1, ret_typ="mask", is_ascend=True), wrt=(),
+           note="mask-ascend"),
+    OpCase("topk", lambda x: S.topk(x, k=0, ret_typ="value", is_ascend=True), wrt=(),
+           note="k0-full"),
+    OpCase("sort", lambda x: S.sort(x), wrt=()),
+    OpCase("sort", lambda x: S.sort(x, axis=0, is_ascend=False), wrt=(), note="descending"),
+    OpCase("argsort", lambda x: S.argsort(x, axis=1), wrt=(), out_dtype="float32"),
+]
+
+CASES = CASES + MODEL_OPS

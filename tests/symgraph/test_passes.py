@@ -9,6 +9,7 @@ from symgraph.compose import create
 from symgraph.graph import topo_order
 from symgraph.passes.cse import eliminate_common_subexpressions
 from symgraph.passes.dce import eliminate_dead_nodes
+from symgraph.passes.decompose import decompose_composites
 from symgraph.passes.fold import fold_constants
 from symgraph.passes.pipeline import PASSES, optimize, optimize_symbol
 from symgraph.passes.simplify import simplify_algebra
@@ -33,8 +34,8 @@ def assert_same_values(before, after, seed=0):
 
 
 def test_pipeline_order_is_explicit():
-    assert PASSES == (eliminate_dead_nodes, eliminate_common_subexpressions,
-                      simplify_algebra, fold_constants)
+    assert PASSES == (decompose_composites, eliminate_dead_nodes,
+                      eliminate_common_subexpressions, simplify_algebra, fold_constants)
 
 
 @pytest.mark.parametrize("pass_fn", PASSES + (optimize,))
