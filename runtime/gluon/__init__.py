@@ -1,0 +1,13 @@
+"""``sg.gluon``: MXNet's imperative API, traced and compiled (see runtime/ndarray)."""
+
+from runtime import metric  # noqa: F401
+
+from . import data, loss, nn, utils  # noqa: F401
+from .block import Block, HybridBlock  # noqa: F401
+from .parameter import (  # noqa: F401
+    Constant,
+    DeferredInitializationError,
+    Parameter,
+    ParameterDict,
+)
+from .trainer import Trainer  # noqa: F401
