@@ -53,6 +53,9 @@ class SoftmaxCrossEntropyLoss(Loss):
         if self._sparse:
             if axis != len(pred.shape) - 1:
                 raise ValueError("SoftmaxCrossEntropyLoss: sparse labels need axis=-1 here")
+            if np.dtype(label.dtype).kind != "f":
+                # class indices: the compiled one_hot reads floats (labels need no gradient)
+                label = label.astype(pred.dtype)
             if label.shape != pred.shape[:-1]:
                 label = label.reshape(pred.shape[:-1])
             label = F.one_hot(label, depth=pred.shape[-1], dtype=np.dtype(pred.dtype).name)
