@@ -120,7 +120,7 @@ class Parameter:
             return
         contexts = _contexts(device if device is not None else ctx)
         self._data = OrderedDict((c, self._placeholder(c)) for c in contexts)
-        self._pending = (init, default_init)
+        self._pending = (init if init is not None else self.init, default_init)
         if _known(self._shape):
             self._finish_deferred_init(self._shape)
         elif not self.allow_deferred_init:
