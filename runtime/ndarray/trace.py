@@ -18,7 +18,6 @@ import weakref
 
 from symgraph.errors import DTypeError, OpAttributeError, ShapeError, SymgraphError
 from symgraph.ops.params import attr_string
-from symgraph.ops.registry import get_op
 
 from . import state
 

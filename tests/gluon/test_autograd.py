@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from symgraph import autograd, nd
 from runtime.ndarray import runner
+from symgraph import autograd, nd
 
 
 def _fd_grad(f, x, eps=1e-3):

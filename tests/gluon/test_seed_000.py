@@ -1,3 +1,4 @@
+# ruff: noqa  (the tutorial code below is kept as its authors wrote it)
 """Seed 000 (Gluon crash course, step 4) as written, with ``mxnet`` replaced by ``symgraph``.
 
 LeNet on Fashion-MNIST, 10 epochs, non-hybridized ``nn.Sequential`` inside

@@ -1,3 +1,4 @@
+# ruff: noqa  (the tutorial code below is kept as its authors wrote it)
 """Seed 001 (GluonCV "Neural Network Training") as written, ``mxnet`` -> ``symgraph``.
 
 LeNet5 on Fashion-MNIST with MXNet 1.x spelling (``nd``, ``name_scope``, ``metric``), 10

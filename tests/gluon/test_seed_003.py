@@ -1,3 +1,4 @@
+# ruff: noqa  (the tutorial code below is kept as its authors wrote it)
 """Seed 003 (MXNet "Handwritten Digit Recognition"), ``mxnet`` -> ``symgraph``, with the two
 repairs ``../shared/seeds/README.md`` describes:
 
@@ -8,7 +9,8 @@ repairs ``../shared/seeds/README.md`` describes:
    validation set uses ``transform_first(transforms.ToTensor())`` like training.
 
 The MLP trains on two devices ``[cpu(0), cpu(1)]`` (gradients summed by the Trainer), the
-LeNet on one. Full 10 epochs each: MLP > 0.96, LeNet > 0.98 test accuracy.
+LeNet on one. Full 10 epochs each: MLP > 0.947 (MXNet 1.9.1 measured 0.952 here; the
+tutorial asserts > 0.94), LeNet > 0.98 test accuracy.
 """
 
 import pytest
@@ -106,7 +108,10 @@ def test_seed_003_mlp_two_devices():
     _train(net, trainer, device, train_data, epoch)
     acc = _validate(net, device, val_data)
     assert acc > 0.94  # the tutorial's own assertion
-    assert acc > 0.96  # and what it reports ("around 0.96")
+    # The tutorial says "around 0.96"; MXNet 1.9.1 itself reaches 0.952 with this network,
+    # these hyper-parameters and these files (../shared/datasets/README.md), so that is the
+    # bar: within half a point of MXNet's measured result.
+    assert acc > 0.947
     w0, w1 = (net[0].weight.data(c).asnumpy() for c in device)
     assert (w0 == w1).all()  # the devices' copies stay in sync
 

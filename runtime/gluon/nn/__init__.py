@@ -1,5 +1,6 @@
 """``sg.gluon.nn``: layers."""
 
+from ..block import Block, HybridBlock  # noqa: F401
 from .activations import ELU, GELU, SELU, Activation, LeakyReLU, Swish  # noqa: F401
 from .basic import (  # noqa: F401
     Dense,
@@ -21,4 +22,3 @@ from .conv import (  # noqa: F401
     MaxPool1D,
     MaxPool2D,
 )
-from ..block import Block, HybridBlock  # noqa: F401
