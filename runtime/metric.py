@@ -62,10 +62,16 @@ def create(metric, *args, **kwargs):
 
 
 def _plain(value):
-    """NDArrays (and lists of them) as numpy arrays: metrics compute in numpy."""
+    """NDArrays (and lists of them) as numpy arrays: metrics compute in numpy.
+
+    On fit's hot path the inputs are already numpy lists; those pass through untouched."""
+    if isinstance(value, numpy.ndarray):
+        return value
     if isinstance(value, (list, tuple)):
+        if all(isinstance(v, numpy.ndarray) for v in value):
+            return value
         return [_plain(v) for v in value]
-    if hasattr(value, "asnumpy") and not isinstance(value, numpy.ndarray):
+    if hasattr(value, "asnumpy"):
         return numpy.asarray(value)
     return value
 
