@@ -145,6 +145,16 @@ class NDArray:
     def __hash__(self):
         return id(self)
 
+    def __getattr__(self, name):
+        """Other numpy array attributes (``ravel``, ``all``, ``std``, ...) act on the value,
+        so code written for the numpy arrays symgraph used to return keeps working."""
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return getattr(self._value(), name)
+        except AttributeError:
+            raise AttributeError(f"'NDArray' object has no attribute '{name}'") from None
+
     # ---- devices, copies, dtypes -------------------------------------------------------
     def as_in_context(self, ctx):
         ctx = _one_context(ctx)
@@ -274,6 +284,12 @@ class NDArray:
     def __abs__(self):
         return _inv.call("abs", [self], {})
 
+    def __matmul__(self, other):
+        return _matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _matmul(as_ndarray(other, self._ctx), self)
+
     def __iadd__(self, other):
         return _inplace(self, self + other)
 
@@ -294,6 +310,13 @@ def _one_context(ctx):
                              "gluon.utils.split_and_load")
         ctx = ctx[0]
     return ctx if isinstance(ctx, Context) else Context(ctx)
+
+
+def _matmul(lhs, rhs):
+    rhs = as_ndarray(rhs, lhs._ctx)
+    if lhs.ndim == 2 and rhs.ndim == 2:
+        return _inv.call("dot", [lhs, rhs], {})
+    return NDArray(np.matmul(lhs._value(), rhs._value()), lhs._ctx)
 
 
 def _inplace(target, result):

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from symgraph.gluon.data import ArrayDataset, DataLoader, SimpleDataset
-from symgraph.gluon.data.vision import transforms
 
 import symgraph as sg
 from symgraph import gluon, nd
+from symgraph.gluon.data import ArrayDataset, DataLoader, SimpleDataset
+from symgraph.gluon.data.vision import transforms
 
 
 def _dataset(n=10):

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from symgraph.gluon import nn
 
 import symgraph as sg
 from symgraph import autograd, nd
+from symgraph.gluon import nn
 
 RNG = np.random.default_rng(0)
 
