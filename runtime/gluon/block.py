@@ -209,6 +209,8 @@ class Block:
     # ---- calling ------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         stack = state.STATE
+        if stack.block_depth == 0 and not stack.recording:
+            _settle_pending()
         stack.block_depth += 1
         stack.blocks.append(self._name)
         try:
@@ -235,6 +237,19 @@ class Block:
         total = sum(int(np.prod(p.shape)) for p in self.collect_params().values()
                     if p.shape is not None)
         print(f"Parameters in total: {total}")
+
+
+def _settle_pending():
+    """A top-level inference call starts its own graph: the previous one runs now if any of
+    its results are still held (else it is dropped), so unread outputs never pile up."""
+    trace = state.STATE.trace
+    if trace is None or trace.closed:
+        return
+    if trace.alive():
+        from runtime.ndarray.runner import run
+
+        run(trace)
+    trace.closed = True
 
 
 class HybridBlock(Block):

@@ -32,6 +32,7 @@ class _Compiled:
     """An executor plus how trace leaves and outputs map onto it."""
 
     def __init__(self, executor, leaf_names, grad_leaves):
+        self.lock = threading.Lock()  # one arena: two threads must not run it at once
         self.executor = executor
         self.leaf_names = leaf_names
         self.grad_leaves = grad_leaves
@@ -52,6 +53,13 @@ def run(trace, head=None, head_grad=None) -> None:
            tuple((leaf._shape, leaf._dtype) for leaf in trace.leaves),
            tuple(outputs), head_entry, grads, trace.is_train)
     compiled = _lookup(key, trace, outputs, head_entry, grads)
+    with compiled.lock:
+        _execute(compiled, trace, alive, head, head_grad)
+    if head is not None or not state.is_recording():
+        trace.closed = True  # inside record() a read keeps the graph open for backward()
+
+
+def _execute(compiled, trace, alive, head, head_grad) -> None:
     exe = compiled.executor
     _load_leaves(exe, compiled.leaf_names, trace.leaves)
     if head is None:
@@ -69,8 +77,6 @@ def run(trace, head=None, head_grad=None) -> None:
         _store_grads(exe, compiled, trace.leaves)
     for (array, _), value in zip([(a, e) for a, e in alive if a is not head], results):
         array._data = value.copy()
-    if head is not None or not state.is_recording():
-        trace.closed = True  # inside record() a read keeps the graph open for backward()
 
 
 def _lookup(key, trace, outputs, head_entry, grads) -> _Compiled:

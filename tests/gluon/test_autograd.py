@@ -133,3 +133,42 @@ def test_the_compiled_executor_is_reused_by_structure():
         z = (y * y).sum(axis=1)
     z.backward()
     assert len(runner._EXECUTORS) == before + 1  # new shape: one more executor
+
+
+def test_two_threads_training_at_once_get_the_single_thread_results():
+    import threading
+
+    def work(seed, out):
+        x = nd.array(np.random.default_rng(seed).standard_normal((3, 4)))
+        x.attach_grad()
+        for _ in range(20):
+            with autograd.record():
+                y = (nd.tanh(x) * x).sum(axis=1)
+            y.backward()
+        out[seed] = x.grad.asnumpy()
+
+    alone, together = {}, {}
+    for seed in (1, 2):
+        work(seed, alone)
+    threads = [threading.Thread(target=work, args=(s, together)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed in (1, 2):
+        np.testing.assert_array_equal(together[seed], alone[seed])
+
+
+def test_unread_inference_outputs_do_not_pile_up():
+    from symgraph.gluon import nn
+    from runtime.ndarray import state
+
+    net = nn.Dense(3, in_units=2)
+    net.initialize()
+    x = nd.ones((4, 2))
+    for _ in range(5):
+        net(x)  # results dropped
+    assert len(state.STATE.trace.nodes) == 1
+    kept = net(x)
+    net(x)  # the held result of the previous call is computed, not re-traced later
+    assert kept._data is not None and len(state.STATE.trace.nodes) == 1
