@@ -160,8 +160,8 @@ def test_two_threads_training_at_once_get_the_single_thread_results():
 
 
 def test_unread_inference_outputs_do_not_pile_up():
-    from symgraph.gluon import nn
     from runtime.ndarray import state
+    from symgraph.gluon import nn
 
     net = nn.Dense(3, in_units=2)
     net.initialize()
