@@ -19,6 +19,7 @@ from . import metric as _metric
 from .callback import BatchEndParam
 from .initializer import Uniform
 from .io import DataBatch, DataDesc, DataIter
+from .ndarray.ndarray import NDArray
 
 __all__ = ["BaseModule", "check_input_names", "parse_data_desc", "DEFAULT_INITIALIZER"]
 
@@ -142,7 +143,8 @@ class BaseModule:
             self.prepare(eval_batch, sparse_row_id_fn=sparse_row_id_fn)
             self.forward(eval_batch, is_train=False)
             pad = eval_batch.pad or 0
-            outputs = [out[0:out.shape[0] - pad].copy() for out in self.get_outputs()]
+            outputs = [NDArray(np.asarray(out)[0:out.shape[0] - pad].copy())
+                       for out in self.get_outputs()]
             yield outputs, nbatch, eval_batch
 
     def predict(self, eval_data, num_batch=None, merge_batches=True, reset=True,
@@ -162,7 +164,8 @@ class BaseModule:
         for outs in output_list:
             assert len(outs) == num_outputs, ("Cannot merge batches, as num of outputs is not "
                                               "the same in mini-batches. Maybe bucketing is used?")
-        merged = [np.concatenate([outs[i] for outs in output_list]) for i in range(num_outputs)]
+        merged = [NDArray(np.concatenate([np.asarray(outs[i]) for outs in output_list]))
+                  for i in range(num_outputs)]
         if num_outputs == 1 and not always_output_list:
             return merged[0]
         return merged

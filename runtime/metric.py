@@ -61,8 +61,37 @@ def create(metric, *args, **kwargs):
     return _registry_create(metric, *args, **kwargs)
 
 
+def _plain(value):
+    """NDArrays (and lists of them) as numpy arrays: metrics compute in numpy.
+
+    On fit's hot path the inputs are already numpy lists; those pass through untouched."""
+    if isinstance(value, numpy.ndarray):
+        return value
+    if isinstance(value, (list, tuple)):
+        if all(isinstance(v, numpy.ndarray) for v in value):
+            return value
+        return [_plain(v) for v in value]
+    if hasattr(value, "asnumpy"):
+        return numpy.asarray(value)
+    return value
+
+
+def _accepting_ndarrays(update):
+    def wrapped(self, labels, preds, *args, **kwargs):
+        return update(self, _plain(labels), _plain(preds), *args, **kwargs)
+    wrapped.__doc__, wrapped.__name__ = update.__doc__, update.__name__
+    wrapped._accepts_ndarrays = True
+    return wrapped
+
+
 class EvalMetric:
     """Base class: ``sum_metric / num_inst`` with local and global accumulators."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        update = cls.__dict__.get("update")
+        if update is not None and not getattr(update, "_accepts_ndarrays", False):
+            cls.update = _accepting_ndarrays(update)
 
     def __init__(self, name, output_names=None, label_names=None, **kwargs):
         self.name = str(name)

@@ -46,6 +46,7 @@ from .checkpoint import (
 from .context import Context, cpu
 from .initializer import InitDesc
 from .io import DataDesc
+from .ndarray.ndarray import NDArray
 
 __all__ = ["Module", "USE_FUSED_UPDATE"]
 
@@ -374,10 +375,10 @@ class Module(BaseModule):
         _checks.check_param_values(aux_params, own, "auxiliary state", source)
 
     def get_params(self):
-        """Copies of ``(arg_params, aux_params)``: later steps don't change them."""
+        """Copies of ``(arg_params, aux_params)`` as NDArrays: later steps don't change them."""
         assert self.binded and self.params_initialized
-        return ({n: a.copy() for n, a in self._arg_params.items()},
-                {n: a.copy() for n, a in self._aux_params.items()})
+        return ({n: NDArray(a.copy()) for n, a in self._arg_params.items()},
+                {n: NDArray(a.copy()) for n, a in self._aux_params.items()})
 
     # ---- optimizer -------------------------------------------------------------------------
     def init_optimizer(self, kvstore="local", optimizer="sgd",
@@ -551,13 +552,13 @@ class Module(BaseModule):
     def get_outputs(self, merge_multi_context=True):
         """The executor's outputs (views, overwritten by the next forward, as in MXNet)."""
         assert self.binded and self.params_initialized
-        outputs = list(self._bound.exe.outputs)
+        outputs = [NDArray(o) for o in self._bound.exe.outputs]  # zero-copy views
         return outputs if merge_multi_context else [[o] for o in outputs]
 
     def get_input_grads(self, merge_multi_context=True):
         """Gradients w.r.t. the data inputs (bind with inputs_need_grad=True)."""
         assert self.binded and self.params_initialized and self.inputs_need_grad
-        grads = [self._bound.exe.grad_dict[d.name] for d in self._data_shapes]
+        grads = [NDArray(self._bound.exe.grad_dict[d.name]) for d in self._data_shapes]
         return grads if merge_multi_context else [[g] for g in grads]
 
     def install_monitor(self, mon):

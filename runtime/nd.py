@@ -1,31 +1,63 @@
-"""``sg.nd``: the slice of ``mx.nd`` that Module-era scripts use.
+"""``sg.nd``: MXNet's ``mx.nd`` namespace over :class:`runtime.ndarray.NDArray`.
 
-symgraph's arrays are plain numpy arrays, so ``array``/``zeros``/``ones`` return
-``np.ndarray`` (float32 by default, MXNet's default dtype) and ``save``/``load`` read and
-write MXNet's binary NDArray-list files (see :mod:`runtime.ndarray_io`).
+``array``/``zeros``/``ones`` return NDArrays (float32 by default, MXNet's default dtype);
+every registered op is a function here (``nd.FullyConnected``, ``nd.relu``, ...), traced
+inside ``autograd.record()`` and Block calls, run eagerly otherwise. ``save``/``load`` read
+and write MXNet's binary NDArray-list files (see :mod:`runtime.ndarray_io`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .ndarray_io import load, save
+from . import ndarray_io
+from .ndarray.functions import (  # noqa: F401
+    arange,
+    array,
+    concat,
+    dot,
+    empty,
+    full,
+    maximum,
+    minimum,
+    ones,
+    stack,
+    waitall,
+    zeros,
+)
+from .ndarray.functions import lookup as _lookup
+from .ndarray.ndarray import NDArray
 
-__all__ = ["array", "zeros", "ones", "save", "load"]
+__all__ = ["NDArray", "array", "zeros", "ones", "full", "empty", "arange", "concat", "stack",
+           "dot", "maximum", "minimum", "waitall", "save", "load"]
 
 
-def array(source_array, ctx=None, dtype=None):
-    """A float32 copy of ``source_array`` (or ``dtype`` if given), as ``mx.nd.array``."""
-    if hasattr(source_array, "asnumpy"):
-        source_array = source_array.asnumpy()
-    return np.array(source_array, dtype=np.float32 if dtype is None else dtype)
+def _plain(value):
+    return np.asarray(value) if isinstance(value, NDArray) else value
 
 
-def zeros(shape, ctx=None, dtype=np.float32, **kwargs):
-    """Zeros of ``shape`` (float32 by default); ``ctx`` accepted for MXNet scripts."""
-    return np.zeros(shape, dtype=dtype)
+def save(fname, data):
+    """Write arrays (NDArray or numpy; one, a list or a dict) in MXNet's format."""
+    if isinstance(data, dict):
+        data = {k: _plain(v) for k, v in data.items()}
+    elif isinstance(data, (list, tuple)):
+        data = [_plain(v) for v in data]
+    else:
+        data = _plain(data)
+    ndarray_io.save(fname, data)
 
 
-def ones(shape, ctx=None, dtype=np.float32, **kwargs):
-    """Ones of ``shape`` (float32 by default); ``ctx`` accepted for MXNet scripts."""
-    return np.ones(shape, dtype=dtype)
+def load(fname):
+    """Read an MXNet NDArray-list file: a dict (named) or list of NDArrays."""
+    loaded = ndarray_io.load(fname)
+    if isinstance(loaded, dict):
+        return {k: NDArray(v) for k, v in loaded.items()}
+    return [NDArray(v) for v in loaded]
+
+
+def __getattr__(name):
+    function = _lookup(name)
+    if function is None:
+        raise AttributeError(f"module 'sg.nd' has no attribute '{name}'")
+    globals()[name] = function
+    return function

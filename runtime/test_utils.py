@@ -17,7 +17,7 @@ from symgraph.errors import SymgraphError
 from .atomic import atomic_write
 from .datasets import get_mnist
 
-__all__ = ["get_mnist", "download", "DownloadError"]
+__all__ = ["get_mnist", "download", "DownloadError", "list_gpus"]
 
 _TIMEOUT = 60
 
@@ -67,3 +67,8 @@ def download(url, fname=None, dirname=None, overwrite=False, retries=5):
     atomic_write(path, payload)
     logging.info("downloaded %s into %s successfully", url, path)
     return path
+
+
+def list_gpus() -> list:
+    """symgraph runs on the CPU: there are never GPUs."""
+    return []

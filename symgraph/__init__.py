@@ -53,6 +53,12 @@ _LAZY = {
     "image": "runtime.image",
     "datasets": "runtime.datasets",
     "nd": "runtime.nd",
+    "ndarray": "runtime.nd",
+    "gluon": "runtime.gluon",
+    "autograd": "runtime.ndarray.autograd",
+    "np": "runtime.numpy_api",
+    "numpy": "runtime.numpy_api",
+    "npx": "runtime.numpy_api.npx",
     "executor": "runtime.executor",
     "context": "runtime.context",
 }
@@ -75,9 +81,38 @@ def __dir__():
                                                     "set_memory_limit", "memory_limit"])
 
 
+class _AliasFinder:
+    """``import symgraph.gluon.nn`` (and ``from symgraph.gluon.data.vision import ...``)
+    resolve to the runtime modules behind the lazy namespaces, never to second copies."""
+
+    @staticmethod
+    def find_spec(fullname, path=None, target=None):
+        head, _, rest = fullname.partition(".")
+        top, _, tail = rest.partition(".")
+        if head != __name__ or top not in _LAZY:
+            return None
+        real = _LAZY[top] + ("." + tail if tail else "")
+        import importlib.util
+
+        return importlib.util.spec_from_loader(fullname, _AliasLoader(real))
+
+
+class _AliasLoader:
+    def __init__(self, real):
+        self._real = real
+
+    def create_module(self, spec):
+        return importlib.import_module(self._real)
+
+    def exec_module(self, module):
+        pass
+
+
 def _connect_runtime():
     """Register the compiled executor with Symbol.bind (the facade may reach runtime)."""
     importlib.import_module("runtime.executor")
 
 
 _connect_runtime()
+if not any(isinstance(f, _AliasFinder) for f in __import__("sys").meta_path):
+    __import__("sys").meta_path.append(_AliasFinder())

@@ -1,0 +1,285 @@
+"""Gluon ``Block`` and ``HybridBlock``: layers as Python objects whose calls are traced.
+
+A Block call pushes its name on the tracer's block stack, so every op it issues is recorded
+(inside ``record()`` for training, outside it for inference) and shape errors name the
+block. ``HybridBlock.forward`` calls ``hybrid_forward(F, x, **params)`` with ``F`` the
+``sg.nd`` namespace; since tracing already compiles imperative code, ``hybridize()`` only
+records the flag (and makes ``export`` possible after one call).
+
+Names follow MXNet: a block's prefix is its class hint plus a counter (``dense0_``), taken
+from the parent's counters inside its ``name_scope()`` (``sequential0_dense0_``), and a
+parameter's name is prefix + ``weight``/``bias``/... ``save_parameters`` uses the
+structural attribute paths instead (``0.weight``, ``conv1.bias``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+from runtime.ndarray import state
+from symgraph.names import current as _current_names
+
+from .parameter import Parameter, ParameterDict, _assign
+
+
+class _Scope(threading.local):
+    def __init__(self):
+        self.current = None
+
+
+_SCOPE = _Scope()
+
+
+class _BlockScope:
+    """The name scope of one block: counters for the children created inside it."""
+
+    def __init__(self, block):
+        self._block = block
+        self._counter = {}
+        self._old = None
+
+    @staticmethod
+    def create(prefix, params, hint):
+        current = _SCOPE.current
+        if current is None:
+            if prefix is None:
+                prefix = _current_names().get(None, hint) + "_"
+            params = ParameterDict(prefix) if params is None else ParameterDict(
+                params.prefix, params)
+            return prefix, params
+        if prefix is None:
+            count = current._counter.get(hint, 0)
+            prefix = f"{hint}{count}_"
+            current._counter[hint] = count + 1
+        parent = current._block.params
+        if params is None:
+            params = ParameterDict(parent.prefix + prefix, parent._shared)
+        else:
+            params = ParameterDict(params.prefix, params)
+        return current._block.prefix + prefix, params
+
+    def __enter__(self):
+        self._old, _SCOPE.current = _SCOPE.current, self
+        return self
+
+    def __exit__(self, *exc):
+        _SCOPE.current = self._old
+
+
+class Block:
+    """Base class of every layer and model (MXNet's ``gluon.Block``)."""
+
+    def __init__(self, prefix=None, params=None):
+        self._empty_prefix = prefix == ""
+        self._prefix, self._params = _BlockScope.create(prefix, params, self._alias())
+        self._name = self._prefix[:-1] if self._prefix.endswith("_") else self._prefix
+        self._scope = _BlockScope(self)
+        self._children = OrderedDict()
+        self._reg_params = OrderedDict()
+        self._active = False
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__}("]
+        for key, child in self._children.items():
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({key}): {body}")
+        return "\n".join(lines) + "\n)" if self._children else f"{type(self).__name__}()"
+
+    def __setattr__(self, name, value):
+        if isinstance(value, Block):
+            self.__dict__.setdefault("_children", OrderedDict())[name] = value
+        elif isinstance(value, Parameter):
+            self.__dict__.setdefault("_reg_params", OrderedDict())[name] = value
+        object.__setattr__(self, name, value)
+
+    # ---- names and parameters ------------------------------------------------------------
+    def _alias(self) -> str:
+        return type(self).__name__.lower()
+
+    @property
+    def prefix(self):
+        return self._prefix
+
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def params(self):
+        return self._params
+
+    def name_scope(self):
+        return self._scope
+
+    def register_child(self, block, name=None):
+        if name is None:
+            name = str(len(self._children))
+        self._children[name] = block
+        return block
+
+    def register_parameter(self, name, param):
+        self._reg_params[name] = param
+        return param
+
+    def collect_params(self, select=None) -> ParameterDict:
+        result = ParameterDict(self._params.prefix)
+        self._collect(result)
+        if select is not None:
+            result = result.select(select)
+        return result
+
+    def _collect(self, result):
+        for param in list(self._params.values()) + list(self._reg_params.values()):
+            if param.name not in result:
+                result._params[param.name] = param
+        for child in self._children.values():
+            child._collect(result)
+
+    def _structural_params(self, prefix="") -> OrderedDict:
+        """Parameters by attribute path (``features.0.weight``): save_parameters' keys."""
+        found = OrderedDict()
+        for key, param in self._reg_params.items():
+            found[prefix + key] = param
+        for key, child in self._children.items():
+            found.update(child._structural_params(f"{prefix}{key}."))
+        return found
+
+    def initialize(self, init=None, ctx=None, verbose=False, force_reinit=False,
+                   device=None):
+        self.collect_params().initialize(init, ctx, verbose, force_reinit, device)
+
+    def zero_grad(self):
+        self.collect_params().zero_grad()
+
+    def reset_ctx(self, ctx):
+        self.collect_params().reset_ctx(ctx)
+
+    reset_device = reset_ctx
+
+    def cast(self, dtype):
+        for child in self._children.values():
+            child.cast(dtype)
+        for param in self._reg_params.values():
+            param.cast(dtype)
+
+    def apply(self, fn):
+        for child in self._children.values():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def hybridize(self, active=True, **kwargs):
+        self._active = active
+        for child in self._children.values():
+            child.hybridize(active, **kwargs)
+
+    # ---- files -----------------------------------------------------------------------------
+    def save_parameters(self, filename, deduplicate=False):
+        from runtime.ndarray_io import save
+
+        arrays, seen = {}, {}
+        for key, param in self._structural_params().items():
+            if deduplicate and id(param) in seen:
+                continue
+            seen[id(param)] = key
+            arrays[key] = np.asarray(param.data())
+        save(filename, arrays)
+
+    def load_parameters(self, filename, ctx=None, allow_missing=False, ignore_extra=False,
+                        cast_dtype=False, dtype_source="current", device=None):
+        from runtime.ndarray_io import load
+
+        loaded = load(filename)
+        if isinstance(loaded, list):
+            raise ValueError(f"'{filename}' holds an unnamed list of arrays, not parameters")
+        ctx = device if device is not None else ctx
+        if not any("." in k for k in loaded):  # legacy files: full names, arg:/aux: tags
+            loaded = {k.split(":", 1)[-1]: v for k, v in loaded.items()}
+            params = {p.name: p for p in self.collect_params().values()}
+        else:
+            params = self._structural_params()
+        _assign(params, loaded, allow_missing, ignore_extra, filename, ctx, cast_dtype)
+
+    save_params = save_parameters
+    load_params = load_parameters
+
+    # ---- calling ------------------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        stack = state.STATE
+        if stack.block_depth == 0 and not stack.recording:
+            _settle_pending()
+        stack.block_depth += 1
+        stack.blocks.append(self._name)
+        try:
+            return self.forward(*args, **kwargs)
+        finally:
+            stack.blocks.pop()
+            stack.block_depth -= 1
+
+    def forward(self, *args):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def summary(self, *inputs):
+        """Print each child's output shape and parameter count (runs one forward)."""
+        rows = []
+        for key, child in self._children.items():
+            count = sum(int(np.prod(p.shape)) for p in child.collect_params().values()
+                        if p.shape is not None)
+            rows.append((key, type(child).__name__, count))
+        if inputs:
+            out = self(*inputs)
+            print(f"output shape: {getattr(out, 'shape', None)}")
+        for key, kind, count in rows:
+            print(f"{key:>12}  {kind:<20} {count:>10}")
+        total = sum(int(np.prod(p.shape)) for p in self.collect_params().values()
+                    if p.shape is not None)
+        print(f"Parameters in total: {total}")
+
+
+def _settle_pending():
+    """A top-level inference call starts its own graph: the previous one runs now if any of
+    its results are still held (else it is dropped), so unread outputs never pile up."""
+    trace = state.STATE.trace
+    if trace is None or trace.closed:
+        return
+    if trace.alive():
+        from runtime.ndarray.runner import run
+
+        run(trace)
+    trace.closed = True
+
+
+class HybridBlock(Block):
+    """A Block written once for both worlds: ``hybrid_forward(F, x, **params)``."""
+
+    def __init__(self, prefix=None, params=None):
+        super().__init__(prefix, params)
+        self._cached_export = None
+
+    def forward(self, x, *args):
+        from runtime import nd as F
+
+        ctx = x.context if hasattr(x, "context") else None
+        params = {name: p.data(ctx) for name, p in self._reg_params.items()}
+        return self.hybrid_forward(F, x, *args, **params)
+
+    def hybrid_forward(self, F, x, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define hybrid_forward()")
+
+    def __call__(self, *args, **kwargs):
+        out = super().__call__(*args, **kwargs)
+        if self._active:
+            self._cached_export = (args, out)
+        return out
+
+    def infer_shape(self, *args):
+        self(*args)
+
+    def export(self, path, epoch=0, remove_amp_cast=True):
+        """Write ``path-symbol.json`` and ``path-%04d.params`` (Module checkpoint format)."""
+        from .export import export_block
+
+        return export_block(self, path, epoch)

@@ -1,0 +1,106 @@
+"""``gluon.data.DataLoader``: batches from a dataset, shuffled, with MXNet's last-batch rules.
+
+Batches are stacked numpy arrays wrapped as NDArrays. When the dataset is whole arrays
+with a transform that has a batched form, a batch is one fancy index plus one transform
+call; otherwise samples are fetched and transformed one by one (``num_workers`` > 0 uses a
+thread pool for that path; the batched path is already faster than workers).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from runtime.ndarray.ndarray import NDArray
+
+
+def default_batchify_fn(data):
+    """Stack samples (NDArrays, numpy arrays or numbers); tuples are stacked field-wise."""
+    first = data[0]
+    if isinstance(first, tuple):
+        return tuple(default_batchify_fn(list(field)) for field in zip(*data))
+    if isinstance(first, NDArray):
+        return NDArray(np.stack([d._value() for d in data]), first.context)
+    return NDArray(np.asarray(np.stack([np.asarray(d) for d in data])))
+
+
+class DataLoader:
+    """Iterate over ``dataset`` in mini-batches (MXNet's ``gluon.data.DataLoader``)."""
+
+    def __init__(self, dataset, batch_size=None, shuffle=False, sampler=None,
+                 last_batch=None, batch_sampler=None, batchify_fn=None, num_workers=0,
+                 pin_memory=False, pin_device_id=0, prefetch=None, thread_pool=False,
+                 timeout=120, try_nopython=None):
+        if batch_sampler is None:
+            if batch_size is None:
+                raise ValueError("batch_size must be specified unless batch_sampler is "
+                                 "specified")
+            if sampler is not None and shuffle:
+                raise ValueError("shuffle must not be specified if sampler is specified")
+            last_batch = last_batch or "keep"
+            if last_batch not in ("keep", "discard", "rollover"):
+                raise ValueError(f"last_batch must be one of 'keep', 'discard', or "
+                                 f"'rollover', but got {last_batch}")
+        elif batch_size is not None or shuffle or sampler is not None or last_batch:
+            raise ValueError("batch_size, shuffle, sampler and last_batch must not be "
+                             "specified if batch_sampler is specified.")
+        self._dataset = dataset
+        self._batch_size = batch_size
+        self._shuffle = shuffle
+        self._sampler = sampler
+        self._last_batch = last_batch
+        self._batch_sampler = batch_sampler
+        self._batchify = batchify_fn or default_batchify_fn
+        self._num_workers = max(0, int(num_workers))
+        self._leftover = np.zeros(0, dtype=np.int64)
+
+    def __len__(self):
+        if self._batch_sampler is not None:
+            return len(self._batch_sampler)
+        n, b = len(self._dataset), self._batch_size
+        if self._last_batch == "keep":
+            return (n + b - 1) // b
+        if self._last_batch == "discard":
+            return n // b
+        return (n + len(self._leftover)) // b
+
+    def _batches(self):
+        if self._batch_sampler is not None:
+            yield from (np.asarray(list(b), dtype=np.int64) for b in self._batch_sampler)
+            return
+        if self._sampler is not None:
+            order = np.asarray(list(self._sampler), dtype=np.int64)
+        elif self._shuffle:
+            order = np.arange(len(self._dataset))
+            np.random.shuffle(order)
+        else:
+            order = np.arange(len(self._dataset))
+        if self._last_batch == "rollover":
+            order = np.concatenate([self._leftover, order])
+        b = self._batch_size
+        full = len(order) // b * b
+        for start in range(0, full, b):
+            yield order[start:start + b]
+        rest = order[full:]
+        if self._last_batch == "keep" and len(rest):
+            yield rest
+        self._leftover = rest if self._last_batch == "rollover" else self._leftover[:0]
+
+    def __iter__(self):
+        batched = getattr(self._dataset, "_batched", None)
+        pool = ThreadPoolExecutor(self._num_workers) if self._num_workers else None
+        try:
+            for indices in self._batches():
+                fast = batched(indices) if batched is not None and \
+                    self._batchify is default_batchify_fn else None
+                if fast is not None:
+                    yield tuple(NDArray(np.ascontiguousarray(f)) for f in fast)
+                    continue
+                fetch = self._dataset.__getitem__
+                samples = list(pool.map(fetch, indices.tolist())) if pool else \
+                    [fetch(i) for i in indices.tolist()]
+                yield self._batchify(samples)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False)

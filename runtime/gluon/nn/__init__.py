@@ -1,0 +1,24 @@
+"""``sg.gluon.nn``: layers."""
+
+from ..block import Block, HybridBlock  # noqa: F401
+from .activations import ELU, GELU, SELU, Activation, LeakyReLU, Swish  # noqa: F401
+from .basic import (  # noqa: F401
+    Dense,
+    Dropout,
+    Embedding,
+    Flatten,
+    HybridLambda,
+    HybridSequential,
+    Lambda,
+    Sequential,
+)
+from .conv import (  # noqa: F401
+    AvgPool1D,
+    AvgPool2D,
+    Conv1D,
+    Conv2D,
+    GlobalAvgPool2D,
+    GlobalMaxPool2D,
+    MaxPool1D,
+    MaxPool2D,
+)

@@ -1,0 +1,144 @@
+"""``gluon.Trainer``: reduce gradients over devices, then one fused native update.
+
+``step(batch_size)`` sets ``rescale_grad = scale / batch_size`` (a loss of shape (B,) gives
+gradients summed over the batch), sums each parameter's gradients over its devices into
+the first device's buffer, runs the optimizer over every trainable parameter in one call
+(:class:`runtime.fused_update.FusedUpdater`, or the per-parameter ``Updater`` for
+optimizers without a formula) and copies the new weights to the other devices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from runtime import optimizer as _opt
+from runtime.atomic import atomic_write
+
+from .parameter import Parameter, ParameterDict
+
+
+class Trainer:
+    """MXNet's ``gluon.Trainer`` (single process; ``kvstore`` accepted and ignored)."""
+
+    def __init__(self, params, optimizer, optimizer_params=None, kvstore="device",
+                 compression_params=None, update_on_kvstore=None):
+        if isinstance(params, (dict, ParameterDict)):
+            params = [params[k] for k in sorted(params.keys())]
+        params = list(params)
+        for param in params:
+            if not isinstance(param, Parameter):
+                raise ValueError("First argument must be a list or dict of Parameters, got "
+                                 f"list of {type(param)}.")
+        self._params = params
+        optimizer_params = dict(optimizer_params or {})
+        idx2name = {i: p.name for i, p in enumerate(params)}
+        if isinstance(optimizer, _opt.Optimizer):
+            if optimizer_params:
+                raise ValueError("optimizer_params must be None if optimizer is an instance "
+                                 "of Optimizer instead of str")
+            self._optimizer = optimizer
+            optimizer.idx2name = idx2name
+        else:
+            self._optimizer = _opt.Optimizer.create_optimizer(
+                optimizer, param_idx2name=idx2name, **optimizer_params)
+        self._optimizer.set_lr_mult({p.name: p.lr_mult for p in params})
+        self._optimizer.set_wd_mult({p.name: p.wd_mult for p in params})
+        self._scale = self._optimizer.rescale_grad
+        self._updater = None
+        self._trainable = None
+
+    @property
+    def optimizer(self):
+        return self._optimizer
+
+    @property
+    def learning_rate(self):
+        return self._optimizer.learning_rate
+
+    def set_learning_rate(self, lr):
+        self._optimizer.set_learning_rate(lr)
+
+    # ---- stepping ------------------------------------------------------------------------
+    def step(self, batch_size, ignore_stale_grad=False):
+        self._optimizer.rescale_grad = self._scale / batch_size
+        self._ensure_updater()
+        self._check_stale(ignore_stale_grad)
+        self.allreduce_grads()
+        self._update()
+
+    def allreduce_grads(self):
+        """Sum every parameter's gradients over its devices into the first one."""
+        for param in self._trainable:
+            grads = param.list_grad()
+            for other in grads[1:]:
+                grads[0]._data += other._data
+
+    def update(self, batch_size, ignore_stale_grad=False):
+        self._optimizer.rescale_grad = self._scale / batch_size
+        self._ensure_updater()
+        self._check_stale(ignore_stale_grad)
+        self._update()
+
+    def _update(self):
+        if isinstance(self._updater, _opt.Updater):
+            for index, param in enumerate(self._trainable):
+                self._updater(self._indices[index], param.list_grad()[0]._data,
+                              param.data()._data)
+        else:
+            self._updater.step()
+        for param in self._trainable:
+            arrays = param.list_data()
+            for other in arrays[1:]:
+                np.copyto(other._data, arrays[0]._data)
+            for array in arrays:
+                array._fresh_grad = False
+
+    def _ensure_updater(self):
+        if self._updater is not None:
+            return
+        self._trainable = [p for p in self._params if p.grad_req != "null"]
+        for param in self._trainable:
+            param.data()._value()  # raises the deferred-initialization error if needed
+        self._indices = [self._params.index(p) for p in self._trainable]
+        names = [p.name for p in self._trainable]
+        from runtime.fused_update import FusedUpdater
+
+        if FusedUpdater.supports(self._optimizer):
+            weights = {p.name: p.data()._data for p in self._trainable}
+            grads = {p.name: p.list_grad()[0]._data for p in self._trainable}
+            self._updater = FusedUpdater(self._optimizer, weights, grads, names,
+                                         indices=self._indices)
+        else:
+            self._updater = _opt.get_updater(self._optimizer)
+
+    def _check_stale(self, ignore):
+        if ignore:
+            return
+        for param in self._trainable:
+            for array in param.list_data():
+                if not array._fresh_grad:
+                    raise UserWarning(
+                        f"Gradient of Parameter `{param.name}` on context {array.context} has "
+                        "not been updated by backward since last `step`. This could mean a bug "
+                        "in your model that made it only use a subset of the Parameters "
+                        "(Blocks) for this iteration. If you are intentionally only using a "
+                        "subset, call step with ignore_stale_grad=True to suppress this "
+                        "warning and skip updating of Parameters with stale gradient")
+
+    # ---- states ---------------------------------------------------------------------------
+    def save_states(self, fname):
+        self._ensure_updater()
+        if isinstance(self._updater, _opt.Updater):
+            blob = self._updater.get_states()
+        else:
+            blob = _opt.encode_states(self._updater.states)
+        atomic_write(fname, blob)
+
+    def load_states(self, fname):
+        self._ensure_updater()
+        with open(fname, "rb") as f:
+            blob = f.read()
+        if isinstance(self._updater, _opt.Updater):
+            self._updater.set_states(blob)
+        else:
+            self._updater.load_states(blob)

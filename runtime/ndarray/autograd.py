@@ -1,0 +1,94 @@
+"""``sg.autograd``: MXNet's recording scopes over the tracer.
+
+``record()`` turns tracing on (and training mode, unless ``train_mode=False``); what is
+recorded is compiled when a value is read or ``backward()`` runs. ``pause()`` stops
+recording; ``train_mode()``/``predict_mode()`` only switch the mode Dropout and BatchNorm
+see.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from . import state
+from .ndarray import AutogradError, NDArray
+
+__all__ = ["record", "pause", "train_mode", "predict_mode", "is_recording", "is_training",
+           "set_recording", "set_training", "backward", "grad", "mark_variables"]
+
+is_recording = state.is_recording
+is_training = state.is_training
+set_recording = state.set_recording
+set_training = state.set_training
+
+
+@contextlib.contextmanager
+def _scope(recording, training):
+    old_rec = state.set_recording(recording) if recording is not None else None
+    old_train = state.set_training(training) if training is not None else None
+    try:
+        yield
+    finally:
+        if recording is not None:
+            state.set_recording(old_rec)
+        if training is not None:
+            state.set_training(old_train)
+
+
+def record(train_mode=True):
+    """Record ops for backward(); the forward runs in training mode unless told otherwise."""
+    return _scope(True, train_mode)
+
+
+def pause(train_mode=False):
+    return _scope(False, train_mode)
+
+
+def train_mode():
+    return _scope(None, True)
+
+
+def predict_mode():
+    return _scope(None, False)
+
+
+def mark_variables(variables, gradients, grad_reqs="write"):
+    if isinstance(variables, NDArray):
+        variables, gradients = [variables], [gradients]
+    reqs = [grad_reqs] * len(variables) if isinstance(grad_reqs, str) else list(grad_reqs)
+    for var, grad, req in zip(variables, gradients, reqs):
+        var._grad, var._grad_req = grad, req
+
+
+def backward(heads, head_grads=None, retain_graph=False, train_mode=True):
+    """Backpropagate from one head or a list of heads (each with its head gradient)."""
+    if isinstance(heads, NDArray):
+        heads, head_grads = [heads], [head_grads]
+    head_grads = head_grads if head_grads is not None else [None] * len(heads)
+    if len(heads) > 1:
+        raise AutogradError("backward(): several heads at once are not supported yet; sum "
+                            "them into one loss")
+    heads[0].backward(head_grads[0], retain_graph, train_mode)
+
+
+def grad(heads, variables, head_grads=None, retain_graph=None, create_graph=False,
+         train_mode=True):
+    """Gradients of ``heads`` w.r.t. ``variables`` as new arrays (their .grad untouched)."""
+    if create_graph:
+        raise AutogradError("grad(create_graph=True) (higher-order gradients) is not "
+                            "supported")
+    single = isinstance(variables, NDArray)
+    variables = [variables] if single else list(variables)
+    saved = [(v._grad, v._grad_req) for v in variables]
+    try:
+        for var in variables:
+            var._grad = NDArray(np.zeros(var.shape, var._dtype), var._ctx)
+            var._grad_req = "write"
+        backward(heads, head_grads, retain_graph, train_mode)
+        result = [v._grad for v in variables]
+    finally:
+        for var, (g, req) in zip(variables, saved):
+            var._grad, var._grad_req = g, req
+    return result[0] if single else result

@@ -1,0 +1,174 @@
+"""autograd: tracing inside record(), compiled forward+backward, gradients vs numpy."""
+
+import numpy as np
+import pytest
+
+from runtime.ndarray import runner
+from symgraph import autograd, nd
+
+
+def _fd_grad(f, x, eps=1e-3):
+    g = np.zeros_like(x, dtype=np.float64)
+    for i in np.ndindex(x.shape):
+        xp, xm = x.astype(np.float64), x.astype(np.float64)
+        xp[i] += eps
+        xm[i] -= eps
+        g[i] = (f(xp) - f(xm)) / (2 * eps)
+    return g
+
+
+def test_scopes_and_flags():
+    assert not autograd.is_recording() and not autograd.is_training()
+    with autograd.record():
+        assert autograd.is_recording() and autograd.is_training()
+        with autograd.pause():
+            assert not autograd.is_recording() and not autograd.is_training()
+        with autograd.predict_mode():
+            assert not autograd.is_training()
+    with autograd.record(train_mode=False):
+        assert autograd.is_recording() and not autograd.is_training()
+    with autograd.train_mode():
+        assert autograd.is_training() and not autograd.is_recording()
+    assert not autograd.is_recording()
+
+
+def test_ops_inside_record_are_pending_until_read():
+    x = nd.array(np.arange(6).reshape(2, 3))
+    x.attach_grad()
+    with autograd.record():
+        y = x * x + 1
+        assert y._data is None and y.shape == (2, 3)  # traced, shape inferred, not run
+    np.testing.assert_allclose(y.asnumpy(), np.arange(6).reshape(2, 3) ** 2 + 1)
+
+
+def test_backward_matches_finite_differences_on_non_square_shapes():
+    rng = np.random.default_rng(0)
+    xv = rng.standard_normal((3, 5)).astype(np.float32)
+    wv = rng.standard_normal((4, 5)).astype(np.float32)
+    x, w = nd.array(xv), nd.array(wv)
+    w.attach_grad()
+    x.attach_grad()
+    with autograd.record():
+        h = nd.FullyConnected(x, w, num_hidden=4, no_bias=True)
+        loss = (nd.tanh(h) * nd.tanh(h)).sum(axis=1)
+    loss.backward()
+
+    def f_w(wd):
+        return float((np.tanh(xv.astype(np.float64) @ wd.T) ** 2).sum())
+
+    def f_x(xd):
+        return float((np.tanh(xd @ wv.astype(np.float64).T) ** 2).sum())
+
+    np.testing.assert_allclose(w.grad.asnumpy(), _fd_grad(f_w, wv), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(x.grad.asnumpy(), _fd_grad(f_x, xv), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(loss.asnumpy(), (np.tanh(xv @ wv.T) ** 2).sum(axis=1),
+                               rtol=1e-5)
+
+
+def test_grad_req_add_accumulates_and_write_overwrites():
+    x = nd.array([1.0, 2.0, 3.0])
+    x.attach_grad(grad_req="add")
+    for _ in range(2):
+        with autograd.record():
+            y = (x * x).sum()
+        y.backward()
+    np.testing.assert_allclose(x.grad.asnumpy(), 2 * 2 * np.array([1, 2, 3]))
+    x.attach_grad()
+    for _ in range(2):
+        with autograd.record():
+            y = (x * x).sum()
+        y.backward()
+    np.testing.assert_allclose(x.grad.asnumpy(), 2 * np.array([1, 2, 3]))
+
+
+def test_head_gradient_and_autograd_grad():
+    x = nd.array([1.0, 2.0])
+    x.attach_grad()
+    with autograd.record():
+        y = x * 3
+    y.backward(nd.array([1.0, 10.0]))
+    np.testing.assert_allclose(x.grad.asnumpy(), [3, 30])
+    with autograd.record():
+        y = (x * x).sum()
+    g = autograd.grad(y, x)
+    np.testing.assert_allclose(g.asnumpy(), [2, 4])
+
+
+def test_reading_inside_record_keeps_the_graph_for_backward():
+    x = nd.array([1.0, 2.0])
+    x.attach_grad()
+    with autograd.record():
+        y = x * x
+        assert y.asnumpy().tolist() == [1, 4]
+        z = (y * 2).sum()
+    z.backward()
+    np.testing.assert_allclose(x.grad.asnumpy(), [4, 8])
+
+
+def test_backward_without_record_is_an_error():
+    x = nd.array([1.0])
+    with pytest.raises(Exception, match="record"):
+        (x * 2).backward()
+
+
+def test_the_compiled_executor_is_reused_by_structure():
+    x = nd.array(np.ones((2, 3)))
+    x.attach_grad()
+
+    def step(value):
+        x[:] = value
+        with autograd.record():
+            y = (x * x).sum(axis=1)
+        y.backward()
+        return x.grad.asnumpy()
+
+    step(1.0)
+    before = len(runner._EXECUTORS)
+    for value in (2.0, 3.0):
+        np.testing.assert_allclose(step(value), 2 * value * np.ones((2, 3)))
+    assert len(runner._EXECUTORS) == before  # same structure: no new compile
+    y = nd.array(np.ones((4, 3)))
+    y.attach_grad()
+    with autograd.record():
+        z = (y * y).sum(axis=1)
+    z.backward()
+    assert len(runner._EXECUTORS) == before + 1  # new shape: one more executor
+
+
+def test_two_threads_training_at_once_get_the_single_thread_results():
+    import threading
+
+    def work(seed, out):
+        x = nd.array(np.random.default_rng(seed).standard_normal((3, 4)))
+        x.attach_grad()
+        for _ in range(20):
+            with autograd.record():
+                y = (nd.tanh(x) * x).sum(axis=1)
+            y.backward()
+        out[seed] = x.grad.asnumpy()
+
+    alone, together = {}, {}
+    for seed in (1, 2):
+        work(seed, alone)
+    threads = [threading.Thread(target=work, args=(s, together)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for seed in (1, 2):
+        np.testing.assert_array_equal(together[seed], alone[seed])
+
+
+def test_unread_inference_outputs_do_not_pile_up():
+    from runtime.ndarray import state
+    from symgraph.gluon import nn
+
+    net = nn.Dense(3, in_units=2)
+    net.initialize()
+    x = nd.ones((4, 2))
+    for _ in range(5):
+        net(x)  # results dropped
+    assert len(state.STATE.trace.nodes) == 1
+    kept = net(x)
+    net(x)  # the held result of the previous call is computed, not re-traced later
+    assert kept._data is not None and len(state.STATE.trace.nodes) == 1

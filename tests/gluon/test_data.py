@@ -1,0 +1,79 @@
+"""gluon.data: datasets, lazy transforms, DataLoader batching rules, vision sets."""
+
+import numpy as np
+import pytest
+
+import symgraph as sg
+from symgraph import gluon, nd
+from symgraph.gluon.data import ArrayDataset, DataLoader, SimpleDataset
+from symgraph.gluon.data.vision import transforms
+
+
+def _dataset(n=10):
+    images = np.arange(n * 4 * 4, dtype=np.uint8).reshape(n, 4, 4, 1)
+    return ArrayDataset(images, np.arange(n, dtype=np.int32))
+
+
+@pytest.mark.parametrize("last_batch,sizes", [("keep", [4, 4, 2]), ("discard", [4, 4])])
+def test_last_batch_keep_and_discard(last_batch, sizes):
+    loader = DataLoader(_dataset(), batch_size=4, last_batch=last_batch)
+    assert [d.shape[0] for d, _ in loader] == sizes and len(loader) == len(sizes)
+    labels = np.concatenate([label.asnumpy() for _, label in loader])
+    assert labels.tolist() == list(range(sum(sizes)))
+
+
+def test_rollover_carries_the_rest_into_the_next_epoch():
+    loader = DataLoader(_dataset(), batch_size=4, last_batch="rollover")
+    first = [label.asnumpy().tolist() for _, label in loader]
+    second = [label.asnumpy().tolist() for _, label in loader]
+    assert first == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert second[0] == [8, 9, 0, 1] and len(second) == 3
+
+
+def test_shuffle_is_a_permutation_and_seeded_by_numpy():
+    np.random.seed(3)
+    loader = DataLoader(_dataset(), batch_size=3, shuffle=True)
+    labels = np.concatenate([label.asnumpy() for _, label in loader])
+    assert sorted(labels.tolist()) == list(range(10)) and labels.tolist() != list(range(10))
+
+
+def test_batched_and_per_sample_transforms_agree():
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize(0.13, 0.31)])
+    dataset = _dataset().transform_first(transform)
+    fast = next(iter(DataLoader(dataset, batch_size=5)))[0].asnumpy()
+    slow = np.stack([dataset[i][0].asnumpy() for i in range(5)])
+    assert fast.shape == (5, 1, 4, 4) and fast.dtype == np.float32
+    np.testing.assert_allclose(fast, slow, rtol=1e-6)
+    np.testing.assert_allclose(slow[1, 0], (np.arange(16, 32).reshape(4, 4) / 255 - 0.13) / 0.31,
+                               rtol=1e-5)
+
+
+def test_transform_gets_whole_samples_and_custom_batchify():
+    dataset = SimpleDataset([(i, 2 * i) for i in range(6)]).transform(lambda a, b: (a + b,))
+    assert dataset[2] == (6,)
+    loader = DataLoader(dataset, batch_size=3, batchify_fn=lambda s: [x[0] for x in s])
+    assert list(loader) == [[0, 3, 6], [9, 12, 15]]
+    threaded = DataLoader(_dataset().transform_first(lambda x: x.astype("float32")),
+                          batch_size=4, num_workers=2)
+    assert [d.shape for d, _ in threaded][0] == (4, 4, 4, 1)
+
+
+def test_split_and_load():
+    devices = [sg.cpu(0), sg.cpu(1)]
+    parts = gluon.utils.split_and_load(nd.array(np.arange(8).reshape(4, 2)), devices)
+    assert [p.shape for p in parts] == [(2, 2), (2, 2)]
+    assert parts[1].context.device_id == 1 and parts[1].asnumpy()[0].tolist() == [4, 5]
+    with pytest.raises(ValueError, match="evenly"):
+        gluon.utils.split_and_load(nd.ones((3, 2)), devices)
+
+
+def test_vision_mnist_reads_the_shared_data():
+    train = gluon.data.vision.MNIST(train=True)
+    image, label = train[0]
+    assert len(train) == 60000 and image.shape == (28, 28, 1) and image.dtype == np.uint8
+    assert int(label) == 5
+    images, labels = train[0:10]
+    assert images.shape == (10, 28, 28, 1) and labels.shape == (10,)
+    fashion = gluon.data.vision.FashionMNIST(train=False)
+    assert len(fashion) == 10000
+    assert np.bincount(fashion._label).tolist() == [1000] * 10
