@@ -1,0 +1,252 @@
+"""Export entries for layers: dense, convolution, deconvolution, pooling, normalization,
+softmax and the loss heads (their label inputs are dropped, as MXNet's exporter did)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .table import exporter
+
+
+def _window(n, kernel):
+    """ONNX window attrs from MXNet's kernel/stride/dilate/pad (defaults 1, 1, 0)."""
+    dims = len(kernel)
+    stride = tuple(n.p.stride) or (1,) * dims
+    dilate = tuple(getattr(n.p, "dilate", ()) or ()) or (1,) * dims
+    pad = tuple(n.p.pad) or (0,) * dims
+    return {"kernel_shape": list(kernel), "strides": list(stride), "dilations": list(dilate),
+            "pads": list(pad) + list(pad)}
+
+
+def _require_channels_first(n):
+    layout = getattr(n.p, "layout", None)
+    n.require(layout in (None, "NCW", "NCHW", "NCDHW"), "layout", "only channels-first layouts")
+
+
+# ---- dense and convolution ------------------------------------------------------------------
+@exporter("FullyConnected")
+def fully_connected(ctx, n):
+    x, w = n.inputs[0], n.inputs[1]
+    bias = [] if n.p.no_bias else [n.inputs[2]]
+    if n.p.flatten or n.rank == 2:
+        if n.rank != 2:
+            x = ctx.op("Flatten", [x], axis=1)
+        ctx.op("Gemm", [x, w] + bias, n.out, transB=1)
+        return
+    product = ctx.op("MatMul", [x, ctx.op("Transpose", [w], perm=[1, 0])],
+                     None if bias else n.out)
+    if bias:
+        ctx.op("Add", [product] + bias, n.out)
+
+
+@exporter("Convolution")
+def convolution(ctx, n):
+    _require_channels_first(n)
+    attrs = _window(n, n.p.kernel)
+    ctx.op("Conv", n.inputs, n.out, group=n.p.num_group, **attrs)
+
+
+@exporter("Deconvolution")
+def deconvolution(ctx, n):
+    _require_channels_first(n)
+    n.require(not tuple(getattr(n.p, "target_shape", ()) or ()), "target_shape",
+              "give pad/adj instead of target_shape")
+    attrs = _window(n, n.p.kernel)
+    adj = tuple(getattr(n.p, "adj", ()) or ())
+    if any(adj):
+        attrs["output_padding"] = list(adj)
+    ctx.op("ConvTranspose", n.inputs, n.out, group=n.p.num_group, **attrs)
+
+
+# ---- pooling --------------------------------------------------------------------------------
+def _full_extra(n, attrs):
+    """Extra end padding that makes the 'full' convention's last window fit exactly."""
+    spatial = n.in_shapes[0][2:]
+    out = n.out_shapes[0][2:]
+    extra = []
+    for x, o, k, s, p in zip(spatial, out, attrs["kernel_shape"], attrs["strides"],
+                             attrs["pads"]):
+        extra.append(max(0, (o - 1) * s + k - (x + 2 * p)))
+    return extra
+
+
+def _global_pool(ctx, n):
+    if n.p.pool_type == "max":
+        return ctx.op("GlobalMaxPool", [n.x], n.out)
+    if n.p.pool_type == "avg":
+        return ctx.op("GlobalAveragePool", [n.x], n.out)
+    if n.p.pool_type == "sum":
+        return ctx.reduce("ReduceSum", n.x, list(range(2, n.rank)), True, n.out)
+    return n.reject("pool_type", "global lp pooling is not exported")
+
+
+@exporter("Pooling")
+def pooling(ctx, n):
+    _require_channels_first(n)
+    if n.p.global_pool:
+        return _global_pool(ctx, n)
+    n.require(n.p.pooling_convention in ("valid", "full"), "pooling_convention",
+              "ONNX pools have floor and ceil modes only")
+    attrs = _window(n, n.p.kernel)
+    del attrs["dilations"]
+    full = n.p.pooling_convention == "full"
+    dims = len(attrs["kernel_shape"])
+    if n.p.pool_type == "avg":
+        return _avg_pool(ctx, n, attrs, full)
+    if full:  # max and sum: explicit end padding; padding never wins a max nor adds to a sum
+        extra = _full_extra(n, {**attrs, "pads": attrs["pads"][:dims]})
+        attrs["pads"] = attrs["pads"][:dims] + [p + e for p, e in
+                                                zip(attrs["pads"][dims:], extra)]
+    if n.p.pool_type == "max":
+        return ctx.op("MaxPool", [n.x], n.out, **attrs)
+    if n.p.pool_type == "sum":  # every window is whole once padding counts: mean * size
+        mean = ctx.op("AveragePool", [n.x], count_include_pad=1, **attrs)
+        size = int(np.prod(attrs["kernel_shape"]))
+        return ctx.op("Mul", [mean, ctx.scalar_like(size, n.dtype)], n.out)
+    return n.reject("pool_type", "only max, avg and sum pooling are exported")
+
+
+def _avg_pool(ctx, n, attrs, full):
+    """avg: MXNet clips the divisor at the padded edge, as ONNX's ceil mode does; ONNX drops a
+    last window that would start inside the end padding, MXNet keeps it."""
+    include_pad = n.p.count_include_pad in (None, True)
+    if full:
+        dims = len(attrs["kernel_shape"])
+        for x, o, s, p in zip(n.in_shapes[0][2:], n.out_shapes[0][2:], attrs["strides"],
+                              attrs["pads"][:dims]):
+            n.require((o - 1) * s < x + p, "pooling_convention",
+                      "the last 'full' window starts in the padding, which ONNX drops")
+    ctx.op("AveragePool", [n.x], n.out, count_include_pad=int(include_pad),
+           ceil_mode=int(full), **attrs)
+
+
+# ---- normalization ------------------------------------------------------------------------------
+def _channel_axis_ok(n, axis):
+    return n.axis(axis) == 1
+
+
+@exporter("BatchNorm")
+def batch_norm(ctx, n):
+    """Inference form: the moving statistics; fix_gamma means a scale of ones."""
+    n.require(_channel_axis_ok(n, n.p.axis), "axis", "ONNX normalizes axis 1")
+    n.require(not n.p.output_mean_var, "output_mean_var", "batch statistics are training-only")
+    data, gamma, beta, mean, var = n.inputs
+    if n.p.fix_gamma:
+        gamma = ctx.const(np.ones(n.in_shapes[1]), n.in_dtypes[1], "ones")
+    ctx.op("BatchNormalization", [data, gamma, beta, mean, var], n.out, epsilon=float(n.p.eps))
+
+
+@exporter("InstanceNorm")
+def instance_norm(ctx, n):
+    ctx.op("InstanceNormalization", n.inputs, n.out, epsilon=float(n.p.eps))
+
+
+def _along(ctx, n, x, axis):
+    """A 1-D per-channel tensor reshaped to broadcast along ``axis`` of the data."""
+    shape = [1] * n.rank
+    shape[axis] = n.in_shapes[0][axis]
+    return ctx.reshape(x, shape)
+
+
+@exporter("LayerNorm")
+def layer_norm(ctx, n):
+    n.require(not getattr(n.p, "output_mean_var", False), "output_mean_var",
+              "the statistics outputs are training-only")
+    axis = n.axis(n.p.axis)
+    data, gamma, beta = n.inputs
+    if axis == n.rank - 1 and ctx.opset >= 17:
+        ctx.op("LayerNormalization", [data, gamma, beta], n.out, axis=-1,
+               epsilon=float(n.p.eps))
+        return
+    mean = ctx.reduce("ReduceMean", data, [axis], True)
+    centred = ctx.op("Sub", [data, mean])
+    var = ctx.reduce("ReduceMean", ctx.op("Mul", [centred, centred]), [axis], True)
+    std = ctx.op("Sqrt", [ctx.op("Add", [var, ctx.scalar_like(n.p.eps, n.dtype)])])
+    scaled = ctx.op("Mul", [ctx.op("Div", [centred, std]), _along(ctx, n, gamma, axis)])
+    ctx.op("Add", [scaled, _along(ctx, n, beta, axis)], n.out)
+
+
+L2_AXES = {"instance": lambda rank: range(1, rank), "channel": lambda rank: [1],
+           "spatial": lambda rank: range(2, rank)}
+
+
+@exporter("L2Normalization")
+def l2_normalization(ctx, n):
+    n.require(n.p.mode in L2_AXES, "mode", "instance, channel or spatial")
+    axes = list(L2_AXES[n.p.mode](n.rank))
+    total = ctx.reduce("ReduceSumSquare", n.x, axes, True)
+    norm = ctx.op("Sqrt", [ctx.op("Add", [total, ctx.scalar_like(n.p.eps, n.dtype)])])
+    ctx.op("Div", [n.x, norm], n.out)
+
+
+@exporter("LRN")
+def lrn(ctx, n):
+    ctx.op("LRN", [n.x], n.out, size=int(n.p.nsize), alpha=float(n.p.alpha),
+           beta=float(n.p.beta), bias=float(n.p.knorm))
+
+
+@exporter("UpSampling")
+def upsampling(ctx, n):
+    scale = int(n.p.scale)
+    if n.p.sample_type == "nearest":
+        n.require(len(n.inputs) == 1, "num_args", "nearest upsampling of several inputs")
+        scales = ctx.const([1.0, 1.0] + [float(scale)] * (n.rank - 2), np.float32, "scales")
+        ctx.op("Resize", [n.x, "", scales], n.out, mode="nearest",
+               coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+        return
+    n.require(n.p.sample_type == "bilinear", "sample_type", "nearest or bilinear")
+    kernel = 2 * scale - scale % 2
+    pad = (scale - 1 + 1) // 2
+    ctx.op("ConvTranspose", n.inputs[:2], n.out, group=int(n.p.num_filter),
+           kernel_shape=[kernel, kernel], strides=[scale, scale], pads=[pad] * 4)
+
+
+# ---- softmax and the loss heads --------------------------------------------------------------
+def _tempered(ctx, n):
+    t = getattr(n.p, "temperature", None)
+    if t is None or float(t) == 1.0:
+        return n.x
+    return ctx.op("Div", [n.x, ctx.scalar_like(t, n.in_dtypes[0])])
+
+
+def _softmax_family(onnx_type):
+    def convert(ctx, n):
+        n.require(not n.p.use_length, "use_length", "masked softmax is not exported")
+        x = _tempered(ctx, n)
+        same = np.dtype(n.dtype) == np.dtype(n.in_dtypes[0])
+        y = ctx.op(onnx_type, [x], n.out if same else None, axis=n.axis(n.p.axis))
+        if not same:
+            ctx.cast(y, n.dtype, n.out)
+
+    return convert
+
+
+exporter("softmax")(_softmax_family("Softmax"))
+exporter("log_softmax")(_softmax_family("LogSoftmax"))
+
+
+@exporter("SoftmaxOutput", drops=(1,))
+def softmax_output(ctx, n):
+    """The prediction only: per row of the (d0, rest) view, over the last axis with
+    preserve_shape, over axis 1 with multi_output."""
+    if n.p.multi_output:
+        ctx.op("Softmax", [n.x], n.out, axis=1)
+    elif n.p.preserve_shape or n.rank == 2:
+        ctx.op("Softmax", [n.x], n.out, axis=n.rank - 1)
+    else:
+        rows = ctx.op("Softmax", [ctx.op("Flatten", [n.x], axis=1)], axis=1)
+        ctx.op("Reshape", [rows, ctx.op("Shape", [n.x])], n.out)
+
+
+exporter("LinearRegressionOutput", "MAERegressionOutput", drops=(1,))(
+    lambda ctx, n: ctx.op("Identity", [n.x], n.out))
+exporter("LogisticRegressionOutput", drops=(1,))(
+    lambda ctx, n: ctx.op("Sigmoid", [n.x], n.out))
+
+
+@exporter("Dropout")
+def dropout(ctx, n):
+    """Inference is the identity; mode='always' drops at inference too, which no fixed graph
+    reproduces."""
+    n.require(n.p.mode == "training", "mode", "mode='always' samples a mask at inference")
+    ctx.op("Identity", [n.x], n.out)
