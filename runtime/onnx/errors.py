@@ -1,4 +1,4 @@
-"""Errors of the ONNX bridge: part of symgraph's one family, so ``sg.SymgraphError`` catches them."""
+"""Errors of the ONNX bridge, in symgraph's one family (``sg.SymgraphError`` catches them)."""
 
 from __future__ import annotations
 

@@ -109,11 +109,12 @@ def _data_inputs(symbol, nodes, params, in_shapes, in_types, dynamic, dynamic_in
 
 def _named(names, given, what, nodes, shape=True) -> dict:
     if isinstance(given, dict):
-        unknown = set(given) - set(names)
+        variables = {n.name for n in nodes if n.is_variable}
+        unknown = set(given) - variables
         if unknown:
             raise OnnxError(f"export_model: {what} names {sorted(unknown)} are not inputs; the "
                             f"inputs are {names}")
-        values = dict(given)
+        values = {k: v for k, v in given.items() if k in names}  # labels are dropped
     else:
         values = dict(zip(names, list(given or [])))
         if given is not None and len(list(given)) != len(names):
