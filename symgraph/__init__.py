@@ -49,6 +49,7 @@ _LAZY = {
     "nd": "runtime.nd",
     "executor": "runtime.executor",
     "context": "runtime.context",
+    "onnx": "runtime.onnx",
 }
 
 
