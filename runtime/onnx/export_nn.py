@@ -121,19 +121,29 @@ def _avg_pool(ctx, n, attrs, full):
 
 
 # ---- normalization ------------------------------------------------------------------------------
-def _channel_axis_ok(n, axis):
-    return n.axis(axis) == 1
-
-
 @exporter("BatchNorm")
 def batch_norm(ctx, n):
-    """Inference form: the moving statistics; fix_gamma means a scale of ones."""
-    n.require(_channel_axis_ok(n, n.p.axis), "axis", "ONNX normalizes axis 1")
-    n.require(not n.p.output_mean_var, "output_mean_var", "batch statistics are training-only")
+    """Inference form: the moving statistics; fix_gamma means a scale of ones. ONNX
+    normalizes axis 1, so another axis is moved there and back. With output_mean_var the
+    extra outputs are what inference gives: the moving mean and 1/sqrt(moving_var + eps)."""
     data, gamma, beta, mean, var = n.inputs
+    if n.p.output_mean_var:
+        ctx.op("Identity", [mean], n.outputs[1])
+        shifted = ctx.op("Add", [var, ctx.scalar_like(n.p.eps, n.in_dtypes[4])])
+        ctx.op("Reciprocal", [ctx.op("Sqrt", [shifted])], n.outputs[2])
     if n.p.fix_gamma:
         gamma = ctx.const(np.ones(n.in_shapes[1]), n.in_dtypes[1], "ones")
-    ctx.op("BatchNormalization", [data, gamma, beta, mean, var], n.out, epsilon=float(n.p.eps))
+    axis = n.axis(n.p.axis)
+    if axis == 1:
+        ctx.op("BatchNormalization", [data, gamma, beta, mean, var], n.out,
+               epsilon=float(n.p.eps))
+        return
+    perm = list(range(n.rank))
+    perm[1], perm[axis] = perm[axis], perm[1]
+    moved = ctx.op("Transpose", [data], perm=perm)
+    normed = ctx.op("BatchNormalization", [moved, gamma, beta, mean, var],
+                    epsilon=float(n.p.eps))
+    ctx.op("Transpose", [normed], n.out, perm=perm)
 
 
 @exporter("InstanceNorm")
