@@ -209,3 +209,19 @@ def repeat(ctx, n):
     reps[axis + 1] = count
     tiled = ctx.op("Tile", [spread, ctx.ints(reps, "reps")])
     ctx.reshape(tiled, n.out_shapes[0], n.out_dyn[0], n.out)
+
+
+@exporter("slice_like")
+def slice_like(ctx, n):
+    """From 0 to the output's (inferred) sizes; a dynamic dim that keeps data's size
+    slices to the end."""
+    ends = []
+    for out, data, flag in zip(n.out_shapes[0], n.in_shapes[0], n.out_dyn[0] or
+                               (False,) * n.rank):
+        if flag:
+            n.require(out == data, "axes", "a dynamic dim cut to another input's size")
+            ends.append(INT64_MAX)
+        else:
+            ends.append(out)
+    ctx.op("Slice", [n.x, ctx.ints([0] * n.rank), ctx.ints(ends), ctx.ints(range(n.rank))],
+           n.out)

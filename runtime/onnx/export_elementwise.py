@@ -177,3 +177,14 @@ def leaky_relu(ctx, n):
         ctx.op("PRelu", n.inputs, n.out)
     else:
         n.reject("act_type", "no ONNX activation matches")
+
+
+@exporter("smooth_l1")
+def smooth_l1(ctx, n):
+    """0.5 (sigma x)^2 where |x| < 1 / sigma^2, else |x| - 0.5 / sigma^2."""
+    s2 = float(n.p.scalar) ** 2
+    mag = ctx.op("Abs", [n.x])
+    inside = ctx.op("Less", [mag, ctx.scalar_like(1.0 / s2, n.dtype)])
+    quad = ctx.op("Mul", [ctx.op("Mul", [n.x, n.x]), ctx.scalar_like(0.5 * s2, n.dtype)])
+    lin = ctx.op("Sub", [mag, ctx.scalar_like(0.5 / s2, n.dtype)])
+    ctx.op("Where", [inside, quad, lin], n.out)

@@ -48,13 +48,22 @@ def convolution(ctx, n):
 
 @exporter("Deconvolution")
 def deconvolution(ctx, n):
+    """A target_shape becomes MXNet's own pad and adj: the full output minus the target,
+    split as pad = ceil(total / 2) each side and adj = total % 2."""
     _require_channels_first(n)
-    n.require(not tuple(getattr(n.p, "target_shape", ()) or ()), "target_shape",
-              "give pad/adj instead of target_shape")
     attrs = _window(n, n.p.kernel)
-    adj = tuple(getattr(n.p, "adj", ()) or ())
+    adj = list(getattr(n.p, "adj", ()) or ()) or [0] * len(n.p.kernel)
+    target = tuple(getattr(n.p, "target_shape", ()) or ())
+    if any(target):
+        pads, adj = [], []
+        for x, k, s, d, t in zip(n.in_shapes[0][2:], n.p.kernel, attrs["strides"],
+                                 attrs["dilations"], target):
+            total = s * (x - 1) + d * (k - 1) + 1 - t
+            pads.append((total + 1) // 2)
+            adj.append(total % 2)
+        attrs["pads"] = pads + pads
     if any(adj):
-        attrs["output_padding"] = list(adj)
+        attrs["output_padding"] = adj
     ctx.op("ConvTranspose", n.inputs, n.out, group=n.p.num_group, **attrs)
 
 
@@ -160,18 +169,21 @@ def _along(ctx, n, x, axis):
 
 @exporter("LayerNorm")
 def layer_norm(ctx, n):
-    n.require(not getattr(n.p, "output_mean_var", False), "output_mean_var",
-              "the statistics outputs are training-only")
+    """One axis; ONNX's LayerNormalization (opset 17) normalizes from an axis to the end, so
+    it serves the last axis, and other axes are written out. With output_mean_var the
+    extra outputs are the mean and sqrt(var + eps), the axis kept as 1."""
     axis = n.axis(n.p.axis)
     data, gamma, beta = n.inputs
-    if axis == n.rank - 1 and ctx.opset >= 17:
+    stats = bool(getattr(n.p, "output_mean_var", False))
+    if axis == n.rank - 1 and ctx.opset >= 17 and not stats:
         ctx.op("LayerNormalization", [data, gamma, beta], n.out, axis=-1,
                epsilon=float(n.p.eps))
         return
-    mean = ctx.reduce("ReduceMean", data, [axis], True)
+    mean = ctx.reduce("ReduceMean", data, [axis], True, n.outputs[1] if stats else None)
     centred = ctx.op("Sub", [data, mean])
     var = ctx.reduce("ReduceMean", ctx.op("Mul", [centred, centred]), [axis], True)
-    std = ctx.op("Sqrt", [ctx.op("Add", [var, ctx.scalar_like(n.p.eps, n.dtype)])])
+    std = ctx.op("Sqrt", [ctx.op("Add", [var, ctx.scalar_like(n.p.eps, n.dtype)])],
+                 n.outputs[2] if stats else None)
     scaled = ctx.op("Mul", [ctx.op("Div", [centred, std]), _along(ctx, n, gamma, axis)])
     ctx.op("Add", [scaled, _along(ctx, n, beta, axis)], n.out)
 
@@ -191,24 +203,57 @@ def l2_normalization(ctx, n):
 
 @exporter("LRN")
 def lrn(ctx, n):
-    ctx.op("LRN", [n.x], n.out, size=int(n.p.nsize), alpha=float(n.p.alpha),
-           beta=float(n.p.beta), bias=float(n.p.knorm))
+    """ONNX LRN (4-D, odd size: the same centred window); otherwise the window sum over
+    channels [c - nsize//2, c - nsize//2 + nsize) is a padded average pool times nsize."""
+    size = int(n.p.nsize)
+    if n.rank == 4 and size % 2:
+        ctx.op("LRN", [n.x], n.out, size=size, alpha=float(n.p.alpha), beta=float(n.p.beta),
+               bias=float(n.p.knorm))
+        return
+    shape = n.in_shapes[0]
+    rows = (shape[0], 1, shape[1], int(np.prod(shape[2:], dtype=np.int64)))
+    dyn = tuple(n.in_dyn[0][:1]) + (False, False, any(n.in_dyn[0][2:]))
+    square = ctx.reshape(ctx.op("Mul", [n.x, n.x]), rows, dyn)
+    before = size // 2
+    mean = ctx.op("AveragePool", [square], kernel_shape=[size, 1], strides=[1, 1],
+                  pads=[before, 0, size - 1 - before, 0], count_include_pad=1)
+    sums = ctx.reshape(mean, shape, n.in_dyn[0])
+    scale = ctx.scalar_like(float(n.p.alpha), n.dtype)  # alpha / nsize * (mean * nsize)
+    norm = ctx.op("Add", [ctx.op("Mul", [sums, scale]), ctx.scalar_like(n.p.knorm, n.dtype)])
+    power = ctx.op("Pow", [norm, ctx.scalar_like(-float(n.p.beta), n.dtype)])
+    ctx.op("Mul", [n.x, power], n.out)
 
 
 @exporter("UpSampling")
 def upsampling(ctx, n):
     scale = int(n.p.scale)
     if n.p.sample_type == "nearest":
-        n.require(len(n.inputs) == 1, "num_args", "nearest upsampling of several inputs")
-        scales = ctx.const([1.0, 1.0] + [float(scale)] * (n.rank - 2), np.float32, "scales")
-        ctx.op("Resize", [n.x, "", scales], n.out, mode="nearest",
-               coordinate_transformation_mode="asymmetric", nearest_mode="floor")
-        return
+        return _nearest(ctx, n, scale)
     n.require(n.p.sample_type == "bilinear", "sample_type", "nearest or bilinear")
     kernel = 2 * scale - scale % 2
-    pad = (scale - 1 + 1) // 2
+    pad = scale // 2  # ceil((scale - 1) / 2)
     ctx.op("ConvTranspose", n.inputs[:2], n.out, group=int(n.p.num_filter),
            kernel_shape=[kernel, kernel], strides=[scale, scale], pads=[pad] * 4)
+
+
+def _nearest(ctx, n, scale):
+    """Each input is repeated up to the first input's size times scale; several inputs are
+    then concatenated on the channels (or summed)."""
+    target = [d * scale for d in n.in_shapes[0][2:]]
+    parts = []
+    for x, shape in zip(n.inputs, n.in_shapes):
+        factors = [float(t // d) for t, d in zip(target, shape[2:])]
+        scales = ctx.const([1.0, 1.0] + factors, np.float32, "scales")
+        single = len(n.inputs) == 1
+        parts.append(ctx.op("Resize", [x, "", scales], n.out if single else None,
+                            mode="nearest", coordinate_transformation_mode="asymmetric",
+                            nearest_mode="floor"))
+    if len(parts) == 1:
+        return
+    if n.p.multi_input_mode == "sum":
+        ctx.op("Sum", parts, n.out)
+    else:
+        ctx.op("Concat", parts, n.out, axis=1)
 
 
 # ---- softmax and the loss heads --------------------------------------------------------------
@@ -252,6 +297,19 @@ exporter("LinearRegressionOutput", "MAERegressionOutput", drops=(1,))(
     lambda ctx, n: ctx.op("Identity", [n.x], n.out))
 exporter("LogisticRegressionOutput", drops=(1,))(
     lambda ctx, n: ctx.op("Sigmoid", [n.x], n.out))
+
+
+@exporter("softmax_cross_entropy")
+def softmax_cross_entropy(ctx, n):
+    """-sum over the batch of log softmax(data)[label], shape (1,); labels clipped."""
+    data, label = n.inputs
+    classes = n.in_shapes[0][1]
+    low, high = ctx.scalar_like(0, n.in_dtypes[1]), ctx.scalar_like(classes - 1, n.in_dtypes[1])
+    index = ctx.cast(ctx.op("Clip", [label, low, high]), np.int64)
+    logp = ctx.op("LogSoftmax", [data], axis=1)
+    picked = ctx.op("GatherElements", [logp, ctx.unsqueeze(index, [1])], axis=1)
+    total = ctx.reduce("ReduceSum", picked, None, False)
+    ctx.reshape(ctx.op("Neg", [total]), (1,), outputs=n.out)
 
 
 @exporter("Dropout")

@@ -33,6 +33,8 @@ class ImportContext:
         self.consts: dict[str, np.ndarray] = {}
         self.shape_of: dict[str, object] = {}
         self.kind: dict[str, str] = {}
+        self.topk_of: dict[str, tuple] = {}  # TopK indices -> (data, k, axis, ascend)
+        self.filled: dict[str, float] = {}  # ConstantOfShape outputs -> their value
         self.params: dict[str, np.ndarray] = {}
         self.ranks: dict[str, int] = {}
         self.dims: dict[str, tuple] = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import OnnxError
 from .table import importer
 
 INT_BIG = 2 ** 62
@@ -256,22 +257,42 @@ def _pool_convention(ic, node, window, end, ceil_mode):
     return "full"
 
 
+def _explicit_pad(ic, node, window, end, value):
+    """Asymmetric pads as a Pad node before a pad-free pool (needs symgraph's Pad)."""
+    rank = ic.rank(node.input[0])
+    width = (0, 0, 0, 0) + tuple(v for pair in zip(window["pad"], end) for v in pair)
+    if rank != 4:
+        ic.reject("pads", list(window["pad"]) + list(end), "asymmetric pads on 4-D data only")
+    base = ic.name()
+    padded = ic.op("Pad", ic.sym(node.input[0]), mode="constant", pad_width=width,
+                   constant_value=value, name=base + "_pad")
+    return padded, {**window, "pad": (0,) * len(end)}, base
+
+
 @importer("MaxPool", "AveragePool")
 def pool(ic, node, attrs):
     window, end = _window(ic, attrs, attrs["kernel_shape"])
     if any(d != 1 for d in attrs.get("dilations", [])):
         ic.reject("dilations", attrs["dilations"], "pooling windows are dense")
-    convention = _pool_convention(ic, node, window, end, attrs.get("ceil_mode", 0))
-    if node.op_type == "MaxPool":
-        if len(node.output) > 1 and node.output[1]:
-            ic.fail("the Indices output is not supported")
-        return [ic.op("Pooling", ic.sym(node.input[0]), pool_type="max",
-                      pooling_convention=convention, **window)]
+    is_max = node.op_type == "MaxPool"
+    if is_max and len(node.output) > 1 and node.output[1]:
+        ic.fail("the Indices output is not supported")
     include = bool(attrs.get("count_include_pad", 0))
-    if end != window["pad"] and include:
-        ic.reject("pads", attrs.get("pads"), "asymmetric pads counted in the average")
-    return [ic.op("Pooling", ic.sym(node.input[0]), pool_type="avg",
-                  pooling_convention=convention, count_include_pad=include, **window)]
+    data, name = ic.sym(node.input[0]), None
+    try:
+        convention = _pool_convention(ic, node, window, end, attrs.get("ceil_mode", 0))
+    except OnnxError:
+        if attrs.get("ceil_mode", 0) or not (is_max or include):
+            raise
+        # explicit pads: every window lies inside the padded input, and padding
+        # never wins a max and counts as zeros in an average that includes it
+        data, window, name = _explicit_pad(ic, node, window, end,
+                                           float("-inf") if is_max else 0.0)
+        convention = "valid"
+    kind = {"pool_type": "max"} if is_max else {"pool_type": "avg",
+                                                 "count_include_pad": include}
+    return [ic.op("Pooling", data, pooling_convention=convention, name=name, **kind,
+                  **window)]
 
 
 @importer("GlobalMaxPool", "GlobalAveragePool")
@@ -349,6 +370,7 @@ def constant_of_shape(ic, node, attrs):
     value = ic.onnx.numpy_helper.to_array(attrs["value"]).reshape(-1)[0] if "value" in attrs \
         else 0.0
     like = ic.shape_of[source]
+    ic.filled[node.output[0]] = float(value)
     if value == 1.0:
         return [ic.op("ones_like", like)]
     base = ic.name()
@@ -475,8 +497,18 @@ def gather_elements(ic, node, attrs):
 
 @importer("Where")
 def where(ic, node, attrs):
-    cond, x, y = (ic.sym(n) for n in node.input)
-    return [ic.op("where", cond, x, y)]
+    """ONNX broadcasts the three inputs; symgraph's where wants them alike (or a 1-D
+    condition), so a smaller one is broadcast to the output first."""
+    out_shape = ic.shape(node.output[0])
+    base = ic.name()
+    parts = []
+    for k, name in enumerate(node.input):
+        value = ic.sym(name)
+        if ic.shape(name) != out_shape:
+            like = ic.sym(node.input[1] if k != 1 else node.input[2])
+            value = ic.op("broadcast_like", value, like, name=f"{base}_in{k}")
+        parts.append(value)
+    return [ic.op("where", *parts, name=base)]
 
 
 @importer("Tile")
@@ -546,8 +578,44 @@ def one_hot(ic, node, attrs):
 def resize(ic, node, attrs):
     if attrs.get("mode", "nearest") != "nearest":
         ic.reject("mode", attrs.get("mode"), "nearest only")
-    scales = ic.const(node.input[2], "scales").reshape(-1)
-    if len(scales) < 3 or scales[0] != 1 or scales[1] != 1 or len(set(scales[2:])) != 1:
-        ic.fail(f"scales {list(scales)} must be (1, 1, s, s)")
-    return [ic.op("UpSampling", ic.sym(node.input[0]), scale=int(scales[2]),
-                  sample_type="nearest", num_args=1)]
+    scales = [float(v) for v in ic.const(node.input[2], "scales").reshape(-1)]
+    if len(scales) < 3 or scales[:2] != [1.0, 1.0] or any(v != int(v) for v in scales):
+        ic.fail(f"scales {scales} must be (1, 1, then whole numbers)")
+    if len(set(scales[2:])) == 1 and len(scales) == 4:
+        return [ic.op("UpSampling", ic.sym(node.input[0]), scale=int(scales[2]),
+                      sample_type="nearest", num_args=1)]
+    out, base = ic.sym(node.input[0]), ic.name()  # unequal factors: repeat each axis
+    steps = [(axis, int(f)) for axis, f in enumerate(scales) if f != 1.0]
+    for k, (axis, factor) in enumerate(steps):
+        last = k == len(steps) - 1
+        out = ic.op("repeat", out, repeats=factor, axis=axis,
+                    name=base if last else f"{base}_{k}")
+    return [out]
+
+
+# ---- sorting ------------------------------------------------------------------------------------
+@importer("TopK")
+def top_k(ic, node, attrs):
+    """Both outputs (values, float indices); a mask scattered from them is rebuilt as
+    topk's ret_typ='mask' (see ScatterElements)."""
+    if not attrs.get("sorted", 1):
+        ic.reject("sorted", 0, "MXNet's topk is sorted")
+    k = int(ic.const(node.input[1], "K").reshape(-1)[0])
+    axis = attrs.get("axis", -1)
+    ascend = not attrs.get("largest", 1)
+    ic.kind[node.output[1]] = "index"
+    ic.topk_of[node.output[1]] = (node.input[0], k, axis, ascend)
+    both = ic.op("topk", ic.sym(node.input[0]), k=k, axis=axis, ret_typ="both",
+                 is_ascend=ascend)
+    return list(both)
+
+
+@importer("ScatterElements")
+def scatter_elements(ic, node, attrs):
+    data, indices, updates = node.input
+    source = ic.topk_of.get(indices)
+    if source is None or data not in ic.filled or ic.filled[data] != 0.0 or \
+            ic.filled.get(updates) != 1.0:
+        ic.fail("only the 0/1 mask of a TopK's indices is supported")
+    x, k, axis, ascend = source
+    return [ic.op("topk", ic.sym(x), k=k, axis=axis, ret_typ="mask", is_ascend=ascend)]

@@ -57,6 +57,7 @@ def _load_tables() -> None:
         export_elementwise,
         export_nn,
         export_reduce,
+        export_sort,
         import_ops,
     )
 
