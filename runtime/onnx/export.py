@@ -274,8 +274,11 @@ def _emit(onnx, symbol, nodes, inputs, params, shapes, alt, dtypes, opset):
         dyn = _dyn_flags(shapes, alt, e)
         out_names = {(name, 0): "batch"} if dyn and dyn[0] else {}
         graph_outputs.append(_value_info(onnx, name, dtypes[e], shapes[e], dyn, out_names))
+    read = {name for node in ctx.nodes for name in node.input}
+    read.update(_tensor_name(e) for e in symbol.outputs)
+    initializers = [t for t in ctx.initializers if t.name in read]  # fix_gamma's gamma: unread
     graph = onnx.helper.make_graph(ctx.nodes, _graph_name(symbol), graph_inputs, graph_outputs,
-                                   initializer=ctx.initializers)
+                                   initializer=initializers)
     return _model(onnx, graph, opset)
 
 
