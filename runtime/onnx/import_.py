@@ -194,18 +194,23 @@ def import_model(model_file):
 
 
 def import_to_gluon(model_file, ctx=None):
-    """The imported model as a ``gluon.SymbolBlock`` (needs symgraph's Gluon layer)."""
+    """The imported model as a ``gluon.SymbolBlock`` with its parameters set (MXNet's
+    ``mx.contrib.onnx.import_to_gluon``); needs symgraph's Gluon layer."""
     import symgraph as sg
 
     sym, arg_params, aux_params = import_model(model_file)
     try:
-        gluon = sg.gluon
-        block_cls = gluon.SymbolBlock
+        block_cls = sg.gluon.SymbolBlock
     except AttributeError:
         raise OnnxError("import_to_gluon needs sg.gluon.SymbolBlock, which this build of "
                         "symgraph does not have; use import_model") from None
-    params = {**arg_params, **aux_params}
-    data_names = [n for n in sym.list_arguments() if n not in params]
+    values = {**arg_params, **aux_params}
+    data_names = [n for n in sym.list_inputs() if n not in values]
     block = block_cls(sym, [symbol_mod.Variable(n) for n in data_names])
-    block.collect_params().load_dict(params, ctx=ctx, allow_missing=False, ignore_extra=True)
+    params = block.collect_params()
+    for name, value in values.items():
+        param = params[name]
+        param.shape = value.shape
+        param.initialize(ctx=ctx, force_reinit=True)
+        param.set_data(sg.nd.array(value, dtype=value.dtype))
     return block
