@@ -18,7 +18,7 @@ from symgraph import symbol as symbol_mod
 from symgraph.errors import SymgraphError
 from symgraph.fileio import atomic_write
 from symgraph.graph import Entry, topo_order
-from symgraph.infer import infer_dtypes, infer_shapes
+from symgraph.infer import attr_shape, infer_dtypes, infer_shapes
 
 from .emit import Emitter, NodeView
 from .errors import OnnxError, require
@@ -123,12 +123,11 @@ def _named(names, given, what, nodes, shape=True) -> dict:
     if shape:
         by_name = {n.name: n for n in nodes if n.is_variable}
         for name in names:
-            if name not in values:
-                attr = by_name[name].attrs.get("__shape__")
-                if not attr:
+            if name not in values:  # a Variable(shape=...) carries its own
+                values[name] = attr_shape(by_name[name])
+                if values[name] is None:
                     raise OnnxError(f"export_model: no shape for input '{name}'; pass "
                                     "in_shapes")
-                values[name] = tuple(int(d) for d in attr.strip("()[] ").split(",") if d.strip())
         return {k: tuple(int(d) for d in v) for k, v in values.items()}
     return {k: v for k, v in values.items()}
 

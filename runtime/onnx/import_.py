@@ -39,6 +39,8 @@ class ImportContext:
         self.ranks: dict[str, int] = {}
         self.dims: dict[str, tuple] = {}
         self.node = None
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
+                          13)
         self._names: set[str] = set()
         for init in model.graph.initializer:
             self.consts[init.name] = onnx.numpy_helper.to_array(init)

@@ -76,8 +76,21 @@ def gelu(ic, node, attrs):
 
 @importer("Softmax", "LogSoftmax")
 def softmax(ic, node, attrs):
+    """Before opset 13 the axis splits the input into 2-D rows (default 1): softmax over
+    everything from the axis on, which is a reshape around a last-axis softmax."""
     op = "softmax" if node.op_type == "Softmax" else "log_softmax"
-    return [ic.op(op, ic.sym(node.input[0]), axis=attrs.get("axis", -1))]
+    x = node.input[0]
+    if ic.opset >= 13:
+        return [ic.op(op, ic.sym(x), axis=attrs.get("axis", -1))]
+    rank = ic.rank(x)
+    axis = attrs.get("axis", 1)
+    axis = axis + rank if axis < 0 else axis
+    if axis == rank - 1:
+        return [ic.op(op, ic.sym(x), axis=-1)]
+    base = ic.name()
+    rows = ic.op("Reshape", ic.sym(x), shape=(0,) * axis + (-1,), name=base + "_rows")
+    return [ic.op("reshape_like", ic.op(op, rows, axis=-1, name=base + "_" + op),
+                  ic.sym(x), name=base)]
 
 
 # ---- binary (a one-element constant side gives MXNet's scalar op) ----------------------------
@@ -518,10 +531,16 @@ def tile(ic, node, attrs):
 
 @importer("Pad")
 def pad(ic, node, attrs):
-    pads = _ints(ic.const(node.input[1], "pads"))
+    """pads and the value are inputs from opset 11, attributes before."""
+    if len(node.input) > 1 and node.input[1]:
+        pads = _ints(ic.const(node.input[1], "pads"))
+        value = _scalar(ic, node.input[2]) if len(node.input) > 2 and node.input[2] else 0.0
+    else:
+        pads, value = _ints(attrs["pads"]), float(attrs.get("value", 0.0))
+    if len(node.input) > 3 and node.input[3]:
+        ic.fail("Pad with an axes input is not supported")
     half = len(pads) // 2
     width = tuple(v for pair in zip(pads[:half], pads[half:]) for v in pair)
-    value = _scalar(ic, node.input[2]) if len(node.input) > 2 and node.input[2] else 0.0
     return [ic.op("Pad", ic.sym(node.input[0]), mode=attrs.get("mode", "constant"),
                   pad_width=width, constant_value=value)]
 
