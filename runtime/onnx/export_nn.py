@@ -106,6 +106,8 @@ def pooling(ctx, n):
         extra = _full_extra(n, {**attrs, "pads": attrs["pads"][:dims]})
         attrs["pads"] = attrs["pads"][:dims] + [p + e for p, e in
                                                 zip(attrs["pads"][dims:], extra)]
+        n.require(all(p < k for p, k in zip(attrs["pads"][dims:], attrs["kernel_shape"])),
+                  "pooling_convention", "the last 'full' window lies wholly in the padding")
     if n.p.pool_type == "max":
         return ctx.op("MaxPool", [n.x], n.out, **attrs)
     if n.p.pool_type == "sum":  # every window is whole once padding counts: mean * size

@@ -293,6 +293,8 @@ def pool(ic, node, attrs):
     include = bool(attrs.get("count_include_pad", 0))
     data, name = ic.sym(node.input[0]), None
     try:
+        if include and not is_max and end != window["pad"]:
+            raise OnnxError("counted asymmetric pads")  # MXNet's 'full' clips the divisor
         convention = _pool_convention(ic, node, window, end, attrs.get("ceil_mode", 0))
     except OnnxError:
         if attrs.get("ceil_mode", 0) or not (is_max or include):
