@@ -226,11 +226,21 @@ def lrn(ctx, n):
     ctx.op("Mul", [n.x, power], n.out)
 
 
+def _scale_hw(scale) -> tuple[int, int]:
+    """MXNet's scale: one int for both axes, (h, w), or an NCHW 4-tuple."""
+    if isinstance(scale, int):
+        return scale, scale
+    scale = tuple(int(s) for s in scale)
+    return (scale[0], scale[0]) if len(scale) == 1 else scale[-2:]
+
+
 @exporter("UpSampling")
 def upsampling(ctx, n):
-    scale = int(n.p.scale)
+    scale_h, scale_w = _scale_hw(n.p.scale)
     if n.p.sample_type == "nearest":
-        return _nearest(ctx, n, scale)
+        return _nearest(ctx, n, (scale_h, scale_w))
+    n.require(scale_h == scale_w, "scale", "bilinear upsampling has one scale")
+    scale = scale_h
     n.require(n.p.sample_type == "bilinear", "sample_type", "nearest or bilinear")
     kernel = 2 * scale - scale % 2
     pad = scale // 2  # ceil((scale - 1) / 2)
@@ -238,10 +248,10 @@ def upsampling(ctx, n):
            kernel_shape=[kernel, kernel], strides=[scale, scale], pads=[pad] * 4)
 
 
-def _nearest(ctx, n, scale):
+def _nearest(ctx, n, scale: tuple):
     """Each input is repeated up to the first input's size times scale; several inputs are
     then concatenated on the channels (or summed)."""
-    target = [d * scale for d in n.in_shapes[0][2:]]
+    target = [d * s for d, s in zip(n.in_shapes[0][2:], scale)]
     parts = []
     for x, shape in zip(n.inputs, n.in_shapes):
         factors = [float(t // d) for t, d in zip(target, shape[2:])]
