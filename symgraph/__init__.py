@@ -61,6 +61,7 @@ _LAZY = {
     "npx": "runtime.numpy_api.npx",
     "executor": "runtime.executor",
     "context": "runtime.context",
+    "onnx": "runtime.onnx",
 }
 
 
