@@ -3,6 +3,7 @@
 from . import (  # noqa: F401
     array_ops,
     conv,
+    conv_grouped,
     elementwise,
     elementwise_base,
     nn,
