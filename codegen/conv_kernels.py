@@ -162,3 +162,95 @@ def slice_kernel(start: int, inp: L.BufferParam, out: L.BufferParam) -> L.Kernel
     i = L.Var("i")
     return L.make_kernel([inp, out], L.For(i, out.size, L.Store(out, i, L.Load(
         inp, _offset(i, start)))))
+
+
+# ---- grouped convolution as one kernel over the groups ----------------------------------------
+@dataclass(frozen=True)
+class GroupedConv:
+    """Shapes of a grouped 2-D convolution; the groups are an outer loop of one kernel, so
+    the kernel count does not grow with ``groups`` (depthwise: ``groups == channels``)."""
+
+    shape: tuple  # data (N, C, H, W)
+    rows: Axis
+    cols: Axis
+    groups: int
+    filters: int
+
+    @property
+    def fg(self) -> int:
+        return self.filters // self.groups
+
+    @property
+    def cg(self) -> int:
+        return self.shape[1] // self.groups
+
+    def loops(self, body: L.Stmt, per_filter: L.Stmt | None = None) -> L.Stmt:
+        """``for n, g, fi: [per_filter;] for c: body`` (filter ``g*fg + fi``, channel
+        ``g*cg + c``)."""
+        inner = L.For(L.Var("c"), self.cg, body)
+        if per_filter is not None:
+            inner = L.block(per_filter, inner)
+        return L.For(L.Var("n"), self.shape[0], L.For(L.Var("g"), self.groups, L.For(
+            L.Var("fi"), self.fg, inner)))
+
+    def indices(self, ki, kj, oh, ow, h, w):
+        """(data, weight, output) flat indices of one tap of filter ``g*fg + fi``."""
+        n, g, fi, c = L.Var("n"), L.Var("g"), L.Var("fi"), L.Var("c")
+        _, chans, height, width = self.shape
+        f, ch = g * self.fg + fi, g * self.cg + c
+        data = ((n * chans + ch) * height + h) * width + w
+        weight = ((f * self.cg + c) * self.rows.kernel + ki) * self.cols.kernel + kj
+        out = ((n * self.filters + f) * self.rows.out + oh) * self.cols.out + ow
+        return data, weight, out
+
+
+def grouped_conv_kernel(conv: GroupedConv, x: L.BufferParam, w: L.BufferParam,
+                        bias: L.BufferParam | None, y: L.BufferParam) -> L.Kernel:
+    """``y[n, f] = bias[f] + sum_{c, ki, kj} w[f, c, ki, kj] x[n, g(f)*cg + c, shifted]``,
+    accumulated tap by tap into the output plane (unit-stride over ``ow``)."""
+    g, fi, p = L.Var("g"), L.Var("fi"), L.Var("p")
+    plane = conv.rows.out * conv.cols.out
+    f = g * conv.fg + fi
+    start = L.Load(bias, f) if bias is not None else L.Const(0.0, y.dtype)
+    init = L.For(p, plane, L.Store(y, (L.Var("n") * conv.filters + f) * plane + p, start))
+
+    def tap(*where):
+        data, weight, out = conv.indices(*where)
+        return L.Store(y, out, L.Load(y, out) + L.Load(w, weight) * L.Load(x, data))
+
+    params = [x, w] + ([bias] if bias is not None else []) + [y]
+    return L.make_kernel(params, conv.loops(window_passes(conv.rows, conv.cols, tap), init))
+
+
+def grouped_conv_data_grad_kernel(conv: GroupedConv, dy: L.BufferParam, w: L.BufferParam,
+                                  dx: L.BufferParam) -> L.Kernel:
+    """The adjoint in the data: every output tap adds ``w * dy`` back where it read."""
+    def tap(*where):
+        data, weight, out = conv.indices(*where)
+        return L.Store(dx, data, L.Load(dx, data) + L.Load(w, weight) * L.Load(dy, out))
+
+    body = conv.loops(window_passes(conv.rows, conv.cols, tap))
+    return L.make_kernel([dy, w, dx], L.block(fill(dx, 0.0), body))
+
+
+def grouped_conv_weight_grad_kernel(conv: GroupedConv, dy: L.BufferParam, x: L.BufferParam,
+                                    dw: L.BufferParam) -> L.Kernel:
+    """``dw[f, c, ki, kj] = sum_{n, oh, ow} dy[n, f, oh, ow] x[n, ch, shifted]``: per tap, a
+    vectorized sum along ``ow`` added once per output row."""
+    acc, ow = L.Var("acc", dw.dtype), L.Var("ow")
+    ki_var, kj_var, oh_var = L.Var("ki"), L.Var("kj"), L.Var("oh")
+    per_row = []
+    for k0, k_count, lo, hi in conv.rows.tap_runs():
+        ki, oh = _offset(ki_var, k0), _offset(oh_var, lo)
+        per_col = []
+        for j0, j_count, wlo, whi in conv.cols.tap_runs():
+            kj, ow_e = _offset(kj_var, j0), _offset(ow, wlo)
+            data, weight, out = conv.indices(ki, kj, oh, ow_e, conv.rows.position(oh, ki),
+                                             conv.cols.position(ow_e, kj))
+            add = L.Store(dw, weight, L.Load(dw, weight) + acc)
+            row = L.Reduce(acc, "sum", ow, whi - wlo, L.Load(dy, out) * L.Load(x, data), add)
+            per_col.append(L.For(kj_var, j_count, L.For(oh_var, hi - lo, row)))
+        if per_col:
+            per_row.append(L.For(ki_var, k_count, L.block(*per_col)))
+    taps = L.block(*per_row) if per_row else L.Block(())
+    return L.make_kernel([dy, x, dw], L.block(fill(dw, 0.0), conv.loops(taps)))

@@ -5,6 +5,7 @@ from . import (  # noqa: F401
     batchnorm,
     cast,
     conv,
+    conv_grouped,
     deconv,
     elementwise,
     elementwise_base,

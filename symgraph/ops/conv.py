@@ -201,13 +201,20 @@ class Convolution(OpDef):
 
     def gradient(self, p, g):
         dy, data, weight = g.out_grads[0], g.inputs[0], g.inputs[1]
-        attrs = window_of(p).attrs()
         grads = [None] * len(g.inputs)
-        dy2 = g.op("Reshape", g.op("transpose", dy, axes=(1, 0, 2, 3)), shape=(0, -1))
-        if g.needs[0] or g.needs[1]:
+        if p.num_group > 1:
+            from .conv_grouped import grouped_attrs
+
+            attrs = grouped_attrs(p)
+            if g.needs[0]:
+                grads[0] = g.op("_grouped_conv_data_grad", dy, weight, data, **attrs)
+            if g.needs[1]:
+                grads[1] = g.op("_grouped_conv_weight_grad", dy, data, **attrs)
+        elif g.needs[0] or g.needs[1]:
+            attrs = window_of(p).attrs()
+            dy2 = g.op("Reshape", g.op("transpose", dy, axes=(1, 0, 2, 3)), shape=(0, -1))
             w2 = g.op("Reshape", weight, shape=(0, -1))
-            cols = g.op("_im2col", data, **attrs)
-            dw2, dcols = _grouped_products(g, p.num_group, dy2, w2, cols)
+            dw2, dcols = _products(g, dy2, w2, g.op("_im2col", data, **attrs))
             if g.needs[0]:
                 grads[0] = g.op("_col2im", dcols, data, **attrs)
             if g.needs[1]:
@@ -217,28 +224,45 @@ class Convolution(OpDef):
         return grads
 
     def lower(self, p, ctx):
-        from codegen import conv_kernels as CK
-        from codegen.matmul import matmul_kernel
+        if p.num_group > 1:
+            from codegen.conv_kernels import grouped_conv_kernel
 
-        n_img, chans, height, width = ctx.in_shapes[0]
-        rows, cols = window_of(p).axes(height, width)
-        plane = rows.out * cols.out
-        groups, dtype = p.num_group, ctx.dtype
-        fg, cg = p.num_filter // groups, chans // groups
-        taps = cg * rows.kernel * cols.kernel
-        bias = None if p.no_bias else ctx.in_buf(2)
-        for g in range(groups):
-            col_key = _temp(ctx, taps * n_img * plane)
-            col_buf = _buffer("cols", dtype, taps * n_img * plane)
-            ctx.emit(CK.im2col_kernel(ctx.in_shapes[0], rows, cols, g * cg, cg, ctx.in_buf(0),
-                                      col_buf), {"cols": col_key})
-            w_key = ctx.in_keys[1] if groups == 1 else _weight_slice(ctx, g, fg * taps)
-            y_key = _temp(ctx, fg * n_img * plane)
-            ctx.emit(matmul_kernel(fg, n_img * plane, taps, dtype=dtype),
-                     {"a": w_key, "b": col_key, "c": y_key})
-            place = CK.place_kernel(n_img, fg, g * fg, plane, p.num_filter,
-                                    _buffer("tmp", dtype, fg * n_img * plane), ctx.out_buf(0), bias)
-            ctx.emit(place, {"tmp": y_key})
+            bias = None if p.no_bias else ctx.in_buf(2)
+            ctx.emit(grouped_conv_kernel(_grouped(p, ctx.in_shapes[0]), ctx.in_buf(0),
+                                         ctx.in_buf(1), bias, ctx.out_buf(0)))
+            return
+        _lower_im2col_matmul(p, ctx)
+
+
+def _lower_im2col_matmul(p, ctx):
+    """One group: im2col, a single matmul over the whole batch, then NCHW placement."""
+    from codegen import conv_kernels as CK
+    from codegen.matmul import matmul_kernel
+
+    n_img, chans, height, width = ctx.in_shapes[0]
+    rows, cols = window_of(p).axes(height, width)
+    plane = rows.out * cols.out
+    dtype = ctx.dtype
+    taps = chans * rows.kernel * cols.kernel
+    bias = None if p.no_bias else ctx.in_buf(2)
+    col_key = _temp(ctx, taps * n_img * plane)
+    ctx.emit(CK.im2col_kernel(ctx.in_shapes[0], rows, cols, 0, chans, ctx.in_buf(0),
+                              _buffer("cols", dtype, taps * n_img * plane)), {"cols": col_key})
+    y_key = _temp(ctx, p.num_filter * n_img * plane)
+    ctx.emit(matmul_kernel(p.num_filter, n_img * plane, taps, dtype=dtype),
+             {"a": ctx.in_keys[1], "b": col_key, "c": y_key})
+    place = CK.place_kernel(n_img, p.num_filter, 0, plane, p.num_filter,
+                            _buffer("tmp", dtype, p.num_filter * n_img * plane),
+                            ctx.out_buf(0), bias)
+    ctx.emit(place, {"tmp": y_key})
+
+
+def _grouped(p, data_shape):
+    """The codegen description of a grouped convolution over ``data_shape``."""
+    from codegen.conv_kernels import GroupedConv
+
+    rows, cols = window_of(p).axes(data_shape[2], data_shape[3])
+    return GroupedConv(tuple(data_shape), rows, cols, p.num_group, p.num_filter)
 
 
 def _buffer(name: str, dtype: str, size: int):
@@ -252,38 +276,9 @@ def _temp(ctx, size: int) -> int:
     return ctx._table.new(size, ctx.dtype)
 
 
-def _weight_slice(ctx, group: int, size: int) -> int:
-    """Copy one group's contiguous weight rows into a scratch buffer (matmul binds whole
-    buffers, not offsets)."""
-    from codegen.conv_kernels import slice_kernel
-
-    key = _temp(ctx, size)
-    ctx.emit(slice_kernel(group * size, ctx.in_buf(1), _buffer("wg", ctx.dtype, size)),
-             {"wg": key})
-    return key
-
-
-def _grouped_products(g, groups, dy2, w2, cols):
-    """(dW2d, dcols) for (F, N*P) dy2, (F, K) weights and (G*K, N*P) columns."""
-    if groups == 1:
-        return (g.op("dot", dy2, cols, transpose_b=True),
-                g.op("dot", w2, dy2, transpose_a=True))
-    dws, dcols = [], []
-    for k in range(groups):
-        rows = {"axis": 0, "begin": k, "end": k + 1}
-        dy_g = _group_rows(g, dy2, groups, rows)
-        w_g = _group_rows(g, w2, groups, rows)
-        c_g = _group_rows(g, cols, groups, rows)
-        dws.append(g.op("dot", dy_g, c_g, transpose_b=True))
-        dcols.append(g.op("dot", w_g, dy_g, transpose_a=True))
-    return (g.op("Concat", *dws, num_args=groups, dim=0),
-            g.op("Concat", *dcols, num_args=groups, dim=0))
-
-
-def _group_rows(g, x, groups, rows):
-    """Rows of group k of a 2-D entry: split axis 0 into (groups, -1), slice, merge back."""
-    split = g.op("Reshape", x, shape=(-4, groups, -1, -2))
-    return g.op("Reshape", g.op("slice_axis", split, **rows), shape=(-3, -2))
+def _products(g, dy2, w2, cols):
+    """(dW2d, dcols) for (F, N*P) dy2, (F, K) weights and (K, N*P) columns."""
+    return (g.op("dot", dy2, cols, transpose_b=True), g.op("dot", w2, dy2, transpose_a=True))
 
 
 # ---- im2col / col2im -------------------------------------------------------------------------

@@ -388,6 +388,32 @@ def conv_case(note, data, weight, **attrs):
                   note=note)
 
 
+def grouped_grad_cases():
+    """The two gradient ops of a grouped convolution (kernel 3x2, stride (1, 2), pad (1, 0),
+    4 channels, 6 filters, 2 groups: OH = H, OW = (W - 2) // 2 + 1), differentiated in
+    ``dy`` and the weights or data; ``like`` only gives the data's shape."""
+    from symgraph.compose import create
+
+    attrs = {"kernel": (3, 2), "stride": (1, 2), "pad": (1, 0), "num_group": 2,
+             "num_filter": 6}
+
+    def data(d):
+        return (2, 4, d[1] + 2, d[2] + 3)
+
+    def dy(d):
+        return (2, 6, d[1] + 2, (d[2] + 1) // 2 + 1)
+
+    return [
+        OpCase("_grouped_conv_data_grad",
+               lambda g, w, like: create("_grouped_conv_data_grad", (g, w, like), attrs),
+               inputs=(("dy", dy), ("weight", lambda d: (6, 2, 3, 2)), ("like", data)),
+               wrt=("dy", "weight"), note="3x2-s12"),
+        OpCase("_grouped_conv_weight_grad",
+               lambda g, x: create("_grouped_conv_weight_grad", (g, x), attrs),
+               inputs=(("dy", dy), ("data", data)), note="3x2-s12"),
+    ]
+
+
 def pool_case(note, data=lambda d: (2, d[0], d[1] + 3, d[2] + 2), **attrs):
     return OpCase("Pooling", lambda x: S.Pooling(x, **attrs), inputs=(("data", data),),
                   note=note)
@@ -402,6 +428,10 @@ CONV_POOL = [
     conv_case("group-dilate-stride2", lambda d: (2, 4, d[1] + 4, d[2] + 3),
               lambda d: (4, 2, 3, 3), kernel=(3, 3), stride=(2, 2), dilate=(2, 1), pad=(1, 1),
               num_filter=4, num_group=2),
+    conv_case("depthwise-multiplier", lambda d: (2, 3, d[1] + 2, d[2] + 4),
+              lambda d: (6, 1, 3, 3), kernel=(3, 3), stride=(1, 2), pad=(1, 1),
+              num_filter=6, num_group=3),
+    *grouped_grad_cases(),
     pool_case("max-2x2-s2", kernel=(2, 2), stride=(2, 2), pool_type="max"),
     pool_case("max-full-pad", kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="max",
               pooling_convention="full"),

@@ -40,6 +40,7 @@ CONFIGS = [  # (data shape, kernel, stride, pad, dilate, num_group, num_filter, 
     ((1, 2, 6, 5), (1, 1), (1, 1), (0, 0), (1, 1), 1, 3, True),
     ((2, 4, 8, 7), (3, 3), (2, 2), (1, 1), (2, 1), 2, 6, False),
     ((3, 6, 5, 6), (2, 2), (1, 3), (0, 1), (1, 1), 3, 3, False),
+    ((2, 5, 7, 6), (3, 3), (2, 1), (1, 1), (1, 1), 5, 10, False),  # depthwise, multiplier 2
 ]
 
 
@@ -172,3 +173,41 @@ def test_lenet_forward_backward_natively_matches_reference():
         scale = np.abs(ref).max()
         np.testing.assert_allclose(exe.grad_dict[name], ref, rtol=1e-3, atol=1e-4 * scale,
                                    err_msg=name)
+
+
+def test_grouped_kernel_count_does_not_grow_with_groups():
+    """One kernel per phase step over all groups (32 groups used to give 205 kernels), and
+    the numbers still match the direct loops and the reference gradient."""
+    counts = {}
+    for groups in (2, 8, 32):
+        sym = S.MakeLoss(S.sum(S.Convolution(S.Variable("data"), kernel=(3, 3), pad=(1, 1),
+                                             stride=(1, 2), num_filter=32, num_group=groups,
+                                             name="conv")))
+        shape = (2, 32, 6, 9)
+        exe = sym.simple_bind(sg.cpu(), data=shape, type_dict={"data": "float64"})
+        values = draw(np.random.default_rng(groups), sym, shape)
+        for name, value in values.items():
+            exe.arg_dict[name][:] = value
+        counts[groups] = len(exe.compiled.program.program.kernels)
+        conv = S.Convolution(S.Variable("data"), kernel=(3, 3), pad=(1, 1), stride=(1, 2),
+                             num_filter=32, num_group=groups, name="conv")
+        expected = naive_conv(values["data"], values["conv_weight"], values["conv_bias"],
+                              (1, 2), (1, 1), (1, 1), groups)
+        np.testing.assert_allclose(evaluate(conv.outputs, values)[0], expected, rtol=1e-12,
+                                   atol=1e-12)
+        exe.forward(is_train=True)
+        exe.backward()
+        grads = evaluate(S.grad(sym, ["data", "conv_weight"]).outputs, values)
+        for name, grad in zip(["data", "conv_weight"], grads):
+            np.testing.assert_allclose(exe.grad_dict[name], grad, rtol=1e-11, atol=1e-11)
+        np.testing.assert_allclose(exe.grad_dict["conv_bias"], np.full(32, 2 * 6 * 5.0))
+    assert counts[2] == counts[8] == counts[32] <= 10, counts
+
+
+def test_grouped_gradient_op_rejects_a_mismatched_dy():
+    from symgraph.compose import create
+
+    attrs = {"kernel": (3, 3), "num_group": 2, "num_filter": 4}
+    sym = create("_grouped_conv_weight_grad", (S.Variable("dy"), S.Variable("x")), attrs)
+    with pytest.raises(ShapeError, match=r"not the output of a 2-group convolution"):
+        sym.infer_shape(dy=(2, 4, 5, 5), x=(2, 4, 6, 6))

@@ -1,0 +1,195 @@
+"""Make the model-zoo reference cases with MXNet 1.9.1 (a developer tool, never a dependency).
+
+Run it with an MXNet virtual environment, outside the project's own:
+
+    python3 -m venv /work/mxvenv && /work/mxvenv/bin/pip install mxnet==1.9.1 numpy==1.23.5
+    /work/mxvenv/bin/python tests/modelzoo/make_references.py [name ...]
+
+Every case is ``vision.get_model(name, classes=CLASSES)`` from MXNet's Gluon model zoo, built
+while ``nn.Conv2D``/``nn.Dense``/``nn.BatchNorm`` divide every width by a per-model divisor
+(the model-zoo code itself is untouched: the same blocks, strides, pools and concatenations,
+only narrower, so the files stay a few hundred KB), on the smallest square input the
+architecture accepts.  The parameters come from a fixed seed; BatchNorm's gamma, beta and
+moving statistics are drawn at random too, so inference is not an identity.
+
+Per case, ``data/<name>/`` holds ``model-symbol.json`` and ``model-0000.params`` as
+``export()`` writes them, and ``reference.nd`` (MXNet's ``nd.save`` format):
+
+* ``data`` (stored as float16: its values are float16-exact) and ``head``, fixed random
+  weights ``w`` of the output;
+* ``infer_out``: the output in inference mode (moving statistics), ``infer_grad``: the
+  gradient of ``sum(out * w)`` with respect to ``data`` in inference mode (only for inputs
+  of at most SMALL_INPUT values: the three models whose fixed final pools need 200+ pixel
+  inputs would double their files);
+* ``train_out`` and ``train_grad``: the same under ``autograd.record(train_mode=True)``
+  (batch statistics), with every Dropout's rate set to 0, because MXNet's random masks
+  cannot be reproduced (the test zeroes ``p`` in the symbol file the same way);
+* ``aux_after:<name>``: every BatchNorm moving statistic after that one training forward.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+
+import numpy as np
+
+os.environ.setdefault("MXNET_STORAGE_FALLBACK_LOG_VERBOSE", "0")
+os.environ.setdefault("MXNET_MKLDNN_ENABLED", "0")  # plain reference kernels (oneDNN fails on
+import mxnet as mx  # noqa: E402  - densenet's 1-channel input with "could not construct a sub-memory")
+from mxnet import autograd, gluon  # noqa: E402
+from mxnet.gluon.model_zoo import vision  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SMALL_INPUT = 16384  # inference-mode input gradients are kept only up to this many values
+CLASSES = 7  # no hidden width of any model equals it, so the classifier keeps it
+
+#: name -> (width divisor, batch, channels, smallest input side to try)
+CASES = {
+    "resnet18_v1": (16, 2, 3, 32),
+    "resnet18_v2": (16, 2, 3, 32),
+    "resnet50_v1": (32, 2, 3, 32),
+    "mobilenet1.0": (16, 2, 3, 32),
+    "mobilenet0.25": (2, 2, 3, 32),
+    "mobilenetv2_1.0": (8, 2, 3, 32),
+    "squeezenet1.1": (8, 1, 1, 32),
+    "densenet121": (16, 1, 1, 32),
+    "vgg11_bn": (32, 2, 3, 32),
+    "alexnet": (32, 2, 3, 32),
+    "inceptionv3": (16, 1, 1, 75),
+}
+
+
+def _scaled(value: int, divisor: int, what: str) -> int:
+    if value in (0, CLASSES):  # 0: inferred; the classifier keeps its classes
+        return value
+    if value % divisor:
+        raise ValueError(f"{what}={value} is not divisible by {divisor}")
+    return value // divisor
+
+
+@contextlib.contextmanager
+def narrow(divisor: int):
+    """Divide every Conv2D/Dense/BatchNorm width (and depthwise group count) by ``divisor``
+    while the model zoo builds its blocks."""
+    originals = {k: getattr(gluon.nn, k) for k in ("Conv2D", "Dense", "BatchNorm")}
+
+    def conv(channels, kernel_size, strides=(1, 1), padding=(0, 0), dilation=(1, 1),
+             groups=1, *args, in_channels=0, **kwargs):
+        if groups > 1:
+            groups = _scaled(groups, divisor, "groups")
+        return originals["Conv2D"](_scaled(channels, divisor, "channels"), kernel_size,
+                                   strides, padding, dilation, groups, *args,
+                                   in_channels=_scaled(in_channels, divisor, "in_channels"),
+                                   **kwargs)
+
+    def dense(units, *args, in_units=0, **kwargs):
+        return originals["Dense"](_scaled(units, divisor, "units"), *args,
+                                  in_units=_scaled(in_units, divisor, "in_units"), **kwargs)
+
+    def batchnorm(*args, in_channels=0, **kwargs):
+        return originals["BatchNorm"](*args, in_channels=_scaled(in_channels, divisor,
+                                                                  "in_channels"), **kwargs)
+
+    gluon.nn.Conv2D, gluon.nn.Dense, gluon.nn.BatchNorm = conv, dense, batchnorm
+    try:
+        yield
+    finally:
+        for k, v in originals.items():
+            setattr(gluon.nn, k, v)
+
+
+def build(name: str, divisor: int):
+    mx.random.seed(11)
+    with narrow(divisor):
+        net = vision.get_model(name, classes=CLASSES)
+    net.initialize(mx.init.Xavier(rnd_type="gaussian", magnitude=2))
+    return net
+
+
+def smallest_side(net, batch, channels, start):
+    """The smallest square input the architecture accepts (fixed windows such as
+    DenseNet's 7x7 or Inception's 8x8 final pools set it)."""
+    for side in range(start, 400):
+        try:
+            with mx.autograd.pause():
+                net(mx.nd.zeros((batch, channels, side, side)))
+            return side
+        except mx.base.MXNetError:
+            continue
+    raise RuntimeError("no input size up to 400 works")
+
+
+def randomize_batchnorm(net, rng):
+    for pname, param in net.collect_params().items():
+        shape = param.shape
+        if pname.endswith("gamma") or pname.endswith("running_var"):
+            param.set_data(mx.nd.array(rng.uniform(0.5, 1.5, shape).astype(np.float32)))
+        elif pname.endswith("beta") or pname.endswith("running_mean"):
+            param.set_data(mx.nd.array((0.2 * rng.standard_normal(shape)).astype(np.float32)))
+
+
+def run(net, data, head, train: bool):
+    x = data.copy()
+    x.attach_grad()
+    with autograd.record(train_mode=train):
+        out = net(x)
+        loss = (out * head).sum()
+    loss.backward()
+    return out.asnumpy(), x.grad.asnumpy()
+
+
+def make_case(name: str) -> dict:
+    divisor, batch, channels, start = CASES[name]
+    net = build(name, divisor)
+    side = smallest_side(net, batch, channels, start)
+    rng = np.random.default_rng(7)
+    randomize_batchnorm(net, rng)
+    data_np = rng.standard_normal((batch, channels, side, side)).astype(np.float16)
+    data = mx.nd.array(data_np.astype(np.float32))
+    net.hybridize(static_alloc=False)
+    out = net(data)
+    head = mx.nd.array(rng.standard_normal(out.shape).astype(np.float32))
+    folder = os.path.join(HERE, "data", name)
+    os.makedirs(folder, exist_ok=True)
+    net.export(os.path.join(folder, "model"), epoch=0)
+    infer_out, infer_grad = run(net, data, head, train=False)
+    for block in _dropouts(net):
+        block._rate = 0.0
+    net.hybridize(static_alloc=False)  # rebuild the cached graph without the dropout masks
+    train_out, train_grad = run(net, data, head, train=True)
+    arrays = {"data": mx.nd.array(data_np, dtype="float16"), "head": head,
+              "infer_out": mx.nd.array(infer_out),
+              "train_out": mx.nd.array(train_out), "train_grad": mx.nd.array(train_grad)}
+    if data_np.size <= SMALL_INPUT:
+        arrays["infer_grad"] = mx.nd.array(infer_grad)
+    for pname, param in net.collect_params().items():
+        if pname.endswith("running_mean") or pname.endswith("running_var"):
+            arrays[f"aux_after:{pname}"] = param.data()
+    mx.nd.save(os.path.join(folder, "reference.nd"), arrays)
+    return {"name": name, "input": [batch, channels, side, side], "divisor": divisor,
+            "params": sum(int(np.prod(p.shape)) for p in net.collect_params().values()),
+            "ops": sorted({n["op"] for n in _nodes(folder)})}
+
+
+def _dropouts(block):
+    if isinstance(block, gluon.nn.Dropout):
+        yield block
+    for child in block._children.values():
+        yield from _dropouts(child)
+
+
+def _nodes(folder):
+    with open(os.path.join(folder, "model-symbol.json")) as f:
+        return json.load(f)["nodes"]
+
+
+def main(names):
+    for name in names or CASES:
+        print(json.dumps(make_case(name)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
