@@ -350,6 +350,8 @@ class Module(BaseModule):
     def set_params(self, arg_params, aux_params, allow_missing=False, force_init=True,
                    allow_extra=False):
         """Copy given values in; with allow_missing the rest is left as it is."""
+        if self.binded:
+            self._check_given(arg_params, aux_params, allow_extra, "set_params")
         if not allow_missing:
             self.init_params(initializer=None, arg_params=arg_params, aux_params=aux_params,
                              allow_missing=allow_missing, force_init=force_init,
@@ -359,7 +361,6 @@ class Module(BaseModule):
             warnings.warn("Parameters already initialized and force_init=False. "
                           "set_params call ignored.", stacklevel=2)
             return
-        self._check_given(arg_params, aux_params, allow_extra, "set_params")
         self._bound.exe.copy_params_from(arg_params, aux_params,
                                          allow_extra_params=allow_extra)
         self._params_dirty = True
