@@ -479,7 +479,7 @@ def slice_(ic, node, attrs):
         begin, end, step = [None] * rank, [None] * rank, [1] * rank
         for a, b, e, s in zip(axes, starts, ends, steps):
             a = a + rank if a < 0 else a
-            begin[a], step[a] = b, s
+            begin[a], step[a] = (None if abs(b) >= INT_BIG else b), s
             end[a] = None if abs(e) >= INT_BIG else e
         return [ic.op("slice", ic.sym(node.input[0]), begin=tuple(begin), end=tuple(end),
                       step=tuple(step))]
