@@ -238,8 +238,9 @@ def build_model(sym, params, in_shapes=None, in_types=np.float32, dynamic=False,
     shapes = _infer(heads, inputs, params, False)
     alt = _infer(heads, inputs, params, True) if any(
         any(flags) for flags in inputs.dynamic.values()) else shapes
-    known_types = {**inputs.dtypes, **{k: v.dtype.name for k, v in params.items()}}
-    dtypes = infer_dtypes(heads, known_types, default=np.dtype(np.float32).name)
+    # the inputs' dtypes decide (params follow them, as binding casts them in MXNet), so
+    # float64 arrays made with numpy still export a float32 model
+    dtypes = infer_dtypes(heads, dict(inputs.dtypes), default=np.dtype(np.float32).name)
     return _emit(onnx, symbol, nodes, inputs, params, shapes, alt, dtypes, opset)
 
 

@@ -38,6 +38,7 @@ class ImportContext:
         self.params: dict[str, np.ndarray] = {}
         self.ranks: dict[str, int] = {}
         self.dims: dict[str, tuple] = {}
+        self.dtypes: dict[str, np.dtype] = {}
         self.node = None
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                           13)
@@ -60,6 +61,9 @@ class ImportContext:
                          for d in tensor.shape.dim)
             self.ranks[info.name] = len(dims)
             self.dims[info.name] = dims
+            if tensor.elem_type:
+                self.dtypes[info.name] = np.dtype(
+                    self.onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type))
 
     # ---- reading inputs ------------------------------------------------------------------
     def has(self, name: str) -> bool:

@@ -137,3 +137,16 @@ def test_module_imports_without_onnx_and_says_what_to_install(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "ERR" in out.stdout and "pip install" in out.stdout and "onnx" in out.stdout
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_float64_params_follow_the_float32_inputs(tmp_path):
+    rng = np.random.default_rng(6)
+    params = {k: v.astype(np.float64) for k, v in small_params(rng).items()}
+    path = export_model(small_net(), params, [(2, 2, 6, 8)], onnx_file_path=tmp_path / "m.onnx")
+    model = onnx.load(str(path))
+    assert {t.data_type for t in model.graph.initializer} == {onnx.TensorProto.FLOAT}
+    x = rng.standard_normal((2, 2, 6, 8)).astype(F32)
+    (got,) = run_onnx(path, {"data": x})
+    f32 = {k: v.astype(F32) for k, v in params.items()}
+    assert_close(got, reference(small_net(), {"data": x, "softmax_label": np.zeros(2, F32),
+                                              **f32})[0], "float64 params")
