@@ -150,3 +150,9 @@ def test_float64_params_follow_the_float32_inputs(tmp_path):
     f32 = {k: v.astype(F32) for k, v in params.items()}
     assert_close(got, reference(small_net(), {"data": x, "softmax_label": np.zeros(2, F32),
                                               **f32})[0], "float64 params")
+
+
+def test_dynamic_input_shapes_must_fit_in_shapes():
+    net = S.relu(S.Variable("x"), name="out")
+    with pytest.raises(OnnxError, match=r"dynamic_input_shapes gives 'x' \(None, 4\)"):
+        export_model(net, {}, [(2, 3)], dynamic=True, dynamic_input_shapes=[(None, 4)])
