@@ -156,3 +156,12 @@ def test_dynamic_input_shapes_must_fit_in_shapes():
     net = S.relu(S.Variable("x"), name="out")
     with pytest.raises(OnnxError, match=r"dynamic_input_shapes gives 'x' \(None, 4\)"):
         export_model(net, {}, [(2, 3)], dynamic=True, dynamic_input_shapes=[(None, 4)])
+
+
+def test_run_shape_inference_records_intermediate_shapes(tmp_path):
+    rng = np.random.default_rng(8)
+    path = export_model(small_net(), small_params(rng), [(2, 2, 6, 8)], run_shape_inference=True,
+                        onnx_file_path=tmp_path / "m.onnx")
+    infos = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+             for v in onnx.load(str(path)).graph.value_info}
+    assert infos["conv_output"] == [2, 4, 6, 8] and infos["pool_output"] == [2, 4, 3, 4]
