@@ -31,6 +31,7 @@ class ImportContext:
         self.onnx = onnx
         self.symbols: dict[str, object] = {}
         self.consts: dict[str, np.ndarray] = {}
+        self._names: set[str] = set()
         self.shape_of: dict[str, object] = {}
         self.kind: dict[str, str] = {}
         self.topk_of: dict[str, tuple] = {}  # TopK indices -> (data, k, axis, ascend)
@@ -42,9 +43,10 @@ class ImportContext:
         self.node = None
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                           13)
-        self._names: set[str] = set()
         for init in model.graph.initializer:
             self.consts[init.name] = onnx.numpy_helper.to_array(init)
+        self._names.update(self.consts)  # node names never shadow a variable's
+        self._names.update(info.name for info in model.graph.input)
         self._read_value_info(model)
 
     def _read_value_info(self, model):

@@ -48,3 +48,17 @@ def test_unknown_onnx_op_names_node_and_type(tmp_path):
     onnx.save(h.make_model(graph), str(path))
     with pytest.raises(OnnxError, match=r"Hardmax node 'hm'.*no symgraph mapping"):
         import_model(path)
+
+
+def test_node_names_never_shadow_variables(tmp_path):
+    """An output named like an input plus '_output' must not make a node named 'data'."""
+    h = onnx.helper
+    x = h.make_tensor_value_info("data", onnx.TensorProto.FLOAT, [2, 3])
+    y = h.make_tensor_value_info("data_output", onnx.TensorProto.FLOAT, [2, 3])
+    graph = h.make_graph([h.make_node("Relu", ["data"], ["data_output"])], "g", [x], [y])
+    path = tmp_path / "names.onnx"
+    onnx.save(h.make_model(graph), str(path))
+    sym, _, _ = import_model(path)
+    assert sym.list_arguments() == ["data"] and sym.name != "data"
+    value = np.array([[-1.0, 2.0, -3.0], [4.0, -5.0, 6.0]], F32)
+    np.testing.assert_array_equal(evaluate(sym.outputs, {"data": value})[0], np.maximum(value, 0))
