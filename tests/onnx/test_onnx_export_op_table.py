@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import F32, assert_close, export_and_run, graph_internal, reference
+from onnx_helpers import F32, assert_close, export_and_run, graph_internal, reference
 from op_table import CASES
 
 from runtime.onnx import OnnxError

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import F32, assert_close, graph_internal, onnx
+from onnx_helpers import F32, assert_close, graph_internal, onnx
 from op_table import CASES
 
 from runtime.onnx import OnnxError, export_model, import_model

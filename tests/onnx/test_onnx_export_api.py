@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import F32, assert_close, onnx, reference, run_onnx
+from onnx_helpers import F32, assert_close, onnx, reference, run_onnx
 from op_table import CASES
 
 import symgraph as sg
