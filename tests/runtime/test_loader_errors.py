@@ -31,7 +31,7 @@ def _patch(path, offset, fmt, value):
 
 @pytest.mark.parametrize("offset,fmt,value,needle", [
     (36, "<q", 0, "1 arrays but"),  # dims (0, 3): the data bytes are then read as names
-    (36, "<q", 3, "truncated"),  # dims (3, 3): more data than the file has
+    (36, "<q", 100, "truncated"),  # dims (100, 3): more data than the file has
     (44, "<q", 2**62, "larger than any array"),  # dims (2, 2**62)
     (32, "<i", 40, "invalid ndim 40"),
     (28, "<i", 2, "csr storage"),
