@@ -99,9 +99,13 @@ def _secret(create: bool) -> bytes | None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.chmod(tmp, 0o600)
-        os.link(tmp, path)  # first writer wins; a concurrent one reads the winner's
-    except FileExistsError:
-        return _secret(create=False)
+        try:
+            os.link(tmp, path)  # first writer wins; a concurrent one reads the winner's
+        except FileExistsError:
+            winner = _secret(create=False)
+            if winner is not None:
+                return winner
+            os.replace(tmp, path)  # a damaged secret: replace it (old entries rebuild)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return data

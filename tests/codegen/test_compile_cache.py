@@ -241,3 +241,13 @@ def test_objects_the_check_accepts_never_abort_the_linker(real_object, tmp_path)
                          timeout=600)
     assert res.returncode == 0, f"seed {seed}: {res.stderr[-2000:]}"
     assert int(res.stdout.strip()) > 0  # some damaged objects were linked
+
+
+def test_damaged_secret_is_replaced_and_entries_rebuild(folder):
+    compile_program(_program(2.0), "a")
+    (folder / ".secret").write_bytes(b"short")
+    compiled, optimized = _optimizes(lambda: compile_program(_program(2.0), "a"))
+    assert optimized == 1 and len((folder / ".secret").read_bytes()) == 32
+    np.testing.assert_array_equal(_run(compiled), 2 * np.arange(37, dtype=np.float32))
+    _, optimized = _optimizes(lambda: compile_program(_program(2.0), "a"))
+    assert optimized == 0
