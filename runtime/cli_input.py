@@ -11,7 +11,8 @@ import os
 
 import numpy as np
 
-from symgraph.errors import SerializationError, read_file_bytes
+from symgraph.errors import SerializationError
+from symgraph.fileio import read_file_bytes
 
 
 def read_input(path: str) -> np.ndarray:

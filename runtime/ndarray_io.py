@@ -23,7 +23,8 @@ import struct
 
 import numpy as np
 
-from symgraph.errors import SerializationError, read_file_bytes
+from symgraph.errors import SerializationError
+from symgraph.fileio import read_file_bytes
 
 from .atomic import atomic_write
 
