@@ -221,5 +221,5 @@ def test_predict_zero_dim_input(misfit_checkpoint, files):
     np.save(files / "scalar.npy", np.float32(3.0))
     proc = run("predict", misfit_checkpoint, "--epoch", "1", "--input", files / "scalar.npy",
                "-o", files / "p.npy")
-    assert "expected one sample per row, got an array of shape ()" in assert_one_line_error(
-        proc, 1)
+    assert "holds a single number (a 0-d array); predict needs one sample per row" in \
+        assert_one_line_error(proc, 1)
