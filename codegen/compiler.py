@@ -46,6 +46,13 @@ class Slot:
     def external(self) -> bool:
         return self.ext >= 0
 
+    @property
+    def where(self):
+        """The arena offset, or the table entry as ``Ext`` (what pictures print)."""
+        from codegen.program import Ext
+
+        return Ext(self.ext) if self.external else self.offset
+
 
 @dataclass(frozen=True)
 class CallTrace:

@@ -1,7 +1,8 @@
 """``sg.mod.Module``: MXNet 1.x's Module over one compiled executor.
 
-Parameters live in the executor's arena: ``self._arg_params`` are numpy *views* of the
-active executor's ``arg_dict``, so a training step copies nothing but the batch. Module
+Parameters live in the executors' shared parameter arrays: ``self._arg_params`` are the
+active executor's ``arg_dict`` arrays (not copies), so a training step copies nothing but
+the batch. Module
 differs from MXNet only where the hardware model does:
 
 * one device: a list of contexts (data parallelism in MXNet) is accepted and runs as one

@@ -11,6 +11,8 @@ import symgraph as sg
 from runtime.datasets import load_letter_recognition
 
 ROUNDS = 150
+EPOCHS = 3
+TRAIN_HIDDEN = (256, 256)  # native time dominates each step, so the threads overlap
 
 
 def mlp(hidden=(96, 64), classes=26):
@@ -74,7 +76,7 @@ def test_two_threads_forward_bit_identical_to_sequential():
 
 def test_two_modules_training_in_threads_match_sequential():
     X, y = load_letter_recognition()
-    parts = [(X[:1000], y[:1000]), (X[1000:2000], y[1000:2000])]
+    parts = [(X[:2000], y[:2000]), (X[2000:4000], y[2000:4000])]
     params = [_init_params(s) for s in (3, 4)]
     sequential = [_train_fixed(p, *d) for p, d in zip(params, parts)]
     threaded = _run_in_threads([lambda p=p, d=d: _train_fixed(p, *d)
@@ -86,18 +88,18 @@ def test_two_modules_training_in_threads_match_sequential():
 
 def _init_params(seed):
     """Initial parameters drawn up front (the project RNG is global, threads share it)."""
-    exe = _executor(mlp(), seed, batch=50)
+    exe = _executor(mlp(TRAIN_HIDDEN), seed, batch=50)
     return {n: a.copy() for n, a in exe.arg_dict.items() if n not in ("data", "softmax_label")}
 
 
 def _train_fixed(init, X, y):
-    mod = sg.mod.Module(mlp(), context=sg.cpu())
+    mod = sg.mod.Module(mlp(TRAIN_HIDDEN), context=sg.cpu())
     it = sg.io.NDArrayIter(X, y, batch_size=50, shuffle=False)
     mod.bind(it.provide_data, it.provide_label)
     mod.init_params(arg_params=init)
     mod.init_optimizer(optimizer="sgd", optimizer_params={"learning_rate": 0.1,
                                                            "momentum": 0.9})
-    for _ in range(2):
+    for _ in range(EPOCHS):
         it.reset()
         for batch in it:
             mod.forward_backward(batch)
