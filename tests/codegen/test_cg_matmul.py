@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codegen import jit
-from codegen.matmul import dot_pays, matmul_kernel, matmul_path
+from codegen.matmul import dot_pays, matmul_kernel, matmul_path, softmax_fits
 from codegen.program import KernelCall, Program, compile_program
 from symgraph.errors import CompileError
 
@@ -245,8 +245,29 @@ _BIAS = {"col": lambda M, N, dtype: np.linspace(-2, 2, N).astype(dtype),
          "row": lambda M, N, dtype: np.linspace(-1, 3, M).astype(dtype)}
 
 
+LANE_CASES = [(32, 26, 64), (16, 28, 70), (31, 26, 40), (16, 13, 64), (8, 10, 64)]
+
+
+def _require_lanes(k, dtype):
+    """The cost model decides per host (lane count, dtype) whether the lane kernel runs;
+    where it would never run, there is nothing of it to check on this host."""
+    path = matmul_path(k, jit.host().lanes(dtype))
+    if path != "lanes":
+        pytest.skip(f"the cost model picks {path!r} here on {jit.host().lanes(dtype)} lanes")
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("M,N,K", [(32, 26, 64), (16, 28, 70), (31, 26, 40)])
+def test_lane_kernel_is_exercised_on_this_host(dtype):
+    """At least two of the lane-kernel cases take the lane path on this host, so the
+    skips above never leave the kernel untested."""
+    w = jit.host().lanes(dtype)
+    taken = [c for c in LANE_CASES
+             if matmul_path(matmul_kernel(*c, False, True, dtype), w) == "lanes"]
+    assert len(taken) >= 2, (w, taken)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("M,N,K", LANE_CASES)
 @pytest.mark.parametrize("bias", ["none", "col", "row"])
 @pytest.mark.parametrize("relu", [False, True])
 def test_lane_kernel_matches_numpy_and_the_row_kernel(M, N, K, dtype, bias, relu):
@@ -254,7 +275,7 @@ def test_lane_kernel_matches_numpy_and_the_row_kernel(M, N, K, dtype, bias, relu
     if relu:
         kw["epilogue"] = lambda m, acc: m.maximum(acc, 0.0)
     k = matmul_kernel(M, N, K, False, True, dtype, **kw)
-    assert matmul_path(k, jit.host().lanes(dtype)) == "lanes"
+    _require_lanes(k, dtype)
     a, b, want = _case(M, N, K, False, True, dtype, seed=M + N)
     arrays = {"a": a, "b": b, "c": np.full((M, N), np.nan, dtype)}
     if bias != "none":
@@ -270,8 +291,10 @@ def test_lane_kernel_matches_numpy_and_the_row_kernel(M, N, K, dtype, bias, relu
 @pytest.mark.parametrize("M,N,K", [(100, 10, 64), (40, 20, 3), (64, 13, 33), (48, 1, 17),
                                    (45, 26, 19)])
 def test_lane_kernel_softmax_epilogue(M, N, K, dtype):
+    if not softmax_fits(N, jit.host().lanes(dtype)):
+        pytest.skip(f"a row of {N} does not fit one register tile on this host")
     k = matmul_kernel(M, N, K, False, True, dtype, bias="col", softmax=True)
-    assert matmul_path(k, jit.host().lanes(dtype)) == "lanes"
+    _require_lanes(k, dtype)
     a, b, logits = _case(M, N, K, False, True, dtype, seed=K)
     bias = _BIAS["col"](M, N, dtype)
     got = run_kernel(k, {"a": a, "b": b, "bias": bias, "c": np.full((M, N), np.nan, dtype)})
