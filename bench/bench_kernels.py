@@ -71,7 +71,7 @@ def bench_shape(M, N, K, ta, tb, reps):
     t_loop = median_time(partial(cp.run, "loop", addr), max(3, reps // 10)) / REPEAT_IN_NATIVE
     opa, opb = (a.T if ta else a), (b.T if tb else b)
     t_np = median_time(partial(np.matmul, opa, opb, out=c), reps, number)
-    got = arena[a.nbytes + b.nbytes:].view(np.float32).reshape(M, N)
+    got = arena[a.nbytes + b.nbytes:][:c.nbytes].view(np.float32).reshape(M, N)
     assert np.allclose(got, opa @ opb, rtol=1e-3, atol=1e-3), "wrong result"
     return t_once, t_loop, t_np
 
