@@ -49,16 +49,35 @@ def _view(arena, slot, offset=None) -> np.ndarray:
     return flat.reshape(slot.shape)
 
 
-def _own_block(slots) -> tuple[np.ndarray, dict]:
-    """One zeroed block holding every slot, each 64-byte aligned: (block, name -> view).
-    Gaps between slots stay zero (no kernel writes them)."""
-    offsets, cursor = {}, 0
-    for slot in slots:
-        offsets[slot.name] = cursor
-        size = _count(slot.shape) * np.dtype(slot.dtype).itemsize
-        cursor += -(-max(size, 1) // ALIGN) * ALIGN
-    block = _arena(cursor)
-    return block, {s.name: _view(block, s, offsets[s.name]) for s in slots}
+class _Home:
+    """The executor's own memory as one 64-byte aligned allocation: the arena first, then
+    the blocks of arrays it owns, carved off in order (``take``), so its arguments,
+    gradients and temporaries stay as close together as when they all were arena slots.
+    Sized up front from the compiled graph (an upper bound: shared arrays take nothing)."""
+
+    def __init__(self, compiled):
+        slots = [*compiled.args.values(), *compiled.aux.values(), *compiled.grads.values()]
+        self.memory = _arena(_aligned(compiled.arena_bytes) + sum(_slot_bytes(s) for s in slots))
+        self.cursor = _aligned(compiled.arena_bytes)
+        self.arena = self.memory[:compiled.arena_bytes]
+
+    def take(self, slots) -> tuple[np.ndarray, dict]:
+        """The next block, holding ``slots`` each 64-byte aligned: (block, name -> view).
+        Gaps between slots stay zero (no kernel writes them)."""
+        offsets, start = {}, self.cursor
+        for slot in slots:
+            offsets[slot.name] = self.cursor - start
+            self.cursor += _slot_bytes(slot)
+        block = self.memory[start:self.cursor]
+        return block, {s.name: _view(block, s, offsets[s.name]) for s in slots}
+
+
+def _aligned(nbytes: int) -> int:
+    return -(-nbytes // ALIGN) * ALIGN
+
+
+def _slot_bytes(slot) -> int:
+    return _aligned(max(_count(slot.shape) * np.dtype(slot.dtype).itemsize, 1))
 
 
 def _shareable(kind, name, value, slot) -> np.ndarray:
@@ -114,7 +133,8 @@ class Executor:
         self._compiled = compiled
         self._grad_req = grad_req
         self._ctx = ctx or cpu()
-        self._arena = _arena(compiled.arena_bytes)
+        self._home = _Home(compiled)
+        self._arena = self._home.arena
         self._address = self._arena.ctypes.data
         self.arg_dict, self._arg_block = self._place("arg", compiled.args, args)
         self.aux_dict, self._aux_block = self._place("aux", compiled.aux, aux)
@@ -138,7 +158,7 @@ class Executor:
         """name -> array for ``slots``: the given (shared) arrays, the rest in one block."""
         given = {n: v for n, v in (given or {}).items() if v is not None and n in slots}
         shared = {n: _shareable(kind, n, v, slots[n]) for n, v in given.items()}
-        block, own = _own_block([s for n, s in slots.items() if n not in shared])
+        block, own = self._home.take([s for n, s in slots.items() if n not in shared])
         return {n: shared[n] if n in shared else own[n] for n in slots}, (block, own)
 
     def _place_grads(self, slots, given, bucket, inputs):
