@@ -21,7 +21,7 @@ from codegen import cache
 from symgraph.errors import CompileError
 
 log = logging.getLogger("codegen.jit")
-CODEGEN_VERSION = "symgraph-codegen-1"
+CODEGEN_VERSION = "symgraph-codegen-2"  # 2: phases take (arena, pointer table)
 STATS = {"optimize": 0, "cache_hit": 0, "cache_miss": 0, "build_ir": 0}
 
 

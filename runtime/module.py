@@ -1,15 +1,16 @@
 """``sg.mod.Module``: MXNet 1.x's Module over one compiled executor.
 
-Parameters live in the executor's arena: ``self._arg_params`` are numpy *views* of the
-active executor's ``arg_dict``, so a training step copies nothing but the batch. Module
+Parameters live in the executors' shared parameter arrays: ``self._arg_params`` are the
+active executor's ``arg_dict`` arrays (not copies), so a training step copies nothing but
+the batch. Module
 differs from MXNet only where the hardware model does:
 
 * one device: a list of contexts (data parallelism in MXNet) is accepted and runs as one
   CPU executor over the whole batch, which gives the same numbers as MXNet's kvstore
   'local' gradient sum with rescale 1/B_total;
 * new batch shapes (last batch, predict with another batch size) bind a second executor;
-  executors are cached per shape and parameters are copied across when switching, so
-  alternating sizes never recompiles;
+  executors are cached per shape and share one set of parameter, aux and gradient arrays
+  (``simple_bind(shared_exec=...)``), so alternating sizes neither recompiles nor copies;
 * the optimizer step is one native call through ``runtime.fused_update.FusedUpdater`` when
   it is available and supports the optimizer; otherwise ``runtime.optimizer.Updater`` runs
   per parameter (set ``USE_FUSED_UPDATE = False`` or ``SYMGRAPH_FUSED_UPDATE=0`` to force it);
@@ -267,8 +268,10 @@ class Module(BaseModule):
         args = set(self._symbol.list_arguments())
         shapes = {d.name: tuple(d.shape) for d in descs if d.name in args}
         types = {d.name: np.dtype(d.dtype) for d in descs if d.name in args}
+        shared = next(iter(self._exec_cache.values()), None)  # one set of parameters
         exe = self._symbol.simple_bind(self._context[0], grad_req=self._grad_reqs,
-                                       type_dict=types, **shapes)
+                                       type_dict=types, shared_exec=shared and shared.exe,
+                                       **shapes)
         if self._monitor is not None:
             self._monitor.install(exe)
         return exe
