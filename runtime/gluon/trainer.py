@@ -62,9 +62,9 @@ class Trainer:
     def step(self, batch_size, ignore_stale_grad=False):
         self._optimizer.rescale_grad = self._scale / batch_size
         self._ensure_updater()
-        self._check_stale(ignore_stale_grad)
+        fresh = self._check_stale(ignore_stale_grad)
         self.allreduce_grads()
-        self._update()
+        self._update(fresh)
 
     def allreduce_grads(self):
         """Sum every parameter's gradients over its devices into the first one."""
@@ -76,16 +76,25 @@ class Trainer:
     def update(self, batch_size, ignore_stale_grad=False):
         self._optimizer.rescale_grad = self._scale / batch_size
         self._ensure_updater()
-        self._check_stale(ignore_stale_grad)
-        self._update()
+        self._update(self._check_stale(ignore_stale_grad))
 
-    def _update(self):
+    def _update(self, fresh):
+        """Update the parameters whose gradients are fresh (all of them, normally: then the
+        fused updater runs; a subset goes through the same rule and states in numpy)."""
         if isinstance(self._updater, _opt.Updater):
             for index, param in enumerate(self._trainable):
-                self._updater(self._indices[index], param.list_grad()[0]._data,
-                              param.data()._data)
-        else:
+                if fresh[index]:
+                    self._updater(self._indices[index], param.list_grad()[0]._data,
+                                  param.data()._data)
+        elif all(fresh):
             self._updater.step()
+        else:
+            states = self._updater.states
+            for index, param in enumerate(self._trainable):
+                if fresh[index]:
+                    self._optimizer.update(self._indices[index], param.data()._data,
+                                           param.list_grad()[0]._data,
+                                           states[self._indices[index]])
         for param in self._trainable:
             arrays = param.list_data()
             for other in arrays[1:]:
@@ -111,9 +120,11 @@ class Trainer:
         else:
             self._updater = _opt.get_updater(self._optimizer)
 
-    def _check_stale(self, ignore):
-        if ignore:
-            return
+    def _check_stale(self, ignore) -> list:
+        """Per trainable parameter: were all its gradients written since the last step?"""
+        fresh = [all(a._fresh_grad for a in p.list_data()) for p in self._trainable]
+        if ignore or all(fresh):
+            return fresh
         for param in self._trainable:
             for array in param.list_data():
                 if not array._fresh_grad:

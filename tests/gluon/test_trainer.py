@@ -97,3 +97,22 @@ def test_save_and_load_states(tmp_path):
     trainer.load_states(path)
     np.testing.assert_array_equal(np.array(trainer._updater.states[0]), momentum)
     assert np.abs(momentum).max() > 0
+
+
+def test_ignore_stale_grad_skips_only_the_stale_parameters():
+    used, unused = nn.Dense(2, in_units=3), nn.Dense(2, in_units=3)
+    params = used.collect_params()
+    params.update(unused.collect_params())
+    params.initialize(sg.init.Xavier())
+    trainer = gluon.Trainer(params, "sgd", {"learning_rate": 0.1, "momentum": 0.5})
+    x = np.ones((2, 3), np.float32)
+    w0, u0 = used.weight.data().asnumpy(), unused.weight.data().asnumpy()
+    with autograd.record():
+        loss = used(nd.array(x)).sum(axis=1)
+    loss.backward()
+    with pytest.raises(UserWarning):
+        trainer.step(2)
+    trainer.step(2, ignore_stale_grad=True)
+    np.testing.assert_array_equal(unused.weight.data().asnumpy(), u0)
+    np.testing.assert_allclose(used.weight.data().asnumpy(), w0 - 0.1 * (2 * x[:1]) / 2 *
+                               np.ones((2, 1)), rtol=1e-5)
