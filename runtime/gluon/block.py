@@ -20,6 +20,7 @@ from collections import OrderedDict
 import numpy as np
 
 from runtime.ndarray import state
+from runtime.ndarray.ndarray import NDArray
 from symgraph.names import current as _current_names
 
 from .parameter import Parameter, ParameterDict, _assign
@@ -208,9 +209,12 @@ class Block:
 
     # ---- calling ------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        stack = state.STATE
-        if stack.block_depth == 0 and not stack.recording:
+        if state.STATE.block_depth == 0 and not state.STATE.recording:
             _settle_pending()
+        return self._traced_call(*args, **kwargs)
+
+    def _traced_call(self, *args, **kwargs):
+        stack = state.STATE
         stack.block_depth += 1
         stack.blocks.append(self._name)
         try:
@@ -258,6 +262,7 @@ class HybridBlock(Block):
     def __init__(self, prefix=None, params=None):
         super().__init__(prefix, params)
         self._cached_export = None
+        self._segments = {}
 
     def forward(self, x, *args):
         from runtime import nd as F
@@ -270,10 +275,27 @@ class HybridBlock(Block):
         raise NotImplementedError(f"{type(self).__name__} must define hybrid_forward()")
 
     def __call__(self, *args, **kwargs):
-        out = super().__call__(*args, **kwargs)
-        if self._active:
-            self._cached_export = (args, out)
+        if not self._active:
+            return super().__call__(*args, **kwargs)
+        from . import hybrid
+
+        top = state.STATE.block_depth == 0
+        if not top or kwargs or not args or not all(isinstance(a, NDArray) for a in args):
+            out = super().__call__(*args, **kwargs)
+        else:
+            if not state.STATE.recording:
+                _settle_pending()
+            segment = self._segments.get(hybrid.signature(args))
+            if segment is not None:
+                out = hybrid.replay(segment, args)
+            else:
+                out = hybrid.record(self, args, lambda: self._traced_call(*args))
+        self._cached_export = [(a.shape, a._dtype, a.context) for a in args]
         return out
+
+    def hybridize(self, active=True, **kwargs):
+        self._segments = {}
+        super().hybridize(active, **kwargs)
 
     def infer_shape(self, *args):
         self(*args)
