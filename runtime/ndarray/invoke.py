@@ -33,8 +33,11 @@ def call(op_name: str, inputs: list, attrs: dict, out=None):
     from .ndarray import NDArray, as_ndarray  # noqa: F811 (cheap after the first call)
 
     opdef = get_op(op_name)
-    ctx = next((x._ctx for x in inputs if isinstance(x, NDArray)), None)
-    arrays = [as_ndarray(x, ctx) for x in inputs]
+    if all(type(x) is NDArray for x in inputs):
+        arrays = inputs
+    else:
+        ctx = next((x._ctx for x in inputs if isinstance(x, NDArray)), None)
+        arrays = [as_ndarray(x, ctx) for x in inputs]
     if opdef.variadic:
         attrs = dict(attrs, num_args=len(arrays))
     key = T.attr_key(attrs)

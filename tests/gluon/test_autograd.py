@@ -172,3 +172,10 @@ def test_unread_inference_outputs_do_not_pile_up():
     kept = net(x)
     net(x)  # the held result of the previous call is computed, not re-traced later
     assert kept._data is not None and len(state.STATE.trace.nodes) == 1
+
+
+def test_attribute_keys_keep_python_types_apart():
+    from runtime.ndarray.trace import attr_key
+
+    assert attr_key({"a": 1}) == (("a", "1"),) and attr_key({"a": True}) == (("a", "True"),)
+    assert attr_key({"k": [1, 2], "n": None}) == (("k", "(1, 2)"),)
