@@ -94,3 +94,10 @@ def test_resize_crop_and_flip_transforms():
     flips = {tuple(transforms.RandomFlipLeftRight()(nd.array(image)).asnumpy()[0, 0])
              for _ in range(20)}
     assert flips == {tuple(image[0, 0]), tuple(image[0, -1])}
+
+
+def test_metrics_take_ndarrays_and_lists_of_them():
+    metric = gluon.metric.Accuracy()
+    metric.update(nd.array([0, 2]), nd.array([[0.9, 0.1, 0.0], [0.2, 0.3, 0.5]]))
+    metric.update([nd.array([1])], [nd.array([[0.9, 0.1, 0.0]])])
+    assert metric.get() == ("accuracy", 2 / 3)
