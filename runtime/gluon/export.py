@@ -47,7 +47,7 @@ def export_block(block, path, epoch=0):
         else:
             raise RuntimeError("export: the forward uses an array that is neither an input "
                                "nor a Parameter; make it a Constant")
-    symbol = build_symbol(trace, [o._entry for o in outs], None, names)
+    symbol = build_symbol(trace, [o._entry for o in outs], (), names)
     trace.closed = True
     symbol.save(f"{path}-symbol.json")
     used = set(symbol.list_arguments())

@@ -179,3 +179,14 @@ def test_attribute_keys_keep_python_types_apart():
 
     assert attr_key({"a": 1}) == (("a", "1"),) and attr_key({"a": True}) == (("a", "True"),)
     assert attr_key({"k": [1, 2], "n": None}) == (("k", "(1, 2)"),)
+
+
+def test_backward_from_several_heads_sums_their_gradients():
+    x = nd.array([1.0, 2.0])
+    x.attach_grad()
+    with autograd.record():
+        a = (x * x).sum()
+        b = x * 3
+    autograd.backward([a, b], [None, nd.array([1.0, 2.0])])
+    np.testing.assert_allclose(x.grad.asnumpy(), 2 * np.array([1, 2]) + 3 * np.array([1, 2]))
+    assert a.asscalar() == 5 and b.asnumpy().tolist() == [3, 6]
