@@ -25,7 +25,7 @@ from . import state
 
 _EXECUTORS: OrderedDict = OrderedDict()
 _LOCK = threading.Lock()
-MAX_EXECUTORS = 64
+MAX_EXECUTORS = 16  # each holds an arena; a training loop uses a handful (train, last batch, eval)
 
 
 class _Compiled:
