@@ -215,13 +215,34 @@ class Block:
 
     def _traced_call(self, *args, **kwargs):
         stack = state.STATE
+        hooks = self.__dict__.get("_hooks")
+        if hooks:
+            for hook in hooks["pre"]:
+                hook(self, args)
         stack.block_depth += 1
         stack.blocks.append(self._name)
         try:
-            return self.forward(*args, **kwargs)
+            out = self.forward(*args, **kwargs)
         finally:
             stack.blocks.pop()
             stack.block_depth -= 1
+        if hooks:
+            for hook in hooks["post"]:
+                hook(self, args, out)
+        return out
+
+    def register_forward_pre_hook(self, hook):
+        """``hook(block, inputs)`` before every forward; returns a handle with detach()."""
+        return self._add_hook("pre", hook)
+
+    def register_forward_hook(self, hook):
+        """``hook(block, inputs, outputs)`` after every forward."""
+        return self._add_hook("post", hook)
+
+    def _add_hook(self, kind, hook):
+        hooks = self.__dict__.setdefault("_hooks", {"pre": [], "post": []})
+        hooks[kind].append(hook)
+        return _HookHandle(hooks[kind], hook)
 
     def forward(self, *args):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
@@ -241,6 +262,21 @@ class Block:
         total = sum(int(np.prod(p.shape)) for p in self.collect_params().values()
                     if p.shape is not None)
         print(f"Parameters in total: {total}")
+
+
+class _HookHandle:
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def detach(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.detach()
 
 
 def _settle_pending():

@@ -135,3 +135,30 @@ def test_multi_device_parameters_are_copies():
     np.testing.assert_array_equal(a, b)
     with pytest.raises(RuntimeError, match="not initialized on context"):
         net.weight.data(sg.cpu(2))
+
+
+def test_forward_hooks_and_constants():
+    seen = []
+    net = nn.Dense(2, in_units=3)
+    net.initialize()
+    handle = net.register_forward_hook(lambda blk, inputs, out: seen.append(out.shape))
+    pre = net.register_forward_pre_hook(lambda blk, inputs: seen.append(inputs[0].shape))
+    net(nd.ones((4, 3)))
+    assert seen == [(4, 3), (4, 2)]
+    handle.detach()
+    pre.detach()
+    net(nd.ones((4, 3)))
+    assert len(seen) == 2
+
+    class Scaled(gluon.Block):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.scale = self.params.get_constant("scale", [[2.0, 3.0]])
+
+        def forward(self, x):
+            return x * self.scale.data()
+
+    block = Scaled()
+    block.initialize()
+    assert block.scale.grad_req == "null"
+    np.testing.assert_array_equal(block(nd.ones((1, 2))).asnumpy(), [[2, 3]])
