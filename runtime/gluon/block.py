@@ -248,20 +248,21 @@ class Block:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def summary(self, *inputs):
-        """Print each child's output shape and parameter count (runs one forward)."""
-        rows = []
-        for key, child in self._children.items():
-            count = sum(int(np.prod(p.shape)) for p in child.collect_params().values()
-                        if p.shape is not None)
-            rows.append((key, type(child).__name__, count))
+        """Print each child's parameter count (after one forward, so deferred shapes are
+        known) and the output shape; returns the total number of parameters."""
         if inputs:
             out = self(*inputs)
             print(f"output shape: {getattr(out, 'shape', None)}")
-        for key, kind, count in rows:
-            print(f"{key:>12}  {kind:<20} {count:>10}")
-        total = sum(int(np.prod(p.shape)) for p in self.collect_params().values()
-                    if p.shape is not None)
+
+        def count(block):
+            return sum(int(np.prod(p.shape)) for p in block.collect_params().values()
+                       if p.shape is not None)
+
+        for key, child in self._children.items():
+            print(f"{key:>12}  {type(child).__name__:<20} {count(child):>10}")
+        total = count(self)
         print(f"Parameters in total: {total}")
+        return total
 
 
 class _HookHandle:

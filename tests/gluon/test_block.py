@@ -162,3 +162,13 @@ def test_forward_hooks_and_constants():
     block.initialize()
     assert block.scale.grad_req == "null"
     np.testing.assert_array_equal(block(nd.ones((1, 2))).asnumpy(), [[2, 3]])
+
+
+def test_summary_counts_parameters_after_deferred_shapes_and_cast():
+    net = nn.Sequential()
+    net.add(nn.Dense(4, in_units=3), nn.Dense(2))
+    net.initialize()
+    assert net.summary(nd.ones((2, 3))) == 3 * 4 + 4 + 4 * 2 + 2
+    net.cast("float64")
+    assert net[0].weight.data().dtype == np.float64
+    assert net(nd.ones((2, 3), dtype="float64")).dtype == np.float64
