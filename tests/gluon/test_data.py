@@ -101,3 +101,12 @@ def test_metrics_take_ndarrays_and_lists_of_them():
     metric.update(nd.array([0, 2]), nd.array([[0.9, 0.1, 0.0], [0.2, 0.3, 0.5]]))
     metric.update([nd.array([1])], [nd.array([[0.9, 0.1, 0.0]])])
     assert metric.get() == ("accuracy", 2 / 3)
+
+
+def test_workers_keep_sample_order_on_the_per_sample_path():
+    dataset = _dataset(30).transform_first(lambda x: x.astype("float32") * 2)
+    plain = [d.asnumpy() for d, _ in DataLoader(dataset, batch_size=12)]
+    threaded = [d.asnumpy() for d, _ in DataLoader(dataset, batch_size=12, num_workers=4)]
+    assert len(plain) == len(threaded) == 3
+    for a, b in zip(plain, threaded):
+        np.testing.assert_array_equal(a, b)
