@@ -102,8 +102,23 @@ class Trainer:
             for array in arrays:
                 array._fresh_grad = False
 
+    def _buffers(self) -> list:
+        return [(a._data, a._grad._data if a._grad is not None else None)
+                for p in self._trainable for a in p.list_data()]
+
     def _ensure_updater(self):
         if self._updater is not None:
+            if all(a is b and g is h for (a, g), (b, h) in zip(self._bound, self._buffers())):
+                return
+            # cast() or reset_ctx() replaced buffers: the compiled update must follow them
+            old = self._updater.states if not isinstance(self._updater, _opt.Updater) else None
+            self._updater = None
+            self._ensure_updater()
+            if old is not None:
+                try:
+                    self._updater.load_states(old)
+                except Exception:  # shapes/dtypes changed (cast): states restart
+                    self._updater.load_states({})
             return
         self._trainable = [p for p in self._params if p.grad_req != "null"]
         for param in self._trainable:
@@ -112,6 +127,7 @@ class Trainer:
         names = [p.name for p in self._trainable]
         from runtime.fused_update import FusedUpdater
 
+        self._bound = self._buffers()
         if FusedUpdater.supports(self._optimizer):
             weights = {p.name: p.data()._data for p in self._trainable}
             grads = {p.name: p.list_grad()[0]._data for p in self._trainable}

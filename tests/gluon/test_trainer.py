@@ -116,3 +116,21 @@ def test_ignore_stale_grad_skips_only_the_stale_parameters():
     np.testing.assert_array_equal(unused.weight.data().asnumpy(), u0)
     np.testing.assert_allclose(used.weight.data().asnumpy(), w0 - 0.1 * (2 * x[:1]) / 2 *
                                np.ones((2, 1)), rtol=1e-5)
+
+
+def test_updates_follow_buffers_replaced_by_cast():
+    net, trainer = _setup()
+    x = nd.ones((2, 3))
+
+    def step(dtype):
+        with autograd.record():
+            loss = net(x.astype(dtype)).sum()
+        loss.backward()
+        trainer.step(2)
+
+    step("float32")
+    net.cast("float64")
+    before = net.weight.data().asnumpy().copy()
+    step("float64")
+    assert net.weight.data().dtype == np.float64
+    assert not np.array_equal(net.weight.data().asnumpy(), before)  # the new buffer moved
