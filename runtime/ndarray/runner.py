@@ -52,6 +52,12 @@ def run(trace, head=None, head_grad=None) -> None:
     outputs = [entry for _, entry in alive]
     grads = (tuple(i for i, leaf in enumerate(trace.leaves) if _needs_grad(leaf))
              if heads else ())
+    if heads and not grads:
+        from .ndarray import AutogradError
+
+        raise AutogradError("backward(): no array of this graph needs a gradient; call "
+                            "attach_grad() on an input (or use a Block's parameters) inside "
+                            "autograd.record()")
     head_entries = tuple(h._entry for h in heads)
     key = (tuple(trace.signature),
            tuple((leaf._shape, leaf._dtype) for leaf in trace.leaves),

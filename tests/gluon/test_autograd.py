@@ -190,3 +190,12 @@ def test_backward_from_several_heads_sums_their_gradients():
     autograd.backward([a, b], [None, nd.array([1.0, 2.0])])
     np.testing.assert_allclose(x.grad.asnumpy(), 2 * np.array([1, 2]) + 3 * np.array([1, 2]))
     assert a.asscalar() == 5 and b.asnumpy().tolist() == [3, 6]
+
+
+def test_backward_with_nothing_to_differentiate_is_a_clear_error():
+    x = nd.array([1.0, 2.0])
+    for train in (True, False):
+        with autograd.record(train_mode=train):
+            y = (x * x).sum()
+        with pytest.raises(Exception, match="attach_grad"):
+            y.backward()
