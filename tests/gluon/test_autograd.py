@@ -199,3 +199,14 @@ def test_backward_with_nothing_to_differentiate_is_a_clear_error():
             y = (x * x).sum()
         with pytest.raises(Exception, match="attach_grad"):
             y.backward()
+
+
+def test_record_in_predict_mode_differentiates_with_dropout_off():
+    from symgraph.gluon import nn
+
+    x = nd.array([1.0, 2.0])
+    x.attach_grad()
+    with autograd.record(train_mode=False):
+        z = (nn.Dropout(0.5)(x) * x).sum()
+    z.backward()
+    np.testing.assert_allclose(x.grad.asnumpy(), [2, 4])
