@@ -134,3 +134,32 @@ def test_updates_follow_buffers_replaced_by_cast():
     step("float64")
     assert net.weight.data().dtype == np.float64
     assert not np.array_equal(net.weight.data().asnumpy(), before)  # the new buffer moved
+
+
+def test_memory_stays_flat_over_many_steps():
+    import gc
+    import tracemalloc
+
+    net, trainer = _setup()
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    x, y = nd.array(np.ones((4, 3))), nd.array([0, 1, 0, 1])
+
+    def steps(n):
+        for _ in range(n):
+            with autograd.record():
+                loss = loss_fn(net(x), y)
+            loss.backward()
+            trainer.step(4)
+            loss.mean().asscalar()
+
+    steps(100)
+    gc.collect()
+    tracemalloc.start()
+    steps(100)
+    gc.collect()
+    first = tracemalloc.get_traced_memory()[0]
+    steps(500)
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - first
+    tracemalloc.stop()
+    assert grown < 32 * 1024, f"memory grew by {grown} bytes over 500 steps"
