@@ -172,3 +172,14 @@ def test_summary_counts_parameters_after_deferred_shapes_and_cast():
     net.cast("float64")
     assert net[0].weight.data().dtype == np.float64
     assert net(nd.ones((2, 3), dtype="float64")).dtype == np.float64
+
+
+def test_np_random_seed_makes_initialization_reproducible():
+    weights = []
+    for _ in range(2):
+        sg.np.random.seed(42)
+        net = nn.Dense(3, in_units=4)
+        net.initialize(sg.init.Xavier(magnitude=2.24))
+        weights.append(net.weight.data().asnumpy())
+    np.testing.assert_array_equal(*weights)
+    assert sg.test_utils.list_gpus() == []
