@@ -187,9 +187,20 @@ class NDArray:
 
     def astype(self, dtype, copy=True):
         dtype = np.dtype(dtype)
-        if not copy and dtype.name == self._dtype:
-            return self
+        if dtype.name == self._dtype:
+            if not copy:
+                return self
+            if _inv.state.tracing():
+                return _inv.call("_copy", [self], {})  # stays in the graph
+            return NDArray(self._value().copy(), self._ctx)
+        if self._in_open_graph() and dtype.kind == "f" and np.dtype(self._dtype).kind == "f":
+            raise AutogradError(f"astype({dtype.name}) of a recorded {self._dtype} value would "
+                                "cut its gradient (there is no Cast op yet); cast the inputs "
+                                "before autograd.record()")
         return NDArray(self._value().astype(dtype), self._ctx)
+
+    def _in_open_graph(self) -> bool:
+        return self._trace is not None and not self._trace.closed
 
     def detach(self):
         if self._data is None:

@@ -210,3 +210,18 @@ def test_record_in_predict_mode_differentiates_with_dropout_off():
         z = (nn.Dropout(0.5)(x) * x).sum()
     z.backward()
     np.testing.assert_allclose(x.grad.asnumpy(), [2, 4])
+
+
+def test_astype_inside_record_keeps_or_refuses_to_cut_the_graph():
+    x = nd.array([1.0, 2.0])
+    x.attach_grad()
+    with autograd.record():
+        y = (x * x).astype("float32")  # same dtype: an identity node, gradient flows
+        z = y.sum()
+    z.backward()
+    np.testing.assert_allclose(x.grad.asnumpy(), [2, 4])
+    with autograd.record():
+        with pytest.raises(Exception, match="cut its gradient"):
+            (x * x).astype("float64")
+        labels = nd.array([1, 0]).astype("int32")  # leaves without gradients: fine
+    assert labels.dtype == np.int32
