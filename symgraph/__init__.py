@@ -62,6 +62,9 @@ _LAZY = {
     "executor": "runtime.executor",
     "context": "runtime.context",
     "onnx": "runtime.onnx",
+    "kv": "runtime.kvstore",
+    "kvstore": "runtime.kvstore",
+    "distributed": "runtime.distributed",
 }
 
 

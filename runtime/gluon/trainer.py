@@ -17,8 +17,30 @@ from runtime.atomic import atomic_write
 from .parameter import Parameter, ParameterDict
 
 
+def _is_distributed(kvstore) -> bool:
+    from runtime.kvstore import is_distributed
+
+    return is_distributed(kvstore)
+
+
+def _initialized(params) -> bool:
+    """True when every parameter has its values (none is waiting for a deferred shape)."""
+    from .parameter import DeferredInitializationError
+
+    try:
+        for param in params:
+            param.data()._value()
+    except (DeferredInitializationError, RuntimeError):
+        return False
+    return True
+
+
 class Trainer:
-    """MXNet's ``gluon.Trainer`` (single process; ``kvstore`` accepted and ignored)."""
+    """MXNet's ``gluon.Trainer``. A distributed ``kvstore`` ('dist_sync', 'horovod', ... or
+    a kvstore object) broadcasts rank 0's parameters at the first step and sums gradients
+    over all workers (rescale 1/(batch_size x workers)); other kvstores are one process.
+    The broadcast happens in the constructor when the parameters are initialized (so the
+    first gradients are already computed on equal weights), otherwise at the first step."""
 
     def __init__(self, params, optimizer, optimizer_params=None, kvstore="device",
                  compression_params=None, update_on_kvstore=None):
@@ -46,6 +68,11 @@ class Trainer:
         self._scale = self._optimizer.rescale_grad
         self._updater = None
         self._trainable = None
+        self._kvstore = kvstore
+        self._dist = None
+        self._dist_started = False
+        if _is_distributed(kvstore) and _initialized(params):  # else at the first step
+            self._start_data_parallel()
 
     @property
     def optimizer(self):
@@ -59,23 +86,31 @@ class Trainer:
         self._optimizer.set_learning_rate(lr)
 
     # ---- stepping ------------------------------------------------------------------------
+    @property
+    def num_workers(self):
+        return self._dist.num_workers if self._dist is not None else 1
+
     def step(self, batch_size, ignore_stale_grad=False):
-        self._optimizer.rescale_grad = self._scale / batch_size
         self._ensure_updater()
+        self._optimizer.rescale_grad = self._scale / (batch_size * self.num_workers)
         self._check_stale(ignore_stale_grad)
         self.allreduce_grads()
         self._update()
 
     def allreduce_grads(self):
-        """Sum every parameter's gradients over its devices into the first one."""
+        """Sum every parameter's gradients over its devices into the first one, then over
+        the workers (one allreduce per dtype)."""
+        self._ensure_updater()
         for param in self._trainable:
             grads = param.list_grad()
             for other in grads[1:]:
                 grads[0]._data += other._data
+        if self._dist is not None:
+            self._dist.reduce_grads([p.list_grad()[0]._data for p in self._trainable])
 
     def update(self, batch_size, ignore_stale_grad=False):
-        self._optimizer.rescale_grad = self._scale / batch_size
         self._ensure_updater()
+        self._optimizer.rescale_grad = self._scale / (batch_size * self.num_workers)
         self._check_stale(ignore_stale_grad)
         self._update()
 
@@ -99,6 +134,7 @@ class Trainer:
         self._trainable = [p for p in self._params if p.grad_req != "null"]
         for param in self._trainable:
             param.data()._value()  # raises the deferred-initialization error if needed
+        self._start_data_parallel()
         self._indices = [self._params.index(p) for p in self._trainable]
         names = [p.name for p in self._trainable]
         from runtime.fused_update import FusedUpdater
@@ -110,6 +146,23 @@ class Trainer:
                                          indices=self._indices)
         else:
             self._updater = _opt.get_updater(self._optimizer)
+
+    def _start_data_parallel(self):
+        """Same parameter names and shapes on every rank, then rank 0's values everywhere."""
+        from runtime.kvstore import create
+        from runtime.kvstore.data_parallel import DataParallel
+
+        if self._dist_started or not _is_distributed(self._kvstore):
+            return
+        self._dist_started = True
+        kv = create(self._kvstore) if isinstance(self._kvstore, str) else self._kvstore
+        self._dist = DataParallel(kv)
+        params = {p.name: p.data()._value() for p in self._params}
+        self._dist.start("gluon", params, {})
+        for param in self._params:
+            arrays = param.list_data()
+            for other in arrays[1:]:
+                np.copyto(other._data, arrays[0]._data)
 
     def _check_stale(self, ignore):
         if ignore:
