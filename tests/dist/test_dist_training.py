@@ -44,6 +44,16 @@ def test_module_fit_dist_sync_matches_one_process(tmp_path, module_reference):
     assert "rank 0 done" in run.stdout and "rank 1 done" in run.stdout
 
 
+def test_four_ranks_oversubscribed_match_one_process(tmp_path):
+    # 4 ranks on a 2-core machine (MPICH accepts more ranks than cores)
+    ref_out = tmp_path / "ref4.npz"
+    ref = alone(worker("module", ref_out, "--reference", "--workers", 4))
+    assert ref.returncode == 0, ref.output
+    run = launch(worker("module", tmp_path / "d4.npz", "--workers", 4), n=4, via_cli=True)
+    assert run.returncode == 0, run.output
+    _check_same(np.load(tmp_path / "d4.npz"), np.load(ref_out))
+
+
 def test_launch_cli_runs_the_same_training(tmp_path, module_reference):
     run = launch(worker("module", tmp_path / "d.npz"), via_cli=True)
     assert run.returncode == 0, run.output

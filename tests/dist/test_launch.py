@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from mpi_helpers import launch
+from mpi_helpers import ROOT, launch
 
 from runtime.cli_launch import build_command, launch_env
 
@@ -50,3 +50,12 @@ def test_missing_script_is_one_error_line(tmp_path):
     from runtime.cli import main
 
     assert main(["launch", "-n", "2", str(tmp_path / "nope.py")]) == 1
+
+
+def test_mnist_example_trains_on_two_ranks():
+    run = launch([str(ROOT / "examples" / "train_mnist_dist.py"), "--samples", "2560"],
+                 via_cli=True)
+    assert run.returncode == 0, run.output
+    line = next(ln for ln in run.stdout.splitlines() if ln.startswith("model=mlp"))
+    assert "workers=2 batch/rank=64" in line
+    assert float(line.split("val_acc=")[1].split()[0]) > 0.7, line
