@@ -54,6 +54,19 @@ def test_four_ranks_oversubscribed_match_one_process(tmp_path):
     _check_same(np.load(tmp_path / "d4.npz"), np.load(ref_out))
 
 
+def test_module_fit_lenet_adam_matches_one_process(tmp_path):
+    ref_out = tmp_path / "lenet-ref.npz"
+    ref = alone(worker("module", ref_out, "--reference", "--net", "lenet",
+                       "--optimizer", "adam"))
+    assert ref.returncode == 0, ref.output
+    run = launch(worker("module", tmp_path / "lenet.npz", "--net", "lenet",
+                        "--optimizer", "adam"))
+    assert run.returncode == 0, run.output
+    dist, expected = np.load(tmp_path / "lenet.npz"), np.load(ref_out)
+    assert "conv0_weight" in expected.files
+    _check_same(dist, expected)
+
+
 def test_launch_cli_runs_the_same_training(tmp_path, module_reference):
     run = launch(worker("module", tmp_path / "d.npz"), via_cli=True)
     assert run.returncode == 0, run.output

@@ -46,8 +46,24 @@ def mlp(hidden=HIDDEN):
     return sg.sym.SoftmaxOutput(net, name="softmax")
 
 
+def lenet():
+    """A small LeNet (conv-pool-conv-pool-fc-fc), so a test step stays cheap."""
+    net = sg.sym.var("data")
+    for i, channels in enumerate((4, 8)):
+        net = sg.sym.Convolution(net, kernel=(5, 5), num_filter=channels, name=f"conv{i}")
+        net = sg.sym.Activation(net, act_type="tanh", name=f"tanh{i}")
+        net = sg.sym.Pooling(net, pool_type="max", kernel=(2, 2), stride=(2, 2),
+                             name=f"pool{i}")
+    net = sg.sym.FullyConnected(sg.sym.Flatten(net), num_hidden=32, name="fc1")
+    net = sg.sym.Activation(net, act_type="relu", name="relu1")
+    net = sg.sym.FullyConnected(net, num_hidden=10, name="fc2")
+    return sg.sym.SoftmaxOutput(net, name="softmax")
+
+
 def run_module(args, rank_seed):
     x, y = mnist(BATCH * STEPS * args.workers)
+    if args.net == "lenet":
+        x = x.reshape(-1, 1, 28, 28)
     kv = None if args.reference else sg.kv.create("dist_sync")
     if args.reference:
         x, y = interleaved(x, y, args.workers)
@@ -55,12 +71,14 @@ def run_module(args, rank_seed):
     else:
         it = sg.io.NDArrayIter(x, y, BATCH, num_parts=kv.num_workers, part_index=kv.rank)
     hidden = HIDDEN + (1 if args.fault == "mismatch" and kv and kv.rank == 1 else 0)
-    mod = sg.mod.Module(mlp(hidden), context=sg.cpu())
+    mod = sg.mod.Module(lenet() if args.net == "lenet" else mlp(hidden), context=sg.cpu())
     np.random.seed(rank_seed)
     sg.random.seed(rank_seed)
     callback = _fault_callback(args, kv)
-    mod.fit(it, num_epoch=1, kvstore=kv or "local", optimizer="sgd",
-            optimizer_params={"learning_rate": 0.1, "momentum": 0.9},
+    optimizer_params = ({"learning_rate": 0.01} if args.optimizer == "adam" else
+                        {"learning_rate": 0.1, "momentum": 0.9})
+    mod.fit(it, num_epoch=1, kvstore=kv or "local", optimizer=args.optimizer,
+            optimizer_params=optimizer_params,
             initializer=sg.init.Xavier(), batch_end_callback=callback,
             epoch_end_callback=sg.callback.do_checkpoint(args.out + "-ckpt")
             if args.checkpoint else None)
@@ -154,6 +172,7 @@ def main():
     parser.add_argument("--fault", default="")
     parser.add_argument("--optimizer", default="sgd")
     parser.add_argument("--checkpoint", action="store_true")
+    parser.add_argument("--net", choices=["mlp", "lenet"], default="mlp")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(levelname)s:%(message)s")
