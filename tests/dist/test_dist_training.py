@@ -80,6 +80,13 @@ def test_horovod_api_module_matches_one_process(tmp_path, module_reference):
     _check_same(np.load(tmp_path / "h.npz"), module_reference)
 
 
+def test_horovod_distributed_trainer_matches_one_process(tmp_path, tmp_path_factory):
+    ref = _reference(tmp_path_factory, "gluon", "sgd")
+    run = launch(worker("gluon", tmp_path / "hg.npz", "--hvd"))
+    assert run.returncode == 0, run.output
+    _check_same(np.load(tmp_path / "hg.npz"), ref)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_gluon_trainer_dist_sync_matches_one_process(tmp_path, tmp_path_factory, optimizer):
     ref = _reference(tmp_path_factory, "gluon", optimizer)

@@ -106,7 +106,14 @@ def run_gluon(args, rank_seed):
     sg.random.seed(rank_seed)
     np.random.seed(rank_seed)
     net.initialize(sg.init.Xavier())
-    if args.optimizer == "adam":
+    if args.hvd:  # Horovod's spelling: broadcast_parameters + DistributedTrainer
+        import symgraph.distributed as hvd
+
+        hvd.init()
+        hvd.broadcast_parameters(net.collect_params(), root_rank=0)
+        trainer = hvd.DistributedTrainer(net.collect_params(), "sgd",
+                                         {"learning_rate": 0.1, "momentum": 0.9})
+    elif args.optimizer == "adam":
         trainer = gluon.Trainer(net.collect_params(), "adam", {"learning_rate": 0.01},
                                 kvstore=kvstore)
     else:
@@ -172,6 +179,7 @@ def main():
     parser.add_argument("--fault", default="")
     parser.add_argument("--optimizer", default="sgd")
     parser.add_argument("--checkpoint", action="store_true")
+    parser.add_argument("--hvd", action="store_true")
     parser.add_argument("--net", choices=["mlp", "lenet"], default="mlp")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
