@@ -104,3 +104,15 @@ def test_checkpoints_are_written_by_rank_0_only(tmp_path, monkeypatch):
     monkeypatch.setattr(comm, "current_rank", lambda: 0)
     save(0, mod.symbol, arg, aux)
     assert (tmp_path / "r1-0001.params").exists()
+
+
+def test_dataset_loaders_take_a_shard():
+    full_x, full_y = sg.datasets.load_mnist(kind="test")
+    x1, y1 = sg.datasets.load_mnist(kind="test", num_parts=3, part_index=1)
+    assert len(x1) == len(full_x) // 3
+    np.testing.assert_array_equal(x1, full_x[len(x1):2 * len(x1)])
+    np.testing.assert_array_equal(y1, full_y[len(y1):2 * len(y1)])
+    fx, _ = sg.datasets.load_fashion_mnist(kind="test", num_parts=2, part_index=1)
+    assert len(fx) == 5000
+    with pytest.raises(ValueError, match="part_index must be in"):
+        sg.datasets.load_mnist(kind="test", num_parts=2, part_index=-1)
