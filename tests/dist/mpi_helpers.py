@@ -83,4 +83,4 @@ def alone(script_args, env=None, timeout=HARD_TIMEOUT):
 
 
 def worker(*args):
-    return [str(HERE / "worker.py"), *map(str, args)]
+    return [str(HERE / "dist_worker.py"), *map(str, args)]

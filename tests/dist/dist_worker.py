@@ -1,6 +1,6 @@
 """A training run for tests/dist (started by mpiexec, or alone for the reference run).
 
-``python worker.py CASE OUT [--reference] [--workers N]``: trains CASE for a few steps on
+``python dist_worker.py CASE OUT [--reference] [--workers N]``: trains CASE for a few steps on
 the first MNIST samples and, on rank 0, writes the parameters and the logged train
 metric to ``OUT`` (npz). Each rank seeds its initializer differently, so equal results
 prove rank 0's parameters were broadcast. The reference run (one process, batch N x B)

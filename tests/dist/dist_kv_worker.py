@@ -1,4 +1,4 @@
-"""The kvstore API across ranks (tests/dist/test_kvstore_api.py runs it on 2 ranks)."""
+"""The kvstore API across ranks (tests/dist/test_dist_kvstore.py runs it on 2 ranks)."""
 
 import numpy as np
 

@@ -14,7 +14,7 @@ from runtime.kvstore import KVStoreBase, KVStoreError, MPIUnavailableError
 
 
 def test_dist_kvstore_api_on_two_ranks():
-    run = launch([str(HERE / "kv_worker.py")])
+    run = launch([str(HERE / "dist_kv_worker.py")])
     assert run.returncode == 0, run.output
     assert "rank 0 kv ok" in run.stdout and "rank 1 kv ok" in run.stdout
 
