@@ -440,8 +440,8 @@ class Module(BaseModule):
             exe = bound.exe
             bound.grads = [exe.grad_dict[n] for n in self._param_names if n in exe.grad_dict]
         bucket = getattr(bound.exe, "grad_bucket", None)
-        self._dist.reduce_grads(bound.grads, bucket if isinstance(bucket, np.ndarray)
-                                else None)
+        usable = isinstance(bucket, np.ndarray) and bucket.flags.c_contiguous
+        self._dist.reduce_grads(bound.grads, bucket if usable else None)
 
     def _epoch_name_values(self, eval_metric):
         if self._dist is None:
