@@ -186,14 +186,20 @@ class Comm:
 
 def _install_excepthook(comm):
     """An uncaught exception on one rank is announced to the others, then the process
-    exits at once (MPI_Finalize could wait forever for a collective the peers started)."""
+    exits at once (MPI_Finalize could wait forever for a collective the peers started).
+    After a timeout the job is aborted: the rank that does not answer may never exit by
+    itself (``symgraph launch`` keeps survivors alive, see runtime/cli_launch.py)."""
     previous = sys.excepthook
 
     def hook(kind, value, tb):
         try:
             previous(kind, value, tb)
             sys.stderr.flush()
-            if not isinstance(value, (PeerFailedError, DistributedTimeoutError)):
+            if isinstance(value, DistributedTimeoutError):
+                sys.stdout.flush()
+                time.sleep(0.5)  # let mpiexec forward the message before it kills the job
+                comm.comm.Abort(1)
+            if not isinstance(value, PeerFailedError):
                 line = traceback.format_exception_only(kind, value)[-1].strip()
                 comm.announce_failure(f"{line} (on rank {comm.rank})")
                 time.sleep(FAULT_GRACE)
