@@ -50,7 +50,6 @@ def require_mpi():
 def _env(extra=None):
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env.setdefault("SYMGRAPH_DATA", "/work/shared/datasets")
     env["OPENBLAS_NUM_THREADS"] = "1"
     env.update(extra or {})
     return env
