@@ -86,7 +86,8 @@ def _shape_key(descs):
 class _Bound:
     """What the per-batch path needs about one executor, looked up once per executor."""
 
-    __slots__ = ("exe", "data", "shapes", "label", "label_names", "preds", "step", "fused")
+    __slots__ = ("exe", "data", "shapes", "label", "label_names", "preds", "step", "fused",
+                 "grads")
 
     def __init__(self, exe, data_descs, label_descs, output_names):
         self.exe = exe
@@ -98,6 +99,7 @@ class _Bound:
         self.preds = dict(zip(output_names, exe.outputs))
         self.step = None
         self.fused = None
+        self.grads = None
 
 
 class Module(BaseModule):
@@ -137,6 +139,7 @@ class Module(BaseModule):
     def _reset_optimizer(self):
         self._optimizer = None
         self._kvstore = None
+        self._dist = None
         self._update_on_kvstore = False
         self._updater = None
         self.optimizer_initialized = False
@@ -392,8 +395,12 @@ class Module(BaseModule):
         if self.optimizer_initialized and not force_init:
             self.logger.warning("optimizer already initialized, ignoring...")
             return
-        _check_kvstore(kvstore)
-        rescale_grad = 1.0 / self._batch_size()
+        kvstore = _make_kvstore(kvstore)
+        if getattr(optimizer, "distributed_kvstore", None) is not None:  # hvd's wrapper
+            kvstore, optimizer = optimizer.distributed_kvstore, optimizer.optimizer
+        self._start_data_parallel(kvstore)
+        workers = self._dist.num_workers if self._dist is not None else 1
+        rescale_grad = 1.0 / (self._batch_size() * workers)
         idx2name = dict(enumerate(self._param_names))
         if isinstance(optimizer, str):
             params = dict(optimizer_params)
@@ -417,6 +424,33 @@ class Module(BaseModule):
         if self._preload_opt_states is not None:
             self.load_optimizer_states(self._preload_opt_states)
             self._preload_opt_states = None
+
+    def _start_data_parallel(self, kvstore):
+        """A distributed kvstore: same model on all ranks, rank 0's parameters everywhere,
+        info logging on rank 0 only (MXNet: kvstore.init + pull at init_optimizer)."""
+        from .kvstore import is_distributed
+        from .kvstore.data_parallel import DataParallel, quiet_logger
+
+        self._dist = None
+        if not is_distributed(kvstore):
+            return
+        self._dist = DataParallel(kvstore)
+        self._dist.start(self._symbol.tojson(), self._arg_params, self._aux_params)
+        self.logger = quiet_logger(self.logger, self._dist.rank)
+
+    def _reduce_grads(self, bound):
+        """Sum this step's gradients over all workers, in place, before the update."""
+        if bound.grads is None:
+            exe = bound.exe
+            bound.grads = [exe.grad_dict[n] for n in self._param_names if n in exe.grad_dict]
+        bucket = getattr(bound.exe, "grad_bucket", None)
+        usable = isinstance(bucket, np.ndarray) and bucket.flags.c_contiguous
+        self._dist.reduce_grads(bound.grads, bucket if usable else None)
+
+    def _epoch_name_values(self, eval_metric):
+        if self._dist is None:
+            return eval_metric.get_global_name_value()
+        return self._dist.reduce_name_value(eval_metric)
 
     def _batch_size(self):
         desc = self._data_shapes[0]
@@ -481,6 +515,7 @@ class Module(BaseModule):
         assert shared_module.optimizer_initialized
         self._optimizer = shared_module._optimizer
         self._kvstore = shared_module._kvstore
+        self._dist = shared_module._dist
         self._updater = _opt.get_updater(self._optimizer)
         self.optimizer_initialized = True
         self._forget_steps()
@@ -528,6 +563,8 @@ class Module(BaseModule):
         """Apply the optimizer to every parameter that has a gradient."""
         assert self.binded and self.params_initialized and self.optimizer_initialized
         self._params_dirty = True
+        if self._dist is not None:
+            self._reduce_grads(self._bound)
         self._step_for(self._bound)()
 
     def _train_step(self, data_batch, eval_metric):
@@ -538,6 +575,8 @@ class Module(BaseModule):
         bound = self._load(data_batch)
         bound.exe.forward_backward()
         self._params_dirty = True
+        if self._dist is not None:
+            self._reduce_grads(bound)
         self._step_for(bound)()
         labels = data_batch.label
         if labels is None:
@@ -636,7 +675,10 @@ class Module(BaseModule):
         """``prefix-symbol.json``, optionally ``.states``, then ``prefix-%04d.params``.
 
         States go first and params last, both carrying one fresh token, so that a kill in
-        between, or a later save of the params alone, is detected by ``Module.load``."""
+        between, or a later save of the params alone, is detected by ``Module.load``.
+        In distributed training only rank 0 writes."""
+        if self._dist is not None and self._dist.rank != 0:
+            return
         self._symbol.save(f"{prefix}-symbol.json", remove_amp_cast=remove_amp_cast)
         token = new_token()
         if save_optimizer_states:
@@ -688,11 +730,14 @@ def _init_one(desc, arr, given, initializer, allow_missing):
         initializer(desc, arr)
 
 
-def _check_kvstore(kvstore):
-    name = kvstore if isinstance(kvstore, str) else getattr(kvstore, "type", "")
-    if name and "dist" in name:
-        raise ValueError(f"kvstore '{name}': symgraph trains in one process; distributed "
-                         "kvstores are not supported")
+def _make_kvstore(kvstore):
+    """MXNet's ``_create_kvstore``: a name becomes a kvstore (distributed ones need MPI);
+    None and objects pass through."""
+    if isinstance(kvstore, str):
+        from . import kvstore as _kv
+
+        return _kv.create(kvstore)
+    return kvstore
 
 
 def _copy_state(state):
