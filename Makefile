@@ -8,7 +8,7 @@ export SYMGRAPH_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install test wheel-test demo bench lint clean
+.PHONY: install test wheel-test fuzz demo bench lint clean
 
 install: $(STAMP)
 
@@ -20,6 +20,12 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest -p no:cacheprovider
+
+# The loader property tests with many more cases than `make test` runs (2,000 per loader).
+FUZZ_EXAMPLES ?= 50000
+fuzz: $(STAMP)
+	SYMGRAPH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -p no:cacheprovider tests/fuzz \
+		tests/codegen/test_compile_cache.py
 
 # The wheel, installed outside the checkout, runs the main job (CI runs this too).
 wheel-test:

@@ -76,12 +76,12 @@ def native_us_per_batch(mod):
     both together, and the update alone."""
     bound = mod._bound
     step = bound.exe._compiled.program.function("forward_backward")
-    address = bound.exe._arena.ctypes.data
+    address, pointers = bound.exe._arena.ctypes.data, bound.exe._ext_address
     fused = bound.fused
     update, table = fused._fn, fused._table_address
 
     def both():
-        step(address)
+        step(address, pointers)
         update(table)
     return median_us(both, number=2000), median_us(lambda: update(table), number=2000)
 

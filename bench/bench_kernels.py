@@ -58,7 +58,8 @@ def bench_shape(M, N, K, ta, tb, reps):
     c = np.zeros((M, N), np.float32)
     k = matmul_kernel(M, N, K, ta, tb, "float32")
     offs = (0, a.nbytes, a.nbytes + b.nbytes)
-    arena = np.zeros(a.nbytes + b.nbytes + c.nbytes, np.uint8)
+    offs += _scratch(k, offs[-1] + c.nbytes)  # the pack panel, after c
+    arena = np.zeros(a.nbytes + b.nbytes + c.nbytes + 4 * k.pack + 64, np.uint8)
     arena[: a.nbytes] = a.view(np.uint8).ravel()
     arena[a.nbytes: a.nbytes + b.nbytes] = b.view(np.uint8).ravel()
     call = KernelCall(k, offs)
@@ -66,13 +67,19 @@ def bench_shape(M, N, K, ta, tb, reps):
     cp = compile_program(prog, "bench")
     addr, once = arena.ctypes.data, cp.function("once")
     number = 50 if M * N * K < 5e5 else 2
-    t_once = median_time(partial(once, addr), reps, number)
+    t_once = median_time(partial(once, addr, 0), reps, number)
     t_loop = median_time(partial(cp.run, "loop", addr), max(3, reps // 10)) / REPEAT_IN_NATIVE
     opa, opb = (a.T if ta else a), (b.T if tb else b)
     t_np = median_time(partial(np.matmul, opa, opb, out=c), reps, number)
-    got = arena[a.nbytes + b.nbytes:].view(np.float32).reshape(M, N)
+    got = arena[a.nbytes + b.nbytes:][:c.nbytes].view(np.float32).reshape(M, N)
     assert np.allclose(got, opa @ opb, rtol=1e-3, atol=1e-3), "wrong result"
     return t_once, t_loop, t_np
+
+
+def _scratch(kernel, end) -> tuple:
+    """The offset of a matmul's pack panel (its scratch_pack parameter) placed at ``end``
+    rounded up to 64 bytes, or nothing when the kernel packs none."""
+    return ((end + 63) // 64 * 64,) if kernel.pack else ()
 
 
 def peak_gflops() -> float:
@@ -117,12 +124,14 @@ def bias_sums():
                             L.BufferParam("y", "float32", M))
         offs = [4 * o for o in (0, M * K, M * K + K * N, M * K + K * N + M * N)]
         size = offs[-1] + 4 * M
-        separate = [KernelCall(plain, tuple(offs[:3])), KernelCall(red, (0, offs[3]))]
-        prog = Program((plain, fused, red), size,
+        pack = _scratch(plain, size)
+        separate = [KernelCall(plain, tuple(offs[:3]) + pack), KernelCall(red, (0, offs[3]))]
+        prog = Program((plain, fused, red), size + 4 * max(plain.pack, fused.pack) + 64,
                        {"separate": separate * REPEAT_IN_NATIVE,
-                        "fused": [KernelCall(fused, tuple(offs))] * REPEAT_IN_NATIVE})
+                        "fused": [KernelCall(fused, tuple(offs) + _scratch(fused, size))]
+                        * REPEAT_IN_NATIVE})
         cp = compile_program(prog, "bench_sums")
-        arena = np.zeros(size, np.uint8)
+        arena = np.zeros(prog.arena_bytes, np.uint8)
         addr, reps = arena.ctypes.data, 50 if M * N * K < 1e6 else 5
         times = [median_time(partial(cp.run, ph, addr), reps) / REPEAT_IN_NATIVE
                  for ph in ("separate", "fused")]
@@ -133,7 +142,7 @@ def empty_call_seconds() -> float:
     """Python -> native call of an empty phase, as the executor makes it."""
     cp = compile_program(Program((), 8, {"empty": []}), "empty")
     arena = np.zeros(8, np.uint8)
-    seconds = median_time(partial(cp.function("empty"), arena.ctypes.data), 50, 1000)
+    seconds = median_time(partial(cp.function("empty"), arena.ctypes.data, 0), 50, 1000)
     print(f"dispatch overhead of an empty phase: {seconds * 1e6:.2f} us/call\n")
     return seconds
 

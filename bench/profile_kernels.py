@@ -24,15 +24,17 @@ def profile(sizes, shape):
     program = exe._compiled.program.program
     calls = program.phases["forward_backward"]
     phases = {f"k{i}": [c] for i, c in enumerate(calls)}
-    single = compile_program(Program(program.kernels, program.arena_bytes, phases))
+    single = compile_program(Program(program.kernels, program.arena_bytes, phases,
+                                     program.externals))
     number = 2000 if shape[0] < 64 else 200
-    address = exe._arena.ctypes.data
+    address, pointers = exe._arena.ctypes.data, exe._ext_address
     rows = []
     for i, call in enumerate(calls):
         fn = single.function(f"k{i}")
-        rows.append((",".join(call.node_names), median_us(partial(fn, address), number=number)))
+        seconds = median_us(partial(fn, address, pointers), number=number)
+        rows.append((",".join(call.node_names), seconds))
     whole = exe._compiled.program.function("forward_backward")
-    return rows, median_us(partial(whole, address), number=number)
+    return rows, median_us(partial(whole, address, pointers), number=number)
 
 
 def main(argv):

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-SCRIPTS = ["bench_kernels", "bench_steps", "bench_update", "bench_fit"]
+SCRIPTS = ["bench_kernels", "bench_steps", "bench_update", "bench_fit", "bench_gluon"]
 
 
 def main():

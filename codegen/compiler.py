@@ -1,8 +1,10 @@
 """Graph -> native program: autodiff, passes, inference, lowering, memory plan, JIT.
 
 ``compile_graph`` is the whole pipeline in order; each step is a call into its own module.
-The result knows where every argument, gradient, aux state, output and head gradient lives
-in the arena, so the executor only makes numpy views and one native call per phase:
+The result knows where every output and head gradient lives in the arena and which entry
+of the phase's pointer table each argument, gradient and aux state is (those live outside
+the arena, in arrays the executor owns or shares), so the executor only makes numpy
+views, fills one pointer table and makes one native call per phase:
 ``predict`` (inference forward), ``forward`` (training forward), ``backward`` and
 ``forward_backward`` (both, in one call).
 """
@@ -18,7 +20,7 @@ from codegen import builders, builders_nn, fusion, limits
 from codegen import loop_ir as L
 from codegen.lower import BufferTable, LogicalCall, LowerContext
 from codegen.memplan import MemoryPlan, plan_memory, poison_dead_buffers
-from codegen.program import KernelCall, Program, compile_program
+from codegen.program import ExternalBuffer, KernelCall, Program, compile_program
 from symgraph.autodiff import gradient_entries, head_gradient_variables
 from symgraph.errors import CompileError
 from symgraph.graph import Entry, dump, topo_order
@@ -28,12 +30,25 @@ from symgraph.passes.pipeline import optimize, optimize_for_inference
 
 @dataclass(frozen=True)
 class Slot:
-    """Where one user-visible tensor lives in the arena."""
+    """Where one user-visible tensor lives: arena bytes at ``offset``, or entry ``ext``
+    of the pointer table (arguments, gradients, aux states; ``offset`` is then -1)."""
 
     name: str
     shape: tuple
     dtype: str
     offset: int
+    ext: int = -1
+
+    @property
+    def external(self) -> bool:
+        return self.ext >= 0
+
+    @property
+    def where(self):
+        """The arena offset, or the table entry as ``Ext`` (what pictures print)."""
+        from codegen.program import Ext
+
+        return Ext(self.ext) if self.external else self.offset
 
 
 @dataclass(frozen=True)
@@ -79,6 +94,11 @@ class CompiledGraph:
     def arena_bytes(self) -> int:
         """The program's arena: the larger of the training and predict memory plans."""
         return self.program.program.arena_bytes
+
+    @property
+    def externals(self) -> tuple:
+        """``ExternalBuffer`` per pointer-table entry (see ``Slot.ext``)."""
+        return self.program.program.externals
 
     @property
     def graph_text(self) -> str:
@@ -245,6 +265,7 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
                              head_vars)
     keep = {build.table.root(k) for k in persistent}
     _check_mutations(build, fwd_calls + bwd_calls + pred_calls + pred_bwd_calls, keep)
+    external, ext_specs = _externals(build, arg_names, aux_names, variables, grad_keys)
     raw_bwd = bwd_calls + grad_calls
     fwd_calls, bwd_calls = fusion.fuse([fwd_calls + extra, raw_bwd], build.table, keep)
     # predict is fused and planned followed by the backward calls, so that a backward()
@@ -253,8 +274,8 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
                                   fwd_calls + bwd_calls + grad_calls, keep)
     pred_calls, pred_bwd = fusion.fuse([pred_calls + pred_extra, pred_bwd_calls + grad_calls],
                                        build.table, keep)
-    plan = plan_memory(fwd_calls + bwd_calls, build.table, persistent)
-    pred_plan = plan_memory(pred_calls + pred_bwd, build.table, persistent)
+    plan = plan_memory(fwd_calls + bwd_calls, build.table, persistent, external)
+    pred_plan = plan_memory(pred_calls + pred_bwd, build.table, persistent, external)
     if poison:
         def nan_fill(key):
             return _fill_call(key, build.table.sizes[key], build.table.dtypes[key], float("nan"))
@@ -264,7 +285,7 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
     phases = {"predict": (pred_calls, pred_plan), "forward": (fwd_calls, plan),
               "backward": (bwd_calls, plan), "forward_backward": (fwd_calls + bwd_calls, plan),
               "predict_backward": (pred_bwd, pred_plan)}
-    program = _program(phases, build.table)
+    program = _program(phases, build.table, ext_specs)
     limits.check_bytes(limits.program_bytes(program), f"the executor of '{name_hint}'")
     compiled = compile_program(program, name_hint)
     result = _describe(compiled, plan, build, symbol, variables, arg_names, aux_names,
@@ -396,24 +417,46 @@ def _persistent(build, arg_names, aux_names, variables, grad_keys, out_keys, hea
     return keys
 
 
-def _program(phases, table):
+def _externals(build, arg_names, aux_names, variables, grad_keys):
+    """Arguments, aux states and gradients live outside the arena, one pointer-table
+    entry each (root -> index, and the ExternalBuffer per index): callers may then share
+    their own arrays, executors one set of parameters, and the gradients one bucket."""
+    table, index, specs = build.table, {}, []
+    named = [("arg", n, _key(build, variables[n])) for n in arg_names if n in variables]
+    named += [("aux", n, _key(build, variables[n])) for n in aux_names if n in variables]
+    named += [("grad", n, k) for n, k in grad_keys.items()]
+    for kind, name, key in named:
+        root = table.root(key)
+        if root in index:
+            raise CompileError(f"{kind} '{name}' shares its buffer with another external "
+                               "buffer")
+        index[root] = len(specs)
+        specs.append(ExternalBuffer(f"{kind}:{name}", table.dtypes[root], table.sizes[root]))
+    return index, tuple(specs)
+
+
+def _program(phases, table, externals):
     """Phases name (calls, plan): predict has its own scratch plan, since its calls fuse
-    differently from training's; persistent slots are laid out identically in both."""
+    differently from training's; persistent slots are laid out identically in both and
+    external buffers are the same table entries."""
     kernels, out, arena = {}, {}, 64
     for phase, (calls, plan) in phases.items():
         lowered = []
         for call in calls:
             kernels.setdefault(call.kernel.name, call.kernel)
-            offsets = tuple(plan.offsets[table.root(k)] for k in call.keys)
+            offsets = tuple(plan.location(table.root(k)) for k in call.keys)
             lowered.append(KernelCall(call.kernel, offsets, call.node_names))
         out[phase] = lowered
         arena = max(arena, plan.arena_bytes)
-    return Program(tuple(kernels.values()), arena, out)
+    return Program(tuple(kernels.values()), arena, out, externals)
 
 
 def _slot(build, plan, name, key, entry):
-    return Slot(name, tuple(build.shapes[entry]), build.table.dtypes[key],
-                plan.offsets[build.table.root(key)])
+    root = build.table.root(key)
+    if root in plan.external:
+        return Slot(name, tuple(build.shapes[entry]), build.table.dtypes[key], -1,
+                    plan.external[root])
+    return Slot(name, tuple(build.shapes[entry]), build.table.dtypes[key], plan.offsets[root])
 
 
 def _describe(compiled, plan, build, symbol, variables, arg_names, aux_names, grad_keys,

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from codegen import builders, jit
 from codegen import loop_ir as L
 from codegen.fusion_spec import ElementwiseSpec, MatmulSpec, SoftmaxSpec, expr_size
-from codegen.lower import LogicalCall
+from codegen.lower import LogicalCall, scratch_keys
 from codegen.matmul import matmul_kernel, softmax_fits
 
 MAX_EXPR_NODES = 400  # above this a fused value is stored instead of growing the tree
@@ -351,6 +351,7 @@ def _epilogue_call(phase, group, source, stored) -> LogicalCall:
     kernel = matmul_kernel(mm.m, mm.n, mm.k, mm.trans_a, mm.trans_b, mm.dtype, bias=mm.bias,
                            epilogue=epilogue, n_extra=len(extras))
     keys = mm.input_keys + tuple(item.key for item in extras) + (stored[0],)
+    keys += scratch_keys(kernel, phase.table)
     names = _names(phase, group, phase.calls[source].node_names)
     return LogicalCall(kernel, keys, "+".join(names), None, names)
 
@@ -392,4 +393,5 @@ def _softmax_call(phase, source, index) -> LogicalCall:
     kernel = matmul_kernel(mm.m, mm.n, mm.k, mm.trans_a, mm.trans_b, mm.dtype, bias=mm.bias,
                            softmax=True)
     names = phase.calls[source].node_names + phase.calls[index].node_names
-    return LogicalCall(kernel, mm.input_keys + (sm.out_key,), "+".join(names), None, names)
+    keys = mm.input_keys + (sm.out_key,) + scratch_keys(kernel, phase.table)
+    return LogicalCall(kernel, keys, "+".join(names), None, names)

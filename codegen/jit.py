@@ -21,7 +21,7 @@ from codegen import cache
 from symgraph.errors import CompileError
 
 log = logging.getLogger("codegen.jit")
-CODEGEN_VERSION = "symgraph-codegen-1"
+CODEGEN_VERSION = "symgraph-codegen-2"  # 2: phases take (arena, pointer table)
 STATS = {"optimize": 0, "cache_hit": 0, "cache_miss": 0, "build_ir": 0}
 
 
@@ -123,7 +123,8 @@ def compile_ir(ir_text, symbols: list[str], name_hint: str = "program", opt: int
     parts = key_parts(ir_text, opt) if description is None else \
         key_parts(description, opt, kind="program")
     key = cache.cache_key(parts)
-    obj = cache.load(key)
+    obj = cache.load(key, symbols)
+    hit = obj is not None
     dumping = bool(os.environ.get("SYMGRAPH_DUMP"))
     text = None
     if obj is None or dumping:
@@ -143,7 +144,14 @@ def compile_ir(ir_text, symbols: list[str], name_hint: str = "program", opt: int
         STATS["cache_hit"] += 1
         log.debug("cache hit %s for %s", key[:16], name_hint)
     _dump(name_hint, key, dumps)
-    return CompiledLibrary(obj, symbols)
+    try:
+        return CompiledLibrary(obj, symbols)
+    except (RuntimeError, CompileError) as exc:
+        if not hit:  # freshly built: a real failure
+            raise
+        log.warning("cached object for %s does not link (%s): rebuilding", name_hint, exc)
+        cache.entry_path(key).unlink(missing_ok=True)
+        return compile_ir(ir_text, symbols, name_hint, opt, extra_dumps, description)
 
 
 def _build_object(ir_text: str, opt: int, name_hint: str):

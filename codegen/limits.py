@@ -3,8 +3,9 @@
 A layer or batch too large for the machine must fail as a clear error at bind time, not
 as ``LLVM ERROR: Unable to allocate section memory`` (which aborts the interpreter) or a
 7 TiB numpy allocation. The compiler checks every tensor right after shape inference and
-the arena after the memory plan, before any LLVM code is built; the executor checks the
-arena again before allocating it (a memoized graph may predate a lower limit).
+the whole program (arena plus buffers outside it) after the memory plan, before any LLVM
+code is built; the executor checks again before allocating (a memoized graph may predate
+a lower limit).
 
 The limit is, in order: ``set_memory_limit(...)``, the environment variable
 ``SYMGRAPH_MEMORY_LIMIT``, else ``DEFAULT_FRACTION`` of physical memory (or of the cgroup

@@ -19,6 +19,20 @@ from codegen.fusion_spec import ElementwiseSpec, MatmulSpec, used_inputs
 from codegen.scalar_ir import IRMath
 from symgraph.errors import CompileError
 
+SCRATCH = "scratch"
+
+
+def scratch_key(table, param) -> int:
+    """A fresh buffer for a kernel's working memory (a matmul's pack panel): it lives
+    for one call only, so the memory plan overlaps it with other temporaries, and it is
+    in the executor's arena, never in the generated code (threads share that)."""
+    return table.new(param.size, param.dtype)
+
+
+def scratch_keys(kernel, table) -> tuple:
+    """Fresh buffers for the trailing ``scratch*`` parameters of ``kernel``."""
+    return tuple(scratch_key(table, p) for p in kernel.params if p.name.startswith(SCRATCH))
+
 
 @dataclass(frozen=True)
 class LogicalCall:
@@ -88,7 +102,8 @@ class LowerContext:
                              math.prod(self.out_shapes[i]))
 
     def emit(self, kernel, bindings: dict | None = None, spec=None, mutates=()) -> None:
-        """Record a kernel; parameters bind by name (``in<i>``/``out<i>``) or ``bindings``.
+        """Record a kernel; parameters bind by name (``in<i>``/``out<i>``) or ``bindings``;
+        unbound ``scratch*`` parameters get a temporary of their own (see scratch_key).
 
         ``mutates`` lists the inputs (by index) the kernel writes in place; each must be one
         the op declares in ``mutate_inputs`` (aux states), so fusion, scheduling and the
@@ -103,6 +118,8 @@ class LowerContext:
         for param in kernel.params:
             if bindings and param.name in bindings:
                 keys.append(bindings[param.name])
+            elif param.name.startswith(SCRATCH):
+                keys.append(scratch_key(self._table, param))
             else:
                 keys.append(self._key_for(param.name))
         mutated = tuple(self.in_keys[i] for i in mutates)

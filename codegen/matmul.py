@@ -4,8 +4,11 @@
 tile of ``<W x T>`` accumulators in registers and does one broadcast of A and NV vector
 loads of B per k, feeding ``llvm.fma``.  Column edges use masked loads/stores, row edges
 a smaller MR, so any M, N, K works.  op(B) transposed is first packed into a contiguous
-K x N panel (an internal global, so callers need no scratch buffer): the micro-kernel
-then always streams unit-stride rows of B.  Shapes are compile-time constants.
+K x N panel: the micro-kernel then always streams unit-stride rows of B.  The panel is
+the kernel's last buffer parameter, ``scratch_pack`` (see :func:`pack_elements`), which
+the memory plan places in the executor's arena like any temporary: generated code keeps
+no mutable global state, so executors of one library may run in parallel threads.
+Shapes are compile-time constants.
 
 For A @ B^T with few columns (N=10 of 16 lanes) and a longer K, :func:`dot_pays` picks a
 dot-product kernel instead: every lane of every FMA does useful work along K, and a
@@ -22,8 +25,8 @@ from functools import partial
 
 from llvmlite import ir
 
+from codegen import jit, softmax_rows, vecmath
 from codegen import loop_ir as L
-from codegen import softmax_rows, vecmath
 from codegen.emit_values import ir_type
 from codegen.llvm_emit import EmittedKernel, KernelEmitter
 from codegen.scalar_ir import IRMath
@@ -60,11 +63,13 @@ class MatmulKernel(EmittedKernel):
     fastmath: bool = False
     a_sums: str = "none"  # "write" / "add": asum[m] (+)= sum_k op(A)[m, k]
     softmax: bool = False  # c holds the row softmax of op(A) @ op(B) [+ bias]
+    pack: int = 0  # elements of the scratch_pack panel parameter (0: none)
 
     def canonical(self) -> str:
         epi = self.epilogue.dump() if self.epilogue is not None else "acc"
         sums = "" if self.a_sums == "none" else f" asum={self.a_sums}"
         sums += " softmax" if self.softmax else ""
+        sums += f" pack={self.pack}" if self.pack else ""
         return (f"matmul M={self.M} N={self.N} K={self.K} ta={self.trans_a} tb={self.trans_b} "
                 f"{self.dtype} bias={self.bias} acc={self.accumulate} extra={self.n_extra} "
                 f"epilogue={epi} noalias={self.noalias}{sums}")
@@ -88,6 +93,10 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
     ``softmax`` stores the softmax of each row of the result instead (the logits are
     never stored): the micro-kernel tile must span the whole row (see
     :func:`softmax_fits`), and it excludes ``accumulate`` and an epilogue.
+
+    A kernel that packs a panel (see :func:`pack_elements`, for the host's vector width)
+    ends with a ``scratch_pack`` buffer: callers bind it to a temporary of their own
+    (``LowerContext.emit`` does so for every ``scratch*`` parameter).
     """
     if min(M, N, K) < 1 or dtype not in L.FLOAT_DTYPES or bias not in ("none", "col", "row") \
             or a_sums not in ("none", "write", "add"):
@@ -108,8 +117,28 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
         expr = L.as_expr(epilogue(IRMath(dtype), L.Var("acc", dtype), *extras), dtype=dtype)
         if expr.dtype != dtype:
             raise CompileError(f"matmul epilogue yields {expr.dtype}, expected {dtype}")
-    return MatmulKernel.named(M, N, K, trans_a, trans_b, dtype, bias, accumulate, expr,
-                              n_extra, tuple(params), noalias, a_sums=a_sums, softmax=softmax)
+    fields = (M, N, K, trans_a, trans_b, dtype, bias, accumulate, expr, n_extra)
+    proto = MatmulKernel("", *fields, tuple(params), noalias, a_sums=a_sums, softmax=softmax)
+    pack = pack_elements(proto, jit.host().lanes(dtype))
+    if pack:
+        params.append(L.BufferParam(PACK_PARAM, dtype, pack))
+    return MatmulKernel.named(*fields, tuple(params), noalias, a_sums=a_sums, softmax=softmax,
+                              pack=pack)
+
+
+PACK_PARAM = "scratch_pack"
+
+
+def pack_elements(mk: MatmulKernel, w: int) -> int:
+    """Elements of the transposed panel the kernel packs on W lanes: B^T (K x N rounded
+    up to W) on the row path, A^T (K x M rounded up) on the lane path, none otherwise."""
+    if not mk.trans_b:
+        return 0
+    path = matmul_path(mk, w)
+    if path == "dot":
+        return 0
+    rows = mk.M if path == "lanes" else mk.N
+    return mk.K * (-(-rows // w) * w)
 
 
 def softmax_fits(N, w):
@@ -195,15 +224,14 @@ class MatmulEmitter(KernelEmitter):
         """
         mk, w = self.mk, self.w
         stride = -(-rows // w) * w
-        glob = ir.GlobalVariable(self.b.module, ir.ArrayType(self.ty, mk.K * stride),
-                                 name=f"{mk.name}.pack.{param}")
-        glob.linkage = "internal"
-        glob.initializer = ir.Constant(glob.value_type, None)
-        glob.align = 64
+        if mk.pack < mk.K * stride or PACK_PARAM not in self.ptrs:
+            raise CompileError(f"{mk.name}: the packed panel needs {mk.K * stride} elements, "
+                               f"the kernel has {mk.pack} (built for another vector width)")
+        panel = self.ptrs[PACK_PARAM]
         n_full, k_full = rows // w * w, mk.K // w * w
 
         def row_block(j0, count):
-            tile = partial(self.pack_tile, param, glob, stride, j0, count)
+            tile = partial(self.pack_tile, param, panel, stride, j0, count)
             self.loop(0, k_full, w, lambda k0: tile(k0, w))
             if k_full < mk.K:
                 tile(_i(k_full), mk.K - k_full)
@@ -211,9 +239,9 @@ class MatmulEmitter(KernelEmitter):
         self.loop(0, n_full, w, lambda j0: row_block(j0, w))
         if n_full < rows:
             row_block(_i(n_full), rows - n_full)
-        return glob
+        return panel
 
-    def pack_tile(self, param, glob, stride, j0, count, k0, cols):
+    def pack_tile(self, param, panel, stride, j0, count, k0, cols):
         """count x cols block of ``param`` at (j0, k0) -> panel rows k0.. at column j0."""
         mk, b, w = self.mk, self.b, self.w
         mask, zero = self.mask(cols), ir.Constant(self.vty, None)
@@ -221,8 +249,8 @@ class MatmulEmitter(KernelEmitter):
         vecs = [self.vload(self.ptrs[param], b.add(first, _i(r * mk.K)), mask) if r < count
                 else zero for r in range(w)]
         for k, vec in enumerate(vecmath.transpose(b, vecs)[:cols]):
-            dst = self.gep(glob, b.add(b.mul(b.add(k0, _i(k)), _i(stride)), j0))
-            b.store(vec, b.bitcast(dst, self.vty.as_pointer()), align=64)
+            dst = self.gep(panel, b.add(b.mul(b.add(k0, _i(k)), _i(stride)), j0))
+            b.store(vec, dst, align=L.itemsize(mk.dtype))
 
     def lane_tiles(self):
         """C = A @ B^T, W rows of C at a time held transposed: accumulator n is column n
@@ -248,7 +276,7 @@ class MatmulEmitter(KernelEmitter):
 
         def step(k):
             src = self.gep(panel, b.add(b.mul(k, _i(stride)), i0))
-            av = b.load(b.bitcast(src, self.vty.as_pointer()), align=64)
+            av = b.load(src, typ=self.vty, align=L.itemsize(mk.dtype))
             for n, slot in enumerate(accs):
                 bn = b.load(self.gep(self.ptrs["b"], b.add(_i(n * mk.K), k)), typ=self.ty)
                 b.store(self.call_intrinsic("fma", av, self.splat(bn, w), b.load(slot)), slot)
@@ -426,8 +454,6 @@ class MatmulEmitter(KernelEmitter):
         b.store(total, dst)
 
     def gep(self, ptr, idx):
-        if isinstance(ptr, ir.GlobalVariable):  # the packed panel: typed [n x T] global
-            return self.b.gep(ptr, [_i(0), idx], inbounds=True)
         return self.b.gep(ptr, [idx], inbounds=True, source_etype=self.ty)
 
     def softmax_blocks(self, nv):

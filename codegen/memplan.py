@@ -1,11 +1,13 @@
 """Liveness-based memory plan: every logical buffer gets an offset in one byte arena.
 
-Persistent buffers (arguments, gradients, aux states, outputs, head gradients) get their
-own slots first, since the executor hands them out as numpy views. Every other buffer lives
-from the call that first touches it to the call that last touches it (aliases extend their
-source's life); buffers whose lifetimes do not overlap may share bytes. Placement is
-greedy by size (largest first, lowest offset that is free for its whole lifetime), the
-classic planner of TFLite and tinygrad.
+Persistent buffers (outputs, head gradients, the random seed) get their own slots first,
+since the executor hands them out as numpy views. External buffers (arguments, gradients,
+aux states: see ``codegen/program.py``) get no arena bytes at all; they are reached through
+the phase's pointer table and, like persistent ones, are live for the whole program.
+Every other buffer lives from the call that first touches it to the call that last
+touches it (aliases extend their source's life); buffers whose lifetimes do not overlap
+may share bytes. Placement is greedy by size (largest first, lowest offset that is free
+for its whole lifetime), the classic planner of TFLite and tinygrad.
 
 An elementwise kernel may write its output over an input that dies at that very call
 (in-place): it reads element i before it writes element i. The two buffers then become
@@ -39,9 +41,18 @@ class MemoryPlan:
     persistent_bytes: int
     total_tensor_bytes: int
     in_place: dict = field(default_factory=dict)  # output root -> input root it overwrites
+    external: dict = field(default_factory=dict)  # root -> index in the pointer table
 
     def offset(self, table, key: int) -> int:
         return self.offsets[table.root(key)]
+
+    def location(self, root: int):
+        """Arena byte offset (int) of a root buffer, or its ``Ext`` table entry."""
+        if root in self.external:
+            from codegen.program import Ext
+
+            return Ext(self.external[root])
+        return self.offsets[root]
 
 
 def lifetimes(calls, table, persistent: set[int], in_place: dict | None = None
@@ -124,20 +135,22 @@ def _itemsize(dtype: str) -> int:
     return {"float32": 4, "float64": 8, "int64": 8, "int32": 4}[dtype]
 
 
-def plan_memory(calls, table, persistent_order: list[int]) -> MemoryPlan:
+def plan_memory(calls, table, persistent_order: list[int],
+                external: dict | None = None) -> MemoryPlan:
+    """``external`` maps root buffers that live outside the arena to their table index."""
+    external = dict(external or {})
     offsets: dict[int, int] = {}
     cursor = 0
-    roots = []
     for key in persistent_order:
         root = table.root(key)
-        if root in offsets:
+        if root in offsets or root in external:
             continue
         offsets[root] = cursor
-        roots.append(root)
         cursor += _nbytes(table, root)
     persistent_bytes = cursor
-    in_place = in_place_pairs(calls, table, set(offsets))
-    intervals = lifetimes(calls, table, set(offsets), in_place)
+    pinned = set(offsets) | set(external)
+    in_place = in_place_pairs(calls, table, pinned)
+    intervals = lifetimes(calls, table, pinned, in_place)
     placed: list[tuple[Interval, int]] = []
     for item in sorted(intervals, key=lambda iv: (-iv.nbytes, iv.start)):
         offset = _first_fit(item, placed)
@@ -148,7 +161,9 @@ def plan_memory(calls, table, persistent_order: list[int]) -> MemoryPlan:
     scratch = max((off + iv.nbytes for iv, off in placed), default=0)
     merged = sum(_nbytes(table, root) for root in in_place)
     total = persistent_bytes + sum(iv.nbytes for iv in intervals) + merged
-    return MemoryPlan(offsets, persistent_bytes + scratch, persistent_bytes, total, in_place)
+    total += sum(_nbytes(table, root) for root in external)
+    return MemoryPlan(offsets, persistent_bytes + scratch, persistent_bytes, total, in_place,
+                      external)
 
 
 def _first_fit(item: Interval, placed) -> int:
@@ -171,6 +186,7 @@ def poison_dead_buffers(calls, table, plan, make_fill) -> list:
     ``make_fill(key)`` returns the call that poisons one buffer.
     """
     persistent = {k for k, off in plan.offsets.items() if off < plan.persistent_bytes}
+    persistent |= set(plan.external)
     ends: dict[int, list[int]] = {}
     for interval in lifetimes(calls, table, persistent, plan.in_place):
         ends.setdefault(interval.end, []).append(interval.key)

@@ -1,8 +1,12 @@
 """Programs: kernels called in order on one arena, one native entry point per phase.
 
-The executor makes exactly one ctypes call per phase, so every argument is a byte offset
-into the arena and the phase function GEPs the pointers itself.  Offsets and sizes are
-validated here, before anything native runs.
+The executor makes exactly one ctypes call per phase: ``void phase(i8* arena, i8** ext)``.
+A kernel argument is either a byte offset into the arena (temporaries, outputs, scratch),
+which the phase GEPs itself, or an :class:`Ext` index into the pointer table ``ext``:
+buffers that live outside the arena (arguments, gradients, aux states), so that callers'
+arrays can be shared and several executors can use one set of parameters.  The table's
+entries are loaded once at the phase's entry.  Offsets, table indices and sizes are
+validated here, before anything native runs; the executor checks each table entry.
 """
 
 from __future__ import annotations
@@ -22,10 +26,37 @@ from symgraph.errors import CompileError
 _PHASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+@dataclass(frozen=True)
+class Ext:
+    """A kernel argument that is entry ``index`` of the phase's external pointer table."""
+
+    index: int
+
+    def __repr__(self) -> str:
+        return f"ext{self.index}"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class ExternalBuffer:
+    """What the caller must put in one entry of the pointer table: a C-contiguous array
+    of ``size`` elements of ``dtype``, aligned to its element size, overlapping no
+    other entry (kernels may be declared noalias)."""
+
+    name: str  # e.g. "arg:fc1_weight", "grad:fc1_weight", "aux:bn_moving_mean"
+    dtype: str
+    size: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * L.itemsize(self.dtype)
+
+
 @dataclass(frozen=True, eq=False)
 class KernelCall:
     kernel: object
-    args: tuple  # byte offset into the arena, one per kernel buffer parameter
+    args: tuple  # per kernel buffer parameter: arena byte offset (int) or Ext
     node_names: tuple = ()  # graph nodes this call computes (for pictures and dumps)
 
 
@@ -34,31 +65,49 @@ class Program:
     kernels: tuple
     arena_bytes: int
     phases: dict = field(default_factory=dict)  # phase name -> list[KernelCall]
+    externals: tuple = ()  # ExternalBuffer per entry of the pointer table
 
 
 def validate(program: Program) -> None:
-    """Every call's buffers lie inside the arena and are aligned to their element size."""
+    """Every call's buffers lie inside the arena or its table entry, aligned to their
+    element size."""
     if program.arena_bytes < 0:
         raise CompileError(f"negative arena size {program.arena_bytes}")
     for phase, calls in program.phases.items():
         if not _PHASE_RE.match(phase):
             raise CompileError(f"phase name {phase!r} is not an identifier")
         for n, call in enumerate(calls):
-            _validate_call(phase, n, call, program.arena_bytes)
+            _validate_call(phase, n, call, program)
 
 
-def _validate_call(phase, n, call, arena_bytes):
-    params = call.kernel.params
+def _validate_call(phase, n, call, program):
+    params, arena_bytes = call.kernel.params, program.arena_bytes
     where = f"phase {phase!r} call {n} ({call.kernel.name})"
     if len(call.args) != len(params):
         raise CompileError(f"{where}: {len(call.args)} offsets for {len(params)} buffers")
     for p, off in zip(params, call.args):
+        if isinstance(off, Ext):
+            _validate_ext(where, p, off, program.externals)
+            continue
         size = L.itemsize(p.dtype)
         if not isinstance(off, int) or off < 0 or off % size:
             raise CompileError(f"{where}: buffer {p.name} has bad offset {off!r}")
         if off + p.size * size > arena_bytes:
             raise CompileError(f"{where}: buffer {p.name} [{off}, {off + p.size * size}) "
                                f"exceeds arena of {arena_bytes} bytes")
+
+
+def _validate_ext(where, param, ext, externals):
+    if not 0 <= ext.index < len(externals):
+        raise CompileError(f"{where}: buffer {param.name} is table entry {ext.index} of "
+                           f"{len(externals)}")
+    buf = externals[ext.index]
+    if buf.dtype != param.dtype or param.size > buf.size:
+        raise CompileError(f"{where}: buffer {param.name} ({param.size} {param.dtype}) does "
+                           f"not fit table entry {buf.name} ({buf.size} {buf.dtype})")
+
+
+PHASE_TYPE = ir.FunctionType(ir.VoidType(), [ir.PointerType(), ir.PointerType()])
 
 
 def build_module(program: Program, name_hint: str) -> ir.Module:
@@ -68,16 +117,30 @@ def build_module(program: Program, name_hint: str) -> ir.Module:
     for k in _all_kernels(program):
         functions[k.name] = _emit_any(module, k)
     for phase, calls in program.phases.items():
-        fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [ir.PointerType()]), name=phase)
+        fn = ir.Function(module, PHASE_TYPE, name=phase)
         fn.attributes.add("nounwind")
         b = ir.IRBuilder(fn.append_basic_block("entry"))
+        table = _load_table(b, fn.args[1], calls)
         for call in calls:
-            ptrs = [b.gep(fn.args[0], [ir.Constant(ir.IntType(64), off)], inbounds=True,
+            ptrs = [table[off.index] if isinstance(off, Ext) else
+                    b.gep(fn.args[0], [ir.Constant(ir.IntType(64), off)], inbounds=True,
                           source_etype=ir.IntType(8))
                     for off in call.args]
             b.call(functions[call.kernel.name], ptrs)
         b.ret_void()
     return module
+
+
+def _load_table(b, ext, calls) -> dict:
+    """The pointer-table entries the phase uses, each loaded once before any call (the
+    table does not change while a phase runs)."""
+    used = sorted({off.index for call in calls for off in call.args if isinstance(off, Ext)})
+    out = {}
+    for index in used:
+        slot = b.gep(ext, [ir.Constant(ir.IntType(64), index)], inbounds=True,
+                     source_etype=ir.PointerType())
+        out[index] = b.load(slot, typ=ir.PointerType(), align=8)
+    return out
 
 
 def _all_kernels(program):
@@ -103,31 +166,52 @@ class CompiledProgram:
     def __init__(self, program: Program, library: jit.CompiledLibrary):
         self.program = program
         self.library = library
-        proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+        proto = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
         self._fns = {p: proto(library.addresses[p]) for p in program.phases}
 
     @property
     def phases(self):
         return tuple(self._fns)
 
-    def run(self, phase: str, arena_address: int) -> None:
-        """Run one phase on the arena at ``arena_address`` (caller guarantees its size)."""
+    def run(self, phase: str, arena_address: int, table_address: int = 0) -> None:
+        """Run one phase on the arena at ``arena_address`` with the pointer table at
+        ``table_address`` (caller guarantees their sizes and every table entry)."""
         fn = self._fns.get(phase)
-        if fn is None or not arena_address:
-            raise CompileError(f"unknown phase {phase!r} or null arena "
+        if fn is None or not arena_address or (self.program.externals and not table_address):
+            raise CompileError(f"unknown phase {phase!r}, null arena or null pointer table "
                                f"(phases: {sorted(self._fns)})")
-        fn(arena_address)
+        fn(arena_address, table_address)
 
-    def run_array(self, phase: str, arena) -> None:
-        """Like run, but checks that the numpy byte array is large enough."""
+    def run_array(self, phase: str, arena, externals=()) -> None:
+        """Like run, but checks the numpy byte array and the external arrays (one per
+        ``program.externals`` entry) and builds the pointer table."""
         if arena.nbytes < self.program.arena_bytes or not arena.flags.c_contiguous:
             raise CompileError(f"arena of {arena.nbytes} bytes, need "
                                f"{self.program.arena_bytes} contiguous")
-        self.run(phase, arena.ctypes.data)
+        table = pointer_table(self.program.externals, externals)
+        self.run(phase, arena.ctypes.data, ctypes.addressof(table))
 
     def function(self, phase: str):
-        """The raw ctypes function (for callers that loop over a phase themselves)."""
+        """The raw ctypes function ``fn(arena_address, table_address)`` (for callers that
+        loop over a phase themselves)."""
         return self._fns[phase]
+
+
+def pointer_table(specs, arrays):
+    """A ctypes array of the arrays' addresses, after checking each against its spec
+    (the array objects must outlive every call that uses the table)."""
+    arrays = list(arrays)
+    if len(arrays) != len(specs):
+        raise CompileError(f"{len(arrays)} external arrays for {len(specs)} table entries")
+    for spec, arr in zip(specs, arrays):
+        if (arr.dtype.name != spec.dtype or arr.size != spec.size
+                or not arr.flags.c_contiguous or not arr.flags.aligned):
+            raise CompileError(f"external {spec.name}: need {spec.size} C-contiguous aligned "
+                               f"{spec.dtype}, got {arr.size} {arr.dtype}")
+    table = (ctypes.c_void_p * max(len(arrays), 1))()
+    for i, arr in enumerate(arrays):
+        table[i] = arr.ctypes.data
+    return table
 
 
 def compile_program(program: Program, name_hint: str = "program") -> CompiledProgram:
@@ -153,6 +237,8 @@ def describe(program: Program) -> str:
     """Everything the generated code depends on, as text: kernels, then calls per phase."""
     lines = [f"{k.dump()} fastmath={getattr(k, 'fastmath', False)}"
              for k in _all_kernels(program)]
+    lines += [f"external {i} {e.name} {e.dtype} {e.size}"
+              for i, e in enumerate(program.externals)]
     for phase, calls in program.phases.items():
         lines.append(f"phase {phase}")
         lines += [f"  {c.kernel.name} {c.args}" for c in calls]

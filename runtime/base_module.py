@@ -226,7 +226,7 @@ class BaseModule:
         for data_batch in train_data:
             step(data_batch, eval_metric)
             prepare(data_batch, sparse_row_id_fn=sparse_row_id_fn)
-        return eval_metric.get_global_name_value()
+        return self._epoch_name_values(eval_metric)
 
     def _fit_epoch_general(self, train_data, eval_metric, epoch, batch_end_callback, monitor,
                            sparse_row_id_fn):
@@ -249,7 +249,7 @@ class BaseModule:
             if monitor is not None:
                 monitor.toc_print()
             if end_of_batch:
-                eval_name_vals = eval_metric.get_global_name_value()
+                eval_name_vals = self._epoch_name_values(eval_metric)
             if batch_end_callback is not None:
                 param = BatchEndParam(epoch=epoch, nbatch=nbatch, eval_metric=eval_metric,
                                       locals=locals())
@@ -275,6 +275,10 @@ class BaseModule:
         self.history.append(record)
         if history is not None:
             history.append(record)
+
+    def _epoch_name_values(self, eval_metric):
+        """The epoch's train metric (Module sums it over workers in distributed training)."""
+        return eval_metric.get_global_name_value()
 
     # ---- properties every module has ----------------------------------------------------------
     @property

@@ -31,12 +31,19 @@ def module_checkpoint(mod, prefix, period=1, save_optimizer_states=False):
     return _callback
 
 
+def _is_rank0():
+    """Only rank 0 writes checkpoints in distributed training (every rank holds the same)."""
+    from .kvstore.comm import current_rank
+
+    return current_rank() == 0
+
+
 def do_checkpoint(prefix, period=1):
     """Epoch-end callback saving ``prefix-%04d.params`` numbered epoch+1 (first epoch → 0001)."""
     period = int(max(1, period))
 
     def _callback(iter_no, sym, arg, aux):
-        if (iter_no + 1) % period == 0:
+        if (iter_no + 1) % period == 0 and _is_rank0():
             from .checkpoint import save_checkpoint  # lazy: sibling module, avoids a cycle
 
             save_checkpoint(prefix, iter_no + 1, sym, arg, aux)

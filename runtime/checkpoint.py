@@ -80,7 +80,7 @@ def load_params(prefix, epoch):
     (as MXNet's model.load_params does).
     """
     fname = _params_name(prefix, epoch)
-    save_dict = ndarray_io.load(fname)
+    save_dict = ndarray_io.load(fname, "params file")
     arg_params, aux_params = {}, {}
     if not save_dict:
         logging.warning("Params file '%s' is empty", fname)
@@ -217,7 +217,7 @@ def _entry_index(entry, fname: str):
 
 def _load(fname):
     fname = str(fname)
-    content = ndarray_io.load(fname)
+    content = ndarray_io.load(fname, "optimizer states file")
     meta = _read_meta(content, fname)
     states = {}
     for entry in meta["states"]:
@@ -251,7 +251,7 @@ def check_pair(params_file, states_file) -> None:
     Module.save_checkpoint writes the states first, then the params, both carrying one
     token; a kill between the two, or a later save of the params alone, leaves tokens that
     differ. Files without a token (MXNet's, or saved one by one) cannot be checked."""
-    params_token = ndarray_io.read_token(params_file)
+    params_token = ndarray_io.read_token(params_file, "params file")
     token = states_token(states_file)
     if params_token and token and params_token != token:
         raise CheckpointMismatchError(

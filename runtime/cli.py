@@ -1,4 +1,4 @@
-"""The ``symgraph`` command: plot, summary, inspect, ir, fit, predict, score.
+"""The ``symgraph`` command: plot, summary, inspect, ir, fit, predict, score, launch.
 
 Exit codes: 0 ok, 2 usage error (argparse), 1 any other failure. A failure prints ONE line
 ``symgraph: error: ...`` because users pipe this into scripts and CI logs; ``--debug``
@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from runtime import cli_commands, cli_onnx, cli_train
+from runtime import cli_commands, cli_launch, cli_onnx, cli_train
 
 
 class CliError(Exception):
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_debug(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (cli_commands, cli_train, cli_onnx):
+    for module in (cli_commands, cli_train, cli_onnx, cli_launch):
         for name, (add_args, run, text) in module.COMMANDS.items():
             cmd = sub.add_parser(name, help=text, description=text)
             add_args(cmd)

@@ -1,4 +1,5 @@
-"""Inspection commands: plot, summary, inspect (.params), ir (graph / loop IR / LLVM IR)."""
+"""Inspection commands: plot, summary, inspect (.params), ir (graph / loop IR / LLVM IR),
+cache (compile cache info / clear)."""
 
 from __future__ import annotations
 
@@ -114,9 +115,29 @@ def _dump_kernel(kernel) -> str:
     return dump() if dump else f"; {kernel.name}: {type(kernel).__name__} (generated)"
 
 
+# ---- cache -----------------------------------------------------------------------------
+def _cache_args(p):
+    p.add_argument("action", choices=("info", "clear"),
+                   help="info: folder, entries, size and limit; clear: remove every entry")
+
+
+def _cache(args):
+    from codegen import cache
+
+    if args.action == "clear":
+        count, nbytes = cache.clear()
+        print(f"removed {count} entries ({_human(nbytes)}) from {cache.cache_dir()}")
+        return
+    facts = cache.info()
+    print(f"compile cache: {facts['directory']}")
+    print(f"  {facts['entries']} entries, {_human(facts['bytes'])} "
+          f"(limit {_human(facts['max_bytes'])}; set SYMGRAPH_CACHE_MAX_BYTES to change)")
+
+
 COMMANDS = {
     "plot": (_plot_args, _plot, "draw a symbol JSON as a graph (mx.viz.plot_network)"),
     "summary": (_summary_args, _summary, "print the layer table (mx.viz.print_summary)"),
     "inspect": (_inspect_args, _inspect, "list the arrays of a .params file"),
     "ir": (_ir_args, _ir, "print the optimized graph, loop IR or LLVM IR of a symbol"),
+    "cache": (_cache_args, _cache, "show or clear the compile cache (SYMGRAPH_CACHE_DIR)"),
 }

@@ -207,13 +207,9 @@ def _load_module(prefix, epoch, batch_size, sample_shape, with_label):
 
 
 def _read_input(path):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such input file: {path}")
-    if path.endswith(".npy"):
-        return np.load(path).astype(np.float32)
-    if path.endswith(".csv"):
-        return np.loadtxt(path, delimiter=",", dtype=np.float32, ndmin=2)
-    raise ValueError(f"--input {path!r}: expected a .npy or .csv file")
+    from runtime.cli_input import read_input
+
+    return read_input(path)
 
 
 def _predict_args(p):

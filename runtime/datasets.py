@@ -252,21 +252,45 @@ def _load_idx_pair(subdir, urls, root, kind, download, verify):
     return images, labels
 
 
-def load_mnist(root=None, kind="train", download=True, verify=True):
-    """MNIST ``kind`` split as raw ``(images uint8 (N,28,28), labels uint8 (N,))``."""
-    return _load_idx_pair("mnist", _MNIST_URLS, root, kind, download, verify)
+def shard(arrays, num_parts=1, part_index=0):
+    """The ``part_index``-th of ``num_parts`` equal contiguous slices of each array (as
+    MXNet's ``MNISTIter`` takes them): in distributed training each rank loads
+    ``num_parts=kv.num_workers, part_index=kv.rank``. The remainder is dropped."""
+    num_parts, part_index = int(num_parts), int(part_index)
+    if num_parts < 1 or not 0 <= part_index < num_parts:
+        raise ValueError(f"part_index must be in [0, num_parts), got part_index={part_index}"
+                         f", num_parts={num_parts}")
+    if num_parts == 1:
+        return tuple(arrays)
+    step = len(arrays[0]) // num_parts
+    cut = slice(part_index * step, (part_index + 1) * step)
+    return tuple(a[cut] for a in arrays)
 
 
-def load_fashion_mnist(root=None, kind="train", download=True, verify=True):
+def load_mnist(root=None, kind="train", download=True, verify=True, num_parts=1,
+               part_index=0):
+    """MNIST ``kind`` split as raw ``(images uint8 (N,28,28), labels uint8 (N,))``
+    (``num_parts``/``part_index``: this rank's shard, see :func:`shard`)."""
+    return shard(_load_idx_pair("mnist", _MNIST_URLS, root, kind, download, verify),
+                 num_parts, part_index)
+
+
+def load_fashion_mnist(root=None, kind="train", download=True, verify=True, num_parts=1,
+                       part_index=0):
     """Fashion-MNIST, same files and return values as :func:`load_mnist`."""
-    return _load_idx_pair("fashion-mnist", _FASHION_URLS, root, kind, download, verify)
+    return shard(_load_idx_pair("fashion-mnist", _FASHION_URLS, root, kind, download, verify),
+                 num_parts, part_index)
 
 
-def get_mnist(root=None, download=True, verify=True):
-    """MXNet's ``test_utils.get_mnist()``: images (N,1,28,28) float32 / 255, int8 labels."""
+def get_mnist(root=None, download=True, verify=True, num_parts=1, part_index=0):
+    """MXNet's ``test_utils.get_mnist()``: images (N,1,28,28) float32 / 255, int8 labels
+    (``num_parts``/``part_index`` shard the training split only; every rank scores the
+    whole test split)."""
     out = {}
     for kind in ("train", "test"):
         images, labels = load_mnist(root, kind, download, verify)
+        if kind == "train":
+            images, labels = shard((images, labels), num_parts, part_index)
         out[f"{kind}_data"] = images.reshape(-1, 1, 28, 28).astype(np.float32) / 255
         out[f"{kind}_label"] = labels.astype(np.int8)
     return out

@@ -183,6 +183,21 @@ def _init_data(data, allow_empty, default_name, dtype):
     return sorted(((k, _to_array(v, k, dtype)) for k, v in data.items()), key=lambda kv: kv[0])
 
 
+def _part(data, label, num_data, num_parts, part_index):
+    """The ``part_index``-th of ``num_parts`` equal contiguous slices (the remainder of
+    ``num_data / num_parts`` is dropped, so every part has the same number of batches)."""
+    num_parts, part_index = int(num_parts), int(part_index)
+    if num_parts < 1 or not 0 <= part_index < num_parts:
+        raise ValueError(f"NDArrayIter: part_index must be in [0, num_parts), got "
+                         f"part_index={part_index}, num_parts={num_parts}")
+    step = num_data // num_parts
+    if step == 0:
+        raise ValueError(f"NDArrayIter: {num_data} samples cannot be split into "
+                         f"{num_parts} parts")
+    cut = slice(part_index * step, (part_index + 1) * step)
+    return ([(k, v[cut]) for k, v in data], [(k, v[cut]) for k, v in label])
+
+
 def _take(sources, idx):
     return [(k, v[idx]) for k, v in sources]
 
@@ -192,11 +207,14 @@ class NDArrayIter(DataIter):
 
     ``dtype`` (extension, default float32 as in MXNet) is what numpy inputs are cast to;
     ``dtype=None`` keeps each input's own dtype (for example integer labels).
+    ``num_parts``/``part_index`` (as MXNet's MNISTIter and ImageRecordIter) keep the
+    ``part_index``-th of ``num_parts`` contiguous slices of the samples: in distributed
+    training each rank passes ``num_parts=kv.num_workers, part_index=kv.rank``.
     """
 
     def __init__(self, data, label=None, batch_size=1, shuffle=False, last_batch_handle="pad",
                  data_name="data", label_name="softmax_label", layout="NCHW",
-                 dtype=np.float32):
+                 dtype=np.float32, num_parts=1, part_index=0):
         super().__init__(batch_size)
         if last_batch_handle not in ("pad", "discard", "roll_over"):
             raise ValueError(f"last_batch_handle must be 'pad', 'discard' or 'roll_over', "
@@ -210,6 +228,10 @@ class NDArrayIter(DataIter):
             if arr.ndim == 0 or arr.shape[0] != self.num_data:
                 raise ValueError(f"NDArrayIter: {name} has shape {arr.shape}, but the first "
                                  f"source has {self.num_data} samples")
+        if num_parts != 1 or part_index != 0:
+            self.data, self.label = _part(self.data, self.label, self.num_data, num_parts,
+                                          part_index)
+            self.num_data = self.data[0][1].shape[0]
         self.idx = np.arange(self.num_data)
         self.shuffle = shuffle
         self.last_batch_handle = last_batch_handle

@@ -61,24 +61,33 @@ def create(metric, *args, **kwargs):
     return _registry_create(metric, *args, **kwargs)
 
 
-def _plain(value):
-    """NDArrays (and lists of them) as numpy arrays: metrics compute in numpy.
+_NDARRAY = numpy.ndarray
 
-    On fit's hot path the inputs are already numpy lists; those pass through untouched."""
-    if isinstance(value, numpy.ndarray):
-        return value
+
+def _plain(value):
+    """NDArrays (and lists of them) as numpy arrays: metrics compute in numpy."""
     if isinstance(value, (list, tuple)):
-        if all(isinstance(v, numpy.ndarray) for v in value):
-            return value
         return [_plain(v) for v in value]
-    if hasattr(value, "asnumpy"):
+    if hasattr(value, "asnumpy") and not isinstance(value, _NDARRAY):
         return numpy.asarray(value)
     return value
 
 
+def _is_numpy(value) -> bool:
+    """True for a numpy array or a list of them (fit's hot path: checked in a few ns)."""
+    if type(value) is list:
+        for item in value:
+            if type(item) is not _NDARRAY:
+                return False
+        return True
+    return type(value) is _NDARRAY
+
+
 def _accepting_ndarrays(update):
-    def wrapped(self, labels, preds, *args, **kwargs):
-        return update(self, _plain(labels), _plain(preds), *args, **kwargs)
+    def wrapped(self, labels, preds):
+        if _is_numpy(labels) and _is_numpy(preds):
+            return update(self, labels, preds)
+        return update(self, _plain(labels), _plain(preds))
     wrapped.__doc__, wrapped.__name__ = update.__doc__, update.__name__
     wrapped._accepts_ndarrays = True
     return wrapped

@@ -1,15 +1,16 @@
 """``sg.mod.Module``: MXNet 1.x's Module over one compiled executor.
 
-Parameters live in the executor's arena: ``self._arg_params`` are numpy *views* of the
-active executor's ``arg_dict``, so a training step copies nothing but the batch. Module
+Parameters live in the executors' shared parameter arrays: ``self._arg_params`` are the
+active executor's ``arg_dict`` arrays (not copies), so a training step copies nothing but
+the batch. Module
 differs from MXNet only where the hardware model does:
 
 * one device: a list of contexts (data parallelism in MXNet) is accepted and runs as one
   CPU executor over the whole batch, which gives the same numbers as MXNet's kvstore
   'local' gradient sum with rescale 1/B_total;
 * new batch shapes (last batch, predict with another batch size) bind a second executor;
-  executors are cached per shape and parameters are copied across when switching, so
-  alternating sizes never recompiles;
+  executors are cached per shape and share one set of parameter, aux and gradient arrays
+  (``simple_bind(shared_exec=...)``), so alternating sizes neither recompiles nor copies;
 * the optimizer step is one native call through ``runtime.fused_update.FusedUpdater`` when
   it is available and supports the optimizer; otherwise ``runtime.optimizer.Updater`` runs
   per parameter (set ``USE_FUSED_UPDATE = False`` or ``SYMGRAPH_FUSED_UPDATE=0`` to force it);
@@ -85,7 +86,8 @@ def _shape_key(descs):
 class _Bound:
     """What the per-batch path needs about one executor, looked up once per executor."""
 
-    __slots__ = ("exe", "data", "shapes", "label", "label_names", "preds", "step", "fused")
+    __slots__ = ("exe", "data", "shapes", "label", "label_names", "preds", "step", "fused",
+                 "grads")
 
     def __init__(self, exe, data_descs, label_descs, output_names):
         self.exe = exe
@@ -97,6 +99,7 @@ class _Bound:
         self.preds = dict(zip(output_names, exe.outputs))
         self.step = None
         self.fused = None
+        self.grads = None
 
 
 class Module(BaseModule):
@@ -136,6 +139,7 @@ class Module(BaseModule):
     def _reset_optimizer(self):
         self._optimizer = None
         self._kvstore = None
+        self._dist = None
         self._update_on_kvstore = False
         self._updater = None
         self.optimizer_initialized = False
@@ -267,8 +271,10 @@ class Module(BaseModule):
         args = set(self._symbol.list_arguments())
         shapes = {d.name: tuple(d.shape) for d in descs if d.name in args}
         types = {d.name: np.dtype(d.dtype) for d in descs if d.name in args}
+        shared = next(iter(self._exec_cache.values()), None)  # one set of parameters
         exe = self._symbol.simple_bind(self._context[0], grad_req=self._grad_reqs,
-                                       type_dict=types, **shapes)
+                                       type_dict=types, shared_exec=shared and shared.exe,
+                                       **shapes)
         if self._monitor is not None:
             self._monitor.install(exe)
         return exe
@@ -350,6 +356,8 @@ class Module(BaseModule):
     def set_params(self, arg_params, aux_params, allow_missing=False, force_init=True,
                    allow_extra=False):
         """Copy given values in; with allow_missing the rest is left as it is."""
+        if self.binded:
+            self._check_given(arg_params, aux_params, allow_extra, "set_params")
         if not allow_missing:
             self.init_params(initializer=None, arg_params=arg_params, aux_params=aux_params,
                              allow_missing=allow_missing, force_init=force_init,
@@ -359,7 +367,6 @@ class Module(BaseModule):
             warnings.warn("Parameters already initialized and force_init=False. "
                           "set_params call ignored.", stacklevel=2)
             return
-        self._check_given(arg_params, aux_params, allow_extra, "set_params")
         self._bound.exe.copy_params_from(arg_params, aux_params,
                                          allow_extra_params=allow_extra)
         self._params_dirty = True
@@ -388,8 +395,12 @@ class Module(BaseModule):
         if self.optimizer_initialized and not force_init:
             self.logger.warning("optimizer already initialized, ignoring...")
             return
-        _check_kvstore(kvstore)
-        rescale_grad = 1.0 / self._batch_size()
+        kvstore = _make_kvstore(kvstore)
+        if getattr(optimizer, "distributed_kvstore", None) is not None:  # hvd's wrapper
+            kvstore, optimizer = optimizer.distributed_kvstore, optimizer.optimizer
+        self._start_data_parallel(kvstore)
+        workers = self._dist.num_workers if self._dist is not None else 1
+        rescale_grad = 1.0 / (self._batch_size() * workers)
         idx2name = dict(enumerate(self._param_names))
         if isinstance(optimizer, str):
             params = dict(optimizer_params)
@@ -413,6 +424,33 @@ class Module(BaseModule):
         if self._preload_opt_states is not None:
             self.load_optimizer_states(self._preload_opt_states)
             self._preload_opt_states = None
+
+    def _start_data_parallel(self, kvstore):
+        """A distributed kvstore: same model on all ranks, rank 0's parameters everywhere,
+        info logging on rank 0 only (MXNet: kvstore.init + pull at init_optimizer)."""
+        from .kvstore import is_distributed
+        from .kvstore.data_parallel import DataParallel, quiet_logger
+
+        self._dist = None
+        if not is_distributed(kvstore):
+            return
+        self._dist = DataParallel(kvstore)
+        self._dist.start(self._symbol.tojson(), self._arg_params, self._aux_params)
+        self.logger = quiet_logger(self.logger, self._dist.rank)
+
+    def _reduce_grads(self, bound):
+        """Sum this step's gradients over all workers, in place, before the update."""
+        if bound.grads is None:
+            exe = bound.exe
+            bound.grads = [exe.grad_dict[n] for n in self._param_names if n in exe.grad_dict]
+        bucket = getattr(bound.exe, "grad_bucket", None)
+        usable = isinstance(bucket, np.ndarray) and bucket.flags.c_contiguous
+        self._dist.reduce_grads(bound.grads, bucket if usable else None)
+
+    def _epoch_name_values(self, eval_metric):
+        if self._dist is None:
+            return eval_metric.get_global_name_value()
+        return self._dist.reduce_name_value(eval_metric)
 
     def _batch_size(self):
         desc = self._data_shapes[0]
@@ -477,6 +515,7 @@ class Module(BaseModule):
         assert shared_module.optimizer_initialized
         self._optimizer = shared_module._optimizer
         self._kvstore = shared_module._kvstore
+        self._dist = shared_module._dist
         self._updater = _opt.get_updater(self._optimizer)
         self.optimizer_initialized = True
         self._forget_steps()
@@ -524,6 +563,8 @@ class Module(BaseModule):
         """Apply the optimizer to every parameter that has a gradient."""
         assert self.binded and self.params_initialized and self.optimizer_initialized
         self._params_dirty = True
+        if self._dist is not None:
+            self._reduce_grads(self._bound)
         self._step_for(self._bound)()
 
     def _train_step(self, data_batch, eval_metric):
@@ -534,6 +575,8 @@ class Module(BaseModule):
         bound = self._load(data_batch)
         bound.exe.forward_backward()
         self._params_dirty = True
+        if self._dist is not None:
+            self._reduce_grads(bound)
         self._step_for(bound)()
         labels = data_batch.label
         if labels is None:
@@ -632,7 +675,10 @@ class Module(BaseModule):
         """``prefix-symbol.json``, optionally ``.states``, then ``prefix-%04d.params``.
 
         States go first and params last, both carrying one fresh token, so that a kill in
-        between, or a later save of the params alone, is detected by ``Module.load``."""
+        between, or a later save of the params alone, is detected by ``Module.load``.
+        In distributed training only rank 0 writes."""
+        if self._dist is not None and self._dist.rank != 0:
+            return
         self._symbol.save(f"{prefix}-symbol.json", remove_amp_cast=remove_amp_cast)
         token = new_token()
         if save_optimizer_states:
@@ -684,11 +730,14 @@ def _init_one(desc, arr, given, initializer, allow_missing):
         initializer(desc, arr)
 
 
-def _check_kvstore(kvstore):
-    name = kvstore if isinstance(kvstore, str) else getattr(kvstore, "type", "")
-    if name and "dist" in name:
-        raise ValueError(f"kvstore '{name}': symgraph trains in one process; distributed "
-                         "kvstores are not supported")
+def _make_kvstore(kvstore):
+    """MXNet's ``_create_kvstore``: a name becomes a kvstore (distributed ones need MPI);
+    None and objects pass through."""
+    if isinstance(kvstore, str):
+        from . import kvstore as _kv
+
+        return _kv.create(kvstore)
+    return kvstore
 
 
 def _copy_state(state):

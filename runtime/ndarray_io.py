@@ -23,7 +23,8 @@ import struct
 
 import numpy as np
 
-from symgraph.errors import SerializationError, read_file_bytes
+from symgraph.errors import SerializationError
+from symgraph.fileio import read_file_bytes
 
 from .atomic import atomic_write
 
@@ -135,7 +136,7 @@ def save(fname, data, token: int = 0) -> None:
     atomic_write(fname, lambda f: _write_records(f, arrays, names, token))
 
 
-def read_token(fname) -> int:
+def read_token(fname, what: str = "NDArray file") -> int:
     """The reserved header word of an NDArray file (0 in files MXNet writes)."""
     fname = os.fspath(fname)
     try:
@@ -144,8 +145,8 @@ def read_token(fname) -> int:
     except OSError:
         head = None
     if head is None:
-        read_file_bytes(fname, "NDArray file")  # raises the error that names the file
-    cur = _Cursor(head, f"NDArray file {fname!r}")
+        read_file_bytes(fname, what)  # raises the error that names the file
+    cur = _Cursor(head, f"{what} {fname!r}")
     magic, token, _count = cur.unpack(_HEADER, "the file header")
     if magic != LIST_MAGIC:
         raise cur.fail(f"not an MXNet NDArray file: header magic 0x{magic:X}", 0)
@@ -267,8 +268,9 @@ def loads(buf, source: str = "<bytes>"):
     return dict(zip(names, arrays))
 
 
-def load(fname):
-    """Load a file written by ``mx.nd.save`` / :func:`save` (list or dict of numpy arrays)."""
+def load(fname, what: str = "NDArray file"):
+    """Load a file written by ``mx.nd.save`` / :func:`save` (list or dict of numpy arrays);
+    ``what`` names the file's role in errors ("params file", "optimizer states file")."""
     fname = os.fspath(fname)
-    data = read_file_bytes(fname, "NDArray file")
-    return loads(data, source=f"NDArray file {fname!r}")
+    data = read_file_bytes(fname, what)
+    return loads(data, source=f"{what} {fname!r}")

@@ -98,7 +98,7 @@ def _draw_edges(dot, view, ids):
                      style=style, fontsize="9")
     for i, (label, entry, slot) in enumerate(view.outputs):
         name = f"result{i}"
-        dot.node(name, label=f"{label}\n@{slot.offset}", shape="note", fontsize="9")
+        dot.node(name, label=f"{label}\n@{slot.where}", shape="note", fontsize="9")
         dot.edge(ids[id(entry.node)], name, label=_shape_text(view, entry), fontsize="9")
 
 

@@ -57,7 +57,7 @@ def _entry_buffers(view, compiled):
     for node in view.nodes:
         slot = compiled.args.get(node.name) or compiled.aux.get(node.name)
         if node.is_variable and slot is not None:
-            out[Entry(node, 0)] = (slot.offset, _nbytes(slot))
+            out[Entry(node, 0)] = (slot.where, _nbytes(slot))
     kernel_nodes = {n for c in view.calls for n in c.nodes}
     for node in view.nodes:  # pure reshapes share their input's bytes
         if not node.is_variable and node.name not in kernel_nodes and node.inputs:

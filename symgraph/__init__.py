@@ -3,6 +3,7 @@
 ``import symgraph as sg`` is the one door: ``sg.sym`` (graphs), ``sg.mod`` (Module),
 ``sg.io``, ``sg.init``, ``sg.optimizer``, ``sg.lr_scheduler``, ``sg.metric``, ``sg.callback``,
 ``sg.model``, ``sg.viz``, ``sg.random``, ``sg.image``, ``sg.datasets``, ``sg.test_utils``,
+``sg.kv`` (kvstores, distributed over MPI), ``sg.distributed`` (Horovod's API),
 ``sg.cpu()``, ``sg.set_memory_limit``. The symbolic core (this package's modules) never
 imports codegen or runtime; only this facade reaches them, lazily, so that the dependency
 arrows stay runtime -> codegen -> symgraph.
@@ -62,6 +63,9 @@ _LAZY = {
     "executor": "runtime.executor",
     "context": "runtime.context",
     "onnx": "runtime.onnx",
+    "kv": "runtime.kvstore",
+    "kvstore": "runtime.kvstore",
+    "distributed": "runtime.distributed",
 }
 
 

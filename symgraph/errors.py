@@ -70,17 +70,6 @@ class CheckpointMismatchError(SerializationError):
     """A ``.params`` and ``.states`` pair that come from two different saves."""
 
 
-def read_file_bytes(path, what: str) -> bytes:
-    """The bytes of ``path``; failures name the file and what it was meant to be."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        raise MissingFileError(f"no such {what}: '{path}'") from None
-    except OSError as exc:
-        raise FileReadError(f"cannot read {what} '{path}': {exc.strerror or exc}") from None
-
-
 # ---- bind-time checks (Module parameters, input names, memory) ----------------------------
 class ParameterError(SymgraphError, ValueError):
     """Parameter values that do not fit the bound symbol: a name it does not have (without

@@ -11,6 +11,9 @@ next write of the same target removes such leftovers: those of processes that no
 run, those of this process that no write is using, and any older than an hour (a reused
 pid, or the ``.name.XXXXXXXX.tmp`` files of earlier versions). A live writer's temp file is
 never touched, so two processes saving one target do not break each other.
+
+Reads go through :func:`read_file_bytes`, so every loader reports a missing or unreadable
+file the same way: a SymgraphError that is also the ``OSError`` ``open`` would raise.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import time
 from collections.abc import Callable
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "atomic_write_text", "clean_stale_temps"]
+from .errors import FileReadError, MissingFileError
+
+__all__ = ["atomic_write", "atomic_write_text", "clean_stale_temps", "read_file_bytes"]
 
 
 def _read_umask() -> int:
@@ -138,3 +143,14 @@ def atomic_write(path, data: bytes | bytearray | memoryview | Callable[[BinaryIO
 def atomic_write_text(path, text: str, encoding: str = "utf-8") -> None:
     """Atomically write ``text`` (used for ``prefix-symbol.json``)."""
     atomic_write(path, text.encode(encoding))
+
+
+def read_file_bytes(path, what: str) -> bytes:
+    """The bytes of ``path``; failures name the file and what it was meant to be."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise MissingFileError(f"no such {what}: '{path}'") from None
+    except OSError as exc:
+        raise FileReadError(f"cannot read {what} '{path}': {exc.strerror or exc}") from None

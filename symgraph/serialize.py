@@ -12,8 +12,8 @@ import json
 import logging
 
 from . import json_fields as F
-from .errors import SerializationError, SymgraphError, read_file_bytes
-from .fileio import atomic_write_text
+from .errors import SerializationError, SymgraphError
+from .fileio import atomic_write_text, read_file_bytes
 from .graph import Entry, make_op_node, make_variable, topo_order
 from .ops.registry import get_op
 

@@ -215,3 +215,11 @@ def test_predict_batch_size_zero(misfit_checkpoint, files):
     proc = run("predict", misfit_checkpoint, "--epoch", "1", "--input", files / "X16.npy",
                "-o", files / "p.npy", "--batch-size", "0")
     assert "--batch-size must be >= 1" in assert_one_line_error(proc, 1)
+
+
+def test_predict_zero_dim_input(misfit_checkpoint, files):
+    np.save(files / "scalar.npy", np.float32(3.0))
+    proc = run("predict", misfit_checkpoint, "--epoch", "1", "--input", files / "scalar.npy",
+               "-o", files / "p.npy")
+    assert "holds a single number (a 0-d array); predict needs one sample per row" in \
+        assert_one_line_error(proc, 1)

@@ -20,6 +20,7 @@ from collections import OrderedDict
 import numpy as np
 
 from runtime.ndarray import state
+from runtime.ndarray.ndarray import NDArray
 from symgraph.names import current as _current_names
 
 from .parameter import Parameter, ParameterDict, _assign
@@ -208,35 +209,75 @@ class Block:
 
     # ---- calling ------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        stack = state.STATE
-        if stack.block_depth == 0 and not stack.recording:
+        if state.STATE.block_depth == 0 and not state.STATE.recording:
             _settle_pending()
+        return self._traced_call(*args, **kwargs)
+
+    def _traced_call(self, *args, **kwargs):
+        stack = state.STATE
+        hooks = self.__dict__.get("_hooks")
+        if hooks:
+            for hook in hooks["pre"]:
+                hook(self, args)
         stack.block_depth += 1
         stack.blocks.append(self._name)
         try:
-            return self.forward(*args, **kwargs)
+            out = self.forward(*args, **kwargs)
         finally:
             stack.blocks.pop()
             stack.block_depth -= 1
+        if hooks:
+            for hook in hooks["post"]:
+                hook(self, args, out)
+        return out
+
+    def register_forward_pre_hook(self, hook):
+        """``hook(block, inputs)`` before every forward; returns a handle with detach()."""
+        return self._add_hook("pre", hook)
+
+    def register_forward_hook(self, hook):
+        """``hook(block, inputs, outputs)`` after every forward."""
+        return self._add_hook("post", hook)
+
+    def _add_hook(self, kind, hook):
+        hooks = self.__dict__.setdefault("_hooks", {"pre": [], "post": []})
+        hooks[kind].append(hook)
+        return _HookHandle(hooks[kind], hook)
 
     def forward(self, *args):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def summary(self, *inputs):
-        """Print each child's output shape and parameter count (runs one forward)."""
-        rows = []
-        for key, child in self._children.items():
-            count = sum(int(np.prod(p.shape)) for p in child.collect_params().values()
-                        if p.shape is not None)
-            rows.append((key, type(child).__name__, count))
+        """Print each child's parameter count (after one forward, so deferred shapes are
+        known) and the output shape; returns the total number of parameters."""
         if inputs:
             out = self(*inputs)
             print(f"output shape: {getattr(out, 'shape', None)}")
-        for key, kind, count in rows:
-            print(f"{key:>12}  {kind:<20} {count:>10}")
-        total = sum(int(np.prod(p.shape)) for p in self.collect_params().values()
-                    if p.shape is not None)
+
+        def count(block):
+            return sum(int(np.prod(p.shape)) for p in block.collect_params().values()
+                       if p.shape is not None)
+
+        for key, child in self._children.items():
+            print(f"{key:>12}  {type(child).__name__:<20} {count(child):>10}")
+        total = count(self)
         print(f"Parameters in total: {total}")
+        return total
+
+
+class _HookHandle:
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def detach(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.detach()
 
 
 def _settle_pending():
@@ -258,6 +299,7 @@ class HybridBlock(Block):
     def __init__(self, prefix=None, params=None):
         super().__init__(prefix, params)
         self._cached_export = None
+        self._segments = {}
 
     def forward(self, x, *args):
         from runtime import nd as F
@@ -270,10 +312,27 @@ class HybridBlock(Block):
         raise NotImplementedError(f"{type(self).__name__} must define hybrid_forward()")
 
     def __call__(self, *args, **kwargs):
-        out = super().__call__(*args, **kwargs)
-        if self._active:
-            self._cached_export = (args, out)
+        if not self._active:
+            return super().__call__(*args, **kwargs)
+        from . import hybrid
+
+        top = state.STATE.block_depth == 0
+        if not top or kwargs or not args or not all(isinstance(a, NDArray) for a in args):
+            out = super().__call__(*args, **kwargs)
+        else:
+            if not state.STATE.recording:
+                _settle_pending()
+            segment = self._segments.get(hybrid.signature(args))
+            if segment is not None:
+                out = hybrid.replay(segment, args)
+            else:
+                out = hybrid.record(self, args, lambda: self._traced_call(*args))
+        self._cached_export = [(a.shape, a._dtype, a.context) for a in args]
         return out
+
+    def hybridize(self, active=True, **kwargs):
+        self._segments = {}
+        super().hybridize(active, **kwargs)
 
     def infer_shape(self, *args):
         self(*args)

@@ -31,8 +31,7 @@ def export_block(block, path, epoch=0):
     if block._cached_export is None:
         raise RuntimeError("Please first call block.hybridize() and then run forward with "
                            "this block at least once before calling export.")
-    args = block._cached_export[0]
-    inputs = [NDArray(np.zeros(a.shape, a._dtype), a.context) for a in args]
+    inputs = [NDArray(np.zeros(shape, dtype), ctx) for shape, dtype, ctx in block._cached_export]
     out, trace = _trace_call(block, inputs)
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
     if trace is None or any(o._trace is not trace for o in outs):
@@ -48,7 +47,7 @@ def export_block(block, path, epoch=0):
         else:
             raise RuntimeError("export: the forward uses an array that is neither an input "
                                "nor a Parameter; make it a Constant")
-    symbol = build_symbol(trace, [o._entry for o in outs], None, names)
+    symbol = build_symbol(trace, [o._entry for o in outs], (), names)
     trace.closed = True
     symbol.save(f"{path}-symbol.json")
     used = set(symbol.list_arguments())

@@ -17,8 +17,30 @@ from runtime.atomic import atomic_write
 from .parameter import Parameter, ParameterDict
 
 
+def _is_distributed(kvstore) -> bool:
+    from runtime.kvstore import is_distributed
+
+    return is_distributed(kvstore)
+
+
+def _initialized(params) -> bool:
+    """True when every parameter has its values (none is waiting for a deferred shape)."""
+    from .parameter import DeferredInitializationError
+
+    try:
+        for param in params:
+            param.data()._value()
+    except (DeferredInitializationError, RuntimeError):
+        return False
+    return True
+
+
 class Trainer:
-    """MXNet's ``gluon.Trainer`` (single process; ``kvstore`` accepted and ignored)."""
+    """MXNet's ``gluon.Trainer``. A distributed ``kvstore`` ('dist_sync', 'horovod', ... or
+    a kvstore object) broadcasts rank 0's parameters at the first step and sums gradients
+    over all workers (rescale 1/(batch_size x workers)); other kvstores are one process.
+    The broadcast happens in the constructor when the parameters are initialized (so the
+    first gradients are already computed on equal weights), otherwise at the first step."""
 
     def __init__(self, params, optimizer, optimizer_params=None, kvstore="device",
                  compression_params=None, update_on_kvstore=None):
@@ -46,6 +68,11 @@ class Trainer:
         self._scale = self._optimizer.rescale_grad
         self._updater = None
         self._trainable = None
+        self._kvstore = kvstore
+        self._dist = None
+        self._dist_started = False
+        if _is_distributed(kvstore) and _initialized(params):  # else at the first step
+            self._start_data_parallel()
 
     @property
     def optimizer(self):
@@ -59,33 +86,50 @@ class Trainer:
         self._optimizer.set_learning_rate(lr)
 
     # ---- stepping ------------------------------------------------------------------------
+    @property
+    def num_workers(self):
+        return self._dist.num_workers if self._dist is not None else 1
+
     def step(self, batch_size, ignore_stale_grad=False):
-        self._optimizer.rescale_grad = self._scale / batch_size
         self._ensure_updater()
-        self._check_stale(ignore_stale_grad)
+        self._optimizer.rescale_grad = self._scale / (batch_size * self.num_workers)
+        fresh = self._check_stale(ignore_stale_grad)
         self.allreduce_grads()
-        self._update()
+        self._update(fresh)
 
     def allreduce_grads(self):
-        """Sum every parameter's gradients over its devices into the first one."""
+        """Sum every parameter's gradients over its devices into the first one, then over
+        the workers (one allreduce per dtype)."""
+        self._ensure_updater()
         for param in self._trainable:
             grads = param.list_grad()
             for other in grads[1:]:
                 grads[0]._data += other._data
+        if self._dist is not None:
+            self._dist.reduce_grads([p.list_grad()[0]._data for p in self._trainable])
 
     def update(self, batch_size, ignore_stale_grad=False):
-        self._optimizer.rescale_grad = self._scale / batch_size
         self._ensure_updater()
-        self._check_stale(ignore_stale_grad)
-        self._update()
+        self._optimizer.rescale_grad = self._scale / (batch_size * self.num_workers)
+        self._update(self._check_stale(ignore_stale_grad))
 
-    def _update(self):
+    def _update(self, fresh):
+        """Update the parameters whose gradients are fresh (all of them, normally: then the
+        fused updater runs; a subset goes through the same rule and states in numpy)."""
         if isinstance(self._updater, _opt.Updater):
             for index, param in enumerate(self._trainable):
-                self._updater(self._indices[index], param.list_grad()[0]._data,
-                              param.data()._data)
-        else:
+                if fresh[index]:
+                    self._updater(self._indices[index], param.list_grad()[0]._data,
+                                  param.data()._data)
+        elif all(fresh):
             self._updater.step()
+        else:
+            states = self._updater.states
+            for index, param in enumerate(self._trainable):
+                if fresh[index]:
+                    self._optimizer.update(self._indices[index], param.data()._data,
+                                           param.list_grad()[0]._data,
+                                           states[self._indices[index]])
         for param in self._trainable:
             arrays = param.list_data()
             for other in arrays[1:]:
@@ -93,16 +137,33 @@ class Trainer:
             for array in arrays:
                 array._fresh_grad = False
 
+    def _buffers(self) -> list:
+        return [(a._data, a._grad._data if a._grad is not None else None)
+                for p in self._trainable for a in p.list_data()]
+
     def _ensure_updater(self):
         if self._updater is not None:
+            if all(a is b and g is h for (a, g), (b, h) in zip(self._bound, self._buffers())):
+                return
+            # cast() or reset_ctx() replaced buffers: the compiled update must follow them
+            old = self._updater.states if not isinstance(self._updater, _opt.Updater) else None
+            self._updater = None
+            self._ensure_updater()
+            if old is not None:
+                try:
+                    self._updater.load_states(old)
+                except Exception:  # shapes/dtypes changed (cast): states restart
+                    self._updater.load_states({})
             return
         self._trainable = [p for p in self._params if p.grad_req != "null"]
         for param in self._trainable:
             param.data()._value()  # raises the deferred-initialization error if needed
+        self._start_data_parallel()
         self._indices = [self._params.index(p) for p in self._trainable]
         names = [p.name for p in self._trainable]
         from runtime.fused_update import FusedUpdater
 
+        self._bound = self._buffers()
         if FusedUpdater.supports(self._optimizer):
             weights = {p.name: p.data()._data for p in self._trainable}
             grads = {p.name: p.list_grad()[0]._data for p in self._trainable}
@@ -111,9 +172,28 @@ class Trainer:
         else:
             self._updater = _opt.get_updater(self._optimizer)
 
-    def _check_stale(self, ignore):
-        if ignore:
+    def _start_data_parallel(self):
+        """Same parameter names and shapes on every rank, then rank 0's values everywhere."""
+        from runtime.kvstore import create
+        from runtime.kvstore.data_parallel import DataParallel
+
+        if self._dist_started or not _is_distributed(self._kvstore):
             return
+        self._dist_started = True
+        kv = create(self._kvstore) if isinstance(self._kvstore, str) else self._kvstore
+        self._dist = DataParallel(kv)
+        params = {p.name: p.data()._value() for p in self._params}
+        self._dist.start("gluon", params, {})
+        for param in self._params:
+            arrays = param.list_data()
+            for other in arrays[1:]:
+                np.copyto(other._data, arrays[0]._data)
+
+    def _check_stale(self, ignore) -> list:
+        """Per trainable parameter: were all its gradients written since the last step?"""
+        fresh = [all(a._fresh_grad for a in p.list_data()) for p in self._trainable]
+        if ignore or all(fresh):
+            return fresh
         for param in self._trainable:
             for array in param.list_data():
                 if not array._fresh_grad:

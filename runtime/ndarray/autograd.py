@@ -63,14 +63,24 @@ def mark_variables(variables, gradients, grad_reqs="write"):
 
 
 def backward(heads, head_grads=None, retain_graph=False, train_mode=True):
-    """Backpropagate from one head or a list of heads (each with its head gradient)."""
+    """Backpropagate from one head or a list of heads (each with its head gradient, None
+    for ones); the heads must come from one recorded graph."""
+    from .runner import run
+
     if isinstance(heads, NDArray):
         heads, head_grads = [heads], [head_grads]
-    head_grads = head_grads if head_grads is not None else [None] * len(heads)
-    if len(heads) > 1:
-        raise AutogradError("backward(): several heads at once are not supported yet; sum "
-                            "them into one loss")
-    heads[0].backward(head_grads[0], retain_graph, train_mode)
+    heads = list(heads)
+    head_grads = list(head_grads) if head_grads is not None else [None] * len(heads)
+    traces = {id(h._trace) for h in heads}
+    if any(h._trace is None for h in heads) or len(traces) != 1:
+        raise AutogradError("backward(): every head must be computed inside one "
+                            "autograd.record() graph")
+    grads = [None if g is None else np.asarray(g, dtype=h._dtype).reshape(h.shape)
+             for h, g in zip(heads, head_grads)]
+    trace = heads[0]._trace
+    run(trace, head=heads, head_grad=grads)
+    for h in heads:
+        h._trace, h._entry = None, None
 
 
 def grad(heads, variables, head_grads=None, retain_graph=None, create_graph=False,

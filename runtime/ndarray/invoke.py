@@ -30,11 +30,14 @@ def set_np_mode(flag: bool) -> None:
 
 def call(op_name: str, inputs: list, attrs: dict, out=None):
     """Run or record ``op_name``; one output is returned bare, several as a list."""
-    from .ndarray import NDArray, as_ndarray
+    from .ndarray import NDArray, as_ndarray  # noqa: F811 (cheap after the first call)
 
     opdef = get_op(op_name)
-    ctx = next((x._ctx for x in inputs if isinstance(x, NDArray)), None)
-    arrays = [as_ndarray(x, ctx) for x in inputs]
+    if all(type(x) is NDArray for x in inputs):
+        arrays = inputs
+    else:
+        ctx = next((x._ctx for x in inputs if isinstance(x, NDArray)), None)
+        arrays = [as_ndarray(x, ctx) for x in inputs]
     if opdef.variadic:
         attrs = dict(attrs, num_args=len(arrays))
     key = T.attr_key(attrs)
@@ -58,6 +61,7 @@ def _pending_maker(arrays):
         array._trace, array._entry = trace, entry
         return array
     return make
+
 
 
 def _eager(opdef, key, arrays) -> list:

@@ -18,6 +18,16 @@ from symgraph.errors import SymgraphError
 from . import invoke as _inv
 from .reshape import legacy_shape, np_shape
 
+_DTYPE_NAMES: dict = {}
+
+
+def dtype_name(dtype) -> str:
+    """``np.dtype(x).name``, memoized (it is on every traced op's path)."""
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = np.dtype(dtype).name
+    return name
+
 
 class AutogradError(SymgraphError, RuntimeError):
     """backward() on an array that no recorded graph produced, and similar misuse."""
@@ -35,9 +45,9 @@ class NDArray:
         self._trace = None
         self._entry = None
         if data is not None:
-            shape, dtype = data.shape, data.dtype.name
+            shape, dtype = data.shape, data.dtype
         self._shape = None if shape is None else tuple(shape)
-        self._dtype = None if dtype is None else np.dtype(dtype).name
+        self._dtype = None if dtype is None else dtype_name(dtype)
         self._ctx = ctx if ctx is not None else cpu()
         self._grad = None
         self._grad_req = "null"
@@ -177,9 +187,20 @@ class NDArray:
 
     def astype(self, dtype, copy=True):
         dtype = np.dtype(dtype)
-        if not copy and dtype.name == self._dtype:
-            return self
+        if dtype.name == self._dtype:
+            if not copy:
+                return self
+            if _inv.state.tracing():
+                return _inv.call("_copy", [self], {})  # stays in the graph
+            return NDArray(self._value().copy(), self._ctx)
+        if self._in_open_graph() and dtype.kind == "f" and np.dtype(self._dtype).kind == "f":
+            raise AutogradError(f"astype({dtype.name}) of a recorded {self._dtype} value would "
+                                "cut its gradient (there is no Cast op yet); cast the inputs "
+                                "before autograd.record()")
         return NDArray(self._value().astype(dtype), self._ctx)
+
+    def _in_open_graph(self) -> bool:
+        return self._trace is not None and not self._trace.closed
 
     def detach(self):
         if self._data is None:

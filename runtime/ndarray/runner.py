@@ -25,7 +25,7 @@ from . import state
 
 _EXECUTORS: OrderedDict = OrderedDict()
 _LOCK = threading.Lock()
-MAX_EXECUTORS = 64
+MAX_EXECUTORS = 16  # each holds an arena; a training loop uses a handful (train, last batch, eval)
 
 
 class _Compiled:
@@ -43,49 +43,61 @@ def _needs_grad(array) -> bool:
 
 
 def run(trace, head=None, head_grad=None) -> None:
-    """Compute every alive array of ``trace``; with ``head``, also backpropagate from it."""
-    alive = trace.alive()
-    outputs = [entry for array, entry in alive if array is not head]
+    """Compute every alive array of ``trace``; with ``head`` (an array or a list of them),
+    also backpropagate from it (``head_grad``: None for ones, or one per head)."""
+    heads = [] if head is None else (list(head) if isinstance(head, (list, tuple)) else [head])
+    head_grads = head_grad if isinstance(head_grad, (list, tuple)) else [head_grad] * len(heads)
+    head_ids = {id(h) for h in heads}
+    alive = [(a, e) for a, e in trace.alive() if id(a) not in head_ids]
+    outputs = [entry for _, entry in alive]
     grads = (tuple(i for i, leaf in enumerate(trace.leaves) if _needs_grad(leaf))
-             if head is not None else ())
-    head_entry = head._entry if head is not None else None
+             if heads else ())
+    if heads and not grads:
+        from .ndarray import AutogradError
+
+        raise AutogradError("backward(): no array of this graph needs a gradient; call "
+                            "attach_grad() on an input (or use a Block's parameters) inside "
+                            "autograd.record()")
+    head_entries = tuple(h._entry for h in heads)
     key = (tuple(trace.signature),
            tuple((leaf._shape, leaf._dtype) for leaf in trace.leaves),
-           tuple(outputs), head_entry, grads, trace.is_train)
-    compiled = _lookup(key, trace, outputs, head_entry, grads)
+           tuple(outputs), head_entries, grads, trace.is_train)
+    compiled = _lookup(key, trace, outputs, head_entries, grads)
     with compiled.lock:
-        _execute(compiled, trace, alive, head, head_grad)
-    if head is not None or not state.is_recording():
+        _execute(compiled, trace, alive, heads, head_grads)
+    if heads or not state.is_recording():
         trace.closed = True  # inside record() a read keeps the graph open for backward()
 
 
-def _execute(compiled, trace, alive, head, head_grad) -> None:
+def _execute(compiled, trace, alive, heads, head_grads) -> None:
     exe = compiled.executor
     _load_leaves(exe, compiled.leaf_names, trace.leaves)
-    if head is None:
+    if not heads:
         exe.forward(is_train=trace.is_train)
         results = exe.outputs
     else:
-        grad = np.ones(head._shape, head._dtype) if head_grad is None else head_grad
+        grads = [np.ones(h._shape, h._dtype) if g is None else g
+                 for h, g in zip(heads, head_grads)]
         if trace.is_train:
-            exe.forward_backward(out_grads=[grad])
+            exe.forward_backward(out_grads=grads)
         else:
             exe.forward(is_train=False)
-            exe.backward(out_grads=[grad])
-        results = exe.outputs[1:]
-        head._data = exe.outputs[0].copy()
+            exe.backward(out_grads=grads)
+        results = exe.outputs[len(heads):]
+        for h, value in zip(heads, exe.outputs):
+            h._data = value.copy()
         _store_grads(exe, compiled, trace.leaves)
-    for (array, _), value in zip([(a, e) for a, e in alive if a is not head], results):
+    for (array, _), value in zip(alive, results):
         array._data = value.copy()
 
 
-def _lookup(key, trace, outputs, head_entry, grads) -> _Compiled:
+def _lookup(key, trace, outputs, head_entries, grads) -> _Compiled:
     with _LOCK:
         hit = _EXECUTORS.get(key)
         if hit is not None:
             _EXECUTORS.move_to_end(key)
             return hit
-    compiled = _build(trace, outputs, head_entry, grads)
+    compiled = _build(trace, outputs, head_entries, grads)
     with _LOCK:
         _EXECUTORS[key] = compiled
         while len(_EXECUTORS) > MAX_EXECUTORS:
@@ -104,8 +116,8 @@ def _leaf_names(leaves) -> list[str]:
     return names
 
 
-def build_symbol(trace, outputs, head_entry=None, leaf_names=None):
-    """The trace as a Symbol: heads are the backward head (if any), then the outputs."""
+def build_symbol(trace, outputs, head_entries=(), leaf_names=None):
+    """The trace as a Symbol: heads are the backward heads (if any), then the outputs."""
     leaf_names = leaf_names or _leaf_names(trace.leaves)
     variables = [Entry(make_variable(name, {}), 0) for name in leaf_names]
     nodes, used = [], {}
@@ -116,23 +128,21 @@ def build_symbol(trace, outputs, head_entry=None, leaf_names=None):
         used[node.name] = count + 1
         name = node.name if count == 0 else f"{node.name}{count}"
         nodes.append(make_op_node(node.opdef.name, name, inputs, dict(node.attrs)))
-    heads = []
-    if head_entry is not None:
-        heads.append(Entry(nodes[head_entry[0]], head_entry[1]))
+    heads = [Entry(nodes[index], out) for index, out in head_entries]
     for index, out in outputs:
         entry = Entry(nodes[index], out)
-        if head_entry is not None:
+        if head_entries:
             block = make_op_node("BlockGrad", f"{nodes[index].name}_out{out}", [entry], {})
             entry = Entry(block, 0)
         heads.append(entry)
     return Symbol(heads)
 
 
-def _build(trace, outputs, head_entry, grads) -> _Compiled:
+def _build(trace, outputs, head_entries, grads) -> _Compiled:
     from runtime.executor import BINDER
 
     names = _leaf_names(trace.leaves)
-    symbol = build_symbol(trace, outputs, head_entry, names)
+    symbol = build_symbol(trace, outputs, head_entries, names)
     used = set(symbol.list_arguments())
     reqs = {n: ("write" if i in grads else "null") for i, n in enumerate(names) if n in used}
     shapes = {n: trace.leaves[i]._shape for i, n in enumerate(names) if n in used}

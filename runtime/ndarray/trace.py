@@ -72,8 +72,22 @@ class Trace:
         return result
 
 
+_KEY_CACHE: dict = {}
+
+
 def attr_key(attrs: dict) -> tuple:
-    return tuple(sorted((k, attr_string(v)) for k, v in attrs.items() if v is not None))
+    """The attributes as sorted (name, MXNet string) pairs; memoized for hashable values
+    (keyed with each value's type too, since ``True == 1`` but their strings differ)."""
+    try:
+        raw = tuple((k, v, type(v)) for k, v in attrs.items())
+        hit = _KEY_CACHE.get(raw)
+    except TypeError:  # a list value: not hashable, compute it
+        raw, hit = None, None
+    if hit is None:
+        hit = tuple(sorted((k, attr_string(v)) for k, v in attrs.items() if v is not None))
+        if raw is not None and len(_KEY_CACHE) < _CACHE_LIMIT:
+            _KEY_CACHE[raw] = hit
+    return hit
 
 
 def parsed(opdef, key: tuple, node_name: str):

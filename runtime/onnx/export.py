@@ -96,15 +96,30 @@ def _data_inputs(symbol, nodes, params, in_shapes, in_types, dynamic, dynamic_in
     shapes = _named(names, in_shapes, "in_shapes", nodes)
     dtypes = _named(names, in_types if isinstance(in_types, (list, tuple, dict)) else
                     [in_types] * len(names), "in_types", nodes, shape=False)
-    dyn = {}
-    for i, name in enumerate(names):
-        rank = len(shapes[name])
-        if dynamic_input_shapes is not None and dynamic:
-            given = list(dynamic_input_shapes)[i]
-            dyn[name] = tuple(d is None for d in given)
-        else:
-            dyn[name] = tuple(bool(dynamic) and k == 0 for k in range(rank))
-    return _Inputs(names, shapes, {k: np.dtype(v).name for k, v in dtypes.items()}, dyn)
+    dtypes = {name: np.dtype(dtypes.get(name, np.float32)).name for name in names}
+    return _Inputs(names, shapes, dtypes, _dynamic_dims(names, shapes, dynamic,
+                                                        dynamic_input_shapes))
+
+
+def _dynamic_dims(names, shapes, dynamic, dynamic_input_shapes) -> dict:
+    """Per input, which dims are symbolic: the None dims of dynamic_input_shapes, else the
+    batch axis (MXNet's default for dynamic=True)."""
+    if not dynamic:
+        return {name: (False,) * len(shapes[name]) for name in names}
+    if dynamic_input_shapes is None:
+        return {name: tuple(k == 0 for k in range(len(shapes[name]))) for name in names}
+    given = list(dynamic_input_shapes)
+    if len(given) != len(names):
+        raise OnnxError(f"export_model: dynamic_input_shapes has {len(given)} entries for the "
+                        f"{len(names)} inputs {names}")
+    out = {}
+    for name, dims in zip(names, given):
+        if len(dims) != len(shapes[name]) or any(
+                d is not None and d != s for d, s in zip(dims, shapes[name])):
+            raise OnnxError(f"export_model: dynamic_input_shapes gives '{name}' "
+                            f"{tuple(dims)}, which does not fit in_shapes {shapes[name]}")
+        out[name] = tuple(d is None for d in dims)
+    return out
 
 
 def _named(names, given, what, nodes, shape=True) -> dict:
@@ -238,8 +253,9 @@ def build_model(sym, params, in_shapes=None, in_types=np.float32, dynamic=False,
     shapes = _infer(heads, inputs, params, False)
     alt = _infer(heads, inputs, params, True) if any(
         any(flags) for flags in inputs.dynamic.values()) else shapes
-    known_types = {**inputs.dtypes, **{k: v.dtype.name for k, v in params.items()}}
-    dtypes = infer_dtypes(heads, known_types, default=np.dtype(np.float32).name)
+    # the inputs' dtypes decide (params follow them, as binding casts them in MXNet), so
+    # float64 arrays made with numpy still export a float32 model
+    dtypes = infer_dtypes(heads, dict(inputs.dtypes), default=np.dtype(np.float32).name)
     return _emit(onnx, symbol, nodes, inputs, params, shapes, alt, dtypes, opset)
 
 

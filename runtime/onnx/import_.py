@@ -31,6 +31,7 @@ class ImportContext:
         self.onnx = onnx
         self.symbols: dict[str, object] = {}
         self.consts: dict[str, np.ndarray] = {}
+        self._names: set[str] = set()
         self.shape_of: dict[str, object] = {}
         self.kind: dict[str, str] = {}
         self.topk_of: dict[str, tuple] = {}  # TopK indices -> (data, k, axis, ascend)
@@ -38,12 +39,14 @@ class ImportContext:
         self.params: dict[str, np.ndarray] = {}
         self.ranks: dict[str, int] = {}
         self.dims: dict[str, tuple] = {}
+        self.dtypes: dict[str, np.dtype] = {}
         self.node = None
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                           13)
-        self._names: set[str] = set()
         for init in model.graph.initializer:
             self.consts[init.name] = onnx.numpy_helper.to_array(init)
+        self._names.update(self.consts)  # node names never shadow a variable's
+        self._names.update(info.name for info in model.graph.input)
         self._read_value_info(model)
 
     def _read_value_info(self, model):
@@ -60,6 +63,9 @@ class ImportContext:
                          for d in tensor.shape.dim)
             self.ranks[info.name] = len(dims)
             self.dims[info.name] = dims
+            if tensor.elem_type:
+                self.dtypes[info.name] = np.dtype(
+                    self.onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type))
 
     # ---- reading inputs ------------------------------------------------------------------
     def has(self, name: str) -> bool:

@@ -15,11 +15,14 @@ from .table import importer
 INT_BIG = 2 ** 62
 
 
-def _scalar(ic, name):
-    """The Python float of a one-element constant, else None."""
-    if ic.is_const(name) and ic.consts[name].size == 1:
-        return float(ic.consts[name].reshape(()))
-    return None
+def _scalar(ic, name, other=None):
+    """The Python float of a one-element constant (that does not raise the rank of
+    ``other`` by broadcasting), else None."""
+    if not (ic.is_const(name) and ic.consts[name].size == 1):
+        return None
+    if other is not None and ic.consts[name].ndim > ic.ranks.get(other, 0):
+        return None
+    return float(ic.consts[name].reshape(()))
 
 
 def _ints(values):
@@ -113,10 +116,10 @@ COMPARISONS = ("Equal", "Greater", "GreaterOrEqual", "Less", "LessOrEqual")
 
 def _binary(ic, node, a_name, b_name, ops):
     tensor_op, scalar_op, reversed_op = ops
-    b = _scalar(ic, b_name)
+    b = _scalar(ic, b_name, a_name)
     if b is not None:
         return ic.op(scalar_op, ic.sym(a_name), scalar=b)
-    a = _scalar(ic, a_name)
+    a = _scalar(ic, a_name, b_name)
     if a is not None:
         return ic.op(reversed_op, ic.sym(b_name), scalar=a)
     return ic.op(tensor_op, ic.sym(a_name), ic.sym(b_name))
@@ -163,6 +166,8 @@ def cast(ic, node, attrs):
         ic.kind[node.output[0]] = "bool" if target.kind == "b" else "index"
         return [ic.sym(src)]
     if ic.kind.get(src) in ("bool", "index") and target == np.float32:
+        return [ic.sym(src)]
+    if ic.dtypes.get(src) == target and not ic.is_const(src):
         return [ic.sym(src)]
     if ic.is_const(src):
         ic.consts[node.output[0]] = ic.consts[src].astype(target)
@@ -479,7 +484,7 @@ def slice_(ic, node, attrs):
         begin, end, step = [None] * rank, [None] * rank, [1] * rank
         for a, b, e, s in zip(axes, starts, ends, steps):
             a = a + rank if a < 0 else a
-            begin[a], step[a] = b, s
+            begin[a], step[a] = (None if abs(b) >= INT_BIG else b), s
             end[a] = None if abs(e) >= INT_BIG else e
         return [ic.op("slice", ic.sym(node.input[0]), begin=tuple(begin), end=tuple(end),
                       step=tuple(step))]

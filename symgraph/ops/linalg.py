@@ -72,11 +72,17 @@ class BatchDot(OpDef):
             a, b_buf = inputs
             out = outputs[0]
             bi, i, j, t = L.Var("b"), L.Var("i"), L.Var("j"), L.Var("t")
-            acc = L.Var("acc", out.dtype)
             value = L.Load(a, a_index(bi, i, t)) * L.Load(b_buf, b_index(bi, t, j))
-            store = L.Store(out, (bi * m + i) * n + j, acc)
-            body = L.For(bi, batch, L.For(i, m, L.For(j, n, L.Reduce(acc, "sum", t, k, value,
-                                                                     store))))
+            dst = (bi * m + i) * n + j
+            if not p.transpose_b:  # rows of rhs are contiguous: accumulate along j (vectors)
+                zero = L.Var("z")
+                fill = L.For(zero, out.size, L.Store(out, zero, L.Const(0.0, out.dtype)))
+                add = L.Store(out, dst, L.Load(out, dst) + value)
+                body = L.For(bi, batch, L.For(i, m, L.For(t, k, L.For(j, n, add))))
+                return L.make_kernel([a, b_buf, out], L.block(fill, body))
+            acc = L.Var("acc", out.dtype)  # rhs^T: the contraction is contiguous, reduce it
+            reduce = L.Reduce(acc, "sum", t, k, value, L.Store(out, dst, acc))
+            body = L.For(bi, batch, L.For(i, m, L.For(j, n, reduce)))
             return L.make_kernel([a, b_buf, out], body)
 
         ctx.kernel(build)

@@ -6,7 +6,12 @@ from codegen.program import KernelCall, Program, compile_program
 
 
 def run_kernel(kernel, arrays, name="t"):
-    """``arrays`` map param name -> numpy array (outputs included); returns outputs dict."""
+    """``arrays`` map param name -> numpy array (outputs included); returns outputs dict.
+    ``scratch*`` parameters (a matmul's pack panel) get NaN-filled working memory."""
+    arrays = dict(arrays)
+    for p in kernel.params:
+        if p.name.startswith("scratch") and p.name not in arrays:
+            arrays[p.name] = np.full(p.size, np.nan, dtype=p.dtype)
     offsets, size = [], 0
     for p in kernel.params:
         size = (size + 63) // 64 * 64

@@ -85,18 +85,38 @@ def test_packed_b_with_bias_accumulate_and_extras(M, N, K, dtype):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_packed_b_is_repacked_on_every_call(dtype):
-    """The panel is one global: a second call on another B must not reuse stale data."""
+    """Two calls share one scratch panel: the second must not reuse the first's B."""
     M, N, K = 5, 20, 18
     k = matmul_kernel(M, N, K, False, True, dtype)
+    assert k.params[-1].name == "scratch_pack" and k.pack >= K * N
     cases = [_case(M, N, K, False, True, dtype, seed=s) for s in (1, 2)]
     parts = [x for a, b, _ in cases for x in (a, b, np.zeros((M, N), dtype))]
+    parts.append(np.full(k.pack, np.nan, dtype))
     offsets = np.cumsum([0] + [x.nbytes for x in parts])
     arena = np.concatenate([x.ravel() for x in parts]).view(np.uint8)
-    calls = [KernelCall(k, tuple(int(o) for o in offsets[3 * i:3 * i + 3])) for i in (0, 1)]
+    calls = [KernelCall(k, tuple(int(o) for o in offsets[3 * i:3 * i + 3])
+                        + (int(offsets[6]),)) for i in (0, 1)]
     compile_program(Program((k,), arena.nbytes, {"run": calls})).run_array("run", arena)
     for i, (_, _, want) in enumerate(cases):
         got = arena[offsets[3 * i + 2]:offsets[3 * i + 3]].view(dtype).reshape(M, N)
         np.testing.assert_allclose(got, want, rtol=_tol(dtype, K), atol=_tol(dtype, K))
+
+
+def test_generated_code_has_no_mutable_globals():
+    """Executors of one graph share one library and may run in two threads: every
+    buffer the code writes must come from its caller (the pack panel is a parameter)."""
+    from llvmlite import ir
+
+    from codegen.program import build_module
+
+    kernels = [matmul_kernel(32, 26, 64, False, True), matmul_kernel(13, 37, 21, False, True),
+               matmul_kernel(9, 8, 7, True, False, a_sums="write")]
+    for k in kernels:
+        size = sum(p.size * 8 for p in k.params) + 64 * len(k.params)
+        offsets = tuple(64 * i * (size // 64 // len(k.params)) for i in range(len(k.params)))
+        module = build_module(Program((k,), size, {"run": [KernelCall(k, offsets)]}), "g")
+        assert not [g for g in module.global_values
+                    if isinstance(g, ir.GlobalVariable) and not g.global_constant], k.dump()
 
 
 def test_names_are_content_hashes():
@@ -126,14 +146,17 @@ def test_a_sums_are_row_sums_of_op_a(M, N, K, ta, dtype):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_a_sums_add_with_bias_accumulate_epilogue_and_packed_b(ta, dtype):
     """"add" accumulates into asum; bias, accumulate, extras and the epilogue only
-    concern C, and asum comes last so the other buffers keep their positions."""
+    concern C, and asum follows c so the other buffers keep their positions (only the
+    working memory of the pack panel comes after it)."""
     M, N, K = 37, 21, 29
     a, b, mm = _case(M, N, K, ta, True, dtype, seed=3)
     y = np.random.default_rng(6).standard_normal((M, N)).astype(dtype)
     bias, c0, s0 = np.arange(N, dtype=dtype), np.ones((M, N), dtype), np.arange(M, dtype=dtype)
     k = matmul_kernel(M, N, K, ta, True, dtype, bias="col", accumulate=True, n_extra=1,
                       epilogue=lambda m, acc, yy: m.select(yy > 0, acc, 0), a_sums="add")
-    assert [p.name for p in k.params] == ["a", "b", "bias", "e0", "c", "asum"]
+    names = [p.name for p in k.params]
+    assert names[:6] == ["a", "b", "bias", "e0", "c", "asum"] and names[6:] in (
+        [], ["scratch_pack"])
     got = run_kernel(k, {"a": a, "b": b, "bias": bias, "e0": y, "c": c0, "asum": s0.copy()})
     tol = _tol(dtype, K)
     np.testing.assert_allclose(got["c"], np.where(y > 0, mm + bias + c0, 0), rtol=tol, atol=tol)

@@ -157,3 +157,50 @@ def test_dump_dir_gets_all_stages(tmp_path, monkeypatch):
     compile_program(_program(), "dumped")
     names = sorted(p.name.split(".", 1)[1] for p in (tmp_path / "dump").iterdir())
     assert names == ["ll", "loopir.txt", "opt.ll", "s"]
+
+
+# ---- external buffers (the pointer table) ---------------------------------------------------
+def _external_program():
+    """x and y live outside the arena (table entries 0, 1); s is arena bytes."""
+    from codegen.program import Ext, ExternalBuffer
+
+    double = elementwise_kernel((N,), [(X, (N,))], lambda x: x * 2, [Y])
+    total = reduce_kernel((N,), [0], "sum", X, S)
+    externals = (ExternalBuffer("arg:x", "float32", N), ExternalBuffer("grad:x", "float32", N))
+    phases = {"run": [KernelCall(double, (Ext(0), Ext(1))), KernelCall(total, (Ext(1), 0))]}
+    return Program((double, total), 64, phases, externals)
+
+
+def test_phase_reads_and_writes_external_arrays():
+    cp = compile_program(_external_program(), "ext")
+    x = np.linspace(-1, 1, N, dtype=np.float32)
+    y = np.full(N, np.nan, np.float32)
+    arena = np.zeros(64, np.uint8)
+    cp.run_array("run", arena, [x, y])
+    np.testing.assert_allclose(y, 2 * x)  # written in the caller's array
+    assert np.isclose(arena[:4].view(np.float32)[0], (2 * x).sum(), atol=1e-5)
+    x[:] = 1.0  # no copy: the next run sees it
+    cp.run_array("run", arena, [x, y])
+    np.testing.assert_allclose(y, 2.0)
+    with pytest.raises(CompileError, match="external grad:x"):
+        cp.run_array("run", arena, [x, np.zeros(N, np.float64)])
+    with pytest.raises(CompileError, match="null pointer table"):
+        cp.run("run", arena.ctypes.data)
+
+
+def test_external_entries_are_validated_and_keyed():
+    from codegen.program import Ext, ExternalBuffer, validate
+
+    program = _external_program()
+    bad = Program(program.kernels, 64, {"run": [KernelCall(program.kernels[0],
+                                                           (Ext(0), Ext(2)))]},
+                  program.externals)
+    with pytest.raises(CompileError, match="table entry 2 of 2"):
+        validate(bad)
+    small = Program(program.kernels, 64, program.phases,
+                    (program.externals[0], ExternalBuffer("grad:x", "float32", N - 1)))
+    with pytest.raises(CompileError, match="does not fit"):
+        validate(small)
+    swapped = Program(program.kernels, 64, program.phases, program.externals[::-1])
+    assert describe(swapped) != describe(program)  # the table layout is part of the key
+    assert "ext0" in describe(program)

@@ -210,7 +210,13 @@ def test_backward_after_inference_forward():
 def test_arena_covers_predict_and_training_plans():
     net = mlp((6, 4))
     exe = net.simple_bind(sg.cpu(), data=(3, 5))
+    program = exe.compiled.program.program
+    pairs = [(p, off) for calls in program.phases.values() for call in calls
+             for p, off in zip(call.kernel.params, call.args)]
     reach = max(off + p.size * np.dtype(p.dtype).itemsize
-                for calls in exe.compiled.program.program.phases.values() for call in calls
-                for p, off in zip(call.kernel.params, call.args))
+                for p, off in pairs if isinstance(off, int))
     assert exe._arena.nbytes >= reach  # every phase's buffers, predict's plan included
+    external = [(p, off) for p, off in pairs if not isinstance(off, int)]
+    assert external  # arguments and gradients are table entries, not arena bytes
+    for p, off in external:
+        assert p.size <= exe._ext_arrays[off.index].size

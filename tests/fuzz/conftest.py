@@ -10,17 +10,17 @@ with ``SYMGRAPH_FUZZ_REPORT=path``, written there as JSON for the closing table.
 import json
 import os
 import sys
-from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from mutations import TALLY  # noqa: E402  (a unique module name: every folder has a conftest)
 
 import symgraph as sg  # noqa: E402
-
-TALLY: dict = defaultdict(Counter)
 
 
 def _letter_net():

@@ -12,10 +12,13 @@ from __future__ import annotations
 import json
 import os
 import struct
+from collections import Counter, defaultdict
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
+#: loader -> Counter(tried, rejected, loaded, escaped), printed by conftest at the end.
+TALLY: dict = defaultdict(Counter)
 EXAMPLES = int(os.environ.get("SYMGRAPH_FUZZ_EXAMPLES", "2000"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 suppress_health_check=list(HealthCheck))

@@ -11,10 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TALLY
 from hypothesis import given
 from hypothesis import strategies as st
-from mutations import FUZZ, any_file, apply_binary, apply_json, binary_mutations, json_mutations
+from mutations import (
+    FUZZ,
+    TALLY,
+    any_file,
+    apply_binary,
+    apply_json,
+    binary_mutations,
+    json_mutations,
+)
 
 import symgraph as sg
 from runtime import checkpoint, ndarray_io

@@ -172,3 +172,56 @@ def test_unread_inference_outputs_do_not_pile_up():
     kept = net(x)
     net(x)  # the held result of the previous call is computed, not re-traced later
     assert kept._data is not None and len(state.STATE.trace.nodes) == 1
+
+
+def test_attribute_keys_keep_python_types_apart():
+    from runtime.ndarray.trace import attr_key
+
+    assert attr_key({"a": 1}) == (("a", "1"),) and attr_key({"a": True}) == (("a", "True"),)
+    assert attr_key({"k": [1, 2], "n": None}) == (("k", "(1, 2)"),)
+
+
+def test_backward_from_several_heads_sums_their_gradients():
+    x = nd.array([1.0, 2.0])
+    x.attach_grad()
+    with autograd.record():
+        a = (x * x).sum()
+        b = x * 3
+    autograd.backward([a, b], [None, nd.array([1.0, 2.0])])
+    np.testing.assert_allclose(x.grad.asnumpy(), 2 * np.array([1, 2]) + 3 * np.array([1, 2]))
+    assert a.asscalar() == 5 and b.asnumpy().tolist() == [3, 6]
+
+
+def test_backward_with_nothing_to_differentiate_is_a_clear_error():
+    x = nd.array([1.0, 2.0])
+    for train in (True, False):
+        with autograd.record(train_mode=train):
+            y = (x * x).sum()
+        with pytest.raises(Exception, match="attach_grad"):
+            y.backward()
+
+
+def test_record_in_predict_mode_differentiates_with_dropout_off():
+    from symgraph.gluon import nn
+
+    x = nd.array([1.0, 2.0])
+    x.attach_grad()
+    with autograd.record(train_mode=False):
+        z = (nn.Dropout(0.5)(x) * x).sum()
+    z.backward()
+    np.testing.assert_allclose(x.grad.asnumpy(), [2, 4])
+
+
+def test_astype_inside_record_keeps_or_refuses_to_cut_the_graph():
+    x = nd.array([1.0, 2.0])
+    x.attach_grad()
+    with autograd.record():
+        y = (x * x).astype("float32")  # same dtype: an identity node, gradient flows
+        z = y.sum()
+    z.backward()
+    np.testing.assert_allclose(x.grad.asnumpy(), [2, 4])
+    with autograd.record():
+        with pytest.raises(Exception, match="cut its gradient"):
+            (x * x).astype("float64")
+        labels = nd.array([1, 0]).astype("int32")  # leaves without gradients: fine
+    assert labels.dtype == np.int32

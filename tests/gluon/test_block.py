@@ -135,3 +135,51 @@ def test_multi_device_parameters_are_copies():
     np.testing.assert_array_equal(a, b)
     with pytest.raises(RuntimeError, match="not initialized on context"):
         net.weight.data(sg.cpu(2))
+
+
+def test_forward_hooks_and_constants():
+    seen = []
+    net = nn.Dense(2, in_units=3)
+    net.initialize()
+    handle = net.register_forward_hook(lambda blk, inputs, out: seen.append(out.shape))
+    pre = net.register_forward_pre_hook(lambda blk, inputs: seen.append(inputs[0].shape))
+    net(nd.ones((4, 3)))
+    assert seen == [(4, 3), (4, 2)]
+    handle.detach()
+    pre.detach()
+    net(nd.ones((4, 3)))
+    assert len(seen) == 2
+
+    class Scaled(gluon.Block):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.scale = self.params.get_constant("scale", [[2.0, 3.0]])
+
+        def forward(self, x):
+            return x * self.scale.data()
+
+    block = Scaled()
+    block.initialize()
+    assert block.scale.grad_req == "null"
+    np.testing.assert_array_equal(block(nd.ones((1, 2))).asnumpy(), [[2, 3]])
+
+
+def test_summary_counts_parameters_after_deferred_shapes_and_cast():
+    net = nn.Sequential()
+    net.add(nn.Dense(4, in_units=3), nn.Dense(2))
+    net.initialize()
+    assert net.summary(nd.ones((2, 3))) == 3 * 4 + 4 + 4 * 2 + 2
+    net.cast("float64")
+    assert net[0].weight.data().dtype == np.float64
+    assert net(nd.ones((2, 3), dtype="float64")).dtype == np.float64
+
+
+def test_np_random_seed_makes_initialization_reproducible():
+    weights = []
+    for _ in range(2):
+        sg.np.random.seed(42)
+        net = nn.Dense(3, in_units=4)
+        net.initialize(sg.init.Xavier(magnitude=2.24))
+        weights.append(net.weight.data().asnumpy())
+    np.testing.assert_array_equal(*weights)
+    assert sg.test_utils.list_gpus() == []

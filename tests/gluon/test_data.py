@@ -77,3 +77,36 @@ def test_vision_mnist_reads_the_shared_data():
     fashion = gluon.data.vision.FashionMNIST(train=False)
     assert len(fashion) == 10000
     assert np.bincount(fashion._label).tolist() == [1000] * 10
+
+
+def test_resize_crop_and_flip_transforms():
+    image = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    same = transforms.Resize((6, 4))(nd.array(image, dtype="uint8")).asnumpy()
+    np.testing.assert_array_equal(same, image)  # identity size: unchanged
+    half = transforms.Resize((3, 2))(nd.array(image, dtype="uint8")).asnumpy()
+    assert half.shape == (2, 3, 3) and half.dtype == np.uint8
+    # a 2x downscale with half-pixel centers averages each 2x2 block
+    expect = image.reshape(2, 2, 3, 2, 3).astype(float).mean(axis=(1, 3))
+    np.testing.assert_allclose(half, np.rint(expect), atol=1)
+    assert transforms.CenterCrop(2)(nd.array(image)).shape == (2, 2, 3)
+    assert transforms.RandomCrop(4, pad=2)(nd.array(image)).shape == (4, 4, 3)
+    assert transforms.RandomResizedCrop(5)(nd.array(image, dtype="uint8")).shape == (5, 5, 3)
+    flips = {tuple(transforms.RandomFlipLeftRight()(nd.array(image)).asnumpy()[0, 0])
+             for _ in range(20)}
+    assert flips == {tuple(image[0, 0]), tuple(image[0, -1])}
+
+
+def test_metrics_take_ndarrays_and_lists_of_them():
+    metric = gluon.metric.Accuracy()
+    metric.update(nd.array([0, 2]), nd.array([[0.9, 0.1, 0.0], [0.2, 0.3, 0.5]]))
+    metric.update([nd.array([1])], [nd.array([[0.9, 0.1, 0.0]])])
+    assert metric.get() == ("accuracy", 2 / 3)
+
+
+def test_workers_keep_sample_order_on_the_per_sample_path():
+    dataset = _dataset(30).transform_first(lambda x: x.astype("float32") * 2)
+    plain = [d.asnumpy() for d, _ in DataLoader(dataset, batch_size=12)]
+    threaded = [d.asnumpy() for d, _ in DataLoader(dataset, batch_size=12, num_workers=4)]
+    assert len(plain) == len(threaded) == 3
+    for a, b in zip(plain, threaded):
+        np.testing.assert_array_equal(a, b)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import symgraph as sg
-from symgraph import gluon, nd
+from symgraph import autograd, gluon, nd
 from symgraph.gluon import nn
 
 
@@ -42,3 +42,41 @@ def test_export_loads_in_module_and_symbol_block(tmp_path):
     block = gluon.SymbolBlock.imports(f"{prefix}-symbol.json", ["data"],
                                       f"{prefix}-0003.params")
     np.testing.assert_allclose(block(nd.array(x)).asnumpy(), expect, rtol=1e-5, atol=1e-6)
+
+
+def test_hybridized_calls_replay_the_cached_segment():
+    from runtime.ndarray import state
+
+    net = _net()
+    net.hybridize()
+    x = nd.array(np.random.default_rng(1).standard_normal((2, 1, 8, 8)))
+    first = net(x).asnumpy()  # traced, and cached as a segment
+    plain = _net()  # the same network, not hybridized, with the same weights
+    plain(x)
+    for a, b in zip(net.collect_params().values(), plain.collect_params().values()):
+        b.set_data(a.data().asnumpy())
+    assert len(net._segments) == 1
+    calls = []
+    original = type(net[0]).forward
+    type(net[0]).forward = lambda self, *a: calls.append(1) or original(self, *a)
+    try:
+        again = net(x)
+        assert calls == []  # replayed: no Python forward of the layers
+        assert len(state.STATE.trace.nodes) == len(list(net._segments.values())[0].nodes)
+        np.testing.assert_array_equal(again.asnumpy(), first)
+        np.testing.assert_array_equal(plain(x).asnumpy(), first)
+        with autograd.record():  # another signature (recording): traced once more
+            loss = net(x).sum()
+        loss.backward()
+        assert len(net._segments) == 2 and calls
+        weight = net[0].weight
+        assert np.abs(weight.grad().asnumpy()).sum() > 0
+        grad = weight.grad().asnumpy().copy()
+        calls.clear()
+        with autograd.record():
+            loss = net(x).sum()
+        loss.backward()
+        assert calls == []
+        np.testing.assert_allclose(weight.grad().asnumpy(), grad, rtol=1e-6)
+    finally:
+        type(net[0]).forward = original

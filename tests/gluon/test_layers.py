@@ -110,3 +110,14 @@ def test_conv_net_gradient_against_finite_differences():
             weight.set_data(w)
             numeric[index] += sign * float((net(x) * net(x)).sum().asscalar()) / (2 * eps)
         assert analytic[index] == pytest.approx(numeric[index], rel=2e-2, abs=2e-3)
+
+
+def test_prelu_learns_its_slope():
+    layer = nn.PReLU()
+    layer.initialize()
+    x = nd.array([[-2.0, 3.0]])
+    np.testing.assert_allclose(layer(x).asnumpy(), [[-0.5, 3.0]])
+    with autograd.record():
+        y = layer(x).sum()
+    y.backward()
+    assert layer.alpha.grad().asnumpy().tolist() == [-2.0]  # d/dalpha of -alpha*relu(2)

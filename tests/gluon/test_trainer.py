@@ -97,3 +97,69 @@ def test_save_and_load_states(tmp_path):
     trainer.load_states(path)
     np.testing.assert_array_equal(np.array(trainer._updater.states[0]), momentum)
     assert np.abs(momentum).max() > 0
+
+
+def test_ignore_stale_grad_skips_only_the_stale_parameters():
+    used, unused = nn.Dense(2, in_units=3), nn.Dense(2, in_units=3)
+    params = used.collect_params()
+    params.update(unused.collect_params())
+    params.initialize(sg.init.Xavier())
+    trainer = gluon.Trainer(params, "sgd", {"learning_rate": 0.1, "momentum": 0.5})
+    x = np.ones((2, 3), np.float32)
+    w0, u0 = used.weight.data().asnumpy(), unused.weight.data().asnumpy()
+    with autograd.record():
+        loss = used(nd.array(x)).sum(axis=1)
+    loss.backward()
+    with pytest.raises(UserWarning):
+        trainer.step(2)
+    trainer.step(2, ignore_stale_grad=True)
+    np.testing.assert_array_equal(unused.weight.data().asnumpy(), u0)
+    np.testing.assert_allclose(used.weight.data().asnumpy(), w0 - 0.1 * (2 * x[:1]) / 2 *
+                               np.ones((2, 1)), rtol=1e-5)
+
+
+def test_updates_follow_buffers_replaced_by_cast():
+    net, trainer = _setup()
+    x = nd.ones((2, 3))
+
+    def step(dtype):
+        with autograd.record():
+            loss = net(x.astype(dtype)).sum()
+        loss.backward()
+        trainer.step(2)
+
+    step("float32")
+    net.cast("float64")
+    before = net.weight.data().asnumpy().copy()
+    step("float64")
+    assert net.weight.data().dtype == np.float64
+    assert not np.array_equal(net.weight.data().asnumpy(), before)  # the new buffer moved
+
+
+def test_memory_stays_flat_over_many_steps():
+    import gc
+    import tracemalloc
+
+    net, trainer = _setup()
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    x, y = nd.array(np.ones((4, 3))), nd.array([0, 1, 0, 1])
+
+    def steps(n):
+        for _ in range(n):
+            with autograd.record():
+                loss = loss_fn(net(x), y)
+            loss.backward()
+            trainer.step(4)
+            loss.mean().asscalar()
+
+    steps(100)
+    gc.collect()
+    tracemalloc.start()
+    steps(100)
+    gc.collect()
+    first = tracemalloc.get_traced_memory()[0]
+    steps(500)
+    gc.collect()
+    grown = tracemalloc.get_traced_memory()[0] - first
+    tracemalloc.stop()
+    assert grown < 32 * 1024, f"memory grew by {grown} bytes over 500 steps"

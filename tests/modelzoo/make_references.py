@@ -9,8 +9,9 @@ Every case is ``vision.get_model(name, classes=CLASSES)`` from MXNet's Gluon mod
 while ``nn.Conv2D``/``nn.Dense``/``nn.BatchNorm`` divide every width by a per-model divisor
 (the model-zoo code itself is untouched: the same blocks, strides, pools and concatenations,
 only narrower, so the files stay a few hundred KB), on the smallest square input the
-architecture accepts.  The parameters come from a fixed seed; BatchNorm's gamma, beta and
-moving statistics are drawn at random too, so inference is not an identity.
+architecture accepts.  The parameters come from a fixed seed; BatchNorm's gamma and beta are
+drawn at random too, and its moving statistics are then calibrated by training-mode
+forwards on other random batches, so inference is not an identity and no ReLU is dead.
 
 Per case, ``data/<name>/`` holds ``model-symbol.json`` and ``model-0000.params`` as
 ``export()`` writes them, and ``reference.nd`` (MXNet's ``nd.save`` format):
@@ -22,9 +23,11 @@ Per case, ``data/<name>/`` holds ``model-symbol.json`` and ``model-0000.params``
   of at most SMALL_INPUT values: the three models whose fixed final pools need 200+ pixel
   inputs would double their files);
 * ``train_out`` and ``train_grad``: the same under ``autograd.record(train_mode=True)``
-  (batch statistics), with every Dropout's rate set to 0, because MXNet's random masks
-  cannot be reproduced (the test zeroes ``p`` in the symbol file the same way);
-* ``aux_after:<name>``: every BatchNorm moving statistic after that one training forward.
+  (batch statistics), with every Dropout's rate set to 0 (for ``infer_grad`` too),
+  because MXNet's random masks cannot be reproduced (the test zeroes ``p`` in the symbol
+  file the same way);
+* ``aux_after:<name>``: every BatchNorm moving statistic after that one training step
+  (forward and backward: MXNet's CPU BatchNorm updates them in backward).
 """
 
 from __future__ import annotations
@@ -131,6 +134,17 @@ def randomize_batchnorm(net, rng):
             param.set_data(mx.nd.array((0.2 * rng.standard_normal(shape)).astype(np.float32)))
 
 
+def calibrate(net, batch, rng, steps=150):
+    """Move the moving statistics close to real batch statistics (as after training), so
+    that inference neither saturates nor kills a narrow ReLU network: training-mode
+    steps on other random batches (momentum 0.9: 0.9**150 of the start remains).  MXNet's
+    CPU BatchNorm updates them in backward, hence the backward."""
+    for _ in range(steps):
+        with autograd.record(train_mode=True):
+            out = net(mx.nd.array(rng.standard_normal(batch.shape).astype(np.float32)))
+        out.backward()
+
+
 def run(net, data, head, train: bool):
     x = data.copy()
     x.attach_grad()
@@ -148,6 +162,7 @@ def make_case(name: str) -> dict:
     rng = np.random.default_rng(7)
     randomize_batchnorm(net, rng)
     data_np = rng.standard_normal((batch, channels, side, side)).astype(np.float16)
+    calibrate(net, data_np, rng)
     data = mx.nd.array(data_np.astype(np.float32))
     net.hybridize(static_alloc=False)
     out = net(data)
@@ -155,10 +170,11 @@ def make_case(name: str) -> dict:
     folder = os.path.join(HERE, "data", name)
     os.makedirs(folder, exist_ok=True)
     net.export(os.path.join(folder, "model"), epoch=0)
-    infer_out, infer_grad = run(net, data, head, train=False)
-    for block in _dropouts(net):
+    with autograd.predict_mode():
+        infer_out = net(data).asnumpy()
+    for block in _blocks(net, gluon.nn.Dropout):
         block._rate = 0.0
-    net.hybridize(static_alloc=False)  # rebuild the cached graph without the dropout masks
+    infer_grad = _inference_gradient(net, data, head, infer_out)
     train_out, train_grad = run(net, data, head, train=True)
     arrays = {"data": mx.nd.array(data_np, dtype="float16"), "head": head,
               "infer_out": mx.nd.array(infer_out),
@@ -174,11 +190,28 @@ def make_case(name: str) -> dict:
             "ops": sorted({n["op"] for n in _nodes(folder)})}
 
 
-def _dropouts(block):
-    if isinstance(block, gluon.nn.Dropout):
+def _inference_gradient(net, data, head, infer_out):
+    """The input gradient of the inference function.  MXNet's BatchNorm backward after an
+    inference-mode forward reads batch statistics that forward never wrote (it returns
+    1e-10 to 1e20 or NaN), so it is taken in training mode with ``use_global_stats``:
+    the same function (checked against ``infer_out``) with a correct backward."""
+    norms = list(_blocks(net, gluon.nn.BatchNorm))
+    for block in norms:
+        block._kwargs["use_global_stats"] = True
+    net.hybridize(static_alloc=False)  # rebuild the cached graph with the new attributes
+    out, grad = run(net, data, head, train=True)
+    np.testing.assert_allclose(out, infer_out, rtol=1e-5, atol=1e-5 * np.abs(out).max())
+    for block in norms:
+        block._kwargs["use_global_stats"] = False
+    net.hybridize(static_alloc=False)
+    return grad
+
+
+def _blocks(block, kind):
+    if isinstance(block, kind):
         yield block
     for child in block._children.values():
-        yield from _dropouts(child)
+        yield from _blocks(child, kind)
 
 
 def _nodes(folder):

@@ -366,3 +366,20 @@ def test_pad_5d_matches_numpy(mode):
     pairs = [(width[2 * k], width[2 * k + 1]) for k in range(5)]
     kwargs = {"constant_values": -2.0} if mode == "constant" else {}
     np.testing.assert_array_equal(outs[0], np.pad(x, pairs, mode=mode, **kwargs))
+
+
+@pytest.mark.jit
+def test_module_initializes_an_upsampling_weight_as_bilinear():
+    """The auto-created weight carries __init__ = bilinear (MXNet's compose rule), so any
+    global initializer leaves it a bilinear kernel."""
+    from runtime.initializer import Bilinear
+
+    net = S.UpSampling(S.Variable("data"), scale=2, sample_type="bilinear", num_filter=3,
+                       name="up")
+    assert net.attr_dict()["up_weight"]["__init__"] == '["bilinear", {}]'
+    mod = sg.mod.Module(net, data_names=["data"], label_names=[])
+    mod.bind(data_shapes=[("data", (1, 3, 4, 4))], for_training=False)
+    mod.init_params(initializer=sg.init.Xavier())
+    expected = np.zeros((3, 1, 4, 4), dtype=np.float32)
+    Bilinear()._init_weight("up_weight", expected)
+    np.testing.assert_allclose(mod.get_params()[0]["up_weight"], expected)

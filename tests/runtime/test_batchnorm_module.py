@@ -56,12 +56,19 @@ def test_conv_bn_net_learns_fashion_mnist(trained):
 
 
 def test_moving_stats_follow_the_data(trained):
-    _, aux = trained.get_params()
+    aux = {k: v.asnumpy() for k, v in trained.get_params()[1].items()}
     assert sorted(aux) == ["bn1_moving_mean", "bn1_moving_var", "bn2_moving_mean",
                            "bn2_moving_var"]
-    # conv1 sees raw pixels: its outputs have a clear non-zero mean and spread
-    assert np.abs(aux["bn1_moving_mean"]).max() > 1e-2
-    assert not np.allclose(aux["bn1_moving_var"], 1.0)
+    # the moving statistics track what the trained conv1 produces on training images
+    # (momentum 0.9 averages roughly the last ten batches, so they agree loosely)
+    args, _ = trained.get_params()
+    conv = trained.symbol.get_internals()["conv1_output"]
+    x, _ = images("train", 1000)
+    out = evaluate(conv.outputs, {**args, "data": x})[0]
+    mean, var = out.mean(axis=(0, 2, 3)), out.var(axis=(0, 2, 3))
+    assert np.abs(mean).max() > 1e-2 and not np.allclose(var, 1.0, rtol=0.2)
+    assert (np.abs(aux["bn1_moving_mean"] - mean) < 0.35 * np.sqrt(var)).all()
+    assert ((aux["bn1_moving_var"] > var / 1.5) & (aux["bn1_moving_var"] < var * 1.5)).all()
     assert (aux["bn2_moving_var"] > 0).all()
 
 

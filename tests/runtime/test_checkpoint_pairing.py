@@ -17,7 +17,7 @@ from runtime import checkpoint, ndarray_io
 from runtime import module as module_impl
 from runtime.atomic import atomic_write, clean_stale_temps
 from runtime.datasets import load_letter_recognition
-from symgraph.errors import CheckpointMismatchError, SerializationError
+from symgraph.errors import CheckpointMismatchError, MissingFileError, SerializationError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -192,3 +192,11 @@ def test_states_of_another_net_name_the_file(tmp_path, letter):
     checkpoint.save_states(f"{tmp_path}/y.states", {99: None})
     with pytest.raises(SerializationError, match=r"y\.states.*index 99"):
         mod.load_optimizer_states(f"{tmp_path}/y.states")
+
+
+def test_missing_states_file_is_named(tmp_path, letter):
+    mod = _trained(letter)
+    prefix = str(tmp_path / "m")
+    mod.save_checkpoint(prefix, 1)
+    with pytest.raises(MissingFileError, match=r"no such optimizer states file: .*m-0001\.states"):
+        sg.mod.Module.load(prefix, 1, load_optimizer_states=True)

@@ -102,8 +102,9 @@ def test_set_params_transposed_weight_raises():
     arg, aux = mod.get_params()
     arg["fc1_weight"] = arg["fc1_weight"].T.copy()
     for allow_missing in (False, True):
-        with pytest.raises(sg.ShapeError, match=r"'fc1_weight' has shape \(16, 64\), the "
-                                                r"symbol needs \(64, 16\)"):
+        with pytest.raises(sg.ShapeError, match=r"set_params: parameter 'fc1_weight' has "
+                                                r"shape \(16, 64\), the symbol needs "
+                                                r"\(64, 16\)"):
             mod.set_params(arg, aux, allow_missing=allow_missing)
 
 

@@ -3,6 +3,8 @@ dimension (``simple_bind(data=(-4, 16))``, a ``__shape__`` of ``(-3, 5)``) is a 
 naming the input, never a buffer sized from it."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import symgraph as sg
 
@@ -52,3 +54,16 @@ def test_zero_in_shape_attribute_still_means_unknown():
     """MXNet writes ``__shape__="(0, 5)"`` for an unknown batch size."""
     x = S.Variable("x", shape=(0, 5))
     assert (x * 2).infer_shape(x=(3, 5))[1] == [(3, 5)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-3, 4), min_size=1, max_size=4))
+def test_any_given_shape_is_accepted_or_a_shape_error(dims):
+    x = S.Variable("x")
+    net = S.sum(S.exp(x) * 2, axis=0)
+    if min(dims) >= 1:
+        _, outs, _ = net.infer_shape(x=tuple(dims))
+        assert outs == [tuple(dims[1:]) or (1,)]  # MXNet: a full reduction is (1,)
+    else:
+        with pytest.raises(sg.ShapeError, match="input 'x'"):
+            net.infer_shape(x=tuple(dims))

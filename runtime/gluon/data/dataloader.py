@@ -87,6 +87,17 @@ class DataLoader:
             yield rest
         self._leftover = rest if self._last_batch == "rollover" else self._leftover[:0]
 
+    def _fetch(self, indices, pool):
+        """Samples in order; with workers, one contiguous chunk per worker (a handful of
+        tasks per batch, so threads cost next to nothing when transforms are cheap)."""
+        fetch = self._dataset.__getitem__
+        if pool is None or len(indices) < 2 * self._num_workers:
+            return [fetch(i) for i in indices]
+        step = -(-len(indices) // self._num_workers)
+        chunks = [indices[i:i + step] for i in range(0, len(indices), step)]
+        parts = pool.map(lambda chunk: [fetch(i) for i in chunk], chunks)
+        return [sample for part in parts for sample in part]
+
     def __iter__(self):
         batched = getattr(self._dataset, "_batched", None)
         pool = ThreadPoolExecutor(self._num_workers) if self._num_workers else None
@@ -97,10 +108,7 @@ class DataLoader:
                 if fast is not None:
                     yield tuple(NDArray(np.ascontiguousarray(f)) for f in fast)
                     continue
-                fetch = self._dataset.__getitem__
-                samples = list(pool.map(fetch, indices.tolist())) if pool else \
-                    [fetch(i) for i in indices.tolist()]
-                yield self._batchify(samples)
+                yield self._batchify(self._fetch(indices.tolist(), pool))
         finally:
             if pool is not None:
                 pool.shutdown(wait=False)

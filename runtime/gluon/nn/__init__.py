@@ -1,7 +1,7 @@
 """``sg.gluon.nn``: layers."""
 
 from ..block import Block, HybridBlock  # noqa: F401
-from .activations import ELU, GELU, SELU, Activation, LeakyReLU, Swish  # noqa: F401
+from .activations import ELU, GELU, SELU, Activation, LeakyReLU, PReLU, Swish  # noqa: F401
 from .basic import (  # noqa: F401
     Dense,
     Dropout,

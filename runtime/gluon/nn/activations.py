@@ -59,3 +59,21 @@ class Swish(HybridBlock):
 
     def hybrid_forward(self, F, x):
         return x * F.sigmoid(x * self._beta)
+
+
+class PReLU(HybridBlock):
+    """Leaky ReLU with a learned slope: ``relu(x) - alpha * relu(-x)`` (alpha shape (1,)
+    by default, broadcast over the input)."""
+
+    def __init__(self, alpha_initializer=None, in_channels=1, **kwargs):
+        super().__init__(**kwargs)
+        from runtime.initializer import Constant
+
+        with self.name_scope():
+            self.alpha = self.params.get("alpha", shape=(in_channels,),
+                                         init=alpha_initializer or Constant(0.25))
+
+    def hybrid_forward(self, F, x, alpha):
+        if alpha.shape[0] != 1:  # one slope per channel (axis 1)
+            alpha = alpha.reshape((1, alpha.shape[0]) + (1,) * (len(x.shape) - 2))
+        return F.relu(x) - F.broadcast_mul(alpha, F.relu(-x))

@@ -116,3 +116,64 @@ class RandomCrop:
         top = int(rng.integers(0, value.shape[0] - h + 1))
         left = int(rng.integers(0, value.shape[1] - w + 1))
         return NDArray(np.ascontiguousarray(value[top:top + h, left:left + w]))
+
+
+def _resize(value, size):
+    """Bilinear resize of an HWC image to (h, w) = size (half-pixel centers, as OpenCV)."""
+    h, w = size
+    src_h, src_w = value.shape[:2]
+    ys = np.clip((np.arange(h) + 0.5) * src_h / h - 0.5, 0, src_h - 1)
+    xs = np.clip((np.arange(w) + 0.5) * src_w / w - 0.5, 0, src_w - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, src_h - 1), np.minimum(x0 + 1, src_w - 1)
+    wy, wx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+    v = value.astype(np.float32)
+    top = v[y0][:, x0] * (1 - wx) + v[y0][:, x1] * wx
+    bottom = v[y1][:, x0] * (1 - wx) + v[y1][:, x1] * wx
+    out = top * (1 - wy) + bottom * wy
+    if value.dtype == np.uint8:
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out.astype(value.dtype)
+
+
+class Resize:
+    """Resize an HWC image to ``size`` ((w, h) or one int for both; ``keep_ratio`` scales
+    the shorter side to ``size``)."""
+
+    def __init__(self, size, keep_ratio=False, interpolation=1):
+        self._size, self._keep = size, keep_ratio
+
+    def __call__(self, x):
+        value = _np(x)
+        if isinstance(self._size, int):
+            if self._keep:
+                h, w = value.shape[:2]
+                scale = self._size / min(h, w)
+                target = (max(1, round(h * scale)), max(1, round(w * scale)))
+            else:
+                target = (self._size, self._size)
+        else:
+            target = (self._size[1], self._size[0])
+        return NDArray(_resize(value, target))
+
+
+class RandomResizedCrop:
+    """A random crop of ``scale`` area fraction and ``ratio`` aspect, resized to ``size``."""
+
+    def __init__(self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), interpolation=1):
+        self._size = (size, size) if isinstance(size, int) else tuple(size)
+        self._scale, self._ratio = scale, ratio
+
+    def __call__(self, x):
+        value = _np(x)
+        h, w = value.shape[:2]
+        rng = get_rng()
+        for _ in range(10):
+            area = h * w * rng.uniform(*self._scale)
+            aspect = np.exp(rng.uniform(np.log(self._ratio[0]), np.log(self._ratio[1])))
+            cw, ch = int(round(np.sqrt(area * aspect))), int(round(np.sqrt(area / aspect)))
+            if 0 < cw <= w and 0 < ch <= h:
+                top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+                value = value[top:top + ch, left:left + cw]
+                break
+        return NDArray(_resize(value, (self._size[1], self._size[0])))

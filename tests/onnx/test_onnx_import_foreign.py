@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import F32, assert_close, onnx, run_onnx
+from onnx_helpers import F32, assert_close, onnx, run_onnx
 
 from runtime.onnx import import_model
 from symgraph.ops.registry import has_op

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import F32, assert_close, export_and_run, reference
+from onnx_helpers import F32, assert_close, export_and_run, reference
 
 import symgraph as sg
 from runtime.onnx import import_model

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
-from helpers import F32, assert_close, export_and_run, reference
+from onnx_helpers import F32, assert_close, export_and_run, reference
 
 from runtime.onnx import import_model
 from symgraph import compose

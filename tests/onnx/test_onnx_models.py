@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import F32, assert_close, onnx, run_onnx
+from onnx_helpers import F32, assert_close, onnx, run_onnx
 
 import symgraph as sg
 from runtime.checkpoint import save_checkpoint

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import F32, assert_close, onnx, reference, run_onnx
+from onnx_helpers import F32, assert_close, onnx, reference, run_onnx
 from op_table import CASES
 
 import symgraph as sg
@@ -137,3 +137,31 @@ def test_module_imports_without_onnx_and_says_what_to_install(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "ERR" in out.stdout and "pip install" in out.stdout and "onnx" in out.stdout
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_float64_params_follow_the_float32_inputs(tmp_path):
+    rng = np.random.default_rng(6)
+    params = {k: v.astype(np.float64) for k, v in small_params(rng).items()}
+    path = export_model(small_net(), params, [(2, 2, 6, 8)], onnx_file_path=tmp_path / "m.onnx")
+    model = onnx.load(str(path))
+    assert {t.data_type for t in model.graph.initializer} == {onnx.TensorProto.FLOAT}
+    x = rng.standard_normal((2, 2, 6, 8)).astype(F32)
+    (got,) = run_onnx(path, {"data": x})
+    f32 = {k: v.astype(F32) for k, v in params.items()}
+    assert_close(got, reference(small_net(), {"data": x, "softmax_label": np.zeros(2, F32),
+                                              **f32})[0], "float64 params")
+
+
+def test_dynamic_input_shapes_must_fit_in_shapes():
+    net = S.relu(S.Variable("x"), name="out")
+    with pytest.raises(OnnxError, match=r"dynamic_input_shapes gives 'x' \(None, 4\)"):
+        export_model(net, {}, [(2, 3)], dynamic=True, dynamic_input_shapes=[(None, 4)])
+
+
+def test_run_shape_inference_records_intermediate_shapes(tmp_path):
+    rng = np.random.default_rng(8)
+    path = export_model(small_net(), small_params(rng), [(2, 2, 6, 8)], run_shape_inference=True,
+                        onnx_file_path=tmp_path / "m.onnx")
+    infos = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+             for v in onnx.load(str(path)).graph.value_info}
+    assert infos["conv_output"] == [2, 4, 6, 8] and infos["pool_output"] == [2, 4, 3, 4]

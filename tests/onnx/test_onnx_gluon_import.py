@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import F32, assert_close, reference
+from onnx_helpers import F32, assert_close, reference
 
 import symgraph as sg
 from runtime.onnx import export_model, import_to_gluon

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 import pytest
-from helpers import onnx, run_onnx
+from onnx_helpers import onnx, run_onnx
 
 import symgraph as sg
 from runtime.onnx import export_model, import_model

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import F32, assert_close, export_and_run, reference
+from onnx_helpers import F32, assert_close, export_and_run, reference
 
 import symgraph as sg
 from runtime.onnx import OnnxError, import_model

@@ -1,0 +1,95 @@
+"""Cold and warm compile time of the conv-net training graphs (issue 11's targets).
+
+Each measurement is a new process: *cold* with an empty compile cache, *warm* with the
+cache the cold run filled (what a second run of the same script pays).  Timed is
+``simple_bind`` of the training graph (forward + backward of every parameter, as
+``Module.bind`` compiles it); imports are not.  The
+ResNet-50 and MobileNet graphs are MXNet's own full-width model-zoo exports
+(``bench/models``, written by ``make_symbols.py``) on a 2 x 3 x 112 x 112 batch; LeNet is
+the MNIST tutorial's network on a batch of 100.
+
+    python -m bench.bench_compile [resnet50 mobilenet lenet]   # cold / warm vs targets
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+#: key -> (title, build expression, data shape, cold target s)
+CASES = {
+    "resnet50": ("ResNet-50 v1 (model zoo)", "zoo('resnet50_v1')", (2, 3, 112, 112), 10.0),
+    "mobilenet": ("MobileNet v1 1.0 (model zoo)", "zoo('mobilenet1.0')", (2, 3, 112, 112),
+                  5.0),
+    "lenet": ("LeNet (MNIST)", "lenet()", (100, 1, 28, 28), 1.5),
+}
+WARM_TARGET = 0.2
+
+_PROGRAM = """
+import time
+import symgraph as sg
+from bench.bench_compile import lenet, zoo
+net = {build}
+reqs = {{n: 'null' if n in ('data', 'softmax_label') else 'write' for n in net.list_arguments()}}
+t, cpu = time.perf_counter(), time.process_time()
+exe = net.simple_bind(sg.cpu(), grad_req=reqs, data={shape})
+t, cpu = time.perf_counter() - t, time.process_time() - cpu
+print(t, cpu, len(exe.compiled.program.program.kernels))
+"""
+
+
+def zoo(name):
+    """A model-zoo symbol file as exported by Gluon (its one head: the logits)."""
+    import symgraph as sg
+
+    return sg.sym.load(os.path.join(HERE, "models", f"{name}-symbol.json"))
+
+
+def lenet():
+    import symgraph as sg
+
+    s = sg.sym
+    x = s.Variable("data")
+    for i, filters in enumerate((20, 50)):
+        x = s.Convolution(x, kernel=(5, 5), num_filter=filters, name=f"conv{i + 1}")
+        x = s.Activation(x, act_type="tanh", name=f"tanh{i + 1}")
+        x = s.Pooling(x, pool_type="max", kernel=(2, 2), stride=(2, 2), name=f"pool{i + 1}")
+    x = s.Activation(s.FullyConnected(s.Flatten(x), num_hidden=500, name="fc1"),
+                     act_type="tanh", name="tanh3")
+    return s.SoftmaxOutput(s.FullyConnected(x, num_hidden=10, name="fc2"), name="softmax")
+
+
+def bind_time(build, shape, cache_dir):
+    """(wall s, CPU s, kernels) of one bind in a new process using ``cache_dir``."""
+    code = _PROGRAM.format(build=build, shape=shape)
+    env = dict(os.environ, SYMGRAPH_CACHE_DIR=cache_dir, OPENBLAS_NUM_THREADS="1",
+               PYTHONPATH=os.path.dirname(HERE))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, cwd=os.path.dirname(HERE))
+    if out.returncode:
+        raise RuntimeError(f"{build} failed:\n{out.stderr[-2000:]}")
+    wall, cpu, kernels = out.stdout.split()[-3:]
+    return float(wall), float(cpu), int(kernels)
+
+
+def main(names=None):
+    print("## Compile time of the training graph (new process each; wall and CPU seconds:"
+          " on a loaded machine CPU time is the steadier number)\n")
+    print("| network | kernels | cold wall s | cold CPU s | target | warm wall s | warm CPU s "
+          "| target |")
+    print("|---|---|---|---|---|---|---|---|")
+    for key in names or CASES:
+        title, build, shape, target = CASES[key]
+        with tempfile.TemporaryDirectory() as cache:
+            cold, cold_cpu, kernels = bind_time(build, shape, cache)
+            warm, warm_cpu, _ = min(bind_time(build, shape, cache) for _ in range(3))
+        print(f"| {title} | {kernels} | {cold:.2f} | {cold_cpu:.2f} | <= {target} | "
+              f"{warm:.3f} | {warm_cpu:.3f} | <= {WARM_TARGET} |", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

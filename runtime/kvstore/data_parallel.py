@@ -1,0 +1,90 @@
+"""What Module.fit and gluon.Trainer need from a distributed kvstore, in bulk calls.
+
+``DataParallel`` wraps a :class:`DistKVStore`: it checks at start that every rank holds
+the same graph and parameter shapes, copies rank 0's parameters to all ranks, sums
+gradients in one allreduce per dtype per step (the executor's flat gradient bucket when
+it has one) and sums metric counters so rank 0 reports the global batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import numpy as np
+
+
+class DataParallel:
+    """Bulk collectives over one distributed kvstore (``kv.num_workers`` may be 1)."""
+
+    def __init__(self, kv):
+        self.kv = kv
+        self.rank = kv.rank
+        self.num_workers = kv.num_workers
+
+    def start(self, graph_text: str, params: dict, aux: dict):
+        """Same model on every rank, then rank 0's values everywhere."""
+        description = {"graph": hashlib.sha256(graph_text.encode()).hexdigest()[:16]}
+        description.update({f"parameter {n}": list(np.shape(a)) for n, a in params.items()})
+        description.update({f"auxiliary state {n}": list(np.shape(a)) for n, a in aux.items()})
+        self.kv.check_same_model(description, "graph or parameter shape")
+        arrays = [params[n] for n in sorted(params)] + [aux[n] for n in sorted(aux)]
+        self.kv.broadcast_arrays_(arrays)
+
+    def reduce_grads(self, grads, bucket=None):
+        """Sum gradients over workers in place."""
+        self.kv.allreduce_arrays_(grads, bucket)
+
+    def reduce_name_value(self, metric):
+        """The metric's global (name, value) list over all workers' counters."""
+        leaves = list(_leaves(metric))
+        if self.num_workers == 1 or not leaves:
+            return metric.get_global_name_value()
+        fields = ("sum_metric", "num_inst", "global_sum_metric", "global_num_inst")
+        saved = [[getattr(m, f) for f in fields] for m in leaves]
+        counts = np.array(saved, dtype=np.float64)
+        self.kv.allreduce_arrays_([counts])
+        try:
+            for m, row in zip(leaves, counts):
+                for f, v in zip(fields, row):
+                    setattr(m, f, v)
+            return metric.get_global_name_value()
+        finally:
+            for m, row in zip(leaves, saved):
+                for f, v in zip(fields, row):
+                    setattr(m, f, v)
+
+
+def _leaves(metric):
+    children = getattr(metric, "metrics", None)
+    if isinstance(children, list):
+        for child in children:
+            yield from _leaves(child)
+    elif all(hasattr(metric, f) for f in ("sum_metric", "num_inst")):
+        yield metric
+
+
+class RankLogger:
+    """Ranks other than 0 keep warnings and errors but drop info lines, so that the
+    epoch log is written once, by rank 0, for the global batch."""
+
+    def __init__(self, logger, rank):
+        self._logger = logger
+        self._rank = rank
+
+    def info(self, *args, **kwargs):
+        if self._rank == 0:
+            self._logger.info(*args, **kwargs)
+
+    def debug(self, *args, **kwargs):
+        if self._rank == 0:
+            self._logger.debug(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._logger, name)
+
+
+def quiet_logger(logger, rank):
+    if rank == 0 or isinstance(logger, RankLogger):
+        return logger
+    return RankLogger(logger or logging, rank)

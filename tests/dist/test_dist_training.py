@@ -1,0 +1,95 @@
+"""N ranks with batch B == one process with batch N x B (MNIST MLP), through Module.fit,
+a Gluon Trainer (SGD+momentum and Adam) and the Horovod API; rank 0 logs the global
+metric once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mpi_helpers import alone, launch, worker
+
+pytestmark = pytest.mark.slow
+
+
+def _reference(tmp_path_factory, case, optimizer="sgd"):
+    out = tmp_path_factory.mktemp("ref") / f"{case}-{optimizer}.npz"
+    run = alone(worker(case, out, "--reference", "--optimizer", optimizer))
+    assert run.returncode == 0, run.output
+    return np.load(out)
+
+
+def _check_same(dist, ref):
+    names = [k for k in ref.files if k != "accuracy"]
+    assert names and sorted(names) == sorted(k for k in dist.files if k != "accuracy")
+    for name in names:
+        assert not np.allclose(ref[name], 0)
+        np.testing.assert_allclose(dist[name], ref[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def module_reference(tmp_path_factory):
+    return _reference(tmp_path_factory, "module")
+
+
+def test_module_fit_dist_sync_matches_one_process(tmp_path, module_reference):
+    run = launch(worker("module", tmp_path / "d.npz"))
+    assert run.returncode == 0, run.output
+    dist = np.load(tmp_path / "d.npz")
+    _check_same(dist, module_reference)
+    # the epoch's train metric is the global batch's, logged once (by rank 0)
+    lines = [ln for ln in run.stdout.splitlines() if "Epoch[0] Train-accuracy=" in ln]
+    assert len(lines) == 1, run.stdout
+    logged = float(lines[0].rsplit("=", 1)[1])
+    assert logged == pytest.approx(float(module_reference["accuracy"]), abs=1e-6)
+    assert "rank 0 done" in run.stdout and "rank 1 done" in run.stdout
+
+
+def test_four_ranks_oversubscribed_match_one_process(tmp_path):
+    # 4 ranks on a 2-core machine (MPICH accepts more ranks than cores)
+    ref_out = tmp_path / "ref4.npz"
+    ref = alone(worker("module", ref_out, "--reference", "--workers", 4))
+    assert ref.returncode == 0, ref.output
+    run = launch(worker("module", tmp_path / "d4.npz", "--workers", 4), n=4, via_cli=True)
+    assert run.returncode == 0, run.output
+    _check_same(np.load(tmp_path / "d4.npz"), np.load(ref_out))
+
+
+def test_module_fit_lenet_adam_matches_one_process(tmp_path):
+    ref_out = tmp_path / "lenet-ref.npz"
+    ref = alone(worker("module", ref_out, "--reference", "--net", "lenet",
+                       "--optimizer", "adam"))
+    assert ref.returncode == 0, ref.output
+    run = launch(worker("module", tmp_path / "lenet.npz", "--net", "lenet",
+                        "--optimizer", "adam"))
+    assert run.returncode == 0, run.output
+    dist, expected = np.load(tmp_path / "lenet.npz"), np.load(ref_out)
+    assert "conv0_weight" in expected.files
+    _check_same(dist, expected)
+
+
+def test_launch_cli_runs_the_same_training(tmp_path, module_reference):
+    run = launch(worker("module", tmp_path / "d.npz"), via_cli=True)
+    assert run.returncode == 0, run.output
+    _check_same(np.load(tmp_path / "d.npz"), module_reference)
+
+
+def test_horovod_api_module_matches_one_process(tmp_path, module_reference):
+    # hvd.broadcast_parameters + hvd.DistributedOptimizer + Module.fit(kvstore=None)
+    run = launch(worker("horovod", tmp_path / "h.npz"))
+    assert run.returncode == 0, run.output
+    _check_same(np.load(tmp_path / "h.npz"), module_reference)
+
+
+def test_horovod_distributed_trainer_matches_one_process(tmp_path, tmp_path_factory):
+    ref = _reference(tmp_path_factory, "gluon", "sgd")
+    run = launch(worker("gluon", tmp_path / "hg.npz", "--hvd"))
+    assert run.returncode == 0, run.output
+    _check_same(np.load(tmp_path / "hg.npz"), ref)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_gluon_trainer_dist_sync_matches_one_process(tmp_path, tmp_path_factory, optimizer):
+    ref = _reference(tmp_path_factory, "gluon", optimizer)
+    run = launch(worker("gluon", tmp_path / "g.npz", "--optimizer", optimizer))
+    assert run.returncode == 0, run.output
+    _check_same(np.load(tmp_path / "g.npz"), ref)
