@@ -68,13 +68,13 @@ def _run(mod, ref, is_train):
     return out, np.array(mod.get_input_grads()[0])
 
 
-def assert_close(actual, expected, what):
+def assert_close(actual, expected, what, tolerance=TOLERANCE):
     assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
     scale = float(np.max(np.abs(expected)))
     worst = float(np.max(np.abs(actual - expected)))
-    assert worst <= TOLERANCE * scale, (
+    assert worst <= tolerance * scale, (
         f"{what}: max |symgraph - MXNet| = {worst:.3g}, {worst / scale:.3g} of the largest "
-        f"value {scale:.3g} (tolerance {TOLERANCE})")
+        f"value {scale:.3g} (tolerance {tolerance:.3g})")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -95,7 +95,11 @@ def test_training_mode_matches_mxnet(name):
     mod = _module(_without_dropout(symbol), ref["data"].shape, arg_params, aux_params)
     out, grad = _run(mod, ref, is_train=True)
     assert_close(out, ref["train_out"], f"{name} training-mode output")
-    assert_close(grad, ref["train_grad"], f"{name} training-mode input gradient")
+    # MXNet's own float32 and float64 gradients differ by train_grad_rounding (BatchNorm's
+    # training gradient through deep narrow nets is ill-conditioned): allow twice that.
+    rounding = float(ref["train_grad_rounding"][0])
+    assert_close(grad, ref["train_grad"], f"{name} training-mode input gradient",
+                 max(TOLERANCE, 2 * rounding))
     _, aux_after = mod.get_params()
     expected = {k.split(":", 1)[1]: v for k, v in ref.items() if k.startswith("aux_after:")}
     assert sorted(aux_after) == sorted(expected)
