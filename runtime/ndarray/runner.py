@@ -31,11 +31,12 @@ MAX_EXECUTORS = 16  # each holds an arena; a training loop uses a handful (train
 class _Compiled:
     """An executor plus how trace leaves and outputs map onto it."""
 
-    def __init__(self, executor, leaf_names, grad_leaves):
+    def __init__(self, executor, leaf_names, grad_leaves, aux_leaves=()):
         self.lock = threading.Lock()  # one arena: two threads must not run it at once
         self.executor = executor
         self.leaf_names = leaf_names
         self.grad_leaves = grad_leaves
+        self.aux_leaves = tuple(aux_leaves)  # (leaf index, name): states ops update in place
 
 
 def _needs_grad(array) -> bool:
@@ -87,6 +88,7 @@ def _execute(compiled, trace, alive, heads, head_grads) -> None:
         for h, value in zip(heads, exe.outputs):
             h._data = value.copy()
         _store_grads(exe, compiled, trace.leaves)
+    _store_aux(exe, compiled, trace.leaves)
     for (array, _), value in zip(alive, results):
         array._data = value.copy()
 
@@ -143,22 +145,31 @@ def _build(trace, outputs, head_entries, grads) -> _Compiled:
 
     names = _leaf_names(trace.leaves)
     symbol = build_symbol(trace, outputs, head_entries, names)
-    used = set(symbol.list_arguments())
-    reqs = {n: ("write" if i in grads else "null") for i, n in enumerate(names) if n in used}
+    args = set(symbol.list_arguments())
+    aux = set(symbol.list_auxiliary_states())
+    used = args | aux
+    reqs = {n: ("write" if i in grads else "null") for i, n in enumerate(names) if n in args}
     shapes = {n: trace.leaves[i]._shape for i, n in enumerate(names) if n in used}
     dtypes = {n: trace.leaves[i]._dtype for i, n in enumerate(names) if n in used}
     exe = BINDER.simple_bind(symbol, grad_req=reqs, type_dict=dtypes, **shapes)
     leaf_names = [n if n in used else None for n in names]
-    grad_leaves = [(i, names[i]) for i in grads if names[i] in used]
-    return _Compiled(exe, leaf_names, grad_leaves)
+    grad_leaves = [(i, names[i]) for i in grads if names[i] in args]
+    aux_leaves = [(i, n) for i, n in enumerate(names) if n in aux]
+    return _Compiled(exe, leaf_names, grad_leaves, aux_leaves)
 
 
 # ---- the copy boundary (swap for external buffers) ------------------------------------
 def _load_leaves(exe, names, leaves) -> None:
-    args = exe.arg_dict
+    args, aux = exe.arg_dict, exe.aux_dict
     for name, leaf in zip(names, leaves):
         if name is not None:
-            np.copyto(args[name], leaf._data, casting="unsafe")
+            np.copyto(args[name] if name in args else aux[name], leaf._data, casting="unsafe")
+
+
+def _store_aux(exe, compiled, leaves) -> None:
+    """Aux states (BatchNorm's moving statistics) go back to the arrays they came from."""
+    for index, name in compiled.aux_leaves:
+        np.copyto(leaves[index]._data, exe.aux_dict[name], casting="unsafe")
 
 
 def _store_grads(exe, compiled, leaves) -> None:

@@ -17,8 +17,10 @@ from .conv import (  # noqa: F401
     AvgPool2D,
     Conv1D,
     Conv2D,
+    Conv2DTranspose,
     GlobalAvgPool2D,
     GlobalMaxPool2D,
     MaxPool1D,
     MaxPool2D,
 )
+from .norm import BatchNorm, InstanceNorm, LayerNorm  # noqa: F401

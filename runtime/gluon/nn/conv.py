@@ -21,7 +21,11 @@ class _Conv(HybridBlock):
         self._kwargs = {"kernel": _tuple(kernel_size, dims), "stride": _tuple(strides, dims),
                         "pad": _tuple(padding, dims), "dilate": _tuple(dilation, dims),
                         "num_filter": channels, "num_group": groups, "no_bias": not use_bias}
-        wshape = (channels, in_channels // groups if in_channels else 0) + self._kwargs["kernel"]
+        if op_name == "Convolution":
+            wshape = (channels, in_channels // groups if in_channels else 0)
+        else:  # Deconvolution's weight is (in_channels, channels / groups, kh, kw)
+            wshape = (in_channels, channels // groups)
+        wshape += self._kwargs["kernel"]
         with self.name_scope():
             self.weight = self.params.get("weight", shape=wshape, init=weight_initializer,
                                           allow_deferred_init=True)
@@ -54,6 +58,20 @@ class Conv2D(_Conv):
         super().__init__(2, channels, kernel_size, strides, padding, dilation, groups, layout,
                          in_channels, activation, use_bias, weight_initializer,
                          bias_initializer, **kwargs)
+
+
+class Conv2DTranspose(_Conv):
+    """Transposed 2-D convolution over the Deconvolution op; ``output_padding`` is its
+    ``adj``. Named ``conv0_`` like every MXNet conv layer."""
+
+    def __init__(self, channels, kernel_size, strides=(1, 1), padding=(0, 0),
+                 output_padding=(0, 0), dilation=(1, 1), groups=1, layout="NCHW",
+                 activation=None, use_bias=True, weight_initializer=None,
+                 bias_initializer="zeros", in_channels=0, **kwargs):
+        super().__init__(2, channels, kernel_size, strides, padding, dilation, groups, layout,
+                         in_channels, activation, use_bias, weight_initializer,
+                         bias_initializer, op_name="Deconvolution", **kwargs)
+        self._kwargs["adj"] = _tuple(output_padding, 2)
 
 
 class _Pool(HybridBlock):
