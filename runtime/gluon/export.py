@@ -3,7 +3,8 @@
 The block is traced once more (inference mode, fresh zero inputs of the shapes of its last
 call) and the trace becomes a Symbol whose variables are ``data`` (``data0``, ``data1``...
 for several inputs) and the parameters' own names; parameters are saved with ``arg:``
-keys, the Module checkpoint format, so ``sg.mod.Module`` and MXNet load them.
+keys (``aux:`` for aux states), the Module checkpoint format, so ``sg.mod.Module`` and
+MXNet load them.
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ def export_block(block, path, epoch=0):
     symbol = build_symbol(trace, [o._entry for o in outs], (), names)
     trace.closed = True
     symbol.save(f"{path}-symbol.json")
-    used = set(symbol.list_arguments())
-    params = {f"arg:{name}": np.asarray(leaf._data) for name, leaf in zip(names, trace.leaves)
-              if name in used and id(leaf) not in input_ids}
+    kinds = dict.fromkeys(symbol.list_arguments(), "arg")
+    kinds.update(dict.fromkeys(symbol.list_auxiliary_states(), "aux"))  # BatchNorm's stats
+    params = {f"{kinds[name]}:{name}": np.asarray(leaf._data)
+              for name, leaf in zip(names, trace.leaves)
+              if name in kinds and id(leaf) not in input_ids}
     save(f"{path}-{epoch:04d}.params", params)
     return symbol

@@ -207,7 +207,7 @@ class Parameter:
         if self._data is None or self._pending is not None:
             self._shape = values.shape
             if self._data is None:
-                self.initialize(ctx=cpu(), default_init=_init.Zero())
+                self.initialize(init="zeros", ctx=cpu())  # any name, e.g. running_mean
             elif self._pending is not None:
                 self._pending = None
                 for array in self._data.values():

@@ -274,3 +274,23 @@ def test_conv2d_transpose_groups_dilation_no_bias():
     op = nd.Deconvolution(nd.array(x), nd.array(w), kernel=(2, 3), dilate=(2, 2),
                           num_filter=4, num_group=2, no_bias=True).asnumpy()
     np.testing.assert_allclose(out, op, rtol=1e-4, atol=1e-5)
+
+
+def test_export_writes_running_stats_as_aux_and_imports_predict_the_same(tmp_path):
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(2, 3), nn.BatchNorm(), nn.Activation("relu"))
+    net.initialize()
+    net.hybridize()
+    x = nd.array(RNG.standard_normal((2, 1, 5, 5)).astype(np.float32))
+    with autograd.record():
+        net(x).asnumpy()
+    want = net(x).asnumpy()
+    path = str(tmp_path / "model")
+    net.export(path)
+    saved = nd.load(path + "-0000.params")
+    bn = net[1].prefix
+    np.testing.assert_array_equal(saved[f"aux:{bn}running_var"].asnumpy(),
+                                  net[1].running_var.data().asnumpy())
+    assert f"aux:{bn}running_mean" in saved and f"arg:{bn}gamma" in saved
+    block = gluon.SymbolBlock.imports(path + "-symbol.json", ["data"], path + "-0000.params")
+    np.testing.assert_allclose(block(x).asnumpy(), want, rtol=1e-5, atol=1e-6)
