@@ -3,12 +3,17 @@
 The structure key holds what changes the compiled program: every node (op, attributes,
 inputs), every leaf's shape, dtype and whether it needs a gradient, which arrays are
 outputs, the head of ``backward()`` and the training mode. Values are not in it, so step
-N+1 of a training loop finds step N's executor and costs one dictionary lookup plus the
-copies below.
+N+1 of a training loop finds step N's executor and costs one dictionary lookup plus
+copying the batch in.
 
-Leaf values are copied into the executor's arena and gradients out of it by
-:func:`_load_leaves` / :func:`_store_grads`: the one place to swap for the executor's
-external buffers (caller-owned arrays through a pointer table) once they exist.
+Parameters' arrays (their values, gradients and aux states) are bound into the executor
+(``Executor(args=, grads=, aux=)``): it reads the weights the Trainer updated in place,
+writes gradients (``grad_req`` 'write' or 'add', compiled) and BatchNorm's running
+statistics straight into the Parameter's buffers, so no copy happens per step. The key
+holds the identity of those buffers, so each device's copy of a parameter (and each model
+of the same structure) gets its own executor; a Parameter only replaces its buffers on
+``initialize``/``cast``/``attach_grad``. Other leaves (batches, arrays the user made) are
+copied in, and their gradients copied out, by :func:`_load_leaves` / :func:`_store_grads`.
 """
 
 from __future__ import annotations
@@ -31,16 +36,28 @@ MAX_EXECUTORS = 16  # each holds an arena; a training loop uses a handful (train
 class _Compiled:
     """An executor plus how trace leaves and outputs map onto it."""
 
-    def __init__(self, executor, leaf_names, grad_leaves, aux_leaves=()):
+    def __init__(self, executor, copied, grad_leaves, aux_leaves, fresh):
         self.lock = threading.Lock()  # one arena: two threads must not run it at once
         self.executor = executor
-        self.leaf_names = leaf_names
-        self.grad_leaves = grad_leaves
-        self.aux_leaves = tuple(aux_leaves)  # (leaf index, name): states ops update in place
+        self.copied = tuple(copied)  # (leaf index, executor array): values copied in
+        self.grad_leaves = tuple(grad_leaves)  # (leaf index, name): gradients copied out
+        self.aux_leaves = tuple(aux_leaves)  # (leaf index, name): aux states copied back
+        self.fresh = tuple(fresh)  # leaf indices whose gradients this run writes
 
 
 def _needs_grad(array) -> bool:
     return array._grad is not None and array._grad_req != "null"
+
+
+def _owned(leaf) -> bool:
+    """A Parameter's array (only those carry a label): bound into the executor."""
+    return leaf._label is not None
+
+
+def _buffers(leaves, grads) -> tuple:
+    """The identity of every buffer an executor of this trace binds (its key part)."""
+    return tuple((id(leaf._data), id(leaf._grad._data) if i in grads else None)
+                 for i, leaf in enumerate(leaves) if _owned(leaf))
 
 
 def run(trace, head=None, head_grad=None) -> None:
@@ -60,9 +77,11 @@ def run(trace, head=None, head_grad=None) -> None:
                             "attach_grad() on an input (or use a Block's parameters) inside "
                             "autograd.record()")
     head_entries = tuple(h._entry for h in heads)
+    leaves = trace.leaves
     key = (tuple(trace.signature),
-           tuple((leaf._shape, leaf._dtype) for leaf in trace.leaves),
-           tuple(outputs), head_entries, grads, trace.is_train)
+           tuple((leaf._shape, leaf._dtype) for leaf in leaves),
+           tuple(outputs), head_entries, tuple((i, leaves[i]._grad_req) for i in grads),
+           trace.is_train, _buffers(leaves, grads))
     compiled = _lookup(key, trace, outputs, head_entries, grads)
     with compiled.lock:
         _execute(compiled, trace, alive, heads, head_grads)
@@ -72,7 +91,7 @@ def run(trace, head=None, head_grad=None) -> None:
 
 def _execute(compiled, trace, alive, heads, head_grads) -> None:
     exe = compiled.executor
-    _load_leaves(exe, compiled.leaf_names, trace.leaves)
+    _load_leaves(compiled, trace.leaves)
     if not heads:
         exe.forward(is_train=trace.is_train)
         results = exe.outputs
@@ -141,29 +160,46 @@ def build_symbol(trace, outputs, head_entries=(), leaf_names=None):
 
 
 def _build(trace, outputs, head_entries, grads) -> _Compiled:
-    from runtime.executor import BINDER
+    from runtime.executor import ExecutorError
 
     names = _leaf_names(trace.leaves)
     symbol = build_symbol(trace, outputs, head_entries, names)
+    try:
+        return _bind(symbol, trace.leaves, names, grads, share=True)
+    except ExecutorError:  # a parameter buffer that cannot be shared: copy everything
+        return _bind(symbol, trace.leaves, names, grads, share=False)
+
+
+def _bind(symbol, leaves, names, grads, share) -> _Compiled:
+    """The executor of ``symbol``, Parameters' buffers bound in when ``share``."""
+    from codegen.compile_cache import compile_cached
+    from runtime.executor import Executor
+
     args = set(symbol.list_arguments())
     aux = set(symbol.list_auxiliary_states())
-    used = args | aux
-    reqs = {n: ("write" if i in grads else "null") for i, n in enumerate(names) if n in args}
-    shapes = {n: trace.leaves[i]._shape for i, n in enumerate(names) if n in used}
-    dtypes = {n: trace.leaves[i]._dtype for i, n in enumerate(names) if n in used}
-    exe = BINDER.simple_bind(symbol, grad_req=reqs, type_dict=dtypes, **shapes)
-    leaf_names = [n if n in used else None for n in names]
-    grad_leaves = [(i, names[i]) for i in grads if names[i] in args]
-    aux_leaves = [(i, n) for i, n in enumerate(names) if n in aux]
-    return _Compiled(exe, leaf_names, grad_leaves, aux_leaves)
+    used = [(i, n) for i, n in enumerate(names) if n in args or n in aux]
+    bound = {i for i, _ in used if share and _owned(leaves[i])}
+    grads = [i for i in grads if names[i] in args]
+    reqs = {n: "null" for n in args}
+    for i in grads:
+        reqs[names[i]] = leaves[i]._grad_req if i in bound else "write"
+    shapes = {n: leaves[i]._shape for i, n in used}
+    dtypes = {n: leaves[i]._dtype for i, n in used}
+    compiled = compile_cached(symbol, shapes, dtypes, reqs)
+    exe = Executor(symbol, compiled, reqs,
+                   args={n: leaves[i]._data for i, n in used if i in bound and n in args},
+                   aux={n: leaves[i]._data for i, n in used if i in bound and n in aux},
+                   grads={names[i]: leaves[i]._grad._data for i in grads if i in bound})
+    copied = [(i, exe.arg_dict[n] if n in args else exe.aux_dict[n])
+              for i, n in used if i not in bound]
+    return _Compiled(exe, copied, [(i, names[i]) for i in grads if i not in bound],
+                     [(i, n) for i, n in used if n in aux and i not in bound], grads)
 
 
-# ---- the copy boundary (swap for external buffers) ------------------------------------
-def _load_leaves(exe, names, leaves) -> None:
-    args, aux = exe.arg_dict, exe.aux_dict
-    for name, leaf in zip(names, leaves):
-        if name is not None:
-            np.copyto(args[name] if name in args else aux[name], leaf._data, casting="unsafe")
+# ---- the copy boundary (leaves that are not Parameters) -------------------------------
+def _load_leaves(compiled, leaves) -> None:
+    for index, target in compiled.copied:
+        np.copyto(target, leaves[index]._data, casting="unsafe")
 
 
 def _store_aux(exe, compiled, leaves) -> None:
@@ -180,4 +216,5 @@ def _store_grads(exe, compiled, leaves) -> None:
             grad._data += exe.grad_dict[name]
         else:
             np.copyto(grad._data, exe.grad_dict[name])
-        leaf._fresh_grad = True
+    for index in compiled.fresh:
+        leaves[index]._fresh_grad = True

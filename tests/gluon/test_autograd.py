@@ -225,3 +225,49 @@ def test_astype_inside_record_keeps_or_refuses_to_cut_the_graph():
             (x * x).astype("float64")
         labels = nd.array([1, 0]).astype("int32")  # leaves without gradients: fine
     assert labels.dtype == np.int32
+
+
+def _last_executor():
+    return next(reversed(runner._EXECUTORS.values())).executor
+
+
+def test_parameters_are_bound_into_the_executor_not_copied():
+    from symgraph.gluon import nn
+
+    net = nn.HybridSequential()
+    net.add(nn.Dense(4, in_units=3), nn.BatchNorm(in_channels=4))
+    net.initialize()
+    x = nd.array(np.random.default_rng(0).standard_normal((5, 3)))
+    with autograd.record():
+        loss = net(x).sum()
+    loss.backward()
+    exe = _last_executor()
+    bound = {id(a) for d in (exe.arg_dict, exe.aux_dict, exe.grad_dict) for a in d.values()}
+    for param in net.collect_params().values():
+        array = param.data()
+        assert id(array._data) in bound, param.name
+        if param.grad_req != "null":
+            assert id(array._grad._data) in bound, param.name
+    assert id(x._data) not in bound  # a batch is copied in: the next one is another array
+
+
+def test_parameter_grad_req_add_accumulates_over_steps_until_zero_grad():
+    from symgraph.gluon import nn
+
+    net = nn.Dense(2, in_units=3)
+    net.initialize()
+    x = nd.array(np.random.default_rng(1).standard_normal((4, 3)))
+
+    def step():
+        with autograd.record():
+            loss = (net(x) * net(x)).sum()
+        loss.backward()
+        return net.weight.grad().asnumpy()
+
+    once = step()
+    net.collect_params().setattr("grad_req", "add")
+    net.collect_params().zero_grad()
+    step()
+    np.testing.assert_allclose(step(), 2 * once, rtol=1e-6)
+    net.collect_params().zero_grad()
+    np.testing.assert_allclose(step(), once, rtol=1e-6)

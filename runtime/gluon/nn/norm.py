@@ -1,7 +1,7 @@
 """Normalization layers over the BatchNorm, LayerNorm and InstanceNorm ops.
 
 BatchNorm's running statistics are Parameters with ``grad_req='null'``: the traced graph
-reads them as the op's aux states and the runner writes the updated values back, so a
+reads them as the op's aux states, bound to the Parameters' own arrays, so a
 training step inside ``autograd.record()`` moves them and inference reads them.
 """
 
