@@ -14,9 +14,10 @@ import numpy as np
 
 from runtime.context import Context, cpu
 from symgraph.errors import SymgraphError
+from symgraph.ops.shape_ops import reshape_target
 
 from . import invoke as _inv
-from .reshape import legacy_shape, np_shape
+from .reshape import np_shape
 
 _DTYPE_NAMES: dict = {}
 
@@ -253,7 +254,7 @@ class NDArray:
             shape = tuple(shape[0])
         shape = kwargs.pop("shape", shape)
         reverse = kwargs.pop("reverse", False)
-        rule = np_shape if _inv.np_mode() else legacy_shape
+        rule = np_shape if _inv.np_mode() else reshape_target
         target = rule(self._shape, tuple(shape), reverse)
         return _inv.call("Reshape", [self], {"shape": target})
 

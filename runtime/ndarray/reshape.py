@@ -1,9 +1,8 @@
-"""MXNet's special reshape codes, resolved to a plain shape before the Reshape op sees it.
+"""``npx.reshape``'s special codes (numpy mode), resolved to a plain shape for the Reshape op.
 
-Legacy ``nd.reshape``: 0 copies the input dim, -1 infers one dim, -2 copies all remaining
-dims, -3 merges two dims, -4 splits one dim into the next two values. ``npx.reshape`` (numpy
-mode): -1 infers, -2 copies this dim, -3 drops a dim of size 1, -4 copies all remaining,
--5 merges two, -6 splits one into the next two.
+-1 infers, -2 copies this dim, -3 drops a dim of size 1, -4 copies all remaining, -5 merges
+two, -6 splits one into the next two. The legacy codes (0, -1, -2, -3, -4) are the Reshape
+op's own (:func:`symgraph.ops.shape_ops.reshape_target`).
 """
 
 from __future__ import annotations
@@ -23,45 +22,6 @@ def _finish(src, out, infer_at):
     if int(np.prod(out, dtype=np.int64)) != int(np.prod(src, dtype=np.int64)):
         raise ShapeError(f"reshape: cannot reshape array of shape {src} into {tuple(out)}")
     return tuple(int(d) for d in out)
-
-
-def legacy_shape(src, spec, reverse=False):
-    src = tuple(src)
-    if reverse:
-        return tuple(reversed(legacy_shape(tuple(reversed(src)),
-                                           tuple(reversed(spec)), False)))
-    out, infer_at, i, k = [], None, 0, 0
-    while k < len(spec):
-        code = spec[k]
-        if code > 0:
-            out.append(code)
-            i += 1
-        elif code == 0:
-            out.append(src[i])
-            i += 1
-        elif code == -1:
-            infer_at = len(out)
-            out.append(1)
-            i += 1
-        elif code == -2:
-            out.extend(src[i:])
-            i = len(src)
-        elif code == -3:
-            out.append(src[i] * src[i + 1])
-            i += 2
-        elif code == -4:
-            a, b = spec[k + 1], spec[k + 2]
-            if a == -1:
-                a = src[i] // b
-            if b == -1:
-                b = src[i] // a
-            out.extend([a, b])
-            i += 1
-            k += 2
-        else:
-            raise ShapeError(f"reshape: unknown special code {code} in {spec}")
-        k += 1
-    return _finish(src, out, infer_at)
 
 
 def np_shape(src, spec, reverse=False):

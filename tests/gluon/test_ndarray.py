@@ -77,6 +77,13 @@ def test_reshape_legacy_special_codes(spec, shape):
     np.testing.assert_array_equal(out.asnumpy().ravel(), np.arange(120))
 
 
+def test_reshape_reverse_matches_codes_from_the_right():
+    a = nd.array(np.arange(120).reshape(2, 3, 4, 5))
+    assert a.reshape((-1, 0), reverse=True).shape == (24, 5)
+    b = nd.array(np.arange(144).reshape(2, 3, 4, 6))
+    assert b.reshape((0, 0, 0, -4, 2, -1), reverse=True).shape == (2, 3, 4, 2, 3)
+
+
 def test_reshape_numpy_mode_codes():
     from symgraph import npx
 
