@@ -20,12 +20,12 @@ from .ndarray.functions import (  # noqa: F401
     full,
     maximum,
     minimum,
+    namespace_getattr,
     ones,
     stack,
     waitall,
     zeros,
 )
-from .ndarray.functions import lookup as _lookup
 from .ndarray.ndarray import NDArray
 
 __all__ = ["NDArray", "array", "zeros", "ones", "full", "empty", "arange", "concat", "stack",
@@ -55,9 +55,4 @@ def load(fname):
     return [NDArray(v) for v in loaded]
 
 
-def __getattr__(name):
-    function = _lookup(name)
-    if function is None:
-        raise AttributeError(f"module 'sg.nd' has no attribute '{name}'")
-    globals()[name] = function
-    return function
+__getattr__ = namespace_getattr(globals(), "sg.nd")

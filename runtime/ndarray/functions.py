@@ -65,6 +65,21 @@ def lookup(name: str):
     return None
 
 
+def namespace_getattr(namespace: dict, label: str, renamed=None):
+    """A module ``__getattr__`` (sg.nd, sg.np, sg.npx) serving every registered op as a
+    function, ``renamed`` mapping the namespace's spelling onto the op's name; each one is
+    made once and kept in the module's ``namespace``."""
+    renamed = renamed or {}
+
+    def __getattr__(name):
+        function = lookup(renamed.get(name, name))
+        if function is None:
+            raise AttributeError(f"module '{label}' has no attribute '{name}'")
+        namespace[name] = function
+        return function
+    return __getattr__
+
+
 def _ctx(ctx=None, device=None):
     ctx = device if device is not None else ctx
     if ctx is None:

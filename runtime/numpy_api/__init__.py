@@ -17,10 +17,10 @@ from runtime.ndarray.functions import (  # noqa: F401
     full,
     maximum,
     minimum,
+    namespace_getattr,
     ones,
     zeros,
 )
-from runtime.ndarray.functions import lookup as _lookup
 from runtime.ndarray.invoke import call as _call
 from runtime.ndarray.ndarray import NDArray, as_ndarray
 
@@ -55,9 +55,4 @@ def stack(arrays, axis=0):
     return _call("Concat", [as_ndarray(a).expand_dims(axis) for a in arrays], {"dim": axis})
 
 
-def __getattr__(name):
-    function = _lookup(_RENAMED.get(name, name))
-    if function is None:
-        raise AttributeError(f"module 'sg.np' has no attribute '{name}'")
-    globals()[name] = function
-    return function
+__getattr__ = namespace_getattr(globals(), "sg.np", _RENAMED)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runtime.ndarray.functions import lookup as _lookup
+from runtime.ndarray.functions import namespace_getattr
 from runtime.ndarray.invoke import call as _call
 from runtime.ndarray.invoke import set_np_mode
 from runtime.ndarray.ndarray import as_ndarray
@@ -44,9 +44,4 @@ def num_gpus() -> int:
     return 0
 
 
-def __getattr__(name):
-    function = _lookup(_RENAMED.get(name, name))
-    if function is None:
-        raise AttributeError(f"module 'sg.npx' has no attribute '{name}'")
-    globals()[name] = function
-    return function
+__getattr__ = namespace_getattr(globals(), "sg.npx", _RENAMED)
