@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from symgraph.errors import ShapeError
+from symgraph.ops.shape_ops import reverse_spec
 
 
 def _finish(src, out, infer_at):
@@ -26,6 +27,8 @@ def _finish(src, out, infer_at):
 
 def np_shape(src, spec, reverse=False):
     src = tuple(src)
+    if reverse:  # codes read from the right, as the Reshape op's
+        return np_shape(src[::-1], reverse_spec(list(spec), split=-6))[::-1]
     out, infer_at, i, k = [], None, 0, 0
     while k < len(spec):
         code = spec[k]

@@ -16,7 +16,7 @@ def reshape_target(shape, target, reverse=False):
     """Apply MXNet's Reshape codes 0, -1, -2, -3, -4 to ``shape``."""
     src, spec = list(shape), list(target)
     if reverse:
-        src, spec = src[::-1], _reverse_spec(spec)
+        src, spec = src[::-1], reverse_spec(spec)
     out, i, j, infer = [], 0, 0, None
     while j < len(spec):
         code = spec[j]
@@ -74,12 +74,13 @@ def _take(src, i, shape, target):
     return src[i]
 
 
-def _reverse_spec(spec):
-    """Reverse the code list, keeping each ``-4 a b`` group in order (as MXNet does)."""
+def reverse_spec(spec, split=-4):
+    """Reverse the code list, keeping each ``split a b`` group (``-4 a b``; npx.reshape's
+    ``-6 a b``) in order, as MXNet does."""
     groups, j = [], 0
     while j < len(spec):
-        if spec[j] == -4:
-            groups.append([-4, spec[j + 2], spec[j + 1]])
+        if spec[j] == split:
+            groups.append([split, spec[j + 2], spec[j + 1]])
             j += 3
         else:
             groups.append([spec[j]])

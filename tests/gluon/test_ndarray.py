@@ -99,6 +99,16 @@ def test_reshape_numpy_mode_codes():
         a.reshape((7, -1))
 
 
+def test_npx_reshape_reverse_reads_codes_from_the_right():
+    from symgraph import npx
+
+    a = nd.array(np.arange(144).reshape(2, 3, 4, 6))
+    assert npx.reshape(a, (-1, -2), reverse=True).shape == (24, 6)
+    out = npx.reshape(a, (-2, -2, -2, -6, 2, -1), reverse=True)
+    assert out.shape == (2, 3, 4, 2, 3)
+    np.testing.assert_array_equal(out.asnumpy().ravel(), np.arange(144))
+
+
 def test_nd_op_functions_run_registered_ops():
     x = np.random.default_rng(1).standard_normal((4, 5)).astype(np.float32)
     w = np.random.default_rng(2).standard_normal((3, 5)).astype(np.float32)
