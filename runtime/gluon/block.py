@@ -4,7 +4,8 @@ A Block call pushes its name on the tracer's block stack, so every op it issues 
 (inside ``record()`` for training, outside it for inference) and shape errors name the
 block. ``HybridBlock.forward`` calls ``hybrid_forward(F, x, **params)`` with ``F`` the
 ``sg.nd`` namespace; since tracing already compiles imperative code, ``hybridize()`` only
-records the flag (and makes ``export`` possible after one call).
+skips re-running the Python ``forward``: a top-level call replays the nodes its first call
+with that input signature recorded (:mod:`.hybrid`), and ``export`` becomes possible.
 
 Names follow MXNet: a block's prefix is its class hint plus a counter (``dense0_``), taken
 from the parent's counters inside its ``name_scope()`` (``sequential0_dense0_``), and a
