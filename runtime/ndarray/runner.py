@@ -54,10 +54,11 @@ def _owned(leaf) -> bool:
     return leaf._label is not None
 
 
-def _buffers(leaves, grads) -> tuple:
+def _buffers(leaves, with_grads) -> tuple:
     """The identity of every buffer an executor of this trace binds (its key part)."""
-    return tuple((id(leaf._data), id(leaf._grad._data) if i in grads else None)
-                 for i, leaf in enumerate(leaves) if _owned(leaf))
+    return tuple((id(leaf._data),
+                  id(leaf._grad._data) if with_grads and _needs_grad(leaf) else None)
+                 for leaf in leaves if _owned(leaf))
 
 
 def run(trace, head=None, head_grad=None) -> None:
@@ -81,7 +82,7 @@ def run(trace, head=None, head_grad=None) -> None:
     key = (tuple(trace.signature),
            tuple((leaf._shape, leaf._dtype) for leaf in leaves),
            tuple(outputs), head_entries, tuple((i, leaves[i]._grad_req) for i in grads),
-           trace.is_train, _buffers(leaves, grads))
+           trace.is_train, _buffers(leaves, bool(heads)))
     compiled = _lookup(key, trace, outputs, head_entries, grads)
     with compiled.lock:
         _execute(compiled, trace, alive, heads, head_grads)
