@@ -129,28 +129,30 @@ def _verify(path: Path, subdir: str) -> None:
     A ``.gz`` file passes if either the file or its uncompressed contents match a pinned
     digest: the same data recompressed (Debian's Fashion-MNIST) is the same data.
     """
-    expected = CHECKSUMS.get((subdir, path.name))
-    raw = CHECKSUMS.get((subdir, path.name[:-3])) if path.name.endswith(".gz") else None
-    if expected is None and raw is None:
+    pins = [(CHECKSUMS.get((subdir, path.name)), lambda algo: _digest(path, algo))]
+    if path.name.endswith(".gz"):
+        pins.append((CHECKSUMS.get((subdir, path.name[:-3])),
+                     lambda algo: hashlib.new(algo, _read_bytes(path)).hexdigest()))
+    pins = [(pin, digest) for pin, digest in pins if pin is not None]
+    if not pins:
         return
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, expected, raw)
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, tuple(pin for pin, _ in pins))
     with _verified_lock:
         if key in _verified:
             return
-    checks = []
-    if expected is not None:
-        checks.append((expected, _digest(path, expected[0])))
-    if raw is not None and (not checks or checks[0][1] != expected[1]):
-        checks.append((raw, hashlib.new(raw[0], _read_bytes(path)).hexdigest()))
-    if not any(got == want for (_, want), got in checks):
-        detail = "; ".join(f"{algo} {got}, expected {want}" for (algo, want), got in checks)
-        raise SerializationError(
-            f"{path}: {detail} for {subdir}/{path.name} (or its uncompressed contents); the "
-            "file is corrupt or a different data set (delete it to re-download, or pass "
-            "verify=False)")
-    with _verified_lock:
-        _verified[key] = True
+    mismatches = []
+    for (algo, want), digest in pins:  # stop at the first match: the raw read is costly
+        got = digest(algo)
+        if got == want:
+            with _verified_lock:
+                _verified[key] = True
+            return
+        mismatches.append(f"{algo} {got}, expected {want}")
+    raise SerializationError(
+        f"{path}: {'; '.join(mismatches)} for {subdir}/{path.name} (or its uncompressed "
+        "contents); the file is corrupt or a different data set (delete it to re-download, "
+        "or pass verify=False)")
 
 
 def _download(subdir: str, name: str, urls, root) -> Path:
