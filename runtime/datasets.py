@@ -37,6 +37,7 @@ import numpy as np
 from symgraph.errors import SerializationError, SymgraphError
 
 from .atomic import atomic_write
+from .io import part_slice
 
 __all__ = ["load_mnist", "load_fashion_mnist", "load_cifar10", "load_letter_recognition",
            "get_mnist", "read_idx", "read_cifar10_batch", "data_dirs", "DatasetNotFoundError",
@@ -258,14 +259,9 @@ def shard(arrays, num_parts=1, part_index=0):
     """The ``part_index``-th of ``num_parts`` equal contiguous slices of each array (as
     MXNet's ``MNISTIter`` takes them): in distributed training each rank loads
     ``num_parts=kv.num_workers, part_index=kv.rank``. The remainder is dropped."""
-    num_parts, part_index = int(num_parts), int(part_index)
-    if num_parts < 1 or not 0 <= part_index < num_parts:
-        raise ValueError(f"part_index must be in [0, num_parts), got part_index={part_index}"
-                         f", num_parts={num_parts}")
-    if num_parts == 1:
+    cut = part_slice(len(arrays[0]), num_parts, part_index)
+    if int(num_parts) == 1:
         return tuple(arrays)
-    step = len(arrays[0]) // num_parts
-    cut = slice(part_index * step, (part_index + 1) * step)
     return tuple(a[cut] for a in arrays)
 
 
