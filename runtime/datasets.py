@@ -124,31 +124,38 @@ def _digest(path: Path, algo: str) -> str:
     return h.hexdigest()
 
 
-def _verify(path: Path, subdir: str) -> None:
+def _verify(path: Path, subdir: str) -> bytes | None:
     """Check ``path`` against its pinned digest, once per (path, size, mtime).
 
     A ``.gz`` file passes if either the file or its uncompressed contents match a pinned
-    digest: the same data recompressed (Debian's Fashion-MNIST) is the same data.
+    digest: the same data recompressed (Debian's Fashion-MNIST) is the same data. Returns
+    the uncompressed contents when it had to read them (so the caller does not decompress
+    twice), else None.
     """
+    read = []
+
+    def contents_digest(algo):
+        read.append(_read_bytes(path))
+        return hashlib.new(algo, read[0]).hexdigest()
+
     pins = [(CHECKSUMS.get((subdir, path.name)), lambda algo: _digest(path, algo))]
     if path.name.endswith(".gz"):
-        pins.append((CHECKSUMS.get((subdir, path.name[:-3])),
-                     lambda algo: hashlib.new(algo, _read_bytes(path)).hexdigest()))
+        pins.append((CHECKSUMS.get((subdir, path.name[:-3])), contents_digest))
     pins = [(pin, digest) for pin, digest in pins if pin is not None]
     if not pins:
-        return
+        return None
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns, tuple(pin for pin, _ in pins))
     with _verified_lock:
         if key in _verified:
-            return
+            return None
     mismatches = []
     for (algo, want), digest in pins:  # stop at the first match: the raw read is costly
         got = digest(algo)
         if got == want:
             with _verified_lock:
                 _verified[key] = True
-            return
+            return read[0] if read else None
         mismatches.append(f"{algo} {got}, expected {want}")
     raise SerializationError(
         f"{path}: {'; '.join(mismatches)} for {subdir}/{path.name} (or its uncompressed "
@@ -222,7 +229,10 @@ def _read_bytes(path) -> bytes:
 
 def read_idx(path) -> np.ndarray:
     """Read an IDX file (LeCun's MNIST format), gzip'd or raw, into a native-endian array."""
-    raw = _read_bytes(path)
+    return _parse_idx(_read_bytes(path), path)
+
+
+def _parse_idx(raw: bytes, path) -> np.ndarray:
     if len(raw) < 4 or raw[0] or raw[1] or raw[2] not in _IDX_TYPES:
         raise SerializationError(f"{path}: not an IDX file (bad magic {raw[:4].hex()} at "
                                  "byte offset 0)")
@@ -246,8 +256,9 @@ def _load_idx_pair(subdir, urls, root, kind, download, verify):
         raise ValueError(f"kind must be 'train' or 'test', got {kind!r}")
     arrays = []
     for base in _SPLIT_FILES[kind]:
-        path = _locate(subdir, base + ".gz", urls, root, download, verify, alternatives=(base,))
-        arrays.append(read_idx(path))
+        path = _locate(subdir, base + ".gz", urls, root, download, False, alternatives=(base,))
+        raw = _verify(path, subdir) if verify else None
+        arrays.append(_parse_idx(_read_bytes(path) if raw is None else raw, path))
     images, labels = arrays
     if images.ndim != 3 or labels.shape != images.shape[:1]:
         raise SerializationError(f"{subdir} {kind}: images {images.shape} and labels "
