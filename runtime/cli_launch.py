@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from symgraph.errors import SymgraphError
+
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                "SYMGRAPH_NUM_THREADS")
 
@@ -26,7 +28,7 @@ THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
 _FORWARDED = ("SYMGRAPH_DIST_TIMEOUT", "SYMGRAPH_DATA", "SYMGRAPH_CACHE_DIR", "PYTHONPATH")
 
 
-class LaunchError(Exception):
+class LaunchError(SymgraphError):
     """No usable mpiexec (the message says what to install)."""
 
 

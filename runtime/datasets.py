@@ -37,6 +37,7 @@ import numpy as np
 from symgraph.errors import SerializationError, SymgraphError
 
 from .atomic import atomic_write
+from .io import part_slice
 
 __all__ = ["load_mnist", "load_fashion_mnist", "load_cifar10", "load_letter_recognition",
            "get_mnist", "read_idx", "read_cifar10_batch", "data_dirs", "DatasetNotFoundError",
@@ -123,34 +124,43 @@ def _digest(path: Path, algo: str) -> str:
     return h.hexdigest()
 
 
-def _verify(path: Path, subdir: str) -> None:
+def _verify(path: Path, subdir: str) -> bytes | None:
     """Check ``path`` against its pinned digest, once per (path, size, mtime).
 
     A ``.gz`` file passes if either the file or its uncompressed contents match a pinned
-    digest: the same data recompressed (Debian's Fashion-MNIST) is the same data.
+    digest: the same data recompressed (Debian's Fashion-MNIST) is the same data. Returns
+    the uncompressed contents when it had to read them (so the caller does not decompress
+    twice), else None.
     """
-    expected = CHECKSUMS.get((subdir, path.name))
-    raw = CHECKSUMS.get((subdir, path.name[:-3])) if path.name.endswith(".gz") else None
-    if expected is None and raw is None:
-        return
+    read = []
+
+    def contents_digest(algo):
+        read.append(_read_bytes(path))
+        return hashlib.new(algo, read[0]).hexdigest()
+
+    pins = [(CHECKSUMS.get((subdir, path.name)), lambda algo: _digest(path, algo))]
+    if path.name.endswith(".gz"):
+        pins.append((CHECKSUMS.get((subdir, path.name[:-3])), contents_digest))
+    pins = [(pin, digest) for pin, digest in pins if pin is not None]
+    if not pins:
+        return None
     st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, expected, raw)
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, tuple(pin for pin, _ in pins))
     with _verified_lock:
         if key in _verified:
-            return
-    checks = []
-    if expected is not None:
-        checks.append((expected, _digest(path, expected[0])))
-    if raw is not None and (not checks or checks[0][1] != expected[1]):
-        checks.append((raw, hashlib.new(raw[0], _read_bytes(path)).hexdigest()))
-    if not any(got == want for (_, want), got in checks):
-        detail = "; ".join(f"{algo} {got}, expected {want}" for (algo, want), got in checks)
-        raise SerializationError(
-            f"{path}: {detail} for {subdir}/{path.name} (or its uncompressed contents); the "
-            "file is corrupt or a different data set (delete it to re-download, or pass "
-            "verify=False)")
-    with _verified_lock:
-        _verified[key] = True
+            return None
+    mismatches = []
+    for (algo, want), digest in pins:  # stop at the first match: the raw read is costly
+        got = digest(algo)
+        if got == want:
+            with _verified_lock:
+                _verified[key] = True
+            return read[0] if read else None
+        mismatches.append(f"{algo} {got}, expected {want}")
+    raise SerializationError(
+        f"{path}: {'; '.join(mismatches)} for {subdir}/{path.name} (or its uncompressed "
+        "contents); the file is corrupt or a different data set (delete it to re-download, "
+        "or pass verify=False)")
 
 
 def _download(subdir: str, name: str, urls, root) -> Path:
@@ -219,7 +229,10 @@ def _read_bytes(path) -> bytes:
 
 def read_idx(path) -> np.ndarray:
     """Read an IDX file (LeCun's MNIST format), gzip'd or raw, into a native-endian array."""
-    raw = _read_bytes(path)
+    return _parse_idx(_read_bytes(path), path)
+
+
+def _parse_idx(raw: bytes, path) -> np.ndarray:
     if len(raw) < 4 or raw[0] or raw[1] or raw[2] not in _IDX_TYPES:
         raise SerializationError(f"{path}: not an IDX file (bad magic {raw[:4].hex()} at "
                                  "byte offset 0)")
@@ -243,8 +256,9 @@ def _load_idx_pair(subdir, urls, root, kind, download, verify):
         raise ValueError(f"kind must be 'train' or 'test', got {kind!r}")
     arrays = []
     for base in _SPLIT_FILES[kind]:
-        path = _locate(subdir, base + ".gz", urls, root, download, verify, alternatives=(base,))
-        arrays.append(read_idx(path))
+        path = _locate(subdir, base + ".gz", urls, root, download, False, alternatives=(base,))
+        raw = _verify(path, subdir) if verify else None
+        arrays.append(_parse_idx(_read_bytes(path) if raw is None else raw, path))
     images, labels = arrays
     if images.ndim != 3 or labels.shape != images.shape[:1]:
         raise SerializationError(f"{subdir} {kind}: images {images.shape} and labels "
@@ -256,14 +270,9 @@ def shard(arrays, num_parts=1, part_index=0):
     """The ``part_index``-th of ``num_parts`` equal contiguous slices of each array (as
     MXNet's ``MNISTIter`` takes them): in distributed training each rank loads
     ``num_parts=kv.num_workers, part_index=kv.rank``. The remainder is dropped."""
-    num_parts, part_index = int(num_parts), int(part_index)
-    if num_parts < 1 or not 0 <= part_index < num_parts:
-        raise ValueError(f"part_index must be in [0, num_parts), got part_index={part_index}"
-                         f", num_parts={num_parts}")
-    if num_parts == 1:
+    cut = part_slice(len(arrays[0]), num_parts, part_index)
+    if int(num_parts) == 1:
         return tuple(arrays)
-    step = len(arrays[0]) // num_parts
-    cut = slice(part_index * step, (part_index + 1) * step)
     return tuple(a[cut] for a in arrays)
 
 

@@ -109,12 +109,9 @@ def broadcast(tensor, root_rank=0, name=None, priority=0):
 def broadcast_parameters(params, root_rank=0, prefix=None):
     """Rank ``root_rank``'s values into every worker's ``params`` (sorted by name): a
     dict of name -> NDArray (Module's ``get_params()``) or of Parameters."""
-    if isinstance(params, ParameterDict):
-        items = sorted(params.items())
-    elif isinstance(params, dict):
-        items = sorted(params.items())
-    else:
+    if not isinstance(params, (ParameterDict, dict)):
         raise ValueError(f"invalid params of type: {type(params)}")
+    items = sorted(params.items())
     arrays, copies = [], []
     for _, value in items:
         if isinstance(value, Parameter):

@@ -183,18 +183,23 @@ def _init_data(data, allow_empty, default_name, dtype):
     return sorted(((k, _to_array(v, k, dtype)) for k, v in data.items()), key=lambda kv: kv[0])
 
 
-def _part(data, label, num_data, num_parts, part_index):
-    """The ``part_index``-th of ``num_parts`` equal contiguous slices (the remainder of
-    ``num_data / num_parts`` is dropped, so every part has the same number of batches)."""
+def part_slice(num_data, num_parts, part_index, who="") -> slice:
+    """The ``part_index``-th of ``num_parts`` equal contiguous slices of ``num_data``
+    samples (the remainder is dropped, so every part has the same number of batches), as
+    MXNet's iterators take a distributed rank's share; ``who`` prefixes the error."""
     num_parts, part_index = int(num_parts), int(part_index)
     if num_parts < 1 or not 0 <= part_index < num_parts:
-        raise ValueError(f"NDArrayIter: part_index must be in [0, num_parts), got "
+        raise ValueError(f"{who}part_index must be in [0, num_parts), got "
                          f"part_index={part_index}, num_parts={num_parts}")
     step = num_data // num_parts
-    if step == 0:
+    return slice(part_index * step, (part_index + 1) * step)
+
+
+def _part(data, label, num_data, num_parts, part_index):
+    cut = part_slice(num_data, num_parts, part_index, "NDArrayIter: ")
+    if cut.start == cut.stop:
         raise ValueError(f"NDArrayIter: {num_data} samples cannot be split into "
                          f"{num_parts} parts")
-    cut = slice(part_index * step, (part_index + 1) * step)
     return ([(k, v[cut]) for k, v in data], [(k, v[cut]) for k, v in label])
 
 
@@ -693,8 +698,7 @@ class MNISTIter(DataIter):
         if images.ndim != 3 or labels.shape != images.shape[:1]:
             raise ValueError(f"MNISTIter: images {images.shape} and labels {labels.shape} "
                              "don't match")
-        step = images.shape[0] // num_parts
-        part = slice(part_index * step, (part_index + 1) * step)
+        part = part_slice(images.shape[0], num_parts, part_index, "MNISTIter: ")
         order = np.arange(images.shape[0])[part]
         if shuffle:
             order = order[np.random.RandomState(seed).permutation(len(order))]

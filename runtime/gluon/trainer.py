@@ -70,7 +70,6 @@ class Trainer:
         self._trainable = None
         self._kvstore = kvstore
         self._dist = None
-        self._dist_started = False
         if _is_distributed(kvstore) and _initialized(params):  # else at the first step
             self._start_data_parallel()
 
@@ -177,9 +176,8 @@ class Trainer:
         from runtime.kvstore import create
         from runtime.kvstore.data_parallel import DataParallel
 
-        if self._dist_started or not _is_distributed(self._kvstore):
+        if self._dist is not None or not _is_distributed(self._kvstore):
             return
-        self._dist_started = True
         kv = create(self._kvstore) if isinstance(self._kvstore, str) else self._kvstore
         self._dist = DataParallel(kv)
         params = {p.name: p.data()._value() for p in self._params}

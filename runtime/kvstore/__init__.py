@@ -8,11 +8,12 @@ and ``horovod`` (see docs/distributed.md).
 
 from __future__ import annotations
 
-from .base import KVStoreBase, KVStoreError
+from .base import KVStoreBase
 from .dist import DIST_TYPES, DistKVStore
 from .errors import (
     DistributedError,
     DistributedTimeoutError,
+    KVStoreError,
     MPIUnavailableError,
     PeerFailedError,
     RankMismatchError,

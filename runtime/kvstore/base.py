@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from symgraph.errors import SymgraphError
-
 
 def as_numpy(value) -> np.ndarray:
     """The buffer behind an NDArray (so in-place updates reach it) or a numpy array."""
@@ -64,6 +62,3 @@ class KVStoreBase:
     def num_workers(self):
         raise NotImplementedError()
 
-
-class KVStoreError(SymgraphError, ValueError):
-    """A key used before ``init``, or a kvstore type that does not exist."""

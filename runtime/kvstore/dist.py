@@ -78,25 +78,13 @@ class DistKVStore(LocalKVStore):
         if bucket is not None:
             self._comm.allreduce_(bucket, "gradient allreduce")
             return
-        for group in _by_dtype(arrays):
-            flat = np.concatenate([a.reshape(-1) for a in group])
-            self._comm.allreduce_(flat, "gradient allreduce")
-            offset = 0
-            for a in group:
-                np.copyto(a, flat[offset:offset + a.size].reshape(a.shape))
-                offset += a.size
+        _flat_per_dtype(arrays, lambda flat: self._comm.allreduce_(flat, "gradient allreduce"))
 
     def broadcast_arrays_(self, arrays, root=0):
         """Rank ``root``'s values into ``arrays`` on every worker (one call per dtype)."""
         if self.num_workers == 1:
             return
-        for group in _by_dtype(arrays):
-            flat = np.concatenate([a.reshape(-1) for a in group])
-            self._comm.bcast_(flat, root, "parameter broadcast")
-            offset = 0
-            for a in group:
-                np.copyto(a, flat[offset:offset + a.size].reshape(a.shape))
-                offset += a.size
+        _flat_per_dtype(arrays, lambda flat: self._comm.bcast_(flat, root, "parameter broadcast"))
 
     def check_same_model(self, description: dict, what="model"):
         """Raise on every rank if ranks hold different graphs or parameter shapes.
@@ -123,8 +111,15 @@ class DistKVStore(LocalKVStore):
                                 + "; ".join(problems))
 
 
-def _by_dtype(arrays):
+def _flat_per_dtype(arrays, collective):
+    """Run ``collective`` in place on one flat copy per dtype, then copy the result back."""
     groups = {}
     for a in arrays:
         groups.setdefault(np.dtype(a.dtype).str, []).append(a)
-    return list(groups.values())
+    for group in groups.values():
+        flat = np.concatenate([a.reshape(-1) for a in group])
+        collective(flat)
+        offset = 0
+        for a in group:
+            np.copyto(a, flat[offset:offset + a.size].reshape(a.shape))
+            offset += a.size

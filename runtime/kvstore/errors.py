@@ -1,8 +1,12 @@
-"""Errors of distributed training (all are ``SymgraphError``s)."""
+"""Errors of the kvstores and of distributed training (all are ``SymgraphError``s)."""
 
 from __future__ import annotations
 
 from symgraph.errors import SymgraphError
+
+
+class KVStoreError(SymgraphError, ValueError):
+    """A key used before ``init``, or a kvstore type that does not exist."""
 
 
 class DistributedError(SymgraphError, RuntimeError):

@@ -10,7 +10,8 @@ import numpy as np
 
 from runtime import optimizer as _opt
 
-from .base import KVStoreBase, KVStoreError, as_list, as_numpy
+from .base import KVStoreBase, as_list, as_numpy
+from .errors import KVStoreError
 
 
 class LocalKVStore(KVStoreBase):

@@ -82,6 +82,7 @@ class _Inputs:
     shapes: dict
     dtypes: dict
     dynamic: dict  # name -> tuple of per-dim "symbolic" flags
+    reached: set  # ids of the variable nodes the exported graph reads (params included)
 
 
 def _data_inputs(symbol, nodes, params, in_shapes, in_types, dynamic, dynamic_input_shapes):
@@ -98,7 +99,7 @@ def _data_inputs(symbol, nodes, params, in_shapes, in_types, dynamic, dynamic_in
                     [in_types] * len(names), "in_types", nodes, shape=False)
     dtypes = {name: np.dtype(dtypes.get(name, np.float32)).name for name in names}
     return _Inputs(names, shapes, dtypes, _dynamic_dims(names, shapes, dynamic,
-                                                        dynamic_input_shapes))
+                                                        dynamic_input_shapes), reached)
 
 
 def _dynamic_dims(names, shapes, dynamic, dynamic_input_shapes) -> dict:
@@ -266,10 +267,9 @@ def _emit(onnx, symbol, nodes, inputs, params, shapes, alt, dtypes, opset):
         for k in range(node.num_outputs()):
             names[id(node), k] = _tensor_name(Entry(node, k))
             ctx.reserve(names[id(node), k])
-    reached = _reached_variables(symbol.outputs)
     for node in nodes:
         if node.is_variable:
-            if node.name in params and id(node) in reached:
+            if node.name in params and id(node) in inputs.reached:
                 dtype = dtypes.get(Entry(node, 0), params[node.name].dtype.name)
                 ctx.add_param(node.name, params[node.name].astype(dtype, copy=False))
             continue

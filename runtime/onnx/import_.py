@@ -18,7 +18,6 @@ import numpy as np
 
 from symgraph import compose
 from symgraph import symbol as symbol_mod
-from symgraph.ops.registry import has_op
 
 from .errors import OnnxError, require
 from .table import IMPORTERS, _load_tables
@@ -118,8 +117,6 @@ class ImportContext:
         return name
 
     def op(self, op_name: str, *inputs, name: str | None = None, **attrs):
-        if not has_op(op_name):
-            self.fail(f"it needs symgraph's {op_name}, which is not registered")
         attrs = {k: v for k, v in attrs.items() if v is not None}
         return compose.create(op_name, inputs, attrs, name=name or self.name())
 
@@ -203,18 +200,13 @@ def import_model(model_file):
 
 def import_to_gluon(model_file, ctx=None):
     """The imported model as a ``gluon.SymbolBlock`` with its parameters set (MXNet's
-    ``mx.contrib.onnx.import_to_gluon``); needs symgraph's Gluon layer."""
+    ``mx.contrib.onnx.import_to_gluon``)."""
     import symgraph as sg
 
     sym, arg_params, aux_params = import_model(model_file)
-    try:
-        block_cls = sg.gluon.SymbolBlock
-    except AttributeError:
-        raise OnnxError("import_to_gluon needs sg.gluon.SymbolBlock, which this build of "
-                        "symgraph does not have; use import_model") from None
     values = {**arg_params, **aux_params}
     data_names = [n for n in sym.list_inputs() if n not in values]
-    block = block_cls(sym, [symbol_mod.Variable(n) for n in data_names])
+    block = sg.gluon.SymbolBlock(sym, [symbol_mod.Variable(n) for n in data_names])
     params = block.collect_params()
     for name, value in values.items():
         param = params[name]

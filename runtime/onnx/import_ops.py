@@ -276,7 +276,7 @@ def _pool_convention(ic, node, window, end, ceil_mode):
 
 
 def _explicit_pad(ic, node, window, end, value):
-    """Asymmetric pads as a Pad node before a pad-free pool (needs symgraph's Pad)."""
+    """Asymmetric pads as a Pad node before a pad-free pool."""
     rank = ic.rank(node.input[0])
     width = (0, 0, 0, 0) + tuple(v for pair in zip(window["pad"], end) for v in pair)
     if rank != 4:

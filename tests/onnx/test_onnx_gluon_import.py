@@ -1,10 +1,8 @@
-"""import_to_gluon: an exported model back as a Gluon SymbolBlock gives the same outputs
-(runs once symgraph's Gluon layer is on the branch)."""
+"""import_to_gluon: an exported model back as a Gluon SymbolBlock gives the same outputs."""
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from onnx_helpers import F32, assert_close, reference
 
 import symgraph as sg
@@ -14,8 +12,6 @@ S = sg.sym
 
 
 def test_symbol_block_from_onnx(tmp_path):
-    if not hasattr(getattr(sg, "gluon", None), "SymbolBlock"):
-        pytest.skip("sg.gluon.SymbolBlock is not on this branch yet")
     rng = np.random.default_rng(2)
     net = S.Convolution(S.Variable("data"), name="conv", kernel=(3, 3), num_filter=4)
     net = S.Activation(net, name="relu", act_type="relu")

@@ -9,7 +9,6 @@ import pytest
 from onnx_helpers import F32, assert_close, onnx, run_onnx
 
 from runtime.onnx import import_model
-from symgraph.ops.registry import has_op
 from symgraph.reference import evaluate
 
 h = onnx.helper
@@ -81,14 +80,9 @@ def mixed_opset17(rng):
     return model(nodes, [("x", [3, 3, 9, 7])], [("y", [3, 4])], inits, 17), {"x": (3, 3, 9, 7)}
 
 
-NEEDS = {"convnet_opset11": "BatchNorm", "mixed_opset17": "Pad"}
-
-
 @pytest.mark.parametrize("build", [convnet_opset11, mixed_opset17],
                          ids=lambda f: f.__name__)
 def test_foreign_model_imports(tmp_path, build):
-    if not has_op(NEEDS[build.__name__]):
-        pytest.skip(f"{NEEDS[build.__name__]} is not registered on this branch yet")
     rng = np.random.default_rng(4)
     m, shapes = build(rng)
     path = tmp_path / "foreign.onnx"

@@ -11,7 +11,6 @@ import symgraph as sg
 from runtime.checkpoint import save_checkpoint
 from runtime.datasets import load_letter_recognition, load_mnist
 from runtime.onnx import export_model, import_model
-from symgraph.ops.registry import has_op
 
 S = sg.sym
 
@@ -48,7 +47,7 @@ def lenet():
 
 
 def conv_bn():
-    """Conv -> BatchNorm -> relu -> pool -> dense; needs the BatchNorm op."""
+    """Conv -> BatchNorm -> relu -> pool -> dense."""
     net = S.Convolution(S.Variable("data"), name="conv1", kernel=(3, 3), num_filter=8)
     net = S.BatchNorm(net, name="bn1", fix_gamma=False)
     net = S.Activation(net, name="relu1", act_type="relu")
@@ -75,9 +74,6 @@ MODELS = {
     "lenet-mnist": (lenet, lambda: _mnist((1, 28, 28)), (1, 28, 28)),
     "conv-bn-mnist": (conv_bn, lambda: _mnist((1, 28, 28)), (1, 28, 28)),
 }
-NEEDS = {"conv-bn-mnist": "BatchNorm"}
-
-
 def trained(name, batch=50):
     """One epoch of Module.fit on the real data; returns the module and the held-out rows."""
     build, data, sample = MODELS[name]
@@ -92,8 +88,6 @@ def trained(name, batch=50):
 
 @pytest.fixture(scope="module", params=sorted(MODELS))
 def model(request):
-    if request.param in NEEDS and not has_op(NEEDS[request.param]):
-        pytest.skip(f"{NEEDS[request.param]} is not registered on this branch yet")
     mod, held_out = trained(request.param)
     arg_params, aux_params = mod.get_params()
     want = np.asarray(mod.predict(sg.io.NDArrayIter(held_out, None, 50)))
