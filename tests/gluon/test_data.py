@@ -110,3 +110,19 @@ def test_workers_keep_sample_order_on_the_per_sample_path():
     assert len(plain) == len(threaded) == 3
     for a, b in zip(plain, threaded):
         np.testing.assert_array_equal(a, b)
+
+
+def test_resize_transforms_use_sg_image_and_honour_interpolation():
+    """Resize and RandomResizedCrop resample through sg.image with the interpolation asked
+    for (it used to be ignored: always bilinear)."""
+    image = np.random.default_rng(5).integers(0, 256, (7, 9, 3)).astype(np.uint8)
+    for interp in (0, 1, 2):
+        got = transforms.Resize((4, 3), interpolation=interp)(nd.array(image, dtype="uint8"))
+        np.testing.assert_array_equal(got.asnumpy(), sg.image.imresize(image, 4, 3, interp))
+    nearest = transforms.Resize((4, 3), interpolation=0)(nd.array(image, dtype="uint8"))
+    linear = transforms.Resize((4, 3), interpolation=1)(nd.array(image, dtype="uint8"))
+    assert not np.array_equal(nearest.asnumpy(), linear.asnumpy())
+    crop = transforms.RandomResizedCrop(5, scale=(1.0, 1.0), ratio=(9 / 7, 9 / 7),
+                                        interpolation=0)
+    np.testing.assert_array_equal(crop(nd.array(image, dtype="uint8")).asnumpy(),
+                                  sg.image.imresize(image, 5, 5, 0))

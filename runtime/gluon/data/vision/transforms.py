@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from runtime.image.ops import imresize
 from runtime.ndarray.ndarray import NDArray
 from runtime.random import get_rng
 
@@ -118,22 +119,11 @@ class RandomCrop:
         return NDArray(np.ascontiguousarray(value[top:top + h, left:left + w]))
 
 
-def _resize(value, size):
-    """Bilinear resize of an HWC image to (h, w) = size (half-pixel centers, as OpenCV)."""
+def _resize(value, size, interpolation):
+    """An HWC image resized to (h, w) = ``size`` by ``sg.image`` (OpenCV's conventions, as
+    MXNet's transforms call ``imresize``)."""
     h, w = size
-    src_h, src_w = value.shape[:2]
-    ys = np.clip((np.arange(h) + 0.5) * src_h / h - 0.5, 0, src_h - 1)
-    xs = np.clip((np.arange(w) + 0.5) * src_w / w - 0.5, 0, src_w - 1)
-    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
-    y1, x1 = np.minimum(y0 + 1, src_h - 1), np.minimum(x0 + 1, src_w - 1)
-    wy, wx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
-    v = value.astype(np.float32)
-    top = v[y0][:, x0] * (1 - wx) + v[y0][:, x1] * wx
-    bottom = v[y1][:, x0] * (1 - wx) + v[y1][:, x1] * wx
-    out = top * (1 - wy) + bottom * wy
-    if value.dtype == np.uint8:
-        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-    return out.astype(value.dtype)
+    return imresize(value, w, h, interpolation)
 
 
 class Resize:
@@ -141,7 +131,7 @@ class Resize:
     the shorter side to ``size``)."""
 
     def __init__(self, size, keep_ratio=False, interpolation=1):
-        self._size, self._keep = size, keep_ratio
+        self._size, self._keep, self._interp = size, keep_ratio, interpolation
 
     def __call__(self, x):
         value = _np(x)
@@ -154,7 +144,7 @@ class Resize:
                 target = (self._size, self._size)
         else:
             target = (self._size[1], self._size[0])
-        return NDArray(_resize(value, target))
+        return NDArray(_resize(value, target, self._interp))
 
 
 class RandomResizedCrop:
@@ -162,7 +152,7 @@ class RandomResizedCrop:
 
     def __init__(self, size, scale=(0.08, 1.0), ratio=(3 / 4, 4 / 3), interpolation=1):
         self._size = (size, size) if isinstance(size, int) else tuple(size)
-        self._scale, self._ratio = scale, ratio
+        self._scale, self._ratio, self._interp = scale, ratio, interpolation
 
     def __call__(self, x):
         value = _np(x)
@@ -176,4 +166,4 @@ class RandomResizedCrop:
                 top, left = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
                 value = value[top:top + ch, left:left + cw]
                 break
-        return NDArray(_resize(value, (self._size[1], self._size[0])))
+        return NDArray(_resize(value, (self._size[1], self._size[0]), self._interp))
