@@ -99,6 +99,15 @@ def _attrs(p) -> dict:
     return {k: v for k, v in p.values if v is not None}
 
 
+def _grouped_adjoint(p, big_shape, rows, cols, channels: int):
+    """The grouped convolution whose data gradient this deconvolution is: over the
+    deconvolution's (N, F, OH, OW) side, back to its ``channels`` (the weight (C, F/G, kh,
+    kw) is that convolution's weight as it is)."""
+    from codegen.conv_kernels import GroupedConv
+
+    return GroupedConv(tuple(big_shape), rows, cols, p.num_group, channels)
+
+
 class _DeconvBase(OpDef):
     params = DECONV_PARAMS
 
@@ -166,9 +175,12 @@ class Deconvolution(_DeconvBase):
         ctx.emit(DK.bias_fill_kernel(n_img, p.num_filter, out_hw[0] * out_hw[1],
                                      ctx.out_buf(0), bias))
         out_shape = (n_img, p.num_filter) + out_hw
-        if groups > 1:
-            ctx.emit(DK.grouped_deconv_kernel(data, out_shape, groups, rows, cols, ctx.in_buf(0),
-                                              ctx.in_buf(1), ctx.out_buf(0)))
+        if groups > 1:  # the data gradient of the grouped convolution of the output
+            from codegen.conv_kernels import grouped_conv_data_grad_kernel
+
+            conv = _grouped_adjoint(p, out_shape, rows, cols, chans)
+            ctx.emit(grouped_conv_data_grad_kernel(conv, ctx.in_buf(0), ctx.in_buf(1),
+                                                   ctx.out_buf(0), accumulate=True))
             return
         xt_key = ctx._table.new(chans * ncols, dtype)
         ctx.emit(transpose_kernel((n_img, chans, height * width), (1, 0, 2), ctx.in_buf(0),
@@ -200,15 +212,7 @@ class DeconvGradData(_DeconvBase):
     def lower(self, p, ctx):
         data = ctx.in_shapes[2]
         win, _ = geometry(p, data)
-        if p.num_group == 1:
-            get_op("Convolution").lower(conv_params(p, win, data[1]), ctx)
-            return
-        from codegen.deconv_kernels import grouped_data_grad_kernel
-
-        dy = ctx.in_shapes[0]
-        rows, cols = win.axes(dy[2], dy[3], out=(data[2], data[3]))
-        ctx.emit(grouped_data_grad_kernel(dy, data, p.num_group, rows, cols, ctx.in_buf(0),
-                                          ctx.in_buf(1), ctx.out_buf(0)))
+        get_op("Convolution").lower(conv_params(p, win, data[1]), ctx)
 
 
 @register
@@ -233,7 +237,6 @@ class DeconvGradWeight(_DeconvBase):
         return [dw.reshape(weight.shape).astype(dy.dtype)]
 
     def lower(self, p, ctx):
-        from codegen import deconv_kernels as DK
         from codegen.builders_nn import transpose_kernel
         from codegen.conv_kernels import im2col_kernel
         from codegen.loop_ir import BufferParam
@@ -246,9 +249,12 @@ class DeconvGradWeight(_DeconvBase):
         groups, dtype = p.num_group, ctx.dtype
         cg, fg = chans // groups, p.num_filter // groups
         taps, ncols = fg * rows.kernel * cols.kernel, n_img * height * width
-        if groups > 1:
-            ctx.emit(DK.grouped_weight_grad_kernel(data, dy_shape, groups, rows, cols,
-                                                   ctx.in_buf(0), ctx.in_buf(1), ctx.out_buf(0)))
+        if groups > 1:  # the weight gradient of the grouped convolution of dy
+            from codegen.conv_kernels import grouped_conv_weight_grad_kernel
+
+            conv = _grouped_adjoint(p, dy_shape, rows, cols, chans)
+            ctx.emit(grouped_conv_weight_grad_kernel(conv, ctx.in_buf(1), ctx.in_buf(0),
+                                                     ctx.out_buf(0)))
             return
         xt_key = ctx._table.new(chans * ncols, dtype)
         ctx.emit(transpose_kernel((n_img, chans, height * width), (1, 0, 2), ctx.in_buf(1),
