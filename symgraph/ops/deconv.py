@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import OpAttributeError, ShapeError, format_shape
 from .conv import Window2D, col2im_ref, conv_ref, im2col_ref, parse_window, require_nchw
 from .params import Params, param
-from .registry import OpDef, get_op, merge_shape, register
+from .registry import OpDef, ShapedLikeGrad, get_op, merge_shape, register
 
 DECONV_PARAMS = (
     param("kernel", "shape"), param("stride", "shape", ()), param("dilate", "shape", ()),
@@ -194,15 +194,11 @@ class Deconvolution(_DeconvBase):
 
 
 @register
-class DeconvGradData(_DeconvBase):
+class DeconvGradData(ShapedLikeGrad, _DeconvBase):
     """Inputs (dy, weight, data): Convolution of dy with the deconvolution's weight."""
 
     name = "_deconv_grad_data"
     arguments = ("dy", "weight", "data")
-    differentiable = False
-
-    def infer_shape(self, p, in_shapes):
-        return in_shapes, [in_shapes[2]]
 
     def reference(self, p, inputs, ctx):
         dy, weight, data = inputs
@@ -216,15 +212,12 @@ class DeconvGradData(_DeconvBase):
 
 
 @register
-class DeconvGradWeight(_DeconvBase):
+class DeconvGradWeight(ShapedLikeGrad, _DeconvBase):
     """Inputs (dy, data, weight): per group ``x_g (C/G, N*H*W) @ im2col(dy)_g^T``."""
 
     name = "_deconv_grad_weight"
     arguments = ("dy", "data", "weight")
-    differentiable = False
-
-    def infer_shape(self, p, in_shapes):
-        return in_shapes, [in_shapes[2]]
+    shaped_like = "weight"
 
     def reference(self, p, inputs, ctx):
         dy, data, weight = inputs

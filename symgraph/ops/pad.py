@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import OpAttributeError, ShapeError, format_shape
 from .array_ops import kernel_of
 from .params import param
-from .registry import OpDef, register
+from .registry import OpDef, ShapedLikeGrad, register
 
 PAD_MODES = ("constant", "edge", "reflect")
 
@@ -135,15 +135,10 @@ class Pad(_PadBase):
 
 
 @register
-class PadGrad(_PadBase):
+class PadGrad(ShapedLikeGrad, _PadBase):
     """Inputs (dy, data): dy summed back onto the positions each padded entry read."""
 
     name = "_pad_grad"
-    arguments = ("dy", "data")
-    differentiable = False
-
-    def infer_shape(self, p, in_shapes):
-        return in_shapes, [in_shapes[1]]
 
     def reference(self, p, inputs, ctx):
         dy, data = inputs

@@ -102,6 +102,19 @@ class OpDef:
         return type(self).decompose is not OpDef.decompose
 
 
+
+class ShapedLikeGrad(OpDef):
+    """Base of the private gradient ops whose one result has the shape of the input named
+    ``shaped_like`` (the forward op's operand, passed for its shape and the geometry derived
+    from it): one shape rule for all of them, and they are never differentiated again."""
+
+    arguments = ("dy", "data")
+    shaped_like = "data"
+    differentiable = False
+
+    def infer_shape(self, p, in_shapes):
+        return in_shapes, [in_shapes[self.arguments.index(self.shaped_like)]]
+
 def register(cls):
     """Class decorator: instantiate, check and register an op definition."""
     op = cls()

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import OpAttributeError, ShapeError, format_shape
 from .array_ops import kernel_of, norm_axis
 from .params import Params, param
-from .registry import OpDef, register
+from .registry import OpDef, ShapedLikeGrad, register
 
 
 def parse_index_tuple(text: str, op: str, node: str, what: str) -> tuple:
@@ -133,15 +133,10 @@ class Slice(_SliceBase):
 
 
 @register
-class SliceGrad(_SliceBase):
+class SliceGrad(ShapedLikeGrad, _SliceBase):
     """Inputs (dy, data): zeros shaped like data with dy written into the slice."""
 
     name = "_slice_grad"
-    arguments = ("dy", "data")
-    differentiable = False
-
-    def infer_shape(self, p, in_shapes):
-        return in_shapes, [in_shapes[1]]
 
     def reference(self, p, inputs, ctx):
         dy, data = inputs
@@ -206,15 +201,10 @@ class SliceLike(OpDef):
 
 
 @register
-class SliceLikeGrad(OpDef):
+class SliceLikeGrad(ShapedLikeGrad):
     """Inputs (dy, data): zeros shaped like data with dy in the leading corner."""
 
     name = "_slice_like_grad"
-    arguments = ("dy", "data")
-    differentiable = False
-
-    def infer_shape(self, p, in_shapes):
-        return in_shapes, [in_shapes[1]]
 
     def reference(self, p, inputs, ctx):
         dy, data = inputs
