@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import ShapeError, format_shape
+from .array_ops import fill
 from .params import param
 from .registry import OpDef, register
 
@@ -75,11 +76,9 @@ class BatchDot(OpDef):
             value = L.Load(a, a_index(bi, i, t)) * L.Load(b_buf, b_index(bi, t, j))
             dst = (bi * m + i) * n + j
             if not p.transpose_b:  # rows of rhs are contiguous: accumulate along j (vectors)
-                zero = L.Var("z")
-                fill = L.For(zero, out.size, L.Store(out, zero, L.Const(0.0, out.dtype)))
                 add = L.Store(out, dst, L.Load(out, dst) + value)
                 body = L.For(bi, batch, L.For(i, m, L.For(t, k, L.For(j, n, add))))
-                return L.make_kernel([a, b_buf, out], L.block(fill, body))
+                return L.make_kernel([a, b_buf, out], L.block(fill(L, out, 0.0), body))
             acc = L.Var("acc", out.dtype)  # rhs^T: the contraction is contiguous, reduce it
             reduce = L.Reduce(acc, "sum", t, k, value, L.Store(out, dst, acc))
             body = L.For(bi, batch, L.For(i, m, L.For(j, n, reduce)))

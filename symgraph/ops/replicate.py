@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..errors import ShapeError, format_shape
-from .array_ops import axis_view, concat_stmts, kernel_of, norm_axis
+from .array_ops import axis_view, concat_stmts, fill, kernel_of, norm_axis
 from .params import param
 from .registry import OpDef, ShapedLikeGrad, merge_shape, register, require_attr
 
@@ -46,9 +46,7 @@ def tile_stmts(shape, reps, gather: bool):
             body = L.For(rv[k], reps[k], body)
         if gather:
             return body
-        zero = L.Var("z")
-        return L.Block((L.For(zero, dst.size, L.Store(dst, zero, L.Const(0.0, dst.dtype))),
-                        body))
+        return L.Block((fill(L, dst, 0.0), body))
 
     return stmts
 

@@ -12,7 +12,7 @@ import ast
 import numpy as np
 
 from ..errors import OpAttributeError, ShapeError, format_shape
-from .array_ops import kernel_of, norm_axis
+from .array_ops import fill, kernel_of, norm_axis
 from .params import Params, param
 from .registry import OpDef, ShapedLikeGrad, register
 
@@ -71,9 +71,7 @@ def window_stmts(out_shape, in_shape, starts, steps, to_window: bool):
         if to_window:
             return nest(vars_, out_shape, L.Store(dst, dense_index, L.Load(src, window_index)))
         scatter = nest(vars_, out_shape, L.Store(dst, window_index, L.Load(src, dense_index)))
-        zero = L.Var("z")
-        return L.Block((L.For(zero, dst.size, L.Store(dst, zero, L.Const(0.0, dst.dtype))),
-                        scatter))
+        return L.Block((fill(L, dst, 0.0), scatter))
 
     return stmts
 
