@@ -6,6 +6,7 @@ from ..errors import ShapeError, format_shape
 from .array_ops import fill
 from .params import param
 from .registry import OpDef, register
+from .tensor import product_grads
 
 
 def operand(shape, transpose: bool) -> tuple:
@@ -43,16 +44,7 @@ class BatchDot(OpDef):
         return [a @ b]
 
     def gradient(self, p, g):
-        dy, lhs, rhs = g.out_grads[0], g.inputs[0], g.inputs[1]
-        ta, tb = p.transpose_a, p.transpose_b
-        grads = [None, None]
-        if g.needs[0]:
-            grads[0] = (g.op("batch_dot", rhs, dy, transpose_a=tb, transpose_b=True) if ta
-                        else g.op("batch_dot", dy, rhs, transpose_b=not tb))
-        if g.needs[1]:
-            grads[1] = (g.op("batch_dot", dy, lhs, transpose_a=True, transpose_b=ta) if tb
-                        else g.op("batch_dot", lhs, dy, transpose_a=not ta))
-        return grads
+        return product_grads("batch_dot", p, g)
 
     def lower(self, p, ctx):
         lhs, rhs = ctx.in_shapes

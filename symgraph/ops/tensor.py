@@ -170,6 +170,22 @@ class BroadcastLike(OpDef):
         ctx.elementwise(lambda m, x: x + 0.0, inputs=(0,))
 
 
+def product_grads(op: str, p, g) -> list:
+    """Both gradients of ``op(lhs, rhs)`` for ``dot`` and ``batch_dot``: each is that same
+    product of the head gradient and the other operand, its transpose flags chosen so that
+    no transpose is materialized."""
+    dy, lhs, rhs = g.out_grads[0], g.inputs[0], g.inputs[1]
+    ta, tb = p.transpose_a, p.transpose_b
+    grads = [None, None]
+    if g.needs[0]:
+        grads[0] = (g.op(op, rhs, dy, transpose_a=tb, transpose_b=True) if ta
+                    else g.op(op, dy, rhs, transpose_b=not tb))
+    if g.needs[1]:
+        grads[1] = (g.op(op, dy, lhs, transpose_a=True, transpose_b=ta) if tb
+                    else g.op(op, lhs, dy, transpose_a=not ta))
+    return grads
+
+
 @register
 class Dot(OpDef):
     """Matrix product; N-D contracts lhs's last axis with rhs's first (MXNet's ``dot``)."""
@@ -204,16 +220,7 @@ class Dot(OpDef):
         return [(a2 @ b2).reshape(a.shape[:-1] + b.shape[1:])]
 
     def gradient(self, p, g):
-        dy, lhs, rhs = g.out_grads[0], g.inputs[0], g.inputs[1]
-        ta, tb = p.transpose_a, p.transpose_b
-        grads = [None, None]
-        if g.needs[0]:
-            grads[0] = (g.op("dot", rhs, dy, transpose_a=tb, transpose_b=True) if ta
-                        else g.op("dot", dy, rhs, transpose_b=not tb))
-        if g.needs[1]:
-            grads[1] = (g.op("dot", dy, lhs, transpose_a=True, transpose_b=ta) if tb
-                        else g.op("dot", lhs, dy, transpose_a=not ta))
-        return grads
+        return product_grads("dot", p, g)
 
     def lower(self, p, ctx):
         ctx.matmul(a=0, b=1, trans_a=p.transpose_a, trans_b=p.transpose_b)
