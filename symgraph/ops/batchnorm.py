@@ -62,6 +62,7 @@ class BatchNorm(OpDef):
     hint = "batchnorm"
     params = BN_PARAMS
     arguments = ("data", "gamma", "beta", "moving_mean", "moving_var")
+    hidden_outputs = ("mean", "var")
 
     def mutate_inputs(self, p):
         return (MOVING_MEAN, MOVING_VAR)
@@ -71,14 +72,8 @@ class BatchNorm(OpDef):
         return {MOVING_MEAN: {"__init__": '["zero", {}]'},
                 MOVING_VAR: {"__init__": '["one", {}]'}}
 
-    def num_outputs(self, p):
-        return 3
-
     def num_visible_outputs(self, p):
         return 3 if p.output_mean_var else 1
-
-    def output_names(self, p):
-        return ["output", "mean", "var"]
 
     def infer_shape(self, p, in_shapes):
         data = in_shapes[0]
