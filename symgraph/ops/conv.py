@@ -228,7 +228,7 @@ class Convolution(OpDef):
             from codegen.conv_kernels import grouped_conv_kernel
 
             bias = None if p.no_bias else ctx.in_buf(2)
-            ctx.emit(grouped_conv_kernel(_grouped(p, ctx.in_shapes[0]), ctx.in_buf(0),
+            ctx.emit(grouped_conv_kernel(grouped_conv_of(p, ctx.in_shapes[0]), ctx.in_buf(0),
                                          ctx.in_buf(1), bias, ctx.out_buf(0)))
             return
         _lower_im2col_matmul(p, ctx)
@@ -257,7 +257,7 @@ def _lower_im2col_matmul(p, ctx):
     ctx.emit(place, {"tmp": y_key})
 
 
-def _grouped(p, data_shape):
+def grouped_conv_of(p, data_shape):
     """The codegen description of a grouped convolution over ``data_shape``."""
     from codegen.conv_kernels import GroupedConv
 
