@@ -18,6 +18,7 @@ from .composite import CompositeOp
 from .elementwise_base import ElementwiseOp
 from .params import param
 from .registry import OpDef, ShapedLikeGrad, merge_shape, register, require_attr
+from .tensor import float_to_index
 
 MODES = ("clip", "wrap", "raise")
 
@@ -28,7 +29,7 @@ def check_mode(op: str, node: str, mode: str) -> None:
 
 
 def safe_index_ref(index: np.ndarray, n: int, mode: str) -> np.ndarray:
-    i = np.trunc(index).astype(np.int64)
+    i = float_to_index(index)
     return np.mod(i, n) if mode == "wrap" else np.clip(i, 0, n - 1)
 
 

@@ -10,16 +10,22 @@ from ..errors import ShapeError, format_shape
 from .params import param
 from .registry import OpDef, merge_shape, register
 
+INT64 = np.iinfo(np.int64)
+
 
 def float_to_index(values) -> np.ndarray:
     """int64 indices as native code converts floats (LLVM's fptosi.sat): the integer part,
-    NaN as 0, infinities and huge values saturated (here at +-2**62, which no index range
-    reaches). numpy's own cast of NaN and inf is undefined, so the oracle must not use it."""
+    NaN as 0, infinities and huge values saturated at int64's own bounds (exactly, so that
+    ``mode='wrap'`` wraps them as native code does). numpy's own cast of NaN and inf is
+    undefined, so the oracle must not use it."""
     values = np.asarray(values)
     if values.dtype.kind in "iub":
         return values.astype(np.int64)
-    wide = np.nan_to_num(np.trunc(values.astype(np.float64)), nan=0.0)
-    return np.clip(wide, -2.0 ** 62, 2.0 ** 62).astype(np.int64)
+    wide = np.nan_to_num(np.trunc(values.astype(np.float64)), nan=0.0, posinf=2.0 ** 63,
+                         neginf=-(2.0 ** 63))
+    fits = (wide >= -(2.0 ** 63)) & (wide < 2.0 ** 63)
+    out = np.where(fits, wide, 0.0).astype(np.int64)
+    return np.where(fits, out, np.where(wide > 0, INT64.max, INT64.min))
 
 
 def norm_axes(axes, ndim, what="axis"):
