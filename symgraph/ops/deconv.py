@@ -182,10 +182,10 @@ class Deconvolution(_DeconvBase):
             ctx.emit(grouped_conv_data_grad_kernel(conv, ctx.in_buf(0), ctx.in_buf(1),
                                                    ctx.out_buf(0), accumulate=True))
             return
-        xt_key = ctx._table.new(chans * ncols, dtype)
+        xt_key = ctx.temp(chans * ncols)
         ctx.emit(transpose_kernel((n_img, chans, height * width), (1, 0, 2), ctx.in_buf(0),
                                   BufferParam("xt", dtype, chans * ncols)), {"xt": xt_key})
-        col_key = ctx._table.new(taps * ncols, dtype)
+        col_key = ctx.temp(taps * ncols)
         ctx.emit(matmul_kernel(taps, ncols, cg, trans_a=True, dtype=dtype),
                  {"a": ctx.in_keys[1], "b": xt_key, "c": col_key})
         col_buf = BufferParam("cols", dtype, taps * ncols)
@@ -249,10 +249,10 @@ class DeconvGradWeight(ShapedLikeGrad, _DeconvBase):
             ctx.emit(grouped_conv_weight_grad_kernel(conv, ctx.in_buf(1), ctx.in_buf(0),
                                                      ctx.out_buf(0)))
             return
-        xt_key = ctx._table.new(chans * ncols, dtype)
+        xt_key = ctx.temp(chans * ncols)
         ctx.emit(transpose_kernel((n_img, chans, height * width), (1, 0, 2), ctx.in_buf(1),
                                   BufferParam("xt", dtype, chans * ncols)), {"xt": xt_key})
-        col_key = ctx._table.new(taps * ncols, dtype)
+        col_key = ctx.temp(taps * ncols)
         ctx.emit(im2col_kernel(dy_shape, rows, cols, 0, fg, ctx.in_buf(0),
                                BufferParam("cols", dtype, taps * ncols)), {"cols": col_key})
         ctx.emit(matmul_kernel(cg, taps, ncols, trans_b=True, dtype=dtype),
