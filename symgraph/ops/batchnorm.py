@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
+from .array_ops import axis_view
 from .params import param
 from .registry import OpDef, merge_shape, register
 
@@ -42,9 +43,7 @@ def channel_axis(p, ndim: int, node_name: str = "") -> int:
 
 def channel_view(p, shape) -> tuple[int, int, int]:
     """(outer, channels, inner): the data seen as 3-D around the channel axis."""
-    axis = channel_axis(p, len(shape))
-    return (int(np.prod(shape[:axis], dtype=np.int64)), int(shape[axis]),
-            int(np.prod(shape[axis + 1:], dtype=np.int64)))
+    return axis_view(tuple(shape), channel_axis(p, len(shape)))
 
 
 def uses_batch_stats(p, is_train: bool) -> bool:
