@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from ..errors import ShapeError, format_shape
 from .array_ops import fill
-from .params import param
 from .registry import OpDef, register
-from .tensor import product_grads
+from .tensor import PRODUCT_PARAMS, product_grads
 
 
 def operand(shape, transpose: bool) -> tuple:
@@ -20,8 +19,7 @@ class BatchDot(OpDef):
 
     name = "batch_dot"
     arguments = ("lhs", "rhs")
-    params = (param("transpose_a", "bool", False), param("transpose_b", "bool", False),
-              param("forward_stype", "str?", None))
+    params = PRODUCT_PARAMS
 
     def infer_shape(self, p, in_shapes):
         lhs, rhs = in_shapes

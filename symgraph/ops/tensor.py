@@ -176,6 +176,11 @@ class BroadcastLike(OpDef):
         ctx.elementwise(lambda m, x: x + 0.0, inputs=(0,))
 
 
+#: dot's and batch_dot's parameters (MXNet gives both the same)
+PRODUCT_PARAMS = (param("transpose_a", "bool", False), param("transpose_b", "bool", False),
+                  param("forward_stype", "str?", None))
+
+
 def product_grads(op: str, p, g) -> list:
     """Both gradients of ``op(lhs, rhs)`` for ``dot`` and ``batch_dot``: each is that same
     product of the head gradient and the other operand, its transpose flags chosen so that
@@ -198,8 +203,7 @@ class Dot(OpDef):
 
     name = "dot"
     arguments = ("lhs", "rhs")
-    params = (param("transpose_a", "bool", False), param("transpose_b", "bool", False),
-              param("forward_stype", "str?", None))
+    params = PRODUCT_PARAMS
 
     def infer_shape(self, p, in_shapes):
         lhs, rhs = in_shapes
