@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..errors import ShapeError, format_shape
-from .array_ops import kernel_of, norm_axis
+from .array_ops import fill, kernel_of, norm_axis
 from .composite import CompositeOp
 from .params import param
 from .registry import OpDef, merge_shape, register, require_attr
@@ -97,8 +97,7 @@ class ChannelWindowSum(OpDef):
         def stmts(L, inputs, outputs):
             src, out = inputs[0], outputs[0]
             n, c, r = L.Var("n"), L.Var("c"), L.Var("r")
-            nests = [L.For(L.Var("z"), out.size, L.Store(out, L.Var("z"), L.Const(0.0,
-                                                                                  out.dtype)))]
+            nests = [fill(L, out, 0.0)]
             for shift in range(-p.before, p.after + 1):
                 lo, hi = max(0, -shift), min(channels, channels - shift)
                 if lo >= hi:
