@@ -168,7 +168,9 @@ def slice_kernel(start: int, inp: L.BufferParam, out: L.BufferParam) -> L.Kernel
 @dataclass(frozen=True)
 class GroupedConv:
     """Shapes of a grouped 2-D convolution; the groups are an outer loop of one kernel, so
-    the kernel count does not grow with ``groups`` (depthwise: ``groups == channels``)."""
+    the kernel count does not grow with ``groups`` (depthwise: ``groups == channels``).
+    A grouped Deconvolution is this convolution's data gradient, so its three kernels
+    are these three with data and output swapped (``symgraph.ops.deconv``)."""
 
     shape: tuple  # data (N, C, H, W)
     rows: Axis
