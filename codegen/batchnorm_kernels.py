@@ -21,10 +21,19 @@ fusable elementwise pass.
 
 from __future__ import annotations
 
+import math
+
 from codegen import builders
 from codegen import loop_ir as L
 from codegen.fusion_spec import ElementwiseSpec
-from symgraph.ops.batchnorm import MOVING_MEAN, MOVING_VAR, channel_view, uses_batch_stats
+from symgraph.ops.batchnorm import (
+    MOVING_MEAN,
+    MOVING_VAR,
+    channel_axis,
+    channel_view,
+    uses_batch_stats,
+)
+from symgraph.ops.norm import axis_shape
 
 
 def _buf(name, dtype, size):
@@ -132,16 +141,16 @@ def moving_update_kernel(p, channels, dtype):
 
 
 def _per_channel_shape(shape, p):
-    axis = p.axis % len(shape)
-    return tuple(d if k == axis else 1 for k, d in enumerate(shape))
+    axis = channel_axis(p, len(shape))
+    return axis_shape(len(shape), axis, shape[axis])
 
 
 def _affine_call(ctx, shape, inputs, formula, out_key):
     """An elementwise call ``out = formula(*inputs)`` over ``shape`` that fusion can merge;
     ``inputs`` are (key, broadcast shape)."""
     dtype = ctx.dtype
-    params = [(_buf(f"in{k}", dtype, _size(s)), s) for k, (_, s) in enumerate(inputs)]
-    out = _buf("out0", dtype, _size(shape))
+    params = [(_buf(f"in{k}", dtype, math.prod(s)), s) for k, (_, s) in enumerate(inputs)]
+    out = _buf("out0", dtype, math.prod(shape))
     kernel = builders.elementwise_kernel(shape, params, formula, [out])
     keys = tuple(key for key, _ in inputs)
     spec = ElementwiseSpec(keys, tuple(s for _, s in inputs), (out_key,), tuple(shape),
@@ -149,13 +158,6 @@ def _affine_call(ctx, shape, inputs, formula, out_key):
     bindings = {f"in{k}": key for k, key in enumerate(keys)}
     bindings["out0"] = out_key
     ctx.emit(kernel, bindings, spec)
-
-
-def _size(shape):
-    n = 1
-    for d in shape:
-        n *= int(d)
-    return n
 
 
 def lower_batchnorm(p, ctx):

@@ -168,7 +168,9 @@ def slice_kernel(start: int, inp: L.BufferParam, out: L.BufferParam) -> L.Kernel
 @dataclass(frozen=True)
 class GroupedConv:
     """Shapes of a grouped 2-D convolution; the groups are an outer loop of one kernel, so
-    the kernel count does not grow with ``groups`` (depthwise: ``groups == channels``)."""
+    the kernel count does not grow with ``groups`` (depthwise: ``groups == channels``).
+    A grouped Deconvolution is this convolution's data gradient, so its three kernels
+    are these three with data and output swapped (``symgraph.ops.deconv``)."""
 
     shape: tuple  # data (N, C, H, W)
     rows: Axis
@@ -223,14 +225,16 @@ def grouped_conv_kernel(conv: GroupedConv, x: L.BufferParam, w: L.BufferParam,
 
 
 def grouped_conv_data_grad_kernel(conv: GroupedConv, dy: L.BufferParam, w: L.BufferParam,
-                                  dx: L.BufferParam) -> L.Kernel:
-    """The adjoint in the data: every output tap adds ``w * dy`` back where it read."""
+                                  dx: L.BufferParam, accumulate: bool = False) -> L.Kernel:
+    """The adjoint in the data: every output tap adds ``w * dy`` back where it read.
+    ``accumulate`` adds onto ``dx`` as it is (a grouped Deconvolution, which is this
+    kernel, adds onto its bias) instead of starting from zeros."""
     def tap(*where):
         data, weight, out = conv.indices(*where)
         return L.Store(dx, data, L.Load(dx, data) + L.Load(w, weight) * L.Load(dy, out))
 
     body = conv.loops(window_passes(conv.rows, conv.cols, tap))
-    return L.make_kernel([dy, w, dx], L.block(fill(dx, 0.0), body))
+    return L.make_kernel([dy, w, dx], body if accumulate else L.block(fill(dx, 0.0), body))
 
 
 def grouped_conv_weight_grad_kernel(conv: GroupedConv, dy: L.BufferParam, x: L.BufferParam,

@@ -3,8 +3,9 @@ number of elements that come before it (ties: the lower index first, a stable or
 
 Ranks need no data-dependent control flow, so the kernel is plain loop IR whose inner
 count vectorizes; it costs n^2 comparisons per row, which suits the short rows topk and
-sort see in models (class scores, proposals). A rank is always in [0, n): the scatter
-by rank cannot leave the row, whatever the values (NaNs included).
+sort see in models (class scores, proposals). A rank is always in [0, n) and the ranks of
+a row are distinct: the scatter by rank fills the row exactly, whatever the values (NaNs
+included).
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ class SortShape:
 
 
 def _rank(s: SortShape, inp, o, i, r):
-    """Float count of the elements of row (o, r) ordered before element i."""
+    """Float count of the elements of row (o, r) ordered before element i. NaNs come after
+    every number in both directions (numpy's order, which the reference uses) and tie with
+    each other, so the ranks of a row are always a permutation of [0, n)."""
     j = L.Var("j")
     xi = L.Load(inp, (o * s.n + i) * s.inner + r)
     xj = L.Load(inp, (o * s.n + j) * s.inner + r)
-    strictly = L.Cmp("lt" if s.ascend else "gt", xj, xi)
-    tie_first = L.Bin("and", L.Cmp("eq", xj, xi), L.Cmp("lt", j, i))
+    nan_i, nan_j = L.Cmp("ne", xi, xi), L.Cmp("ne", xj, xj)  # "ne" is unordered: NaN != NaN
+    ordered = L.Bin("or", nan_i, L.Cmp("lt" if s.ascend else "gt", xj, xi))
+    strictly = L.Bin("and", L.Cmp("eq", xj, xj), ordered)
+    same = L.Bin("or", L.Cmp("eq", xj, xi), L.Bin("and", nan_i, nan_j))
+    tie_first = L.Bin("and", same, L.Cmp("lt", j, i))
     before = L.Cast(L.Bin("or", strictly, tie_first), inp.dtype)
     return j, before
 

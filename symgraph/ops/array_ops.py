@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ShapeError, format_shape
 from .params import param
-from .registry import OpDef, merge_shape, register, require_attr
+from .registry import OpDef, ShapedLikeGrad, merge_shape, register, require_attr
 from .tensor import float_to_index, norm_axes
 
 
@@ -422,16 +422,11 @@ class SliceAxis(OpDef):
 
 
 @register
-class SliceAxisGrad(OpDef):
+class SliceAxisGrad(ShapedLikeGrad):
     """Inputs (dy, data): zeros of data's shape with dy written into the sliced range."""
 
     name = "_slice_axis_grad"
-    arguments = ("dy", "data")
-    differentiable = False
     params = SLICE_PARAMS
-
-    def infer_shape(self, p, in_shapes):
-        return in_shapes, [in_shapes[1]]
 
     def reference(self, p, inputs, ctx):
         dy, data = inputs
@@ -725,16 +720,13 @@ class Embedding(OpDef):
 
 
 @register
-class EmbeddingGrad(OpDef):
+class EmbeddingGrad(ShapedLikeGrad):
     """Inputs (dy, data, weight): zeros of weight's shape plus dy rows added at the indices."""
 
     name = "_embedding_grad"
     arguments = ("dy", "data", "weight")
-    differentiable = False
+    shaped_like = "weight"
     params = (param("input_dim", "int"), param("output_dim", "int"))
-
-    def infer_shape(self, p, in_shapes):
-        return in_shapes, [in_shapes[2]]
 
     def infer_type(self, p, in_types):
         """dy, weight and the result share one dtype; the indices keep their own."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
+from .array_ops import axis_view
 from .params import param
 from .registry import OpDef, merge_shape, register
 
@@ -42,9 +43,7 @@ def channel_axis(p, ndim: int, node_name: str = "") -> int:
 
 def channel_view(p, shape) -> tuple[int, int, int]:
     """(outer, channels, inner): the data seen as 3-D around the channel axis."""
-    axis = channel_axis(p, len(shape))
-    return (int(np.prod(shape[:axis], dtype=np.int64)), int(shape[axis]),
-            int(np.prod(shape[axis + 1:], dtype=np.int64)))
+    return axis_view(tuple(shape), channel_axis(p, len(shape)))
 
 
 def uses_batch_stats(p, is_train: bool) -> bool:
@@ -62,6 +61,7 @@ class BatchNorm(OpDef):
     hint = "batchnorm"
     params = BN_PARAMS
     arguments = ("data", "gamma", "beta", "moving_mean", "moving_var")
+    hidden_outputs = ("mean", "var")
 
     def mutate_inputs(self, p):
         return (MOVING_MEAN, MOVING_VAR)
@@ -71,14 +71,8 @@ class BatchNorm(OpDef):
         return {MOVING_MEAN: {"__init__": '["zero", {}]'},
                 MOVING_VAR: {"__init__": '["one", {}]'}}
 
-    def num_outputs(self, p):
-        return 3
-
     def num_visible_outputs(self, p):
         return 3 if p.output_mean_var else 1
-
-    def output_names(self, p):
-        return ["output", "mean", "var"]
 
     def infer_shape(self, p, in_shapes):
         data = in_shapes[0]

@@ -228,7 +228,7 @@ class Convolution(OpDef):
             from codegen.conv_kernels import grouped_conv_kernel
 
             bias = None if p.no_bias else ctx.in_buf(2)
-            ctx.emit(grouped_conv_kernel(_grouped(p, ctx.in_shapes[0]), ctx.in_buf(0),
+            ctx.emit(grouped_conv_kernel(grouped_conv_of(p, ctx.in_shapes[0]), ctx.in_buf(0),
                                          ctx.in_buf(1), bias, ctx.out_buf(0)))
             return
         _lower_im2col_matmul(p, ctx)
@@ -245,10 +245,10 @@ def _lower_im2col_matmul(p, ctx):
     dtype = ctx.dtype
     taps = chans * rows.kernel * cols.kernel
     bias = None if p.no_bias else ctx.in_buf(2)
-    col_key = _temp(ctx, taps * n_img * plane)
+    col_key = ctx.temp(taps * n_img * plane)
     ctx.emit(CK.im2col_kernel(ctx.in_shapes[0], rows, cols, 0, chans, ctx.in_buf(0),
                               _buffer("cols", dtype, taps * n_img * plane)), {"cols": col_key})
-    y_key = _temp(ctx, p.num_filter * n_img * plane)
+    y_key = ctx.temp(p.num_filter * n_img * plane)
     ctx.emit(matmul_kernel(p.num_filter, n_img * plane, taps, dtype=dtype),
              {"a": ctx.in_keys[1], "b": col_key, "c": y_key})
     place = CK.place_kernel(n_img, p.num_filter, 0, plane, p.num_filter,
@@ -257,7 +257,7 @@ def _lower_im2col_matmul(p, ctx):
     ctx.emit(place, {"tmp": y_key})
 
 
-def _grouped(p, data_shape):
+def grouped_conv_of(p, data_shape):
     """The codegen description of a grouped convolution over ``data_shape``."""
     from codegen.conv_kernels import GroupedConv
 
@@ -269,11 +269,6 @@ def _buffer(name: str, dtype: str, size: int):
     from codegen.loop_ir import BufferParam
 
     return BufferParam(name, dtype, size)
-
-
-def _temp(ctx, size: int) -> int:
-    """A scratch buffer for this node; the memory plan reuses it once its calls are done."""
-    return ctx._table.new(size, ctx.dtype)
 
 
 def _products(g, dy2, w2, cols):

@@ -17,6 +17,7 @@ from .conv import (
     WINDOW_PARAMS,
     col2im_ref,
     conv_out_dims,
+    grouped_conv_of,
     im2col_ref,
     parse_window,
     require_nchw,
@@ -73,12 +74,6 @@ class _GroupedGrad(OpDef):
                              f"expected {format_shape(expected)} with channel counts "
                              f"divisible by num_group")
 
-    def conv(self, p, data_shape):
-        from codegen.conv_kernels import GroupedConv
-
-        rows, cols = window_of(p).axes(data_shape[2], data_shape[3])
-        return GroupedConv(tuple(data_shape), rows, cols, p.num_group, p.num_filter)
-
 
 @register
 class GroupedConvDataGrad(_GroupedGrad):
@@ -108,7 +103,7 @@ class GroupedConvDataGrad(_GroupedGrad):
     def lower(self, p, ctx):
         from codegen.conv_kernels import grouped_conv_data_grad_kernel
 
-        conv = self.conv(p, ctx.in_shapes[2])
+        conv = grouped_conv_of(p, ctx.in_shapes[2])
         ctx.emit(grouped_conv_data_grad_kernel(conv, ctx.in_buf(0), ctx.in_buf(1),
                                                ctx.out_buf(0)))
 
@@ -139,6 +134,6 @@ class GroupedConvWeightGrad(_GroupedGrad):
     def lower(self, p, ctx):
         from codegen.conv_kernels import grouped_conv_weight_grad_kernel
 
-        conv = self.conv(p, ctx.in_shapes[1])
+        conv = grouped_conv_of(p, ctx.in_shapes[1])
         ctx.emit(grouped_conv_weight_grad_kernel(conv, ctx.in_buf(0), ctx.in_buf(1),
                                                  ctx.out_buf(0)))

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import OpAttributeError, ShapeError, format_shape
 from .conv import Window2D, col2im_ref, conv_ref, im2col_ref, parse_window, require_nchw
 from .params import Params, param
-from .registry import OpDef, get_op, merge_shape, register
+from .registry import OpDef, ShapedLikeGrad, get_op, merge_shape, register
 
 DECONV_PARAMS = (
     param("kernel", "shape"), param("stride", "shape", ()), param("dilate", "shape", ()),
@@ -99,6 +99,29 @@ def _attrs(p) -> dict:
     return {k: v for k, v in p.values if v is not None}
 
 
+def _grouped_adjoint(p, big_shape, rows, cols, channels: int):
+    """The grouped convolution whose data gradient this deconvolution is: over the
+    deconvolution's (N, F, OH, OW) side, back to its ``channels`` (the weight (C, F/G, kh,
+    kw) is that convolution's weight as it is)."""
+    from codegen.conv_kernels import GroupedConv
+
+    return GroupedConv(tuple(big_shape), rows, cols, p.num_group, channels)
+
+
+def _channel_major(ctx, index: int, shape) -> tuple[int, int]:
+    """Input ``index`` (N, C, H, W) transposed to (C, N*H*W) in a scratch buffer (the
+    one-group matmuls' operand): (its key, N*H*W)."""
+    from codegen.builders_nn import transpose_kernel
+    from codegen.loop_ir import BufferParam
+
+    n_img, chans, height, width = shape
+    ncols = n_img * height * width
+    key = ctx.temp(chans * ncols)
+    ctx.emit(transpose_kernel((n_img, chans, height * width), (1, 0, 2), ctx.in_buf(index),
+                              BufferParam("xt", ctx.dtype, chans * ncols)), {"xt": key})
+    return key, ncols
+
+
 class _DeconvBase(OpDef):
     params = DECONV_PARAMS
 
@@ -151,46 +174,39 @@ class Deconvolution(_DeconvBase):
 
     def lower(self, p, ctx):
         from codegen import deconv_kernels as DK
-        from codegen.builders_nn import transpose_kernel
         from codegen.loop_ir import BufferParam
         from codegen.matmul import matmul_kernel
 
         data = ctx.in_shapes[0]
-        n_img, chans, height, width = data
         win, out_hw = geometry(p, data)
-        rows, cols = win.axes(out_hw[0], out_hw[1], out=(height, width))
-        groups, dtype = p.num_group, ctx.dtype
-        cg, fg = chans // groups, p.num_filter // groups
-        taps, ncols = fg * rows.kernel * cols.kernel, n_img * height * width
+        rows, cols = win.axes(out_hw[0], out_hw[1], out=tuple(data[2:]))
+        out_shape = (data[0], p.num_filter) + out_hw
         bias = None if p.no_bias else ctx.in_buf(2)
-        ctx.emit(DK.bias_fill_kernel(n_img, p.num_filter, out_hw[0] * out_hw[1],
+        ctx.emit(DK.bias_fill_kernel(data[0], p.num_filter, out_hw[0] * out_hw[1],
                                      ctx.out_buf(0), bias))
-        out_shape = (n_img, p.num_filter) + out_hw
-        if groups > 1:
-            ctx.emit(DK.grouped_deconv_kernel(data, out_shape, groups, rows, cols, ctx.in_buf(0),
-                                              ctx.in_buf(1), ctx.out_buf(0)))
+        if p.num_group > 1:  # the data gradient of the grouped convolution of the output
+            from codegen.conv_kernels import grouped_conv_data_grad_kernel
+
+            conv = _grouped_adjoint(p, out_shape, rows, cols, data[1])
+            ctx.emit(grouped_conv_data_grad_kernel(conv, ctx.in_buf(0), ctx.in_buf(1),
+                                                   ctx.out_buf(0), accumulate=True))
             return
-        xt_key = ctx._table.new(chans * ncols, dtype)
-        ctx.emit(transpose_kernel((n_img, chans, height * width), (1, 0, 2), ctx.in_buf(0),
-                                  BufferParam("xt", dtype, chans * ncols)), {"xt": xt_key})
-        col_key = ctx._table.new(taps * ncols, dtype)
-        ctx.emit(matmul_kernel(taps, ncols, cg, trans_a=True, dtype=dtype),
+        xt_key, ncols = _channel_major(ctx, 0, data)
+        taps = p.num_filter * rows.kernel * cols.kernel
+        col_key = ctx.temp(taps * ncols)
+        ctx.emit(matmul_kernel(taps, ncols, data[1], trans_a=True, dtype=ctx.dtype),
                  {"a": ctx.in_keys[1], "b": xt_key, "c": col_key})
-        col_buf = BufferParam("cols", dtype, taps * ncols)
-        ctx.emit(DK.col2im_add_kernel(out_shape, rows, cols, 0, fg, col_buf, ctx.out_buf(0)),
-                 {"cols": col_key})
+        col_buf = BufferParam("cols", ctx.dtype, taps * ncols)
+        ctx.emit(DK.col2im_add_kernel(out_shape, rows, cols, 0, p.num_filter, col_buf,
+                                      ctx.out_buf(0)), {"cols": col_key})
 
 
 @register
-class DeconvGradData(_DeconvBase):
+class DeconvGradData(ShapedLikeGrad, _DeconvBase):
     """Inputs (dy, weight, data): Convolution of dy with the deconvolution's weight."""
 
     name = "_deconv_grad_data"
     arguments = ("dy", "weight", "data")
-    differentiable = False
-
-    def infer_shape(self, p, in_shapes):
-        return in_shapes, [in_shapes[2]]
 
     def reference(self, p, inputs, ctx):
         dy, weight, data = inputs
@@ -200,27 +216,16 @@ class DeconvGradData(_DeconvBase):
     def lower(self, p, ctx):
         data = ctx.in_shapes[2]
         win, _ = geometry(p, data)
-        if p.num_group == 1:
-            get_op("Convolution").lower(conv_params(p, win, data[1]), ctx)
-            return
-        from codegen.deconv_kernels import grouped_data_grad_kernel
-
-        dy = ctx.in_shapes[0]
-        rows, cols = win.axes(dy[2], dy[3], out=(data[2], data[3]))
-        ctx.emit(grouped_data_grad_kernel(dy, data, p.num_group, rows, cols, ctx.in_buf(0),
-                                          ctx.in_buf(1), ctx.out_buf(0)))
+        get_op("Convolution").lower(conv_params(p, win, data[1]), ctx)
 
 
 @register
-class DeconvGradWeight(_DeconvBase):
+class DeconvGradWeight(ShapedLikeGrad, _DeconvBase):
     """Inputs (dy, data, weight): per group ``x_g (C/G, N*H*W) @ im2col(dy)_g^T``."""
 
     name = "_deconv_grad_weight"
     arguments = ("dy", "data", "weight")
-    differentiable = False
-
-    def infer_shape(self, p, in_shapes):
-        return in_shapes, [in_shapes[2]]
+    shaped_like = "weight"
 
     def reference(self, p, inputs, ctx):
         dy, data, weight = inputs
@@ -233,28 +238,24 @@ class DeconvGradWeight(_DeconvBase):
         return [dw.reshape(weight.shape).astype(dy.dtype)]
 
     def lower(self, p, ctx):
-        from codegen import deconv_kernels as DK
-        from codegen.builders_nn import transpose_kernel
         from codegen.conv_kernels import im2col_kernel
         from codegen.loop_ir import BufferParam
         from codegen.matmul import matmul_kernel
 
         dy_shape, data = ctx.in_shapes[0], ctx.in_shapes[1]
-        n_img, chans, height, width = data
         win, _ = geometry(p, data)
-        rows, cols = win.axes(dy_shape[2], dy_shape[3], out=(height, width))
-        groups, dtype = p.num_group, ctx.dtype
-        cg, fg = chans // groups, p.num_filter // groups
-        taps, ncols = fg * rows.kernel * cols.kernel, n_img * height * width
-        if groups > 1:
-            ctx.emit(DK.grouped_weight_grad_kernel(data, dy_shape, groups, rows, cols,
-                                                   ctx.in_buf(0), ctx.in_buf(1), ctx.out_buf(0)))
+        rows, cols = win.axes(dy_shape[2], dy_shape[3], out=tuple(data[2:]))
+        if p.num_group > 1:  # the weight gradient of the grouped convolution of dy
+            from codegen.conv_kernels import grouped_conv_weight_grad_kernel
+
+            conv = _grouped_adjoint(p, dy_shape, rows, cols, data[1])
+            ctx.emit(grouped_conv_weight_grad_kernel(conv, ctx.in_buf(1), ctx.in_buf(0),
+                                                     ctx.out_buf(0)))
             return
-        xt_key = ctx._table.new(chans * ncols, dtype)
-        ctx.emit(transpose_kernel((n_img, chans, height * width), (1, 0, 2), ctx.in_buf(1),
-                                  BufferParam("xt", dtype, chans * ncols)), {"xt": xt_key})
-        col_key = ctx._table.new(taps * ncols, dtype)
-        ctx.emit(im2col_kernel(dy_shape, rows, cols, 0, fg, ctx.in_buf(0),
-                               BufferParam("cols", dtype, taps * ncols)), {"cols": col_key})
-        ctx.emit(matmul_kernel(cg, taps, ncols, trans_b=True, dtype=dtype),
+        xt_key, ncols = _channel_major(ctx, 1, data)
+        taps = p.num_filter * rows.kernel * cols.kernel
+        col_key = ctx.temp(taps * ncols)
+        ctx.emit(im2col_kernel(dy_shape, rows, cols, 0, p.num_filter, ctx.in_buf(0),
+                               BufferParam("cols", ctx.dtype, taps * ncols)), {"cols": col_key})
+        ctx.emit(matmul_kernel(data[1], taps, ncols, trans_b=True, dtype=ctx.dtype),
                  {"a": xt_key, "b": col_key, "c": ctx.out_keys[0]})

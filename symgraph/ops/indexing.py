@@ -17,7 +17,8 @@ from .array_ops import axis_view, fill, kernel_of, norm_axis
 from .composite import CompositeOp
 from .elementwise_base import ElementwiseOp
 from .params import param
-from .registry import OpDef, merge_shape, register, require_attr
+from .registry import OpDef, ShapedLikeGrad, merge_shape, register, require_attr
+from .tensor import float_to_index
 
 MODES = ("clip", "wrap", "raise")
 
@@ -28,7 +29,7 @@ def check_mode(op: str, node: str, mode: str) -> None:
 
 
 def safe_index_ref(index: np.ndarray, n: int, mode: str) -> np.ndarray:
-    i = np.trunc(index).astype(np.int64)
+    i = float_to_index(index)
     return np.mod(i, n) if mode == "wrap" else np.clip(i, 0, n - 1)
 
 
@@ -47,6 +48,12 @@ def index_dtype_rule(in_types, data: int, index: int):
     types = list(in_types)
     types[index] = types[index] or dtype
     return types, [dtype]
+
+
+def index_grad_dtype_rule(in_types):
+    """(dy, index, data) of a gather's gradient: dy, data and the result share a dtype."""
+    dtype = in_types[0] or in_types[2]
+    return [dtype, in_types[1] or dtype, dtype], [dtype]
 
 
 # ---- take ------------------------------------------------------------------------------------
@@ -108,19 +115,15 @@ class Take(_TakeBase):
 
 
 @register
-class TakeGrad(_TakeBase):
+class TakeGrad(ShapedLikeGrad, _TakeBase):
     """Inputs (dy, indices, a): zeros of a's shape with dy's rows added where they came from."""
 
     name = "_take_grad"
     arguments = ("dy", "indices", "a")
-    differentiable = False
-
-    def infer_shape(self, p, in_shapes):
-        return in_shapes, [in_shapes[2]]
+    shaped_like = "a"
 
     def infer_type(self, p, in_types):
-        dtype = in_types[0] or in_types[2]
-        return [dtype, in_types[1] or dtype, dtype], [dtype]
+        return index_grad_dtype_rule(in_types)
 
     def reference(self, p, inputs, ctx):
         dy, idx, a = inputs
@@ -212,19 +215,14 @@ class Pick(_PickBase):
 
 
 @register
-class PickGrad(_PickBase):
+class PickGrad(ShapedLikeGrad, _PickBase):
     """Inputs (dy, index, data): zeros of data's shape, dy written at the picked places."""
 
     name = "_pick_grad"
     arguments = ("dy", "index", "data")
-    differentiable = False
-
-    def infer_shape(self, p, in_shapes):
-        return in_shapes, [in_shapes[2]]
 
     def infer_type(self, p, in_types):
-        dtype = in_types[0] or in_types[2]
-        return [dtype, in_types[1] or dtype, dtype], [dtype]
+        return index_grad_dtype_rule(in_types)
 
     def reference(self, p, inputs, ctx):
         dy, index, data = inputs

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ..errors import ShapeError, format_shape
-from .params import param
+from .array_ops import fill
 from .registry import OpDef, register
+from .tensor import PRODUCT_PARAMS, product_grads
 
 
 def operand(shape, transpose: bool) -> tuple:
@@ -18,8 +19,7 @@ class BatchDot(OpDef):
 
     name = "batch_dot"
     arguments = ("lhs", "rhs")
-    params = (param("transpose_a", "bool", False), param("transpose_b", "bool", False),
-              param("forward_stype", "str?", None))
+    params = PRODUCT_PARAMS
 
     def infer_shape(self, p, in_shapes):
         lhs, rhs = in_shapes
@@ -42,16 +42,7 @@ class BatchDot(OpDef):
         return [a @ b]
 
     def gradient(self, p, g):
-        dy, lhs, rhs = g.out_grads[0], g.inputs[0], g.inputs[1]
-        ta, tb = p.transpose_a, p.transpose_b
-        grads = [None, None]
-        if g.needs[0]:
-            grads[0] = (g.op("batch_dot", rhs, dy, transpose_a=tb, transpose_b=True) if ta
-                        else g.op("batch_dot", dy, rhs, transpose_b=not tb))
-        if g.needs[1]:
-            grads[1] = (g.op("batch_dot", dy, lhs, transpose_a=True, transpose_b=ta) if tb
-                        else g.op("batch_dot", lhs, dy, transpose_a=not ta))
-        return grads
+        return product_grads("batch_dot", p, g)
 
     def lower(self, p, ctx):
         lhs, rhs = ctx.in_shapes
@@ -75,11 +66,9 @@ class BatchDot(OpDef):
             value = L.Load(a, a_index(bi, i, t)) * L.Load(b_buf, b_index(bi, t, j))
             dst = (bi * m + i) * n + j
             if not p.transpose_b:  # rows of rhs are contiguous: accumulate along j (vectors)
-                zero = L.Var("z")
-                fill = L.For(zero, out.size, L.Store(out, zero, L.Const(0.0, out.dtype)))
                 add = L.Store(out, dst, L.Load(out, dst) + value)
                 body = L.For(bi, batch, L.For(i, m, L.For(t, k, L.For(j, n, add))))
-                return L.make_kernel([a, b_buf, out], L.block(fill, body))
+                return L.make_kernel([a, b_buf, out], L.block(fill(L, out, 0.0), body))
             acc = L.Var("acc", out.dtype)  # rhs^T: the contraction is contiguous, reduce it
             reduce = L.Reduce(acc, "sum", t, k, value, L.Store(out, dst, acc))
             body = L.For(bi, batch, L.For(i, m, L.For(j, n, reduce)))

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..errors import ShapeError, format_shape
-from .array_ops import kernel_of, norm_axis
+from .array_ops import fill, kernel_of, norm_axis
 from .composite import CompositeOp
 from .params import param
 from .registry import OpDef, merge_shape, register, require_attr
@@ -97,8 +97,7 @@ class ChannelWindowSum(OpDef):
         def stmts(L, inputs, outputs):
             src, out = inputs[0], outputs[0]
             n, c, r = L.Var("n"), L.Var("c"), L.Var("r")
-            nests = [L.For(L.Var("z"), out.size, L.Store(out, L.Var("z"), L.Const(0.0,
-                                                                                  out.dtype)))]
+            nests = [fill(L, out, 0.0)]
             for shift in range(-p.before, p.after + 1):
                 lo, hi = max(0, -shift), min(channels, channels - shift)
                 if lo >= hi:
@@ -150,15 +149,10 @@ class LayerNorm(CompositeOp):
     arguments = ("data", "gamma", "beta")
     params = (param("axis", "int", -1), param("eps", "float", 1e-5),
               param("output_mean_var", "bool", False))
-
-    def num_outputs(self, p):
-        return 3
+    hidden_outputs = ("mean", "std")
 
     def num_visible_outputs(self, p):
         return 3 if p.output_mean_var else 1
-
-    def output_names(self, p):
-        return ["output", "mean", "std"]
 
     def infer_shape(self, p, in_shapes):
         data = in_shapes[0]
@@ -196,15 +190,7 @@ class InstanceNorm(CompositeOp):
     hint = "instancenorm"
     arguments = ("data", "gamma", "beta")
     params = (param("eps", "float", 1e-3),)
-
-    def num_outputs(self, p):
-        return 3
-
-    def num_visible_outputs(self, p):
-        return 1
-
-    def output_names(self, p):
-        return ["output", "mean", "var"]
+    hidden_outputs = ("mean", "var")
 
     def infer_shape(self, p, in_shapes):
         data = in_shapes[0]
@@ -270,15 +256,7 @@ class L2Normalization(CompositeOp):
     name = "L2Normalization"
     hint = "l2normalization"
     params = (param("eps", "float", 1e-10), param("mode", "str", "instance", choices=L2_MODES))
-
-    def num_outputs(self, p):
-        return 2
-
-    def num_visible_outputs(self, p):
-        return 1
-
-    def output_names(self, p):
-        return ["output", "norm"]
+    hidden_outputs = ("norm",)
 
     def infer_shape(self, p, in_shapes):
         data = in_shapes[0]
@@ -324,21 +302,13 @@ class LRN(CompositeOp):
     hint = "lrn"
     params = (param("alpha", "float", 1e-4), param("beta", "float", 0.75),
               param("knorm", "float", 2.0), param("nsize", "int"))
+    hidden_outputs = ("tmp_norm",)
 
     def parse(self, attrs, node_name):
         parsed = super().parse(attrs, node_name)
         require_attr(self.name, node_name, parsed.nsize >= 1 and parsed.nsize % 2 == 1,
                      f"nsize must be odd and >= 1 (as MXNet requires), got {parsed.nsize}")
         return parsed
-
-    def num_outputs(self, p):
-        return 2
-
-    def num_visible_outputs(self, p):
-        return 1
-
-    def output_names(self, p):
-        return ["output", "tmp_norm"]
 
     def window(self, p):
         before = p.nsize // 2

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import OpAttributeError, ShapeError, format_shape
-from .array_ops import kernel_of
+from .array_ops import fill, kernel_of
 from .params import param
-from .registry import OpDef, register
+from .registry import OpDef, ShapedLikeGrad, register
 
 PAD_MODES = ("constant", "edge", "reflect")
 
@@ -83,15 +83,14 @@ def pad_stmts(shape, pairs, mode: str, value: float, forward: bool):
 
         src, dst = inputs[0], outputs[0]
         if mode == "constant":
-            vars_ = loop_vars(len(shape))
-            inner = affine(vars_, strides(big), sum(b * s for (b, _), s in zip(pairs,
-                                                                              strides(big))))
+            vars_, big_strides = loop_vars(len(shape)), strides(big)
+            corner = sum(b * st for (b, _), st in zip(pairs, big_strides))
+            inner = affine(vars_, big_strides, corner)
             plain = affine(vars_, strides(shape))
             if not forward:
                 return nest(vars_, shape, L.Store(dst, plain, L.Load(src, inner)))
-            fill_var = L.Var("z")
-            fill = L.For(fill_var, dst.size, L.Store(dst, fill_var, L.Const(value, dst.dtype)))
-            return L.Block((fill, nest(vars_, shape, L.Store(dst, inner, L.Load(src, plain)))))
+            copy = nest(vars_, shape, L.Store(dst, inner, L.Load(src, plain)))
+            return L.Block((fill(L, dst, value), copy))
         vars_ = loop_vars(len(big))
         mapped = L.Const(0, L.INT)
         for o, n, (b, _), st in zip(vars_, shape, pairs, strides(shape)):
@@ -99,10 +98,8 @@ def pad_stmts(shape, pairs, mode: str, value: float, forward: bool):
         dense = affine(vars_, strides(big))
         if forward:
             return nest(vars_, big, L.Store(dst, dense, L.Load(src, mapped)))
-        zero = L.Var("z")
         add = L.Store(dst, mapped, L.Load(dst, mapped) + L.Load(src, dense))
-        return L.Block((L.For(zero, dst.size, L.Store(dst, zero, L.Const(0.0, dst.dtype))),
-                        nest(vars_, big, add)))
+        return L.Block((fill(L, dst, 0.0), nest(vars_, big, add)))
 
     return stmts
 
@@ -135,15 +132,10 @@ class Pad(_PadBase):
 
 
 @register
-class PadGrad(_PadBase):
+class PadGrad(ShapedLikeGrad, _PadBase):
     """Inputs (dy, data): dy summed back onto the positions each padded entry read."""
 
     name = "_pad_grad"
-    arguments = ("dy", "data")
-    differentiable = False
-
-    def infer_shape(self, p, in_shapes):
-        return in_shapes, [in_shapes[1]]
 
     def reference(self, p, inputs, ctx):
         dy, data = inputs

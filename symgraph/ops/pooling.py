@@ -225,6 +225,6 @@ class PoolingGrad(_PoolBase):
             kernel = PK.pool_sum_grad_kernel(planes, rows, cols, counts, dy, buf, dx)
         if any(param.name == buf.name for param in kernel.params):
             # a scratch buffer the memory plan frees once this call is done
-            ctx.emit(kernel, {buf.name: ctx._table.new(size, ctx.dtype)})
+            ctx.emit(kernel, {buf.name: ctx.temp(size)})
         else:
             ctx.emit(kernel)

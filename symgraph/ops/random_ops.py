@@ -100,21 +100,13 @@ class Dropout(OpDef):
     params = (param("p", "float", 0.5), param("mode", "str", "training",
                                               choices=("training", "always")),
               param("axes", "shape", ()), param("cudnn_off", "bool?", False))
+    hidden_outputs = ("mask",)
 
     def parse(self, attrs, node_name):
         parsed = super().parse(attrs, node_name)
         require_attr(self.name, node_name, 0.0 <= parsed.p <= 1.0,
                      f"p must be in [0, 1], got {parsed.p}")
         return parsed
-
-    def num_outputs(self, p):
-        return 2
-
-    def num_visible_outputs(self, p):
-        return 1
-
-    def output_names(self, p):
-        return ["output", "mask"]
 
     def infer_shape(self, p, in_shapes):
         data = in_shapes[0]

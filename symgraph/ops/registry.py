@@ -34,6 +34,9 @@ class OpDef:
     #: inputs read as targets (class indices, regression values): a variable feeding only
     #: these may be bound with any numeric dtype and is converted to the op's float dtype
     label_inputs: tuple[str, ...] = ()
+    #: outputs after ``output`` that only the gradient or the runtime reads (statistics,
+    #: masks): not part of the symbol's visible outputs unless num_visible_outputs says so
+    hidden_outputs: tuple[str, ...] = ()
     differentiable: bool = True
     is_elementwise: bool = False
     extra_attrs: tuple[str, ...] = ()
@@ -52,12 +55,14 @@ class OpDef:
         return ()
 
     def num_outputs(self, p: Params) -> int:
-        return 1
+        return 1 + len(self.hidden_outputs)
 
     def num_visible_outputs(self, p: Params) -> int:
-        return self.num_outputs(p)
+        return 1 if self.hidden_outputs else self.num_outputs(p)
 
     def output_names(self, p: Params) -> list[str]:
+        if self.hidden_outputs:
+            return ["output", *self.hidden_outputs]
         count = self.num_outputs(p)
         return ["output"] if count == 1 else [f"output{i}" for i in range(count)]
 
@@ -101,6 +106,19 @@ class OpDef:
     def is_composite(self) -> bool:
         return type(self).decompose is not OpDef.decompose
 
+
+
+class ShapedLikeGrad(OpDef):
+    """Base of the private gradient ops whose one result has the shape of the input named
+    ``shaped_like`` (the forward op's operand, passed for its shape and the geometry derived
+    from it): one shape rule for all of them, and they are never differentiated again."""
+
+    arguments = ("dy", "data")
+    shaped_like = "data"
+    differentiable = False
+
+    def infer_shape(self, p, in_shapes):
+        return in_shapes, [in_shapes[self.arguments.index(self.shaped_like)]]
 
 def register(cls):
     """Class decorator: instantiate, check and register an op definition."""

@@ -8,9 +8,9 @@ import math
 import numpy as np
 
 from ..errors import ShapeError, format_shape
-from .array_ops import axis_view, concat_stmts, kernel_of, norm_axis
+from .array_ops import axis_view, concat_stmts, fill, kernel_of, norm_axis
 from .params import param
-from .registry import OpDef, merge_shape, register, require_attr
+from .registry import OpDef, ShapedLikeGrad, merge_shape, register, require_attr
 
 
 # ---- tile ----------------------------------------------------------------------------------------
@@ -46,9 +46,7 @@ def tile_stmts(shape, reps, gather: bool):
             body = L.For(rv[k], reps[k], body)
         if gather:
             return body
-        zero = L.Var("z")
-        return L.Block((L.For(zero, dst.size, L.Store(dst, zero, L.Const(0.0, dst.dtype))),
-                        body))
+        return L.Block((fill(L, dst, 0.0), body))
 
     return stmts
 
@@ -88,15 +86,10 @@ class Tile(_TileBase):
 
 
 @register
-class TileGrad(_TileBase):
+class TileGrad(ShapedLikeGrad, _TileBase):
     """Inputs (dy, data): the sum of dy's tiles, shaped like data."""
 
     name = "_tile_grad"
-    arguments = ("dy", "data")
-    differentiable = False
-
-    def infer_shape(self, p, in_shapes):
-        return in_shapes, [in_shapes[1]]
 
     def reference(self, p, inputs, ctx):
         dy, data = inputs
@@ -168,15 +161,10 @@ class Repeat(_RepeatBase):
 
 
 @register
-class RepeatGrad(_RepeatBase):
+class RepeatGrad(ShapedLikeGrad, _RepeatBase):
     """Inputs (dy, data): each element's ``repeats`` copies in dy summed, shaped like data."""
 
     name = "_repeat_grad"
-    arguments = ("dy", "data")
-    differentiable = False
-
-    def infer_shape(self, p, in_shapes):
-        return in_shapes, [in_shapes[1]]
 
     def reference(self, p, inputs, ctx):
         dy, data = inputs

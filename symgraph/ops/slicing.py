@@ -12,9 +12,9 @@ import ast
 import numpy as np
 
 from ..errors import OpAttributeError, ShapeError, format_shape
-from .array_ops import kernel_of, norm_axis
+from .array_ops import fill, kernel_of, norm_axis
 from .params import Params, param
-from .registry import OpDef, register
+from .registry import OpDef, ShapedLikeGrad, register
 
 
 def parse_index_tuple(text: str, op: str, node: str, what: str) -> tuple:
@@ -71,9 +71,7 @@ def window_stmts(out_shape, in_shape, starts, steps, to_window: bool):
         if to_window:
             return nest(vars_, out_shape, L.Store(dst, dense_index, L.Load(src, window_index)))
         scatter = nest(vars_, out_shape, L.Store(dst, window_index, L.Load(src, dense_index)))
-        zero = L.Var("z")
-        return L.Block((L.For(zero, dst.size, L.Store(dst, zero, L.Const(0.0, dst.dtype))),
-                        scatter))
+        return L.Block((fill(L, dst, 0.0), scatter))
 
     return stmts
 
@@ -133,15 +131,10 @@ class Slice(_SliceBase):
 
 
 @register
-class SliceGrad(_SliceBase):
+class SliceGrad(ShapedLikeGrad, _SliceBase):
     """Inputs (dy, data): zeros shaped like data with dy written into the slice."""
 
     name = "_slice_grad"
-    arguments = ("dy", "data")
-    differentiable = False
-
-    def infer_shape(self, p, in_shapes):
-        return in_shapes, [in_shapes[1]]
 
     def reference(self, p, inputs, ctx):
         dy, data = inputs
@@ -206,15 +199,10 @@ class SliceLike(OpDef):
 
 
 @register
-class SliceLikeGrad(OpDef):
+class SliceLikeGrad(ShapedLikeGrad):
     """Inputs (dy, data): zeros shaped like data with dy in the leading corner."""
 
     name = "_slice_like_grad"
-    arguments = ("dy", "data")
-    differentiable = False
-
-    def infer_shape(self, p, in_shapes):
-        return in_shapes, [in_shapes[1]]
 
     def reference(self, p, inputs, ctx):
         dy, data = inputs

@@ -62,7 +62,7 @@ class _SortBase(OpDef):
         """A whole-row buffer for this node only (the memory plan reuses it afterwards)."""
         from codegen.loop_ir import BufferParam
 
-        return ctx._table.new(size, dtype), BufferParam(name, dtype, size)
+        return ctx.temp(size, dtype), BufferParam(name, dtype, size)
 
 
 @register

@@ -10,16 +10,22 @@ from ..errors import ShapeError, format_shape
 from .params import param
 from .registry import OpDef, merge_shape, register
 
+INT64 = np.iinfo(np.int64)
+
 
 def float_to_index(values) -> np.ndarray:
     """int64 indices as native code converts floats (LLVM's fptosi.sat): the integer part,
-    NaN as 0, infinities and huge values saturated (here at +-2**62, which no index range
-    reaches). numpy's own cast of NaN and inf is undefined, so the oracle must not use it."""
+    NaN as 0, infinities and huge values saturated at int64's own bounds (exactly, so that
+    ``mode='wrap'`` wraps them as native code does). numpy's own cast of NaN and inf is
+    undefined, so the oracle must not use it."""
     values = np.asarray(values)
     if values.dtype.kind in "iub":
         return values.astype(np.int64)
-    wide = np.nan_to_num(np.trunc(values.astype(np.float64)), nan=0.0)
-    return np.clip(wide, -2.0 ** 62, 2.0 ** 62).astype(np.int64)
+    wide = np.nan_to_num(np.trunc(values.astype(np.float64)), nan=0.0, posinf=2.0 ** 63,
+                         neginf=-(2.0 ** 63))
+    fits = (wide >= -(2.0 ** 63)) & (wide < 2.0 ** 63)
+    out = np.where(fits, wide, 0.0).astype(np.int64)
+    return np.where(fits, out, np.where(wide > 0, INT64.max, INT64.min))
 
 
 def norm_axes(axes, ndim, what="axis"):
@@ -170,14 +176,34 @@ class BroadcastLike(OpDef):
         ctx.elementwise(lambda m, x: x + 0.0, inputs=(0,))
 
 
+#: dot's and batch_dot's parameters (MXNet gives both the same)
+PRODUCT_PARAMS = (param("transpose_a", "bool", False), param("transpose_b", "bool", False),
+                  param("forward_stype", "str?", None))
+
+
+def product_grads(op: str, p, g) -> list:
+    """Both gradients of ``op(lhs, rhs)`` for ``dot`` and ``batch_dot``: each is that same
+    product of the head gradient and the other operand, its transpose flags chosen so that
+    no transpose is materialized."""
+    dy, lhs, rhs = g.out_grads[0], g.inputs[0], g.inputs[1]
+    ta, tb = p.transpose_a, p.transpose_b
+    grads = [None, None]
+    if g.needs[0]:
+        grads[0] = (g.op(op, rhs, dy, transpose_a=tb, transpose_b=True) if ta
+                    else g.op(op, dy, rhs, transpose_b=not tb))
+    if g.needs[1]:
+        grads[1] = (g.op(op, dy, lhs, transpose_a=True, transpose_b=ta) if tb
+                    else g.op(op, lhs, dy, transpose_a=not ta))
+    return grads
+
+
 @register
 class Dot(OpDef):
     """Matrix product; N-D contracts lhs's last axis with rhs's first (MXNet's ``dot``)."""
 
     name = "dot"
     arguments = ("lhs", "rhs")
-    params = (param("transpose_a", "bool", False), param("transpose_b", "bool", False),
-              param("forward_stype", "str?", None))
+    params = PRODUCT_PARAMS
 
     def infer_shape(self, p, in_shapes):
         lhs, rhs = in_shapes
@@ -204,16 +230,7 @@ class Dot(OpDef):
         return [(a2 @ b2).reshape(a.shape[:-1] + b.shape[1:])]
 
     def gradient(self, p, g):
-        dy, lhs, rhs = g.out_grads[0], g.inputs[0], g.inputs[1]
-        ta, tb = p.transpose_a, p.transpose_b
-        grads = [None, None]
-        if g.needs[0]:
-            grads[0] = (g.op("dot", rhs, dy, transpose_a=tb, transpose_b=True) if ta
-                        else g.op("dot", dy, rhs, transpose_b=not tb))
-        if g.needs[1]:
-            grads[1] = (g.op("dot", dy, lhs, transpose_a=True, transpose_b=ta) if tb
-                        else g.op("dot", lhs, dy, transpose_a=not ta))
-        return grads
+        return product_grads("dot", p, g)
 
     def lower(self, p, ctx):
         ctx.matmul(a=0, b=1, trans_a=p.transpose_a, trans_b=p.transpose_b)

@@ -19,7 +19,7 @@ from .composite import CompositeOp
 from .conv import Window2D, require_nchw
 from .deconv import deconv_ref
 from .params import param
-from .registry import OpDef, merge_shape, register, require_attr
+from .registry import OpDef, ShapedLikeGrad, merge_shape, register, require_attr
 
 
 def scale_hw(scale: tuple) -> tuple[int, int]:
@@ -188,15 +188,10 @@ class UpsampleNearest(_NearestBase):
 
 
 @register
-class UpsampleNearestGrad(OpDef):
+class UpsampleNearestGrad(ShapedLikeGrad):
     """Inputs (dy, data): every fh x fw block of dy summed into its source pixel."""
 
     name = "_upsample_nearest_grad"
-    arguments = ("dy", "data")
-    differentiable = False
-
-    def infer_shape(self, p, in_shapes):
-        return in_shapes, [in_shapes[1]]
 
     def reference(self, p, inputs, ctx):
         dy, data = inputs

@@ -1,4 +1,5 @@
-"""Float values read as indices (Embedding rows, one_hot positions, SoftmaxOutput labels)
+"""Float values read as indices (Embedding rows, one_hot positions, SoftmaxOutput labels,
+take and pick)
 are defined for NaN, infinities and huge values: native code converts with a saturating
 truncation (NaN gives 0, inf the top of the range), never LLVM's undefined ``fptosi``, and
 the numpy reference gives the same results."""
@@ -27,8 +28,9 @@ def native(net, values, is_train=False, **bind):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_float_to_index_saturates(dtype):
     got = float_to_index(np.array(ODD, dtype))
-    assert list(got[:3]) == [0, 2 ** 62, -(2 ** 62)] and list(got[5:7]) == [3, 0]
-    assert got[3] == 2 ** 62 and got[7] == 2 ** 62
+    top, bottom = 2 ** 63 - 1, -(2 ** 63)  # LLVM's fptosi.sat saturates at int64's bounds
+    assert list(got[:3]) == [0, top, bottom] and list(got[5:7]) == [3, 0]
+    assert got[3] == top and got[4] == bottom and got[7] == top
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -76,3 +78,36 @@ def test_softmax_output_gradient_of_odd_labels(classes):
     p = net.outputs[0].node.params
     np.testing.assert_allclose(softmax_output_grad(p, prob, label), grad, rtol=1e-6,
                                atol=1e-7)
+
+
+# NaN -> 0, +inf and huge -> 2**63 - 1, -inf and -huge -> -2**63, then clip or wrap
+SATURATED = [0, 2 ** 63 - 1, -(2 ** 63), 2 ** 63 - 1, -(2 ** 63), 3, 0, 2 ** 63 - 1]
+
+
+def safe_rows(n, mode):
+    return [i % n if mode == "wrap" else min(max(i, 0), n - 1) for i in SATURATED]
+
+
+@pytest.mark.parametrize("mode", ["clip", "wrap"])
+def test_take_of_odd_indices(mode):
+    a = np.arange(5 * 3, dtype=np.float32).reshape(5, 3)
+    idx = np.array(ODD, np.float32)
+    net = S.take(S.Variable("a"), S.Variable("idx"), mode=mode)
+    values = {"a": a, "idx": idx}
+    exe, (out,) = native(net, values, grad_req={"a": "write", "idx": "null"}, is_train=True)
+    rows = safe_rows(5, mode)
+    np.testing.assert_array_equal(out, a[rows])
+    np.testing.assert_array_equal(evaluate(net.outputs, values)[0], out)
+    exe.backward(np.ones_like(out))
+    np.testing.assert_array_equal(exe.grad_dict["a"][:, 0], np.bincount(rows, minlength=5))
+
+
+@pytest.mark.parametrize("mode", ["clip", "wrap"])
+def test_pick_of_odd_indices(mode):
+    data = np.arange(len(ODD) * 5, dtype=np.float32).reshape(len(ODD), 5)
+    index = np.array(ODD, np.float32)
+    net = S.pick(S.Variable("data"), S.Variable("index"), axis=1, mode=mode)
+    values = {"data": data, "index": index}
+    _, (out,) = native(net, values, grad_req="null")
+    np.testing.assert_array_equal(out, data[np.arange(len(ODD)), safe_rows(5, mode)])
+    np.testing.assert_array_equal(evaluate(net.outputs, values)[0], out)

@@ -313,6 +313,25 @@ def test_topk_both_and_sorting_ties_are_stable(dtype):
 
 
 @pytest.mark.jit
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sorting_puts_nans_last_in_both_directions(dtype):
+    """NaNs sort after every number (numpy's order) whichever way, ties in index order;
+    every output position is written (the ranks of a row stay a permutation)."""
+    nan = np.nan
+    x = np.array([[3.0, nan, 1.0, nan, 2.0, 1.0], [nan, nan, nan, 0.0, -1.0, nan]])
+    data = S.Variable("data")
+    sym = S.Group([S.sort(data), S.sort(data, is_ascend=False), S.argsort(data),
+                   S.argsort(data, is_ascend=False), S.topk(data, k=4, ret_typ="both"),
+                   S.topk(data, k=3, ret_typ="mask", is_ascend=True)])
+    _, outs = bind_run(sym, {"data": x.shape}, {"data": x}, dtype=dtype)
+    np.testing.assert_array_equal(outs[0], [[1, 1, 2, 3, nan, nan], [-1, 0, nan, nan, nan, nan]])
+    np.testing.assert_array_equal(outs[3], [[0, 4, 2, 5, 1, 3], [3, 4, 0, 1, 2, 5]])
+    np.testing.assert_array_equal(outs[6], [[0, 0, 1, 0, 1, 1], [1, 0, 0, 1, 1, 0]])
+    for out, ref in zip(outs, evaluate(sym.outputs, {"data": x})):
+        np.testing.assert_array_equal(out, ref)
+
+
+@pytest.mark.jit
 def test_gathers_never_read_outside_whatever_the_indices():
     rng = np.random.default_rng(3)
     a = rng.standard_normal((4, 6))
