@@ -20,7 +20,6 @@ import ctypes
 
 import numpy as np
 
-from codegen import limits
 from codegen.compile_cache import compile_cached
 from runtime import random as _random
 from runtime.context import cpu
@@ -135,8 +134,6 @@ class Executor:
         self._compiled = compiled
         self._grad_req = grad_req
         self._ctx = ctx or cpu()
-        limits.check_bytes(limits.program_bytes(compiled.program.program),
-                           f"the executor of '{symbol.name or 'graph'}'")
         self._home = _Home(compiled)
         self._arena = self._home.arena
         self._address = self._arena.ctypes.data
