@@ -32,6 +32,7 @@ import os
 import numpy as np
 
 from symgraph.errors import CheckpointMismatchError, SerializationError
+from symgraph.json_fields import short as _short
 
 from . import ndarray_io
 from .atomic import atomic_write_text
@@ -175,11 +176,6 @@ def _decode_state(spec, arrays: dict, fname: str, depth: int = 0):
         if kind in spec and isinstance(spec[kind], list):
             return make(_decode_state(s, arrays, fname, depth + 1) for s in spec[kind])
     raise SerializationError(f"optimizer states {fname!r}: bad state spec {_short(spec)}")
-
-
-def _short(value, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _read_meta(content, fname: str) -> dict:
