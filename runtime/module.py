@@ -443,9 +443,7 @@ class Module(BaseModule):
         if bound.grads is None:
             exe = bound.exe
             bound.grads = [exe.grad_dict[n] for n in self._param_names if n in exe.grad_dict]
-        bucket = getattr(bound.exe, "grad_bucket", None)
-        usable = isinstance(bucket, np.ndarray) and bucket.flags.c_contiguous
-        self._dist.reduce_grads(bound.grads, bucket if usable else None)
+        self._dist.reduce_grads(bound.grads, bound.exe.grad_bucket)  # None or contiguous
 
     def _epoch_name_values(self, eval_metric):
         if self._dist is None:
