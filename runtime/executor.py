@@ -21,6 +21,7 @@ import ctypes
 import numpy as np
 
 from codegen.compile_cache import compile_cached
+from codegen.program import pointer_table
 from runtime import random as _random
 from runtime.context import cpu
 from symgraph.errors import ExecutorError, ParameterError, ShapeError, format_shape
@@ -182,12 +183,7 @@ class Executor:
                 arrays[slot.ext] = arrs[name]
                 labels.append((f"{_ROLE[kind]}['{name}']", arrs[name]))
         _check_disjoint(labels)
-        table = (ctypes.c_void_p * max(len(arrays), 1))()
-        for index, (spec, arr) in enumerate(zip(compiled.externals, arrays)):
-            if arr is None or arr.size != spec.size or arr.dtype.name != spec.dtype:
-                raise ExecutorError(f"pointer table entry {spec.name} is not bound")
-            table[index] = arr.ctypes.data
-        return arrays, table
+        return arrays, pointer_table(compiled.externals, arrays)
 
     @property
     def random_seed(self):
