@@ -335,12 +335,11 @@ class Executor:
         for name in kwargs:
             if name not in self.arg_dict:
                 raise ExecutorError(f"reshape: unknown argument '{name}'")
-        fixed = {k: given_shape(k, v) for k, v in kwargs.items()}
-        if not partial_shaping:
-            self._check_unspecified_shapes(fixed)
+        if not partial_shaping:  # shapes are checked (given_shape) by the inference
+            self._check_unspecified_shapes(kwargs)
         new = BINDER.simple_bind(self._symbol, self._ctx, grad_req=self._grad_req,
                                  type_dict={n: a.dtype for n, a in self.arg_dict.items()},
-                                 shared_exec=self, **fixed)
+                                 shared_exec=self, **kwargs)
         params = {n: a for n, a in self.arg_dict.items()
                   if n in new.arg_dict and new.arg_dict[n].shape == a.shape}
         new.copy_params_from(params, self.aux_dict)
