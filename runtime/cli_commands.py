@@ -68,9 +68,7 @@ def _human(nbytes: int) -> str:
 def _inspect(args):
     from runtime import ndarray_io
 
-    if not os.path.isfile(args.params):
-        raise FileNotFoundError(f"no such params file: {args.params}")
-    data = ndarray_io.load(args.params)
+    data = ndarray_io.load(args.params, "params file")
     items = data.items() if isinstance(data, dict) else (
         (f"[{i}]", a) for i, a in enumerate(data))
     rows = [(name, "x".join(map(str, np.shape(a))) or "()", np.asarray(a).dtype.name,
