@@ -286,7 +286,7 @@ def _lower_and_compile(build, symbol, fwd_heads, all_heads, grads, wrt, head_var
               "backward": (bwd_calls, plan), "forward_backward": (fwd_calls + bwd_calls, plan),
               "predict_backward": (pred_bwd, pred_plan)}
     program = _program(phases, build.table, ext_specs)
-    limits.check_bytes(limits.program_bytes(program), f"the executor of '{name_hint}'")
+    limits.check_program(program, name_hint)
     compiled = compile_program(program, name_hint)
     result = _describe(compiled, plan, build, symbol, variables, arg_names, aux_names,
                        grad_keys, out_keys, head_vars, fwd_heads)

@@ -111,7 +111,7 @@ def _writes(call, table) -> list[int]:
     inputs it declares it updates in place (``LogicalCall.mutates``)."""
     written = [table.root(k) for p, k in zip(call.kernel.params, call.keys)
                if not (p.name.startswith("in") or p.name in _READ_ONLY_PARAMS)]
-    return written + [table.root(k) for k in getattr(call, "mutates", ())]
+    return written + [table.root(k) for k in call.mutates]
 
 
 def _readers(segments, table) -> dict:

@@ -4,8 +4,8 @@ A layer or batch too large for the machine must fail as a clear error at bind ti
 as ``LLVM ERROR: Unable to allocate section memory`` (which aborts the interpreter) or a
 7 TiB numpy allocation. The compiler checks every tensor right after shape inference and
 the whole program (arena plus buffers outside it) after the memory plan, before any LLVM
-code is built; the executor checks again before allocating (a memoized graph may predate
-a lower limit).
+code is built; the in-process memo checks a graph it hands out again (it may have been
+compiled under a higher limit), so every bind is checked before anything is allocated.
 
 The limit is, in order: ``set_memory_limit(...)``, the environment variable
 ``SYMGRAPH_MEMORY_LIMIT``, else ``DEFAULT_FRACTION`` of physical memory (or of the cgroup
@@ -147,6 +147,11 @@ def program_bytes(program) -> int:
     outside the arena (arguments, gradients and aux states, where the program has them)."""
     outside = getattr(program, "externals", ())
     return program.arena_bytes + sum(buf.nbytes for buf in outside)
+
+
+def check_program(program, name: str) -> None:
+    """Raise MemoryLimitError when an executor of ``program`` would exceed the limit."""
+    check_bytes(program_bytes(program), f"the executor of '{name}'")
 
 
 def check_tensors(entries) -> None:

@@ -22,16 +22,13 @@ from symgraph.errors import CompileError
 SCRATCH = "scratch"
 
 
-def scratch_key(table, param) -> int:
-    """A fresh buffer for a kernel's working memory (a matmul's pack panel): it lives
-    for one call only, so the memory plan overlaps it with other temporaries, and it is
-    in the executor's arena, never in the generated code (threads share that)."""
-    return table.new(param.size, param.dtype)
-
-
 def scratch_keys(kernel, table) -> tuple:
-    """Fresh buffers for the trailing ``scratch*`` parameters of ``kernel``."""
-    return tuple(scratch_key(table, p) for p in kernel.params if p.name.startswith(SCRATCH))
+    """Fresh buffers for the trailing ``scratch*`` parameters of ``kernel``: its working
+    memory (a matmul's pack panel) lives for one call only, so the memory plan overlaps
+    it with other temporaries, and it is in the executor's arena, never in the generated
+    code (threads share that)."""
+    return tuple(table.new(p.size, p.dtype) for p in kernel.params
+                 if p.name.startswith(SCRATCH))
 
 
 @dataclass(frozen=True)
@@ -103,7 +100,7 @@ class LowerContext:
 
     def emit(self, kernel, bindings: dict | None = None, spec=None, mutates=()) -> None:
         """Record a kernel; parameters bind by name (``in<i>``/``out<i>``) or ``bindings``;
-        unbound ``scratch*`` parameters get a temporary of their own (see scratch_key).
+        unbound ``scratch*`` parameters get a temporary of their own (see scratch_keys).
 
         ``mutates`` lists the inputs (by index) the kernel writes in place; each must be one
         the op declares in ``mutate_inputs`` (aux states), so fusion, scheduling and the
@@ -119,7 +116,7 @@ class LowerContext:
             if bindings and param.name in bindings:
                 keys.append(bindings[param.name])
             elif param.name.startswith(SCRATCH):
-                keys.append(scratch_key(self._table, param))
+                keys.append(self.temp(param.size, param.dtype))
             else:
                 keys.append(self._key_for(param.name))
         mutated = tuple(self.in_keys[i] for i in mutates)

@@ -90,7 +90,7 @@ def in_place_pairs(calls, table, persistent: set[int]) -> dict:
     given away, even if it were not persistent: its bytes carry state across calls.
     """
     persistent = set(persistent) | {table.root(k) for call in calls
-                                    for k in getattr(call, "mutates", ())}
+                                    for k in call.mutates}
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     for index, call in enumerate(calls):

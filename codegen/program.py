@@ -204,10 +204,11 @@ def pointer_table(specs, arrays):
     if len(arrays) != len(specs):
         raise CompileError(f"{len(arrays)} external arrays for {len(specs)} table entries")
     for spec, arr in zip(specs, arrays):
-        if (arr.dtype.name != spec.dtype or arr.size != spec.size
+        if (arr is None or arr.dtype.name != spec.dtype or arr.size != spec.size
                 or not arr.flags.c_contiguous or not arr.flags.aligned):
+            got = "nothing" if arr is None else f"{arr.size} {arr.dtype}"
             raise CompileError(f"external {spec.name}: need {spec.size} C-contiguous aligned "
-                               f"{spec.dtype}, got {arr.size} {arr.dtype}")
+                               f"{spec.dtype}, got {got}")
     table = (ctypes.c_void_p * max(len(arrays), 1))()
     for i, arr in enumerate(arrays):
         table[i] = arr.ctypes.data

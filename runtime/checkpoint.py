@@ -32,12 +32,13 @@ import os
 import numpy as np
 
 from symgraph.errors import CheckpointMismatchError, SerializationError
+from symgraph.json_fields import short as _short
 
 from . import ndarray_io
 from .atomic import atomic_write_text
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_params", "save_states", "load_states",
-           "check_pair", "check_states", "new_token", "STATES_FORMAT"]
+           "read_states", "check_pair", "check_states", "new_token", "STATES_FORMAT"]
 
 STATES_FORMAT = "symgraph.optimizer_states"
 STATES_VERSION = 1
@@ -177,11 +178,6 @@ def _decode_state(spec, arrays: dict, fname: str, depth: int = 0):
     raise SerializationError(f"optimizer states {fname!r}: bad state spec {_short(spec)}")
 
 
-def _short(value, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _read_meta(content, fname: str) -> dict:
     if not isinstance(content, dict) or not isinstance(content.get(META_NAME), np.ndarray):
         raise SerializationError(f"{fname!r} is not a symgraph optimizer-states file "
@@ -215,7 +211,9 @@ def _entry_index(entry, fname: str):
     return index
 
 
-def _load(fname):
+def read_states(fname):
+    """``(states, extra, token)`` of a file written by :func:`save_states` (token 0: saved
+    outside a checkpoint)."""
     fname = str(fname)
     content = ndarray_io.load(fname, "optimizer states file")
     meta = _read_meta(content, fname)
@@ -230,13 +228,13 @@ def _load(fname):
 
 def load_states(fname):
     """Return ``(states, extra)`` written by :func:`save_states`."""
-    states, extra, _ = _load(fname)
+    states, extra, _ = read_states(fname)
     return states, extra
 
 
 def states_token(fname) -> int:
     """The checkpoint token of a states file (0 if it was saved outside a checkpoint)."""
-    return _load(fname)[2]
+    return read_states(fname)[2]
 
 
 # ----------------------------------------------------------------------------- pairing
@@ -245,14 +243,16 @@ def new_token() -> int:
     return int.from_bytes(os.urandom(8), "little") or 1
 
 
-def check_pair(params_file, states_file) -> None:
-    """Refuse a ``.params``/``.states`` pair written by two different saves.
+def check_pair(params_file, states_file, token: int | None = None) -> None:
+    """Refuse a ``.params``/``.states`` pair written by two different saves (``token``: the
+    states file's, when the caller has read it already).
 
     Module.save_checkpoint writes the states first, then the params, both carrying one
     token; a kill between the two, or a later save of the params alone, leaves tokens that
     differ. Files without a token (MXNet's, or saved one by one) cannot be checked."""
     params_token = ndarray_io.read_token(params_file, "params file")
-    token = states_token(states_file)
+    if token is None:
+        token = states_token(states_file)
     if params_token and token and params_token != token:
         raise CheckpointMismatchError(
             f"optimizer states '{states_file}' come from another save than '{params_file}' "

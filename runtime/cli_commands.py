@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from codegen.limits import format_bytes
 from runtime.cli_common import add_shape_arg, check_shapes, load_symbol, shape_dict
 
 
@@ -57,20 +58,10 @@ def _inspect_args(p):
     p.add_argument("params", help="a .params / NDArray list file (MXNet binary format)")
 
 
-def _human(nbytes: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if nbytes < 1024 or unit == "GiB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1024
-    return ""
-
-
 def _inspect(args):
     from runtime import ndarray_io
 
-    if not os.path.isfile(args.params):
-        raise FileNotFoundError(f"no such params file: {args.params}")
-    data = ndarray_io.load(args.params)
+    data = ndarray_io.load(args.params, "params file")
     items = data.items() if isinstance(data, dict) else (
         (f"[{i}]", a) for i, a in enumerate(data))
     rows = [(name, "x".join(map(str, np.shape(a))) or "()", np.asarray(a).dtype.name,
@@ -81,7 +72,7 @@ def _inspect(args):
         print(f"{name:<{width}}  {shape:<16} {dtype:<8} {size:>10} {nbytes:>12}")
     total = sum(r[3] for r in rows)
     nbytes = sum(r[4] for r in rows)
-    print(f"{len(rows)} arrays, total {total} elements, {nbytes} bytes ({_human(nbytes)})")
+    print(f"{len(rows)} arrays, total {total} elements, {nbytes} bytes ({format_bytes(nbytes)})")
 
 
 # ---- ir --------------------------------------------------------------------------------
@@ -126,12 +117,12 @@ def _cache(args):
 
     if args.action == "clear":
         count, nbytes = cache.clear()
-        print(f"removed {count} entries ({_human(nbytes)}) from {cache.cache_dir()}")
+        print(f"removed {count} entries ({format_bytes(nbytes)}) from {cache.cache_dir()}")
         return
     facts = cache.info()
     print(f"compile cache: {facts['directory']}")
-    print(f"  {facts['entries']} entries, {_human(facts['bytes'])} "
-          f"(limit {_human(facts['max_bytes'])}; set SYMGRAPH_CACHE_MAX_BYTES to change)")
+    print(f"  {facts['entries']} entries, {format_bytes(facts['bytes'])} "
+          f"(limit {format_bytes(facts['max_bytes'])}; set SYMGRAPH_CACHE_MAX_BYTES to change)")
 
 
 COMMANDS = {

@@ -142,8 +142,8 @@ def _at_least_one(name, value):
 
 def _batch_size_for(batch_size, samples, what):
     """fit needs batch_size <= the samples (MXNet's NDArrayIter asserts it); predict and
-    score only pad, so a larger request is cut to the data and never sized past it."""
-    _at_least_one("--batch-size", batch_size)
+    score only pad, so a larger request is cut to the data and never sized past it.
+    ``batch_size >= 1`` is checked by the caller before it loads the data."""
     if batch_size > samples and what == "training":
         raise ValueError(f"--batch-size {batch_size} is larger than the training set "
                          f"({samples} samples)")
@@ -222,10 +222,7 @@ def _predict(args):
     if not args.output.endswith((".npy", ".csv")):
         raise ValueError(f"-o {args.output!r}: expected a .npy or .csv file")
     _at_least_one("--batch-size", args.batch_size)
-    X = _read_input(args.input)
-    if X.ndim < 1 or len(X) == 0:
-        raise ValueError(f"--input {args.input!r}: expected one sample per row, got an "
-                         f"array of shape {X.shape}")
+    X = _read_input(args.input)  # at least one sample per row (cli_input checks)
     batch_size = _batch_size_for(args.batch_size, len(X), "input")
     mod = _load_module(args.prefix, args.epoch, batch_size, X.shape[1:], False)
     from runtime.io import NDArrayIter

@@ -20,8 +20,8 @@ import ctypes
 
 import numpy as np
 
-from codegen import limits
 from codegen.compile_cache import compile_cached
+from codegen.program import pointer_table
 from runtime import random as _random
 from runtime.context import cpu
 from symgraph.errors import ExecutorError, ParameterError, ShapeError, format_shape
@@ -135,8 +135,6 @@ class Executor:
         self._compiled = compiled
         self._grad_req = grad_req
         self._ctx = ctx or cpu()
-        limits.check_bytes(limits.program_bytes(compiled.program.program),
-                           f"the executor of '{symbol.name or 'graph'}'")
         self._home = _Home(compiled)
         self._arena = self._home.arena
         self._address = self._arena.ctypes.data
@@ -185,12 +183,7 @@ class Executor:
                 arrays[slot.ext] = arrs[name]
                 labels.append((f"{_ROLE[kind]}['{name}']", arrs[name]))
         _check_disjoint(labels)
-        table = (ctypes.c_void_p * max(len(arrays), 1))()
-        for index, (spec, arr) in enumerate(zip(compiled.externals, arrays)):
-            if arr is None or arr.size != spec.size or arr.dtype.name != spec.dtype:
-                raise ExecutorError(f"pointer table entry {spec.name} is not bound")
-            table[index] = arr.ctypes.data
-        return arrays, table
+        return arrays, pointer_table(compiled.externals, arrays)
 
     @property
     def random_seed(self):
@@ -342,12 +335,11 @@ class Executor:
         for name in kwargs:
             if name not in self.arg_dict:
                 raise ExecutorError(f"reshape: unknown argument '{name}'")
-        fixed = {k: given_shape(k, v) for k, v in kwargs.items()}
-        if not partial_shaping:
-            self._check_unspecified_shapes(fixed)
+        if not partial_shaping:  # shapes are checked (given_shape) by the inference
+            self._check_unspecified_shapes(kwargs)
         new = BINDER.simple_bind(self._symbol, self._ctx, grad_req=self._grad_req,
                                  type_dict={n: a.dtype for n, a in self.arg_dict.items()},
-                                 shared_exec=self, **fixed)
+                                 shared_exec=self, **kwargs)
         params = {n: a for n, a in self.arg_dict.items()
                   if n in new.arg_dict and new.arg_dict[n].shape == a.shape}
         new.copy_params_from(params, self.aux_dict)

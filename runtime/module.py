@@ -42,6 +42,7 @@ from .checkpoint import (
     load_checkpoint,
     load_states,
     new_token,
+    read_states,
     save_states,
 )
 from .context import Context, cpu
@@ -422,7 +423,8 @@ class Module(BaseModule):
         self.optimizer_initialized = True
         self._forget_steps()
         if self._preload_opt_states is not None:
-            self.load_optimizer_states(self._preload_opt_states)
+            fname, states = self._preload_opt_states
+            self._set_optimizer_states(states, fname)
             self._preload_opt_states = None
 
     def _start_data_parallel(self, kvstore):
@@ -651,6 +653,9 @@ class Module(BaseModule):
         module's parameters and optimizer before anything is replaced."""
         assert self.optimizer_initialized
         states, _ = load_states(fname)
+        self._set_optimizer_states(states, fname)
+
+    def _set_optimizer_states(self, states, fname):
         check_states(states, self._state_templates(), fname)
         try:
             if self._live_fused is not None:
@@ -697,9 +702,11 @@ class Module(BaseModule):
         mod._param_source = f"checkpoint {prefix}-{epoch:04d}.params"
         mod.params_initialized = True
         if load_optimizer_states:
+            # read once: the pairing is checked on the very states init_optimizer applies
             states_name = f"{prefix}-{epoch:04d}.states"
-            check_pair(f"{prefix}-{epoch:04d}.params", states_name)
-            mod._preload_opt_states = states_name
+            states, _, token = read_states(states_name)
+            check_pair(f"{prefix}-{epoch:04d}.params", states_name, token)
+            mod._preload_opt_states = (states_name, states)
         return mod
 
 

@@ -139,13 +139,7 @@ def save(fname, data, token: int = 0) -> None:
 def read_token(fname, what: str = "NDArray file") -> int:
     """The reserved header word of an NDArray file (0 in files MXNet writes)."""
     fname = os.fspath(fname)
-    try:
-        with open(fname, "rb") as f:
-            head = f.read(_HEADER.size)
-    except OSError:
-        head = None
-    if head is None:
-        read_file_bytes(fname, what)  # raises the error that names the file
+    head = read_file_bytes(fname, what, _HEADER.size)
     cur = _Cursor(head, f"{what} {fname!r}")
     magic, token, _count = cur.unpack(_HEADER, "the file header")
     if magic != LIST_MAGIC:

@@ -25,6 +25,8 @@ import re
 import numpy as np
 
 from symgraph.errors import SerializationError
+from symgraph.json_fields import is_int as _is_int
+from symgraph.json_fields import short as _short
 
 MAGIC = b"SGOPTST1"
 _MAX_DEPTH = 8
@@ -33,17 +35,8 @@ _DTYPE_KINDS = "fiub"
 _DTYPE_RE = re.compile(r"^[<>|=]?(f[248]|[iu][1248]|b1)$")
 
 
-def _short(value, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def _fail(message: str) -> SerializationError:
     return SerializationError(f"optimizer states: {message}")
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # ---------------------------------------------------------------------------- encoding

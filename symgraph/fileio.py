@@ -145,11 +145,12 @@ def atomic_write_text(path, text: str, encoding: str = "utf-8") -> None:
     atomic_write(path, text.encode(encoding))
 
 
-def read_file_bytes(path, what: str) -> bytes:
-    """The bytes of ``path``; failures name the file and what it was meant to be."""
+def read_file_bytes(path, what: str, size: int = -1) -> bytes:
+    """The bytes of ``path`` (its first ``size`` bytes, when given); failures name the file
+    and what it was meant to be."""
     try:
         with open(path, "rb") as handle:
-            return handle.read()
+            return handle.read(size)
     except FileNotFoundError:
         raise MissingFileError(f"no such {what}: '{path}'") from None
     except OSError as exc:

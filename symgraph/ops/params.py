@@ -10,9 +10,14 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ..errors import OpAttributeError
+from ..json_fields import short
+
+#: a repr short enough for one error line (file attributes can be megabytes)
+_clip = partial(short, limit=80)
 
 _REQUIRED = object()
 
@@ -52,12 +57,6 @@ def _parse_float_tuple(text: str) -> tuple[float, ...]:
     if isinstance(value, (int, float)):
         return (float(value),)
     return tuple(float(v) for v in value)
-
-
-def _clip(value, limit: int = 80) -> str:
-    """A repr short enough for one error line (file attributes can be megabytes)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _parse_str(text: str) -> str:

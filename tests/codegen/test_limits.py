@@ -6,13 +6,7 @@ import pytest
 import symgraph as sg
 from codegen import limits
 
-
-@pytest.fixture(autouse=True)
-def default_limit(monkeypatch):
-    monkeypatch.delenv(limits.ENV, raising=False)
-    previous = sg.set_memory_limit(None)
-    yield
-    sg.set_memory_limit(previous)
+pytestmark = pytest.mark.usefixtures("default_memory_limit")
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rt_helpers import letter_mlp
 
 import symgraph as sg
 from runtime import checkpoint, ndarray_io
@@ -92,13 +93,6 @@ def test_own_unfinished_temp_is_stale_but_active_one_is_not(tmp_path):
 
 
 # ---- params/states pairing ---------------------------------------------------------------
-def _mlp():
-    net = sg.sym.FullyConnected(sg.sym.Variable("data"), name="fc1", num_hidden=32)
-    net = sg.sym.Activation(net, name="relu1", act_type="relu")
-    net = sg.sym.FullyConnected(net, name="fc2", num_hidden=26)
-    return sg.sym.SoftmaxOutput(net, name="softmax")
-
-
 @pytest.fixture(scope="module")
 def letter():
     X, y = load_letter_recognition()
@@ -108,7 +102,7 @@ def letter():
 def _trained(letter, epochs=1):
     X, y = letter
     sg.random.seed(1)
-    mod = sg.mod.Module(_mlp(), context=sg.cpu())
+    mod = sg.mod.Module(letter_mlp(hidden=32), context=sg.cpu())
     mod.fit(sg.io.NDArrayIter(X, y, 32), optimizer="adam",
             optimizer_params={"learning_rate": 0.01}, num_epoch=epochs)
     return mod

@@ -9,6 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from rt_helpers import letter_mlp
 
 import symgraph as sg
 from runtime.datasets import load_letter_recognition
@@ -18,14 +19,6 @@ from symgraph.errors import ExecutorError, SymgraphError
 SHAPES = {"data": (32, 16), "fc1_weight": (64, 16), "fc1_bias": (64,),
           "fc2_weight": (26, 64), "fc2_bias": (26,), "softmax_label": (32,)}
 PARAMS = ("fc1_weight", "fc1_bias", "fc2_weight", "fc2_bias")
-
-
-def mlp():
-    data = sg.sym.Variable("data")
-    net = sg.sym.FullyConnected(data, name="fc1", num_hidden=64)
-    net = sg.sym.Activation(net, name="relu1", act_type="relu")
-    net = sg.sym.FullyConnected(net, name="fc2", num_hidden=26)
-    return sg.sym.SoftmaxOutput(net, name="softmax")
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +53,7 @@ def reference(values):
 def test_bind_writes_gradients_into_the_callers_arrays(letter):
     values = arrays(letter)
     grads = {n: np.full(SHAPES[n], np.nan, np.float32) for n in PARAMS}
-    exe = mlp().bind(sg.cpu(), args=values, args_grad=grads)
+    exe = letter_mlp().bind(sg.cpu(), args=values, args_grad=grads)
     exe.forward(is_train=True)
     exe.backward()
     probs, want = reference(values)
@@ -72,7 +65,7 @@ def test_bind_writes_gradients_into_the_callers_arrays(letter):
 
 def test_bind_sees_later_writes_to_args(letter):
     values = arrays(letter)
-    exe = mlp().bind(sg.cpu(), args=values)
+    exe = letter_mlp().bind(sg.cpu(), args=values)
     exe.forward()
     first = exe.outputs[0].copy()
     values["fc2_bias"][:] = 0
@@ -87,10 +80,10 @@ def test_bind_sees_later_writes_to_args(letter):
 
 def test_bind_with_lists_positional_and_none_grads(letter):
     values = arrays(letter)
-    names = mlp().list_arguments()
+    names = letter_mlp().list_arguments()
     grads = [None if n in ("data", "softmax_label") else np.zeros(SHAPES[n], np.float32)
              for n in names]
-    exe = mlp().bind(sg.cpu(), args=[values[n] for n in names], args_grad=grads)
+    exe = letter_mlp().bind(sg.cpu(), args=[values[n] for n in names], args_grad=grads)
     assert sorted(exe.grad_dict) == sorted(PARAMS)
     exe.forward(is_train=True)
     exe.backward()
@@ -106,7 +99,7 @@ def _bind_error(letter, **change):
         kind, name = key.split("__")
         (values if kind == "arg" else grads)[name] = value
     with pytest.raises(ExecutorError) as info:
-        mlp().bind(sg.cpu(), args=values, args_grad=grads)
+        letter_mlp().bind(sg.cpu(), args=values, args_grad=grads)
     return str(info.value)
 
 
@@ -133,17 +126,17 @@ def test_overlapping_arrays_are_refused(letter):
     grads = {n: np.zeros(SHAPES[n], np.float32) for n in PARAMS}
     grads["fc1_weight"] = values["fc1_weight"]  # the gradient would overwrite the weight
     with pytest.raises(SymgraphError, match="share memory"):
-        mlp().bind(sg.cpu(), args=values, args_grad=grads)
+        letter_mlp().bind(sg.cpu(), args=values, args_grad=grads)
     block = np.zeros(64 * 16 + 64, np.float32)
     values["fc1_weight"] = block[:1024].reshape(64, 16)
     values["fc1_bias"] = block[1000:1064]  # overlaps the weight's last 24 elements
     with pytest.raises(ExecutorError, match="fc1_weight.*fc1_bias|fc1_bias.*fc1_weight"):
-        mlp().bind(sg.cpu(), args=values)
+        letter_mlp().bind(sg.cpu(), args=values)
 
 
 # ---- one set of parameters, one gradient bucket -------------------------------------------
 def test_grad_bucket_holds_every_parameter_gradient(letter):
-    exe = mlp().simple_bind(sg.cpu(), data=(32, 16), softmax_label=(32,))
+    exe = letter_mlp().simple_bind(sg.cpu(), data=(32, 16), softmax_label=(32,))
     values = arrays(letter)
     for name, arr in exe.arg_dict.items():
         arr[:] = values[name]
@@ -165,7 +158,7 @@ def test_grad_bucket_holds_every_parameter_gradient(letter):
 
 
 def test_reshape_and_shared_exec_share_parameters_and_bucket(letter):
-    net = mlp()
+    net = letter_mlp()
     exe = net.simple_bind(sg.cpu(), data=(32, 16), softmax_label=(32,))
     small = exe.reshape(data=(8, 16), softmax_label=(8,))
     other = net.simple_bind(sg.cpu(), data=(4, 16), softmax_label=(4,), shared_exec=exe)
@@ -185,7 +178,7 @@ def test_reshape_and_shared_exec_share_parameters_and_bucket(letter):
 
 def test_module_executors_share_one_set_of_parameters(letter):
     X, y = load_letter_recognition()
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     it = NDArrayIter(X[:100], y[:100], batch_size=32)
     mod.fit(it, num_epoch=1, optimizer_params={"learning_rate": 0.1})
     mod.reshape([("data", (7, 16))], [("softmax_label", (7,))])

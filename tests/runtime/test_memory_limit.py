@@ -12,12 +12,7 @@ from runtime import executor
 S = sg.sym
 
 
-@pytest.fixture(autouse=True)
-def default_limit(monkeypatch):
-    monkeypatch.delenv(limits.ENV, raising=False)
-    previous = sg.set_memory_limit(None)
-    yield
-    sg.set_memory_limit(previous)
+pytestmark = pytest.mark.usefixtures("default_memory_limit")
 
 
 @pytest.fixture

@@ -6,19 +6,12 @@ import re
 
 import numpy as np
 import pytest
+from rt_helpers import letter_mlp
 
 import symgraph as sg
 from runtime import module as module_impl
 from runtime.datasets import load_letter_recognition
 from runtime.io import DataBatch, DataDesc, NDArrayIter
-
-
-def mlp(hidden=64, classes=26):
-    data = sg.sym.Variable("data")
-    net = sg.sym.FullyConnected(data, name="fc1", num_hidden=hidden)
-    net = sg.sym.Activation(net, name="relu1", act_type="relu")
-    net = sg.sym.FullyConnected(net, name="fc2", num_hidden=classes)
-    return sg.sym.SoftmaxOutput(net, name="softmax")
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +36,7 @@ def small_data(n=100, seed=0):
 
 def trained_module(batch=32, **fit_kwargs):
     X, y = small_data()
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     it = NDArrayIter(X, y, batch)
     mod.fit(it, num_epoch=fit_kwargs.pop("num_epoch", 1),
             optimizer_params=fit_kwargs.pop("optimizer_params", {"learning_rate": 0.1}),
@@ -53,7 +46,7 @@ def trained_module(batch=32, **fit_kwargs):
 
 # ---- construction and lifecycle -------------------------------------------------------------
 def test_names_and_flags():
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     assert mod.data_names == ["data"] and mod.label_names == ["softmax_label"]
     assert mod.param_names == ["fc1_weight", "fc1_bias", "fc2_weight", "fc2_bias"]
     assert mod.aux_names == [] and mod.output_names == ["softmax_output"]
@@ -63,22 +56,22 @@ def test_names_and_flags():
 
 def test_wrong_data_name_raises_with_hint():
     with pytest.raises(ValueError, match="Did you mean one of:\n\tdata\n\tsoftmax_label"):
-        sg.mod.Module(mlp(), data_names=["x"])
+        sg.mod.Module(letter_mlp(), data_names=["x"])
 
 
 def test_wrong_fixed_param_name_raises():
     with pytest.raises(ValueError, match="fixed_param_names"):
-        sg.mod.Module(mlp(), fixed_param_names=["fc3_weight"])
+        sg.mod.Module(letter_mlp(), fixed_param_names=["fc3_weight"])
 
 
 def test_missing_label_only_warns_and_becomes_param():
     with pytest.warns(UserWarning, match="input with name 'lbl' is not found"):
-        mod = sg.mod.Module(mlp(), label_names=["lbl"])
+        mod = sg.mod.Module(letter_mlp(), label_names=["lbl"])
     assert "softmax_label" in mod.param_names
 
 
 def test_bind_twice_and_init_twice_warn(caplog):
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     mod.bind([("data", (8, 16))], [("softmax_label", (8,))])
     with caplog.at_level(logging.WARNING):
         mod.bind([("data", (8, 16))], [("softmax_label", (8,))])
@@ -93,7 +86,7 @@ def test_bind_twice_and_init_twice_warn(caplog):
 
 
 def test_order_is_enforced():
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     with pytest.raises(AssertionError):
         mod.init_params()
     mod.bind([("data", (8, 16))], [("softmax_label", (8,))])
@@ -102,7 +95,7 @@ def test_order_is_enforced():
 
 
 def test_bind_data_name_mismatch_raises_label_mismatch_warns():
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     with pytest.raises(ValueError, match="don't match names specified by data_names"):
         mod.bind([("x", (8, 16))])
     with pytest.warns(UserWarning, match="label_shapes don't match names specified by label"):
@@ -111,18 +104,18 @@ def test_bind_data_name_mismatch_raises_label_mismatch_warns():
 
 
 def test_grad_req_rules():
-    mod = sg.mod.Module(mlp(), fixed_param_names=["fc1_bias"])
+    mod = sg.mod.Module(letter_mlp(), fixed_param_names=["fc1_bias"])
     mod.bind([("data", (8, 16))], [("softmax_label", (8,))], inputs_need_grad=True)
     reqs = mod._grad_reqs
     assert reqs["fc1_weight"] == "write" and reqs["fc1_bias"] == "null"
     assert reqs["data"] == "write" and reqs["softmax_label"] == "null"
-    inference = sg.mod.Module(mlp())
+    inference = sg.mod.Module(letter_mlp())
     inference.bind([("data", (8, 16))], [("softmax_label", (8,))], for_training=False)
     assert set(inference._grad_reqs.values()) == {"null"}
 
 
 def test_init_params_sorted_order_and_missing(monkeypatch):
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     mod.bind([("data", (8, 16))], [("softmax_label", (8,))])
     seen = []
 
@@ -171,7 +164,7 @@ def numpy_sgd_step(params, X, y, lr):
 @pytest.mark.parametrize("style", ["fused_call", "forward_then_backward"])
 def test_training_steps_match_numpy_float64(update_path, style):
     X, y = small_data(64)
-    mod = sg.mod.Module(mlp(hidden=10))
+    mod = sg.mod.Module(letter_mlp(hidden=10))
     mod.bind([DataDesc("data", (32, 16), np.float64)],
              [DataDesc("softmax_label", (32,), np.float64)])
     mod.init_params(sg.init.Uniform(0.3))
@@ -195,7 +188,7 @@ def test_training_steps_match_numpy_float64(update_path, style):
 
 def test_fixed_params_are_not_updated(update_path):
     X, y = small_data()
-    mod = sg.mod.Module(mlp(), fixed_param_names=["fc1_weight", "fc2_bias"])
+    mod = sg.mod.Module(letter_mlp(), fixed_param_names=["fc1_weight", "fc2_bias"])
     mod.fit(NDArrayIter(X, y, 32), num_epoch=1, initializer=sg.init.Uniform(0.1),
             optimizer_params={"learning_rate": 0.1})
     arg, _ = mod.get_params()
@@ -214,7 +207,7 @@ def test_fixed_params_fused_and_updater_agree(monkeypatch):
     for fused in (True, False):
         monkeypatch.setattr(module_impl, "USE_FUSED_UPDATE", fused)
         sg.random.seed(3)
-        mod = sg.mod.Module(mlp(), fixed_param_names=["fc1_bias"])
+        mod = sg.mod.Module(letter_mlp(), fixed_param_names=["fc1_bias"])
         mod.bind([("data", (32, 16))], [("softmax_label", (32,))])
         mod.init_params(sg.init.Uniform(0.1))
         mod.init_optimizer(optimizer="sgd", optimizer_params={
@@ -230,13 +223,13 @@ def test_fixed_params_fused_and_updater_agree(monkeypatch):
 
 
 def test_rescale_grad_and_idx2name():
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     mod.bind([("data", (25, 16))], [("softmax_label", (25,))])
     mod.init_params()
     mod.init_optimizer(optimizer="sgd", optimizer_params={"learning_rate": 0.1})
     assert mod._optimizer.rescale_grad == pytest.approx(1 / 25)
     assert mod._optimizer.idx2name == dict(enumerate(mod.param_names))
-    other = sg.mod.Module(mlp())
+    other = sg.mod.Module(letter_mlp())
     other.bind([("data", (25, 16))], [("softmax_label", (25,))])
     other.init_params()
     with pytest.warns(UserWarning, match="rescale_grad is not normalized"):
@@ -244,7 +237,7 @@ def test_rescale_grad_and_idx2name():
 
 
 def test_input_grads():
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     mod.bind([("data", (4, 16))], [("softmax_label", (4,))], inputs_need_grad=True)
     mod.init_params(sg.init.Uniform(0.5))
     X, y = small_data(4)
@@ -256,7 +249,7 @@ def test_input_grads():
 # ---- fit / score / predict ----------------------------------------------------------------------
 def test_fit_logs_callbacks_and_history(caplog):
     X, y = small_data()
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     batches, epochs = [], []
     with caplog.at_level(logging.INFO):
         mod.fit(NDArrayIter(X, y, 32), eval_data=NDArrayIter(X, y, 32), num_epoch=2,
@@ -278,7 +271,7 @@ def test_fit_logs_callbacks_and_history(caplog):
 def test_fit_requires_num_epoch():
     X, y = small_data()
     with pytest.raises(AssertionError, match="number of epochs"):
-        sg.mod.Module(mlp()).fit(NDArrayIter(X, y, 32))
+        sg.mod.Module(letter_mlp()).fit(NDArrayIter(X, y, 32))
 
 
 def test_predict_padding_and_forms():
@@ -339,7 +332,7 @@ def test_save_load_params_and_invalid_prefix(tmp_path):
     mod, it, _, _ = trained_module()
     fname = str(tmp_path / "p.params")
     mod.save_params(fname)
-    other = sg.mod.Module(mlp())
+    other = sg.mod.Module(letter_mlp())
     other.bind(it.provide_data, it.provide_label)
     other.load_params(fname)
     for name, value in mod.get_params()[0].items():
@@ -352,7 +345,7 @@ def test_save_load_params_and_invalid_prefix(tmp_path):
 def test_resume_with_begin_epoch(tmp_path, caplog):
     X, y = small_data()
     prefix = str(tmp_path / "run")
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     mod.fit(NDArrayIter(X, y, 32), num_epoch=2, optimizer_params={"learning_rate": 0.1},
             epoch_end_callback=sg.callback.do_checkpoint(prefix))
     assert (tmp_path / "run-0002.params").exists()
@@ -372,7 +365,7 @@ def test_optimizer_states_round_trip(tmp_path, update_path):
     X, y = small_data()
     prefix = str(tmp_path / "m")
     params = {"learning_rate": 0.1, "momentum": 0.9}
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     mod.fit(NDArrayIter(X, y, 32), num_epoch=1, optimizer_params=params)
     mod.save_checkpoint(prefix, 1, save_optimizer_states=True)
     states = {k: np.array(v) for k, v in mod._current_states().items()}
@@ -407,7 +400,7 @@ def test_letter_mlp_reaches_tutorial_accuracy(letter):
     sg.random.seed(0)
     train = NDArrayIter(X[:16000], y[:16000], 32, shuffle=True)
     val = NDArrayIter(X[16000:], y[16000:], 32)
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     mod.fit(train, eval_data=val, optimizer="sgd", optimizer_params={"learning_rate": 0.1},
             num_epoch=8)
     assert mod.score(val, "acc")[0][1] > 0.77
@@ -431,7 +424,7 @@ def _alternating_sizes_run(fused, monkeypatch):
     monkeypatch.setattr(module_impl, "USE_FUSED_UPDATE", fused)
     sg.random.seed(7)
     X, y = small_data(52)
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     mod.bind([("data", (32, 16))], [("softmax_label", (32,))])
     mod.init_params(sg.init.Uniform(0.2))
     mod.init_optimizer(optimizer_params={"learning_rate": 0.1, "momentum": 0.9})
@@ -466,11 +459,11 @@ def test_monitor_contexts_and_kvstore():
         tic = toc_print = lambda self: None  # noqa: E731
 
     X, y = small_data()
-    mod = sg.mod.Module(mlp(), context=[sg.cpu(0), sg.cpu(1)])
+    mod = sg.mod.Module(letter_mlp(), context=[sg.cpu(0), sg.cpu(1)])
     mon = Mon()
     mod.fit(NDArrayIter(X, y, 32), num_epoch=1, monitor=mon)
     assert mon.installed and "softmax_output" in mon.seen
-    other = sg.mod.Module(mlp())
+    other = sg.mod.Module(letter_mlp())
     other.bind([("data", (8, 16))], [("softmax_label", (8,))])
     other.init_params()
     # without mpiexec a distributed kvstore trains as one worker, saying so

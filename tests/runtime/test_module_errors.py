@@ -3,17 +3,10 @@ raises a SymgraphError naming the input or parameter and both shapes, as MXNet r
 
 import numpy as np
 import pytest
+from rt_helpers import letter_mlp
 
 import symgraph as sg
 from runtime.io import DataBatch, DataDesc, NDArrayIter
-
-
-def mlp(hidden=64, classes=26, label="softmax_label"):
-    data = sg.sym.Variable("data")
-    net = sg.sym.FullyConnected(data, name="fc1", num_hidden=hidden)
-    net = sg.sym.Activation(net, name="relu1", act_type="relu")
-    net = sg.sym.FullyConnected(net, name="fc2", num_hidden=classes)
-    return sg.sym.SoftmaxOutput(net, sg.sym.Variable(label), name="softmax")
 
 
 def data(n=60, features=16, seed=0):
@@ -23,7 +16,7 @@ def data(n=60, features=16, seed=0):
 
 
 def bound(batch=20, features=16, **init):
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     mod.bind([("data", (batch, features))], [("softmax_label", (batch,))])
     mod.init_params(**init)
     return mod
@@ -55,7 +48,7 @@ def test_batch_size_change_alone_still_reshapes():
 def test_fit_with_mismatched_eval_set_raises_before_training():
     X, y = data()
     Xv, yv = data(features=15, seed=1)
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     epochs = []
     with pytest.raises(sg.ShapeError, match=r"\(20, 15\)"):
         mod.fit(NDArrayIter(X, y, 20), eval_data=NDArrayIter(Xv, yv, 20), num_epoch=1,
@@ -65,7 +58,7 @@ def test_fit_with_mismatched_eval_set_raises_before_training():
 
 def test_fit_with_other_eval_batch_size_runs():
     X, y = data()
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     mod.fit(NDArrayIter(X, y, 20), eval_data=NDArrayIter(X, y, 30), num_epoch=1)
     assert "accuracy" in mod.history[0]["validation"]
 
@@ -73,7 +66,7 @@ def test_fit_with_other_eval_batch_size_runs():
 # ---- label names the data does not provide ---------------------------------------------------
 def test_label_name_mismatch_raises_at_bind():
     X, y = data()
-    mod = sg.mod.Module(mlp(label="label"), label_names=["label"])
+    mod = sg.mod.Module(letter_mlp(label="label"), label_names=["label"])
     with pytest.raises(sg.BindError, match=r"\['label'\] would never be fed"):
         mod.fit(NDArrayIter(X, y, 20), num_epoch=1)  # the iterator calls it softmax_label
     assert not mod.binded
@@ -84,13 +77,13 @@ def test_label_name_mismatch_raises_at_bind():
 def test_label_name_given_to_a_param_slot_raises():
     X, y = data()
     with pytest.warns(UserWarning):
-        mod = sg.mod.Module(mlp(), label_names=["label"])
+        mod = sg.mod.Module(letter_mlp(), label_names=["label"])
     with pytest.raises(sg.BindError, match=r"\['softmax_label'\] would be trained as param"):
         mod.fit(NDArrayIter(X, y, 20), num_epoch=1)
 
 
 def test_inference_bind_without_labels_still_only_warns():
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     with pytest.warns(UserWarning, match="label_shapes don't match"):
         mod.bind([("data", (8, 16))], for_training=False)
     assert mod.binded
@@ -117,7 +110,7 @@ def test_set_params_does_not_broadcast():
 
 
 def test_init_params_with_misfitting_arg_params_raises():
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     mod.bind([("data", (20, 16))], [("softmax_label", (20,))])
     with pytest.raises(sg.ShapeError, match=r"init_params: parameter 'fc2_bias' has shape "
                                             r"\(10,\), the symbol needs \(26,\)"):
@@ -147,7 +140,7 @@ def lenet_params():
 
 
 def save_checkpoint(prefix, arg_params):
-    mlp().save(f"{prefix}-symbol.json")
+    letter_mlp().save(f"{prefix}-symbol.json")
     sg.nd.save(f"{prefix}-0001.params", {f"arg:{k}": v for k, v in arg_params.items()})
 
 
@@ -184,7 +177,7 @@ def test_load_and_bind_with_fitting_params_round_trips(tmp_path):
 
 
 def test_executor_copy_params_from_names_param_and_shapes():
-    exe = mlp().simple_bind(sg.cpu(), data=(20, 16))
+    exe = letter_mlp().simple_bind(sg.cpu(), data=(20, 16))
     with pytest.raises(sg.SymgraphError, match=r"'fc1_weight' has shape \(16, 64\), expected "
                                                r"\(64, 16\)"):
         exe.copy_params_from({"fc1_weight": np.zeros((16, 64))})
@@ -203,11 +196,11 @@ def test_force_rebind_with_other_features_raises():
 @pytest.mark.parametrize("dtype", ["int32", "int64", "uint8", "float16"])
 def test_labels_of_any_dtype_are_converted(dtype):
     X, y = data()
-    reference = sg.mod.Module(mlp())
+    reference = sg.mod.Module(letter_mlp())
     reference.bind([("data", (20, 16))], [("softmax_label", (20,))])
     reference.init_params(sg.init.Xavier())
     arg, aux = reference.get_params()
-    mod = sg.mod.Module(mlp())
+    mod = sg.mod.Module(letter_mlp())
     mod.bind([DataDesc("data", (20, 16))], [DataDesc("softmax_label", (20,), dtype)])
     mod.set_params(arg, aux)
     for m, labels in ((reference, y[:20]), (mod, y[:20].astype(dtype))):
@@ -220,7 +213,7 @@ def test_labels_of_any_dtype_are_converted(dtype):
 
 @pytest.mark.parametrize("dtype", ["int32", "int64", "uint8", "float16"])
 def test_simple_bind_label_dtypes(dtype):
-    exe = mlp().simple_bind(sg.cpu(), data=(4, 16), type_dict={"softmax_label": dtype})
+    exe = letter_mlp().simple_bind(sg.cpu(), data=(4, 16), type_dict={"softmax_label": dtype})
     exe.arg_dict["softmax_label"][:] = np.array([3, 0, 25, 7], dtype=dtype)
     exe.forward(is_train=True)
     exe.backward()
@@ -243,7 +236,7 @@ def test_embedding_and_one_hot_indices_of_any_dtype(dtype):
 
 
 def test_executor_reshape_refuses_changing_unspecified_params():
-    exe = mlp().simple_bind(sg.cpu(), data=(20, 16))
+    exe = letter_mlp().simple_bind(sg.cpu(), data=(20, 16))
     exe.arg_dict["fc1_weight"][:] = 0.25
     with pytest.raises(sg.ShapeError, match=r"unspecified argument 'fc1_weight' changed from "
                                             r"\(64, 16\) to \(64, 15\)"):

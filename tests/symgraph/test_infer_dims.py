@@ -37,6 +37,14 @@ def test_simple_bind_rejects_bad_dims(shape, message):
         net().simple_bind(sg.cpu(), data=shape)
 
 
+@pytest.mark.parametrize("shape,message", BAD)
+@pytest.mark.parametrize("partial", [False, True])
+def test_executor_reshape_rejects_bad_dims(shape, message, partial):
+    exe = net().simple_bind(sg.cpu(), data=(8, 16))
+    with pytest.raises(sg.ShapeError, match=r"input 'data': .*" + message):
+        exe.reshape(partial_shaping=partial, data=shape)
+
+
 def test_numpy_integer_dims_are_fine():
     import numpy as np
 
