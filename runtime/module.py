@@ -5,9 +5,9 @@ active executor's ``arg_dict`` arrays (not copies), so a training step copies no
 the batch. Module
 differs from MXNet only where the hardware model does:
 
-* one device: a list of contexts (data parallelism in MXNet) is accepted and runs as one
-  CPU executor over the whole batch, which gives the same numbers as MXNet's kvstore
-  'local' gradient sum with rescale 1/B_total;
+* a list of contexts is MXNet's data parallelism in one process: one executor per
+  context on its slice of the batch, run on separate cores at once, gradients summed
+  (kvstore 'local'), one update with rescale 1/B_total (runtime/device_group.py);
 * new batch shapes (last batch, predict with another batch size) bind a second executor;
   executors are cached per shape and share one set of parameter, aux and gradient arrays
   (``simple_bind(shared_exec=...)``), so alternating sizes neither recompiles nor copies;
@@ -46,6 +46,7 @@ from .checkpoint import (
     save_states,
 )
 from .context import Context, cpu
+from .device_group import DeviceGroup, NotSplittable, can_split
 from .initializer import InitDesc
 from .io import DataDesc
 from .ndarray.ndarray import NDArray
@@ -68,16 +69,12 @@ def _fused_updater_class(optimizer):
 
 
 def _contexts(context):
-    """MXNet accepts one Context or a list; symgraph runs every list as one CPU executor."""
+    """MXNet accepts one Context or a list (data parallelism, one executor per context)."""
     if context is None:
         return [cpu()]
     if isinstance(context, Context):
         return [context]
-    contexts = [Context(c) for c in context]
-    if len(contexts) > 1:
-        logging.info("symgraph runs one CPU executor; the %d contexts act as one device "
-                     "(same numbers as MXNet's data parallelism)", len(contexts))
-    return contexts or [cpu()]
+    return [Context(c) for c in context] or [cpu()]
 
 
 def _shape_key(descs):
@@ -273,12 +270,30 @@ class Module(BaseModule):
         shapes = {d.name: tuple(d.shape) for d in descs if d.name in args}
         types = {d.name: np.dtype(d.dtype) for d in descs if d.name in args}
         shared = next(iter(self._exec_cache.values()), None)  # one set of parameters
-        exe = self._symbol.simple_bind(self._context[0], grad_req=self._grad_reqs,
-                                       type_dict=types, shared_exec=shared and shared.exe,
-                                       **shapes)
+        exe = self._device_group(shapes, types, shared and shared.exe)
+        if exe is None:
+            exe = self._symbol.simple_bind(self._context[0], grad_req=self._grad_reqs,
+                                           type_dict=types,
+                                           shared_exec=shared and shared.exe, **shapes)
         if self._monitor is not None:
             self._monitor.install(exe)
         return exe
+
+    def _device_group(self, shapes, types, shared):
+        """One executor per context on its slice of the batch, run at once (see
+        runtime/device_group.py); None for one context or a batch that does not split."""
+        if len(self._context) < 2 or not can_split(shapes, shapes, self._work_load_list):
+            return None
+        if shared is not None and not isinstance(shared, DeviceGroup):
+            return None
+        try:
+            return DeviceGroup(self._symbol, self._context, self._grad_reqs,
+                               {k: v.name for k, v in types.items()}, shapes,
+                               self._work_load_list, shared)
+        except NotSplittable as exc:
+            self.logger.info("running the %d contexts as one executor: %s",
+                             len(self._context), exc)
+            return None
 
     def _activate(self, data_descs, label_descs):
         """Make the executor for these shapes the active one, carrying parameters over."""
