@@ -20,6 +20,7 @@ from . import invoke as _inv
 from .reshape import np_shape
 
 _DTYPE_NAMES: dict = {}
+_CAST_DTYPES = ("float32", "float64")  # what the Cast op converts between, compiled
 
 
 def dtype_name(dtype) -> str:
@@ -194,14 +195,9 @@ class NDArray:
             if _inv.state.tracing():
                 return _inv.call("_copy", [self], {})  # stays in the graph
             return NDArray(self._value().copy(), self._ctx)
-        if self._in_open_graph() and dtype.kind == "f" and np.dtype(self._dtype).kind == "f":
-            raise AutogradError(f"astype({dtype.name}) of a recorded {self._dtype} value would "
-                                "cut its gradient (there is no Cast op yet); cast the inputs "
-                                "before autograd.record()")
+        if _inv.state.tracing() and dtype.name in _CAST_DTYPES and self._dtype in _CAST_DTYPES:
+            return _inv.call("Cast", [self], {"dtype": dtype.name})  # gradient flows back
         return NDArray(self._value().astype(dtype), self._ctx)
-
-    def _in_open_graph(self) -> bool:
-        return self._trace is not None and not self._trace.closed
 
     def detach(self):
         if self._data is None:
