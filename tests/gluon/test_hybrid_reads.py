@@ -29,6 +29,9 @@ READS = [
     ("numpy", lambda h, s: np.asarray(h), "numpy array"),
     ("tolist", lambda h, s: h.tolist(), "tolist()"),
     ("numpy attribute", lambda h, s: h.ravel(), "numpy attribute"),
+    ("nd.array copy", lambda h, s: nd.array(h), "nd.array()"),
+    ("matmul 3-D", lambda h, s: h.reshape((3, 1, 2)) @ h.reshape((3, 2, 1)), "matmul"),
+    ("astype int", lambda h, s: h.astype("int32"), "astype(int32)"),
 ]
 
 
@@ -60,7 +63,7 @@ def test_a_read_inside_a_hybridized_forward_raises(name, read, what):
     with pytest.raises(HybridizedReadError, match=r"hybridized block 'reader'") as info:
         block(nd.array(X))
     message = str(info.value)
-    assert what in message and ("shape (3, 2)" in message or "shape (1,)" in message)
+    assert what in message and "(array of shape (" in message
     assert isinstance(info.value, SymgraphError)
     assert not state.symbolic()  # the flag is restored after the error
 
