@@ -4,11 +4,12 @@ Batches are stacked numpy arrays wrapped as NDArrays. When the dataset is whole 
 untransformed or with a transform that has a batched form, a batch is one fancy index
 (plus one transform call), whatever ``num_workers`` says: that beats any worker. Otherwise
 samples are fetched and transformed one by one; ``num_workers`` > 0 offers a thread pool
-for that, used only if it is faster: the first batches of each epoch alternate between
-the pool and this thread, and the faster one fetches the rest. A transform in pure Python
-holds the GIL, so on a loaded 2-core machine threads lose and are dropped; one that spends
-its time in numpy or native code gains. Either way the samples and their order are the
-same, so ``num_workers`` never changes results and never makes loading slower than 0.
+for that, used only if it is faster: the first batches alternate between the pool and
+this thread, and the faster one fetches the rest of that epoch and every later one. A
+transform in pure Python holds the GIL, so on a loaded 2-core machine threads lose and are
+dropped; one that spends its time in numpy or native code gains. Either way the samples
+and their order are the same, so ``num_workers`` never changes results and never makes
+loading slower than 0.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class DataLoader:
         self._batch_sampler = batch_sampler
         self._batchify = batchify_fn or default_batchify_fn
         self._num_workers = max(0, int(num_workers))
+        self._pool_faster = None  # decided by the first epoch that fetches per sample
         self._leftover = np.zeros(0, dtype=np.int64)
 
     def __len__(self):
@@ -120,7 +122,7 @@ class DataLoader:
         return fast
 
     def __iter__(self):
-        chooser = _WorkerChoice(self._num_workers)
+        chooser = _WorkerChoice(self._num_workers, self._pool_faster)
         try:
             for indices in self._batches():
                 fast = self._fast(indices)
@@ -129,25 +131,28 @@ class DataLoader:
                     continue
                 yield self._batchify(chooser.fetch(self._fetch, indices.tolist()))
         finally:
-            chooser.close()
+            self._pool_faster = chooser.close()
 
 
 class _WorkerChoice:
     """Fetches per-sample batches with the thread pool or in this thread, whichever the
-    first batches of the epoch showed to be faster (the pool is made on first need)."""
+    first batches fetched showed to be faster (``decided``: an earlier epoch's verdict;
+    the pool is made on first need)."""
 
-    def __init__(self, workers):
+    def __init__(self, workers, decided=None):
         self._workers = workers
         self._pool = None
         self._spent = [0.0, 0.0]  # seconds fetching: [this thread, pool]
         self._probes = 0
-        self._use_pool = None if workers else False
+        self._use_pool = decided if workers else False
 
     def fetch(self, fetch, indices):
-        if self._use_pool is not None:
-            return fetch(indices, self._pool if self._use_pool else None)
+        if self._use_pool is False:
+            return fetch(indices, None)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._workers)
+        if self._use_pool:
+            return fetch(indices, self._pool)
         way = self._probes % 2
         start = time.perf_counter()
         samples = fetch(indices, self._pool if way else None)
@@ -158,5 +163,7 @@ class _WorkerChoice:
         return samples
 
     def close(self):
+        """Stop the pool; returns the verdict (None if not reached) for the next epoch."""
         if self._pool is not None:
             self._pool.shutdown(wait=False)
+        return self._use_pool
