@@ -1,5 +1,5 @@
-"""Real data sets for tests, tutorials and benchmarks: MNIST, Fashion-MNIST, CIFAR-10
-(binary version), UCI Letter.
+"""Real data sets for tests, tutorials and benchmarks: MNIST, Fashion-MNIST, CIFAR-10 and
+CIFAR-100 (binary versions), UCI Letter.
 
 Where files are looked for (first match wins):
 
@@ -9,10 +9,11 @@ Where files are looked for (first match wins):
 4. for the letter data only: the copy shipped inside the package (``runtime/data``), so it
    works offline anywhere.
 
-Subdirs: ``mnist/``, ``fashion-mnist/``, ``cifar-10/``, ``letter-recognition/``. MNIST files
-may be gzip'd (``*.gz``, preferred) or raw IDX. Missing MNIST/Fashion/CIFAR files are
-downloaded (urllib) into the first of those folders, checked against a pinned digest and
-written atomically; offline, the error says exactly which file to put where.
+Subdirs: ``mnist/``, ``fashion-mnist/``, ``cifar-10/``, ``cifar-100/``,
+``letter-recognition/``. MNIST files may be gzip'd (``*.gz``, preferred) or raw IDX.
+Missing MNIST/Fashion/CIFAR files are downloaded (urllib) into the first of those folders,
+checked against a pinned digest and written atomically; offline, the error says exactly
+which file to put where.
 
 Local files are verified against pinned digests too (a wrong file gives a clear error instead
 of silently training on something else). Hashing all of MNIST takes ~50 ms, so it is done
@@ -39,8 +40,9 @@ from symgraph.errors import SerializationError, SymgraphError
 from .atomic import atomic_write
 from .io import part_slice
 
-__all__ = ["load_mnist", "load_fashion_mnist", "load_cifar10", "load_letter_recognition",
-           "get_mnist", "read_idx", "read_cifar10_batch", "data_dirs", "DatasetNotFoundError",
+__all__ = ["load_mnist", "load_fashion_mnist", "load_cifar10", "load_cifar100",
+           "load_letter_recognition", "get_mnist", "read_idx", "read_cifar10_batch",
+           "read_cifar100_batch", "data_dirs", "DatasetNotFoundError",
            "ENV_VAR", "FASHION_MNIST_CLASSES", "CIFAR10_CLASSES"]
 
 ENV_VAR = "SYMGRAPH_DATA"
@@ -90,6 +92,8 @@ CHECKSUMS = {
     ("fashion-mnist", "t10k-images-idx3-ubyte"): ("md5", "8181f5470baa50b63fa0f6fddb340f0a"),
     ("fashion-mnist", "t10k-labels-idx1-ubyte"): ("md5", "15d484375f8d13e6eb1aabb0c3f46965"),
     ("cifar-10", "cifar-10-binary.tar.gz"): ("md5", "c32a1d4ab5d03f1284b67883e8d87530"),
+    # the MD5 the CIFAR page publishes for its binary version (not checked here: no network)
+    ("cifar-100", "cifar-100-binary.tar.gz"): ("md5", "03b5dce01913d631647c71ecec9e9cb8"),
     ("letter-recognition", "letter-recognition.data"):
         ("sha256", "2b89f3602cf768d3c8355267d2f13f2417809e101fc2b5ceee10db19a60de6e2"),
 }
@@ -332,7 +336,7 @@ def load_letter_recognition(root=None, verify=True):
     return X, (y - ord("A")).astype(np.float32)
 
 
-# ----------------------------------------------------------------------------- CIFAR-10
+# ----------------------------------------------------------------------------- CIFAR
 FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
                          "Shirt", "Sneaker", "Bag", "Ankle boot")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
@@ -346,36 +350,53 @@ _CIFAR_SIDE = 32
 _CIFAR_RECORD = 1 + 3 * _CIFAR_SIDE * _CIFAR_SIDE
 
 
-def read_cifar10_batch(path):
-    """One CIFAR-10 binary batch: records of 1 label byte + 3072 pixel bytes (the red,
-    green and blue 32x32 planes). Returns images (N, 32, 32, 3) HWC uint8 and labels."""
+def _read_cifar_records(path, label_limits, name):
+    """Records of one byte per label (each below its limit) then 3072 pixel bytes (the
+    red, green and blue 32x32 planes). Returns images (N, 32, 32, 3) HWC uint8 and the
+    labels (N, len(label_limits)) uint8."""
     raw = Path(path).read_bytes()
-    if not raw or len(raw) % _CIFAR_RECORD:
+    size = len(label_limits) + 3 * _CIFAR_SIDE * _CIFAR_SIDE
+    if not raw or len(raw) % size:
         raise SerializationError(f"{path}: {len(raw)} bytes is not a whole number of "
-                                 f"{_CIFAR_RECORD}-byte CIFAR-10 records")
-    records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, _CIFAR_RECORD)
-    labels = records[:, 0].copy()
-    if labels.max() >= len(CIFAR10_CLASSES):
-        bad = int(np.argmax(labels >= len(CIFAR10_CLASSES)))
-        raise SerializationError(f"{path}: record {bad} (byte offset {bad * _CIFAR_RECORD}) "
-                                 f"has label {labels[bad]}, expected 0..9")
-    planes = records[:, 1:].reshape(-1, 3, _CIFAR_SIDE, _CIFAR_SIDE)
+                                 f"{size}-byte {name} records")
+    records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, size)
+    labels = records[:, :len(label_limits)].copy()
+    for column, limit in enumerate(label_limits):
+        if labels[:, column].max() >= limit:
+            bad = int(np.argmax(labels[:, column] >= limit))
+            raise SerializationError(f"{path}: record {bad} (byte offset {bad * size + column}) "
+                                     f"has label {labels[bad, column]}, expected 0..{limit - 1}")
+    planes = records[:, len(label_limits):].reshape(-1, 3, _CIFAR_SIDE, _CIFAR_SIDE)
     return np.ascontiguousarray(planes.transpose(0, 2, 3, 1)), labels
 
 
-def _cifar_folder(names, root) -> Path | None:
-    """The folder holding all of ``names``: a data dir itself or its cifar-10-batches-bin."""
-    for folder in data_dirs("cifar-10", root):
-        for candidate in (folder, folder / _CIFAR_DIR):
+def read_cifar10_batch(path):
+    """One CIFAR-10 binary batch: records of 1 label byte + 3072 pixel bytes (the red,
+    green and blue 32x32 planes). Returns images (N, 32, 32, 3) HWC uint8 and labels."""
+    images, labels = _read_cifar_records(path, (len(CIFAR10_CLASSES),), "CIFAR-10")
+    return images, labels[:, 0]
+
+
+def read_cifar100_batch(path):
+    """One CIFAR-100 binary file: records of a coarse label byte (0..19), a fine label byte
+    (0..99) and 3072 pixel bytes. Returns images (N, 32, 32, 3), coarse and fine labels."""
+    images, labels = _read_cifar_records(path, (20, 100), "CIFAR-100")
+    return images, labels[:, 0].copy(), labels[:, 1].copy()
+
+
+def _cifar_folder(subdir, inner, names, root) -> Path | None:
+    """The folder holding all of ``names``: a data dir itself or its ``inner`` folder."""
+    for folder in data_dirs(subdir, root):
+        for candidate in (folder, folder / inner):
             if all((candidate / n).is_file() for n in names):
                 return candidate
     return None
 
 
-def _extract_cifar(archive: Path, root) -> Path:
+def _extract_cifar(archive: Path, root, spec) -> Path:
     """Unpack only the batch files, by base name (no member path is ever trusted)."""
-    wanted = set(_CIFAR_FILES["train"] + _CIFAR_FILES["test"])
-    dest = data_dirs("cifar-10", root)[0] / _CIFAR_DIR
+    wanted = set(spec.files["train"] + spec.files["test"])
+    dest = data_dirs(spec.subdir, root)[0] / spec.inner
     dest.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive, "r:gz") as tar:
@@ -384,8 +405,39 @@ def _extract_cifar(archive: Path, root) -> Path:
                 if member.isfile() and name in wanted:
                     atomic_write(dest / name, tar.extractfile(member).read())
     except (tarfile.TarError, OSError, EOFError) as err:
-        raise SerializationError(f"{archive}: cannot read the CIFAR-10 archive ({err})") from None
+        raise SerializationError(f"{archive}: cannot read the {spec.name} archive "
+                                 f"({err})") from None
     return dest
+
+
+class _CifarSpec:
+    """Where one CIFAR variant's binary files live and how they are read."""
+
+    def __init__(self, name, subdir, archive, inner, files, reader):
+        self.name, self.subdir, self.archive, self.inner = name, subdir, archive, inner
+        self.files, self.reader = files, reader
+
+
+_CIFAR10 = _CifarSpec("CIFAR-10", "cifar-10", _CIFAR_ARCHIVE, _CIFAR_DIR, _CIFAR_FILES,
+                      read_cifar10_batch)
+_CIFAR100 = _CifarSpec("CIFAR-100", "cifar-100", "cifar-100-binary.tar.gz",
+                       "cifar-100-binary", {"train": ("train.bin",), "test": ("test.bin",)},
+                       read_cifar100_batch)
+
+
+def _load_cifar(spec, root, kind, download, verify):
+    if kind not in spec.files:
+        raise ValueError(f"kind must be 'train' or 'test', got {kind!r}")
+    names = spec.files[kind]
+    folder = _cifar_folder(spec.subdir, spec.inner, names, root)
+    if folder is None:
+        archive = _locate(spec.subdir, spec.archive, _CIFAR_URLS, root, download, verify)
+        folder = _extract_cifar(archive, root, spec)
+        missing = [n for n in names if not (folder / n).is_file()]
+        if missing:
+            raise SerializationError(f"{archive}: the archive has no {missing}")
+    parts = [spec.reader(folder / n) for n in names]
+    return tuple(np.concatenate(field) for field in zip(*parts))
 
 
 def load_cifar10(root=None, kind="train", download=True, verify=True):
@@ -395,15 +447,14 @@ def load_cifar10(root=None, kind="train", download=True, verify=True):
     Looks for the ``.bin`` batches in ``cifar-10/`` or ``cifar-10/cifar-10-batches-bin/``,
     else unpacks ``cifar-10-binary.tar.gz`` found there or downloaded (MD5-checked).
     """
-    if kind not in _CIFAR_FILES:
-        raise ValueError(f"kind must be 'train' or 'test', got {kind!r}")
-    names = _CIFAR_FILES[kind]
-    folder = _cifar_folder(names, root)
-    if folder is None:
-        archive = _locate("cifar-10", _CIFAR_ARCHIVE, _CIFAR_URLS, root, download, verify)
-        folder = _extract_cifar(archive, root)
-        missing = [n for n in names if not (folder / n).is_file()]
-        if missing:
-            raise SerializationError(f"{archive}: the archive has no {missing}")
-    parts = [read_cifar10_batch(folder / n) for n in names]
-    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    return _load_cifar(_CIFAR10, root, kind, download, verify)
+
+
+def load_cifar100(root=None, kind="train", download=True, verify=True):
+    """CIFAR-100 (binary version) ``kind`` split: images (N, 32, 32, 3) uint8 HWC, coarse
+    labels 0..19 and fine labels 0..99 (uint8).
+
+    Looks for ``train.bin``/``test.bin`` in ``cifar-100/`` or ``cifar-100/cifar-100-binary/``,
+    else unpacks ``cifar-100-binary.tar.gz`` found there or downloaded (MD5-checked).
+    """
+    return _load_cifar(_CIFAR100, root, kind, download, verify)

@@ -74,6 +74,8 @@ class _BlockScope:
 class Block:
     """Base class of every layer and model (MXNet's ``gluon.Block``)."""
 
+    _symbolic_when_hybridized = False  # a plain Block's forward always runs imperatively
+
     def __init__(self, prefix=None, params=None):
         self._empty_prefix = prefix == ""
         self._prefix, self._params = _BlockScope.create(prefix, params, self._alias())
@@ -220,12 +222,15 @@ class Block:
         if hooks:
             for hook in hooks["pre"]:
                 hook(self, args)
+        symbolic = self._active and self._symbolic_when_hybridized
         stack.block_depth += 1
+        stack.symbolic += symbolic
         stack.blocks.append(self._name)
         try:
             out = self.forward(*args, **kwargs)
         finally:
             stack.blocks.pop()
+            stack.symbolic -= symbolic
             stack.block_depth -= 1
         if hooks:
             for hook in hooks["post"]:
@@ -295,7 +300,17 @@ def _settle_pending():
 
 
 class HybridBlock(Block):
-    """A Block written once for both worlds: ``hybrid_forward(F, x, **params)``."""
+    """A Block written once for both worlds: ``hybrid_forward(F, x, **params)``.
+
+    Hybridized, its forward runs with arrays that stand for graph values: reading one
+    (``asnumpy``, ``float()``, ``if x``, printing, indexing, iterating) raises
+    :class:`HybridizedReadError`, as MXNet's symbols do, because later calls replay the
+    recorded nodes without running the Python. Shapes can be read: the replay cache is
+    keyed by the input shapes, so shape-dependent Python stays correct (MXNet 2's
+    deferred-compute hybridization allows it too).
+    """
+
+    _symbolic_when_hybridized = True
 
     def __init__(self, prefix=None, params=None):
         super().__init__(prefix, params)

@@ -90,7 +90,7 @@ def _ctx(ctx=None, device=None):
 def array(source_array, ctx=None, dtype=None, device=None):
     """A copy of ``source_array`` as an NDArray (float32 unless ``dtype``, as MXNet)."""
     if isinstance(source_array, NDArray):
-        source_array = source_array._value()
+        source_array = source_array._read("nd.array() of an array (a copy of its value)")
         dtype = dtype or source_array.dtype
     return NDArray(np.array(source_array, dtype=np.float32 if dtype is None else dtype),
                    _ctx(ctx, device))

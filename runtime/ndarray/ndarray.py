@@ -20,6 +20,7 @@ from . import invoke as _inv
 from .reshape import np_shape
 
 _DTYPE_NAMES: dict = {}
+_CAST_DTYPES = ("float32", "float64")  # what the Cast op converts between, compiled
 
 
 def dtype_name(dtype) -> str:
@@ -32,6 +33,21 @@ def dtype_name(dtype) -> str:
 
 class AutogradError(SymgraphError, RuntimeError):
     """backward() on an array that no recorded graph produced, and similar misuse."""
+
+
+class HybridizedReadError(SymgraphError, RuntimeError):
+    """A value read inside a hybridized block's forward (MXNet: a Symbol has no value)."""
+
+
+def _refuse_read(array, what) -> None:
+    """Raise where the user reads a value inside a hybridized forward. The first call is
+    replayed afterwards without running Python, so a branch on a value would be frozen."""
+    block = _inv.state.current_block_name()
+    raise HybridizedReadError(
+        f"{what} inside the hybridized block '{block}' (array of shape {array._shape}, "
+        f"{array._dtype}): in hybridized code the arrays are graph values, as MXNet's "
+        "symbols, and have no value yet. Compute with F/nd ops only (shapes may be read), "
+        "or read the value outside the block or without hybridize()")
 
 
 class NDArray:
@@ -67,29 +83,38 @@ class NDArray:
 
     def _value(self) -> np.ndarray:
         if self._data is None:
+            if _inv.state.STATE.symbolic:  # an eager path on a graph value
+                _refuse_read(self, "reading the value")
             self._force()
         return self._data
+
+    def _read(self, what) -> np.ndarray:
+        """The value for a user-facing read, named in the error a hybridized forward gets."""
+        if _inv.state.STATE.symbolic:
+            _refuse_read(self, what)
+        return self._value()
 
     def _complete_shape(self, shape) -> None:
         """A deferred parameter learns its shape from the first op that uses it."""
         self._deferred.complete(tuple(shape))
 
     def asnumpy(self) -> np.ndarray:
-        return np.array(self._value())
+        return np.array(self._read("asnumpy()"))
 
     def __array__(self, dtype=None, copy=None):
-        value = self._value()
+        value = self._read("converting to a numpy array")
         return value if dtype is None else value.astype(dtype, copy=False)
 
-    def asscalar(self):
+    def asscalar(self, what="asscalar()/item()"):
+        value = self._read(what)
         if self.size != 1:
             raise ValueError(f"The current array is not a scalar (shape {self.shape})")
-        return self._value().reshape(()).item()
+        return value.reshape(()).item()
 
     item = asscalar
 
     def wait_to_read(self):
-        self._value()
+        self._read("wait_to_read()")
         return self
 
     @property
@@ -123,33 +148,36 @@ class NDArray:
         return self._shape[0]
 
     def __repr__(self):
-        body = np.array2string(self._value(), separator=" ", threshold=50)
+        body = np.array2string(self._read("printing"), separator=" ", threshold=50)
         dims = "x".join(str(d) for d in self._shape)
         return f"\n{body}\n<NDArray {dims} @{self._ctx}>"
 
     __str__ = __repr__
 
     def __float__(self):
-        return float(self.asscalar())
+        return float(self.asscalar("float()"))
 
     def __int__(self):
-        return int(self.asscalar())
+        return int(self.asscalar("int()"))
 
     def __index__(self):
-        return int(self.asscalar())
+        return int(self.asscalar("using an array as an index"))
 
     def __bool__(self):
+        self._read("bool() (an if/while on an array)")
         if self.size != 1:
             raise ValueError("The truth value of an NDArray with multiple elements is "
                              "ambiguous.")
         return bool(self.asscalar())
 
     def __format__(self, spec):
+        self._read("formatting")
         if self.size == 1:
             return format(self.asscalar(), spec)
         return format(str(self), spec)
 
     def __iter__(self):
+        self._read("iterating")
         for index in range(self._shape[0]):
             yield self[index]
 
@@ -162,7 +190,7 @@ class NDArray:
         if name.startswith("__"):
             raise AttributeError(name)
         try:
-            return getattr(self._value(), name)
+            return getattr(self._read("a numpy attribute"), name)
         except AttributeError:
             raise AttributeError(f"'NDArray' object has no attribute '{name}'") from None
 
@@ -171,19 +199,22 @@ class NDArray:
         ctx = _one_context(ctx)
         if ctx == self._ctx:
             return self
-        return NDArray(self._value().copy(), ctx)
+        return NDArray(self._read("as_in_context() to another device").copy(), ctx)
 
     as_in_ctx = as_in_context
     to_device = as_in_context
     copyto_device = as_in_context
 
     def copy(self):
+        if _inv.state.tracing():
+            return _inv.call("_copy", [self], {})  # stays in the graph (and its gradient)
         return NDArray(self._value().copy(), self._ctx)
 
     def copyto(self, other):
+        value = self._read("copyto()")
         if isinstance(other, Context):
-            return NDArray(self._value().copy(), other)
-        np.copyto(other._value(), self._value(), casting="unsafe")
+            return NDArray(value.copy(), other)
+        np.copyto(other._value(), value, casting="unsafe")
         return other
 
     def astype(self, dtype, copy=True):
@@ -194,32 +225,29 @@ class NDArray:
             if _inv.state.tracing():
                 return _inv.call("_copy", [self], {})  # stays in the graph
             return NDArray(self._value().copy(), self._ctx)
-        if self._in_open_graph() and dtype.kind == "f" and np.dtype(self._dtype).kind == "f":
-            raise AutogradError(f"astype({dtype.name}) of a recorded {self._dtype} value would "
-                                "cut its gradient (there is no Cast op yet); cast the inputs "
-                                "before autograd.record()")
-        return NDArray(self._value().astype(dtype), self._ctx)
-
-    def _in_open_graph(self) -> bool:
-        return self._trace is not None and not self._trace.closed
+        if _inv.state.tracing() and dtype.name in _CAST_DTYPES and self._dtype in _CAST_DTYPES:
+            return _inv.call("Cast", [self], {"dtype": dtype.name})  # gradient flows back
+        return NDArray(self._read(f"astype({dtype.name})").astype(dtype), self._ctx)
 
     def detach(self):
-        if self._data is None:
+        if self._data is None or _inv.state.tracing():
             return _inv.call("BlockGrad", [self], {})
         return NDArray(self._data, self._ctx)
 
     def tolist(self):
-        return self._value().tolist()
+        return self._read("tolist()").tolist()
 
     def __getitem__(self, key):
+        value = self._read("indexing (use F.slice_axis, F.take or F.split)")
         if isinstance(key, NDArray):
             key = key._value().astype(np.int64)
-        return NDArray(np.asarray(self._value()[key]), self._ctx)
+        return NDArray(np.asarray(value[key]), self._ctx)
 
     def __setitem__(self, key, value):
+        target = self._read("assigning by index")
         if isinstance(value, NDArray):
             value = value._value()
-        self._value()[key] = value
+        target[key] = value
 
     # ---- autograd ----------------------------------------------------------------------
     def attach_grad(self, grad_req="write", stype=None):
@@ -338,7 +366,8 @@ def _matmul(lhs, rhs):
     rhs = as_ndarray(rhs, lhs._ctx)
     if lhs.ndim == 2 and rhs.ndim == 2:
         return _inv.call("dot", [lhs, rhs], {})
-    return NDArray(np.matmul(lhs._value(), rhs._value()), lhs._ctx)
+    what = "matmul (@) of arrays that are not both 2-D (use F.batch_dot or F.dot)"
+    return NDArray(np.matmul(lhs._read(what), rhs._read(what)), lhs._ctx)
 
 
 def _inplace(target, result):

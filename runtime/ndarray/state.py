@@ -17,6 +17,7 @@ class _State(threading.local):
         self.block_depth = 0  # > 0 while a Block call is running: its ops are traced
         self.blocks = []  # names of the Blocks being called, outermost first
         self.trace = None  # the pending Trace ops are appended to
+        self.symbolic = 0  # > 0 while a hybridized block's forward runs: values are unknown
 
 
 STATE = _State()
@@ -51,3 +52,9 @@ def current_block_name() -> str:
 
 def current_block_prefix() -> str:
     return f"{STATE.blocks[-1]}_" if STATE.blocks else ""
+
+
+def symbolic() -> bool:
+    """Inside a hybridized block's forward: arrays stand for graph values (MXNet's symbols),
+    so reading one is refused (a value-dependent branch would be frozen by the replay)."""
+    return STATE.symbolic > 0

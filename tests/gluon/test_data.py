@@ -126,3 +126,62 @@ def test_resize_transforms_use_sg_image_and_honour_interpolation():
                                         interpolation=0)
     np.testing.assert_array_equal(crop(nd.array(image, dtype="uint8")).asnumpy(),
                                   sg.image.imresize(image, 5, 5, 0))
+
+
+def _batches(loader):
+    return [tuple(part.asnumpy() for part in batch) for batch in loader]
+
+
+def test_untransformed_arrays_take_the_indexing_path_with_per_sample_results(monkeypatch):
+    from runtime.gluon.data import dataloader
+
+    made = []
+    real_pool = dataloader.ThreadPoolExecutor
+    monkeypatch.setattr(dataloader, "ThreadPoolExecutor",
+                        lambda n: made.append(n) or real_pool(n))
+    dataset = _dataset(11)
+    per_sample = _batches(DataLoader(dataset, batch_size=4,
+                                     batchify_fn=lambda s: gluon.data.default_batchify_fn(s)))
+    for workers in (0, 4):
+        fast = _batches(DataLoader(dataset, batch_size=4, num_workers=workers))
+        assert len(fast) == len(per_sample) == 3
+        for got, want in zip(fast, per_sample):
+            for g, w in zip(got, want):
+                assert g.dtype == w.dtype and g.shape == w.shape
+                np.testing.assert_array_equal(g, w)
+    known = dataset.transform_first(transforms.ToTensor())
+    assert len(_batches(DataLoader(known, batch_size=4, num_workers=4))) == 3
+    assert made == []  # neither array path ever starts worker threads
+
+
+def test_a_subclass_that_overrides_getitem_is_fetched_per_sample():
+    class Doubled(ArrayDataset):
+        def __getitem__(self, idx):
+            data, label = super().__getitem__(idx)
+            return data * 2, label
+
+    images = np.arange(6 * 2 * 2, dtype=np.float32).reshape(6, 2, 2, 1)
+    dataset = Doubled(images, np.arange(6, dtype=np.int32))
+    for loader in (DataLoader(dataset, batch_size=4),
+                   DataLoader(dataset.transform_first(transforms.Cast("float64")), 4)):
+        data, label = next(iter(loader))
+        np.testing.assert_array_equal(data.asnumpy(), images[:4] * 2)
+        assert label.asnumpy().tolist() == [0, 1, 2, 3]
+
+
+def test_workers_give_the_same_batches_every_epoch_whichever_way_fetches():
+    """The first batches of an epoch alternate between this thread and the pool (to pick
+    the faster); the samples and their order never depend on it."""
+    dataset = _dataset(50).transform_first(lambda x: x.astype("float32") + 1)
+    np.random.seed(3)
+    plain = [_batches(DataLoader(dataset, batch_size=6, shuffle=True)) for _ in range(2)]
+    np.random.seed(3)
+    loader = DataLoader(dataset, batch_size=6, shuffle=True, num_workers=4)
+    threaded = [_batches(loader)]
+    assert loader._pool_faster in (True, False)  # decided in epoch 1, kept for epoch 2
+    threaded.append(_batches(loader))
+    for epoch_plain, epoch_threaded in zip(plain, threaded):
+        assert len(epoch_plain) == len(epoch_threaded) == 9
+        for got, want in zip(epoch_threaded, epoch_plain):
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])

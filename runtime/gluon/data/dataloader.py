@@ -1,18 +1,29 @@
 """``gluon.data.DataLoader``: batches from a dataset, shuffled, with MXNet's last-batch rules.
 
-Batches are stacked numpy arrays wrapped as NDArrays. When the dataset is whole arrays
-with a transform that has a batched form, a batch is one fancy index plus one transform
-call; otherwise samples are fetched and transformed one by one (``num_workers`` > 0 uses a
-thread pool for that path; the batched path is already faster than workers).
+Batches are stacked numpy arrays wrapped as NDArrays. When the dataset is whole arrays,
+untransformed or with a transform that has a batched form, a batch is one fancy index
+(plus one transform call), whatever ``num_workers`` says: that beats any worker. Otherwise
+samples are fetched and transformed one by one; ``num_workers`` > 0 offers a thread pool
+for that, used only if it is faster: the first batches alternate between the pool and
+this thread, and the faster one fetches the rest of that epoch and every later one. A
+transform in pure Python holds the GIL, so on a loaded 2-core machine threads lose and are
+dropped; one that spends its time in numpy or native code gains. Either way the samples
+and their order are the same, so ``num_workers`` never changes results and never makes
+loading slower than 0.
 """
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from runtime.ndarray.ndarray import NDArray
+
+from .dataset import whole_arrays
+
+PROBE_BATCHES = 2  # per way of fetching, at the start of each epoch
 
 
 def default_batchify_fn(data):
@@ -53,6 +64,7 @@ class DataLoader:
         self._batch_sampler = batch_sampler
         self._batchify = batchify_fn or default_batchify_fn
         self._num_workers = max(0, int(num_workers))
+        self._pool_faster = None  # decided by the first epoch that fetches per sample
         self._leftover = np.zeros(0, dtype=np.int64)
 
     def __len__(self):
@@ -98,17 +110,60 @@ class DataLoader:
         parts = pool.map(lambda chunk: [fetch(i) for i in chunk], chunks)
         return [sample for part in parts for sample in part]
 
-    def __iter__(self):
+    def _fast(self, indices):
+        """The batch by whole-array indexing (and the batched transform), or None."""
+        if self._batchify is not default_batchify_fn:
+            return None
         batched = getattr(self._dataset, "_batched", None)
-        pool = ThreadPoolExecutor(self._num_workers) if self._num_workers else None
+        fast = batched(indices) if batched is not None else None
+        if fast is None and batched is None:
+            arrays = whole_arrays(self._dataset)
+            fast = None if arrays is None else tuple(a[indices] for a in arrays)
+        return fast
+
+    def __iter__(self):
+        chooser = _WorkerChoice(self._num_workers, self._pool_faster)
         try:
             for indices in self._batches():
-                fast = batched(indices) if batched is not None and \
-                    self._batchify is default_batchify_fn else None
+                fast = self._fast(indices)
                 if fast is not None:
                     yield tuple(NDArray(np.ascontiguousarray(f)) for f in fast)
                     continue
-                yield self._batchify(self._fetch(indices.tolist(), pool))
+                yield self._batchify(chooser.fetch(self._fetch, indices.tolist()))
         finally:
-            if pool is not None:
-                pool.shutdown(wait=False)
+            self._pool_faster = chooser.close()
+
+
+class _WorkerChoice:
+    """Fetches per-sample batches with the thread pool or in this thread, whichever the
+    first batches fetched showed to be faster (``decided``: an earlier epoch's verdict;
+    the pool is made on first need)."""
+
+    def __init__(self, workers, decided=None):
+        self._workers = workers
+        self._pool = None
+        self._spent = [0.0, 0.0]  # seconds fetching: [this thread, pool]
+        self._probes = 0
+        self._use_pool = decided if workers else False
+
+    def fetch(self, fetch, indices):
+        if self._use_pool is False:
+            return fetch(indices, None)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self._workers)
+        if self._use_pool:
+            return fetch(indices, self._pool)
+        way = self._probes % 2
+        start = time.perf_counter()
+        samples = fetch(indices, self._pool if way else None)
+        self._spent[way] += time.perf_counter() - start
+        self._probes += 1
+        if self._probes == 2 * PROBE_BATCHES:
+            self._use_pool = self._spent[1] < self._spent[0]
+        return samples
+
+    def close(self):
+        """Stop the pool; returns the verdict (None if not reached) for the next epoch."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False)
+        return self._use_pool

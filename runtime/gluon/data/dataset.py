@@ -112,9 +112,22 @@ class _LazyTransformDataset(Dataset):
 
     def _batched(self, indices):
         """(data, label) for ``indices`` with the transform applied once, or None."""
-        arrays = self._data._arrays()
+        arrays = whole_arrays(self._data)
         batch = getattr(self._fn, "batch", None)
         if arrays is None or not self._first or batch is None:
             return None
         data, label = arrays
         return batch(data[indices]), label[indices]
+
+
+def whole_arrays(dataset):
+    """(data, label) when every sample of ``dataset`` is a row of two whole arrays, else
+    None. A subclass that overrides ``__getitem__`` (an augmentation, say) is honoured:
+    its samples are fetched one by one."""
+    method = getattr(dataset, "_arrays", None)
+    if method is None:
+        return None
+    owner = next(c for c in type(dataset).__mro__ if "_arrays" in c.__dict__)
+    if type(dataset).__getitem__ is not owner.__getitem__:
+        return None
+    return method()
