@@ -95,17 +95,32 @@ def build(name, **kwargs):
 def load_exported(net, path):
     """MXNet's exported ``arg:``/``aux:`` parameters into ``net``, by parameter name.  The
     generator built several networks in one process, so its top-level counter may differ
-    (``mobilenet1_``): that one prefix is swapped for ours, every other part must match."""
+    (``mobilenet1_``): that one prefix is swapped for ours, every other part must match.
+    Returns that renaming (MXNet's name -> ours)."""
     loaded = {k.split(":", 1)[1]: v for k, v in sg.nd.load(path).items()}
     theirs = next(iter(loaded)).split("_", 1)[0] + "_"
     assert all(k.startswith(theirs) for k in loaded), f"{path}: not one network prefix"
-    loaded = {net.prefix + k[len(theirs):]: v for k, v in loaded.items()}
+
+    def rename(key):
+        return net.prefix + key[len(theirs):]
+
+    loaded = {rename(k): v for k, v in loaded.items()}
     params = net.collect_params()
     assert sorted(params.keys()) == sorted(loaded), (
         f"names differ: only here {sorted(set(params.keys()) - set(loaded))[:5]}, "
         f"only in MXNet's file {sorted(set(loaded) - set(params.keys()))[:5]}")
     for pname, param in params.items():
         param.set_data(loaded[pname].asnumpy())
+    return rename
+
+
+def assert_close(actual, expected, what, tolerance=TOLERANCE):
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    scale = float(np.abs(expected).max())
+    worst = float(np.abs(actual - expected).max())
+    assert worst <= tolerance * scale, (
+        f"{what}: max |symgraph - MXNet| = {worst:.3g}, {worst / scale:.3g} of the largest "
+        f"value {scale:.3g} (tolerance {tolerance:.3g})")
 
 
 def _cases():
@@ -114,6 +129,7 @@ def _cases():
 
 
 @pytest.mark.jit
+@pytest.mark.modelzoo
 @pytest.mark.parametrize("name", _cases())
 def test_narrowed_inference_matches_mxnet(name):
     folder = os.path.join(CASES, name)
@@ -122,14 +138,46 @@ def test_narrowed_inference_matches_mxnet(name):
         net = build(name, classes=CLASSES)
     load_exported(net, os.path.join(folder, "model-0000.params"))
     data = sg.nd.array(ref["data"].asnumpy().astype(np.float32))
-    out = net(data).asnumpy()
-    expected = ref["infer_out"].asnumpy()
-    assert out.shape == expected.shape
-    scale = float(np.abs(expected).max())
-    worst = float(np.abs(out - expected).max())
-    assert worst <= TOLERANCE * scale, (
-        f"{name}: max |symgraph - MXNet| = {worst:.3g}, {worst / scale:.3g} of the largest "
-        f"value {scale:.3g}")
+    assert_close(net(data).asnumpy(), ref["infer_out"].asnumpy(), f"{name} inference output")
+
+
+def _dropouts(block):
+    if isinstance(block, nn.Dropout):
+        yield block
+    for child in block._children.values():
+        yield from _dropouts(child)
+
+
+@pytest.mark.jit
+@pytest.mark.modelzoo
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(DIVISORS))
+def test_narrowed_training_step_matches_mxnet(name):
+    """One traced step under ``autograd.record(train_mode=True)``: the output (batch
+    statistics), the input gradient of ``sum(out * head)`` and the moving statistics after
+    it equal MXNet's (Dropout's rate set to 0, as the reference was made)."""
+    folder = os.path.join(CASES, name)
+    ref = sg.nd.load(os.path.join(folder, "reference.nd"))
+    with narrow(DIVISORS[name]):
+        net = build(name, classes=CLASSES)
+    renamed = load_exported(net, os.path.join(folder, "model-0000.params"))
+    for block in _dropouts(net):
+        block._rate = 0.0
+    data = sg.nd.array(ref["data"].asnumpy().astype(np.float32))
+    data.attach_grad()
+    with sg.autograd.record(train_mode=True):
+        out = net(data)
+        loss = (out * ref["head"]).sum()
+    loss.backward()
+    assert_close(out.asnumpy(), ref["train_out"].asnumpy(), f"{name} training output")
+    rounding = float(ref["train_grad_rounding"].asnumpy()[0])
+    assert_close(data.grad.asnumpy(), ref["train_grad"].asnumpy(), f"{name} input gradient",
+                 max(TOLERANCE, 2 * rounding))
+    params = net.collect_params()
+    moved = {renamed(k.split(":", 1)[1]): v for k, v in ref.items() if k.startswith("aux_after:")}
+    assert moved or "BatchNorm" not in repr(net)
+    for pname, value in moved.items():
+        assert_close(params[pname].data().asnumpy(), value.asnumpy(), f"{name} {pname}")
 
 
 def test_every_reference_case_is_covered():
