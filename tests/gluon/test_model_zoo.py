@@ -366,3 +366,11 @@ def test_several_candidate_files_are_an_error(tmp_path):
         (tmp_path / f"squeezenet1.0-{tag}.params").write_bytes(b"")
     with pytest.raises(model_store.ModelFileNotFoundError, match="several candidates"):
         model_store.get_model_file("squeezenet1.0", str(tmp_path))
+
+
+def test_pretrained_file_of_other_classes_is_refused(tmp_path):
+    """A 7-class file into a 1000-class network: MXNet refuses it; so does symgraph, rather
+    than silently resizing the classifier to the file's shape."""
+    _saved_model("mobilenet0.25", str(tmp_path), "mobilenet0.25-mine.params", (1, 3, 32, 32))
+    with pytest.raises(ValueError, match="mobilenet0_dense0_weight"):
+        build("mobilenet0.25", classes=1000, pretrained=True, root=str(tmp_path))

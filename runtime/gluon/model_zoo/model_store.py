@@ -134,8 +134,11 @@ def load_pretrained(net, name: str, root=None, ctx=None):
 
     path = get_model_file(name, root)
     loaded = load(path)
-    if isinstance(loaded, list) or any("." in key for key in loaded):
-        net.load_parameters(path, ctx=ctx)
+    if isinstance(loaded, list):
+        raise SerializationError(f"'{path}' holds an unnamed list of arrays, not the "
+                                 f"parameters of '{name}'")
+    if any("." in key for key in loaded):
+        _assign(net._structural_params(), loaded, False, False, path, ctx, False)
         return net
     params = {p.name: p for p in net.collect_params().values()}
     named = {}
