@@ -119,5 +119,8 @@ def _connect_runtime():
 
 
 _connect_runtime()
+# First in line: after the path finder, ``symgraph.gluon.model_zoo`` would be found on the
+# aliased package's __path__ and run a second time under the alias name (a second copy of
+# block.py, whose Blocks are not the user's Blocks).
 if not any(isinstance(f, _AliasFinder) for f in __import__("sys").meta_path):
-    __import__("sys").meta_path.append(_AliasFinder())
+    __import__("sys").meta_path.insert(0, _AliasFinder())

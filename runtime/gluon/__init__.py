@@ -2,7 +2,7 @@
 
 from runtime import metric  # noqa: F401
 
-from . import data, loss, nn, utils  # noqa: F401
+from . import contrib, data, loss, model_zoo, nn, utils  # noqa: F401
 from .block import Block, HybridBlock  # noqa: F401
 from .parameter import (  # noqa: F401
     Constant,

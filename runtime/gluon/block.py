@@ -64,10 +64,17 @@ class _BlockScope:
         return current._block.prefix + prefix, params
 
     def __enter__(self):
+        # A block made with prefix='' has no scope of its own (as in MXNet): blocks created
+        # "inside" it count in the enclosing scope, so two such containers never hand out
+        # the same name twice (AlexNet's features and output Dense layers).
+        if self._block._empty_prefix:
+            return self
         self._old, _SCOPE.current = _SCOPE.current, self
         return self
 
     def __exit__(self, *exc):
+        if self._block._empty_prefix:
+            return
         _SCOPE.current = self._old
 
 

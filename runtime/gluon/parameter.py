@@ -205,7 +205,7 @@ class Parameter:
     def set_data(self, data):
         values = np.asarray(data, dtype=self.dtype)
         if self._data is None or self._pending is not None:
-            self._shape = values.shape
+            self.shape = values.shape  # the setter refuses a shape the layer cannot take
             if self._data is None:
                 self.initialize(init="zeros", ctx=cpu())  # any name, e.g. running_mean
             elif self._pending is not None:

@@ -183,3 +183,22 @@ def test_np_random_seed_makes_initialization_reproducible():
         weights.append(net.weight.data().asnumpy())
     np.testing.assert_array_equal(*weights)
     assert sg.test_utils.list_gpus() == []
+
+
+def test_empty_prefix_container_has_no_scope_of_its_own():
+    """As in MXNet, ``prefix=''`` blocks count their children in the enclosing scope, so a
+    Dense made inside such a container and one made beside it get different names."""
+    class Net(nn.HybridBlock):
+        def __init__(self):
+            super().__init__(prefix="net_")
+            with self.name_scope():
+                self.features = nn.HybridSequential(prefix="")
+                with self.features.name_scope():
+                    self.features.add(nn.Dense(3), nn.Dense(3))
+                self.output = nn.Dense(2)
+
+        def hybrid_forward(self, F, x):
+            return self.output(self.features(x))
+
+    names = list(Net().collect_params().keys())
+    assert names == [f"net_dense{i}_{p}" for i in range(3) for p in ("weight", "bias")]

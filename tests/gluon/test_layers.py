@@ -121,3 +121,27 @@ def test_prelu_learns_its_slope():
         y = layer(x).sum()
     y.backward()
     assert layer.alpha.grad().asnumpy().tolist() == [-2.0]  # d/dalpha of -alpha*relu(2)
+
+
+@pytest.mark.parametrize("container", [nn.HybridConcurrent, nn.Concurrent])
+def test_concurrent_joins_branches_and_passes_gradients(container):
+    """Each branch sees the same input; outputs are concatenated along ``axis``; the input
+    gradient is the sum over branches (identity's 1 plus the Dense branch's W^T)."""
+    net = container(axis=1)
+    with net.name_scope():
+        net.add(nn.Identity())
+        net.add(nn.Dense(4, in_units=3, use_bias=False))
+    net.initialize(sg.init.Xavier())
+    x_np = RNG.standard_normal((2, 3)).astype(np.float32)
+    x = nd.array(x_np)
+    x.attach_grad()
+    with autograd.record():
+        out = net(x)
+        loss = out.sum()
+    loss.backward()
+    w = net[1].weight.data().asnumpy()
+    np.testing.assert_allclose(out.asnumpy(), np.concatenate([x_np, x_np @ w.T], axis=1),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(x.grad.asnumpy(), 1 + np.tile(w.sum(axis=0), (2, 1)),
+                               rtol=1e-5, atol=1e-6)
+    assert list(net.collect_params().keys()) == [net.prefix + "dense0_weight"]

@@ -12,6 +12,7 @@ from .basic import (  # noqa: F401
     Lambda,
     Sequential,
 )
+from .concurrent import Concurrent, HybridConcurrent, Identity  # noqa: F401
 from .conv import (  # noqa: F401
     AvgPool1D,
     AvgPool2D,
