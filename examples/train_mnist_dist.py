@@ -52,6 +52,8 @@ def main():
     parser.add_argument("--samples", type=int, default=60000)
     parser.add_argument("--kvstore", default="dist_sync")
     parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--devices", type=int, default=1,
+                        help="contexts per process (cpu(0)..cpu(N-1): one core each)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     kv = sg.kv.create(args.kvstore)
@@ -61,7 +63,8 @@ def main():
     train = sg.io.NDArrayIter(x, y.astype(np.float32), args.batch_size, shuffle=True,
                               num_parts=kv.num_workers, part_index=kv.rank)
     val = sg.io.NDArrayIter(mnist["test_data"], mnist["test_label"].astype(np.float32), 500)
-    mod = sg.mod.Module(mlp() if args.model == "mlp" else lenet(), context=sg.cpu())
+    mod = sg.mod.Module(mlp() if args.model == "mlp" else lenet(),
+                        context=[sg.cpu(i) for i in range(args.devices)])
     tic = time.perf_counter()
     mod.fit(train, eval_data=val, num_epoch=args.epochs, kvstore=kv, optimizer="sgd",
             optimizer_params={"learning_rate": args.lr, "momentum": 0.9},
@@ -72,7 +75,8 @@ def main():
         comm = getattr(kv, "comm", None)
         reduce_ms = 1e3 * comm.reduce_seconds / max(steps, 1) if comm else 0.0
         epoch_times = [h["time"] for h in mod.history]
-        print(f"model={args.model} workers={kv.num_workers} batch/rank={args.batch_size} "
+        print(f"model={args.model} workers={kv.num_workers} devices={args.devices} "
+              f"batch/rank={args.batch_size} "
               f"epoch_time={min(epoch_times):.2f}s total={total:.1f}s "
               f"val_acc={mod.history[-1]['validation']['accuracy']:.4f} "
               f"allreduce_ms_per_step={reduce_ms:.3f}", flush=True)
