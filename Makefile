@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Both cores: two pytest workers, idle ones steal queued tests (the long tutorials and
+# model-zoo compiles would otherwise leave one worker waiting at the end).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -p no:cacheprovider
+	$(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal
 
 # The loader property tests with many more cases than `make test` runs (2,000 per loader).
 FUZZ_EXAMPLES ?= 50000
