@@ -24,9 +24,14 @@ PTR = ir.PointerType()
 
 
 def declare_kernel(module: ir.Module, params, name: str, noalias: bool) -> ir.Function:
+    """``noinline``: a kernel is a loop nest over whole tensors, so a call costs nothing
+    next to its body, while inlining every kernel into each phase that calls it (training
+    forward, backward, forward_backward, predict...) made LLVM optimize and emit the same
+    loops up to four times (MobileNet v1's cold compile: 21 -> 14 CPU s without it)."""
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * len(params)), name=name)
     fn.linkage = "internal"
     fn.attributes.add("nounwind")
+    fn.attributes.add("noinline")
     for arg, p in zip(fn.args, params):
         arg.name = p.name
         if noalias:
