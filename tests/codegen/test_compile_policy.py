@@ -84,3 +84,35 @@ def test_make_kernel_verifies_a_name_once_but_rejects_every_bad_kernel():
         L.make_kernel([buf], L.For(i, 5, L.Store(buf, i, L.Const(1.0, "float32"))))
     with pytest.raises(CompileError, match="spans"):  # and again: never remembered
         L.make_kernel([buf], L.For(i, 5, L.Store(buf, i, L.Const(1.0, "float32"))))
+
+
+def test_noalias_only_where_every_call_has_disjoint_buffers():
+    """An in-place call (input and output at one offset) keeps its kernel may-alias, even
+    when another call of the same kernel is disjoint; disjoint-only kernels get noalias."""
+    from codegen.program import KernelCall, Program, build_module
+
+    n = 8
+    x, y = L.BufferParam("in0", "float32", n), L.BufferParam("out0", "float32", n)
+    double = elementwise_kernel((n,), [(x, (n,))], lambda a: a * 2, [y])
+    negate = elementwise_kernel((n,), [(x, (n,))], lambda a: -a, [y])
+    phases = {"run": [KernelCall(double, (0, 4 * n)), KernelCall(double, (0, 0)),
+                      KernelCall(negate, (0, 4 * n)), KernelCall(negate, (4 * n, 8 * n))]}
+    module = build_module(Program((double, negate), 12 * n, phases), "t")
+    args = {fn.name: [set(a.attributes) for a in fn.args] for fn in module.functions}
+    assert all("noalias" not in a for a in args[double.name])
+    assert all("noalias" in a for a in args[negate.name])
+
+
+def test_in_place_and_disjoint_calls_give_numpy_results():
+    from codegen.program import KernelCall, Program, compile_program
+
+    n = 8
+    x, y = L.BufferParam("in0", "float32", n), L.BufferParam("out0", "float32", n)
+    double = elementwise_kernel((n,), [(x, (n,))], lambda a: a * 2 + 1, [y])
+    phases = {"run": [KernelCall(double, (0, 4 * n)), KernelCall(double, (4 * n, 4 * n))]}
+    compiled = compile_program(Program((double,), 8 * n, phases), "inplace")
+    arena = np.zeros(8 * n, np.uint8)
+    start = np.arange(n, dtype=np.float32)
+    arena[:4 * n].view(np.float32)[:] = start
+    compiled.run_array("run", arena)
+    np.testing.assert_array_equal(arena[4 * n:].view(np.float32), (start * 2 + 1) * 2 + 1)
