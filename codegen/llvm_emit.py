@@ -93,6 +93,15 @@ def count_loops(s) -> int:
     return 0
 
 
+def keeps_aliasing(kernel) -> bool:
+    """Kernels left may-alias even where the program proves their buffers disjoint: loop
+    kernels of many nests that compute (depthwise convolution), whose every nest LLVM
+    re-vectorizes once it knows the buffers apart (MobileNet v1's cold compile 14.5 ->
+    23 CPU s with them noalias)."""
+    return isinstance(kernel, L.Kernel) and count_loops(kernel.body) >= OPTSIZE_LOOPS \
+        and not moves_data(kernel.body)
+
+
 _MOVE_OPS = ("add", "max", "min")
 
 

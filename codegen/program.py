@@ -21,7 +21,7 @@ from llvmlite import ir
 
 from codegen import jit
 from codegen import loop_ir as L
-from codegen.llvm_emit import emit_kernel
+from codegen.llvm_emit import emit_kernel, keeps_aliasing
 from symgraph.errors import CompileError
 
 _PHASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -118,7 +118,7 @@ def build_module(program: Program, name_hint: str) -> ir.Module:
     disjoint = _disjoint_kernels(program)
     for k in _all_kernels(program):
         if k.name in disjoint and getattr(k, "noalias", True) is False \
-                and dataclasses.is_dataclass(k):
+                and dataclasses.is_dataclass(k) and not keeps_aliasing(k):
             k = dataclasses.replace(k, noalias=True)
         functions[k.name] = _emit_any(module, k)
     for phase, calls in program.phases.items():
