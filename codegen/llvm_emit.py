@@ -23,15 +23,22 @@ I64 = ir.IntType(64)
 PTR = ir.PointerType()
 
 
+#: kernels whose every buffer is at most this many elements may be inlined into phases
+INLINE_ELEMENTS = 4096
+
+
 def declare_kernel(module: ir.Module, params, name: str, noalias: bool) -> ir.Function:
-    """``noinline``: a kernel is a loop nest over whole tensors, so a call costs nothing
-    next to its body, while inlining every kernel into each phase that calls it (training
-    forward, backward, forward_backward, predict...) made LLVM optimize and emit the same
-    loops up to four times (MobileNet v1's cold compile: 21 -> 14 CPU s without it)."""
+    """``noinline``: a kernel over a large tensor costs far more than its call, while
+    inlining every kernel into each phase that calls it (training forward, backward,
+    forward_backward, predict...) made LLVM optimize and emit the same loops up to four
+    times (MobileNet v1's cold compile: 21 -> 14 CPU s without it).  Kernels on small
+    buffers (the letter MLP's) stay inlinable: there the call is a visible share of the
+    work, and their copies are cheap to compile."""
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * len(params)), name=name)
     fn.linkage = "internal"
     fn.attributes.add("nounwind")
-    fn.attributes.add("noinline")
+    if max((int(p.size) for p in params), default=0) > INLINE_ELEMENTS:
+        fn.attributes.add("noinline")
     for arg, p in zip(fn.args, params):
         arg.name = p.name
         if noalias:

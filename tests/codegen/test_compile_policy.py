@@ -1,6 +1,7 @@
-"""How kernels are handed to LLVM: never inlined into phases, data-movement kernels of
-many loop nests optimized for size, compute kernels at full speed, and each content name
-verified once without letting a malformed kernel through."""
+"""How kernels are handed to LLVM: kernels on large buffers never inlined into phases,
+data-movement kernels of many loop nests optimized for size, compute kernels at full
+speed, noalias where every call's buffers are disjoint, and each content name verified
+once without letting a malformed kernel through."""
 
 import ctypes
 
@@ -12,7 +13,7 @@ from codegen import jit
 from codegen import loop_ir as L
 from codegen.builders import elementwise_kernel
 from codegen.conv_kernels import Axis, GroupedConv, grouped_conv_kernel, im2col_kernel
-from codegen.llvm_emit import OPTSIZE_LOOPS, count_loops, emit_kernel, moves_data
+from codegen.llvm_emit import INLINE_ELEMENTS, OPTSIZE_LOOPS, count_loops, emit_kernel, moves_data
 from symgraph.errors import CompileError
 
 pytestmark = pytest.mark.jit
@@ -33,10 +34,14 @@ def _padded_im2col():
     return im2col_kernel(shape, rows, cols, 0, 3, inp, out)
 
 
-def test_kernels_are_never_inlined():
+def test_kernels_on_large_buffers_are_never_inlined_small_ones_may_be():
     x, y = L.BufferParam("in0", "float32", 6), L.BufferParam("out0", "float32", 6)
     small = elementwise_kernel((2, 3), [(x, (2, 3))], lambda a: a * 2, [y])
-    assert "noinline" in _attributes(small)
+    assert "noinline" not in _attributes(small)
+    n = INLINE_ELEMENTS + 1
+    x, y = L.BufferParam("in0", "float32", n), L.BufferParam("out0", "float32", n)
+    large = elementwise_kernel((n,), [(x, (n,))], lambda a: a * 2, [y])
+    assert "noinline" in _attributes(large)
     assert "noinline" in _attributes(_padded_im2col())
 
 
