@@ -312,10 +312,21 @@ def make_kernel(params, body, noalias: bool = False, fastmath: bool = False) -> 
         body = Block(tuple(body))
     proto = Kernel("", tuple(params), body, noalias, fastmath)
     kernel = Kernel(content_name(proto.canonical()), proto.params, body, noalias, fastmath)
-    from codegen.verify import verify
+    if kernel.name not in _VERIFIED:
+        from codegen.verify import verify
 
-    verify(kernel)
+        verify(kernel)
+        if len(_VERIFIED) >= _MAX_VERIFIED:
+            _VERIFIED.clear()
+        _VERIFIED.add(kernel.name)
     return kernel
+
+
+#: names made by make_kernel that passed verification: the name hashes the kernel's full
+#: text, which programs already take as its identity (one function per name), and layers
+#: of one shape rebuild the same kernels many times per graph, so each name is proven once
+_VERIFIED: set = set()
+_MAX_VERIFIED = 1 << 16
 
 
 def block(*stmts) -> Stmt:

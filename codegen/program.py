@@ -12,6 +12,7 @@ validated here, before anything native runs; the executor checks each table entr
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from llvmlite import ir
 
 from codegen import jit
 from codegen import loop_ir as L
-from codegen.llvm_emit import emit_kernel
+from codegen.llvm_emit import emit_kernel, keeps_aliasing
 from symgraph.errors import CompileError
 
 _PHASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -114,7 +115,11 @@ def build_module(program: Program, name_hint: str) -> ir.Module:
     module = ir.Module(name="symgraph")  # name_hint must not change the cache key
     module.triple = jit.host().triple
     functions = {}
+    disjoint = _disjoint_kernels(program)
     for k in _all_kernels(program):
+        if k.name in disjoint and getattr(k, "noalias", True) is False \
+                and dataclasses.is_dataclass(k) and not keeps_aliasing(k):
+            k = dataclasses.replace(k, noalias=True)
         functions[k.name] = _emit_any(module, k)
     for phase, calls in program.phases.items():
         fn = ir.Function(module, PHASE_TYPE, name=phase)
@@ -129,6 +134,29 @@ def build_module(program: Program, name_hint: str) -> ir.Module:
             b.call(functions[call.kernel.name], ptrs)
         b.ret_void()
     return module
+
+
+def _disjoint_kernels(program) -> set:
+    """Names of the kernels whose buffers are pairwise disjoint at every call, which may
+    then be declared ``noalias``: what LLVM knew when kernels were inlined into the phase
+    (constant offsets into one arena), and kept now that they are not.  Table entries never
+    overlap each other or the arena (the executor refuses overlapping arrays)."""
+    ok: dict = {}
+    for calls in program.phases.values():
+        for call in calls:
+            name = call.kernel.name
+            if ok.get(name, True):
+                ok[name] = _call_disjoint(call)
+    return {name for name, fine in ok.items() if fine}
+
+
+def _call_disjoint(call) -> bool:
+    exts = [a.index for a in call.args if isinstance(a, Ext)]
+    if len(set(exts)) != len(exts):
+        return False
+    spans = sorted((off, off + p.size * L.itemsize(p.dtype))
+                   for p, off in zip(call.kernel.params, call.args) if not isinstance(off, Ext))
+    return all(hi <= lo for (_, hi), (lo, _) in zip(spans, spans[1:]))
 
 
 def _load_table(b, ext, calls) -> dict:
