@@ -15,9 +15,9 @@ shapes and files.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
+import importlib.util
 import json
 import os
 
@@ -29,60 +29,33 @@ from symgraph.gluon import nn
 from symgraph.gluon.model_zoo import model_store, vision
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _load_module(path):
+    """The case table shared with the MXNet generator (a script folder, not a package)."""
+    spec = importlib.util.spec_from_file_location("zoo_narrowing", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 CASES = os.path.join(HERE, "..", "modelzoo", "data")
 SHAPES = os.path.join(HERE, "data", "zoo_shapes.json.gz")
+_narrowing = _load_module(os.path.join(HERE, "..", "modelzoo", "narrowing.py"))
+CLASSES, DIVISORS = _narrowing.CLASSES, _narrowing.DIVISORS
 
 #: as in tests/modelzoo/test_modelzoo.py: float32 rounding through up to a hundred layers,
 #: the largest deviation relative to the largest reference magnitude
 TOLERANCE = 2e-4
-CLASSES = 7  # make_references.CLASSES: the classifier keeps this width
-
-#: name -> width divisor, as in make_references.CASES
-DIVISORS = {"resnet18_v1": 16, "resnet18_v2": 16, "resnet50_v1": 16, "mobilenet1.0": 16,
-            "mobilenet0.25": 2, "mobilenetv2_1.0": 8, "squeezenet1.1": 8,
-            "densenet121": 16, "vgg11_bn": 32, "alexnet": 32, "inceptionv3": 16}
 #: compiling these narrow-but-deep graphs takes 20 s or more each on the shared 2-core
 #: machine: they run in the slow suite (the other ones, and the same families, by default)
 SLOW_CASES = {"resnet18_v2", "resnet50_v1", "densenet121", "inceptionv3", "mobilenetv2_1.0",
               "mobilenet1.0", "vgg11_bn"}
 
 
-def _scaled(value, divisor, what):
-    if value in (0, CLASSES):
-        return value
-    assert value % divisor == 0, f"{what}={value} is not divisible by {divisor}"
-    return value // divisor
-
-
-@contextlib.contextmanager
 def narrow(divisor):
-    """make_references.narrow on symgraph's layers: every Conv2D/Dense/BatchNorm width
-    (and depthwise group count) divided by ``divisor`` while the model zoo builds."""
-    originals = {k: getattr(nn, k) for k in ("Conv2D", "Dense", "BatchNorm")}
-
-    def conv(channels, kernel_size, strides=(1, 1), padding=(0, 0), dilation=(1, 1),
-             groups=1, *args, in_channels=0, **kwargs):
-        if groups > 1:
-            groups = _scaled(groups, divisor, "groups")
-        return originals["Conv2D"](_scaled(channels, divisor, "channels"), kernel_size,
-                                   strides, padding, dilation, groups, *args,
-                                   in_channels=_scaled(in_channels, divisor, "in_channels"),
-                                   **kwargs)
-
-    def dense(units, *args, in_units=0, **kwargs):
-        return originals["Dense"](_scaled(units, divisor, "units"), *args,
-                                  in_units=_scaled(in_units, divisor, "in_units"), **kwargs)
-
-    def batchnorm(*args, in_channels=0, **kwargs):
-        return originals["BatchNorm"](*args, in_channels=_scaled(in_channels, divisor,
-                                                                  "in_channels"), **kwargs)
-
-    nn.Conv2D, nn.Dense, nn.BatchNorm = conv, dense, batchnorm
-    try:
-        yield
-    finally:
-        for key, value in originals.items():
-            setattr(nn, key, value)
+    """The generator's narrowing (tests/modelzoo/narrowing.py) on symgraph's layers."""
+    return _narrowing.narrow(nn, divisor)
 
 
 def build(name, **kwargs):
