@@ -38,7 +38,16 @@ def _projection(channels, stride, in_channels, with_norm):
     return seq
 
 
-class BasicBlockV1(HybridBlock):
+class _ResidualV1(HybridBlock):
+    """v1's block: ``body`` (conv-BN-ReLU stacks), the shortcut (``downsample`` or the
+    input) added, then ReLU."""
+
+    def hybrid_forward(self, F, x):
+        shortcut = self.downsample(x) if self.downsample is not None else x
+        return F.Activation(self.body(x) + shortcut, act_type="relu")
+
+
+class BasicBlockV1(_ResidualV1):
     """Two 3x3 convs (ResNet-18/34, v1)."""
 
     def __init__(self, channels, stride, downsample=False, in_channels=0, **kwargs):
@@ -52,12 +61,8 @@ class BasicBlockV1(HybridBlock):
         self.downsample = _projection(channels, stride, in_channels, True) \
             if downsample else None
 
-    def hybrid_forward(self, F, x):
-        shortcut = self.downsample(x) if self.downsample is not None else x
-        return F.Activation(self.body(x) + shortcut, act_type="relu")
 
-
-class BottleneckV1(HybridBlock):
+class BottleneckV1(_ResidualV1):
     """1x1 reduce (strided, with bias as in MXNet), 3x3, 1x1 expand (ResNet-50+, v1)."""
 
     def __init__(self, channels, stride, downsample=False, in_channels=0, **kwargs):
@@ -74,10 +79,6 @@ class BottleneckV1(HybridBlock):
         self.body.add(nn.BatchNorm())
         self.downsample = _projection(channels, stride, in_channels, True) \
             if downsample else None
-
-    def hybrid_forward(self, F, x):
-        shortcut = self.downsample(x) if self.downsample is not None else x
-        return F.Activation(self.body(x) + shortcut, act_type="relu")
 
 
 class BasicBlockV2(HybridBlock):
