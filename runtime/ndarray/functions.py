@@ -31,6 +31,8 @@ def op_function(op_name: str):
         named = {k: v for k, v in kwargs.items() if isinstance(v, (NDArray, np.ndarray))}
         attrs = {k: v for k, v in kwargs.items() if k not in named and v is not None}
         inputs = list(args)
+        if len(inputs) > len(opdef.arguments) and not opdef.variadic:
+            inputs = _positional_attrs(opdef, inputs, attrs)
         if named:
             inputs = _place_named(opdef, attrs, inputs, named)
         return _inv.call(opdef.name, inputs, attrs, out=out)
@@ -38,6 +40,22 @@ def op_function(op_name: str):
     function.__name__ = op_name
     function.__doc__ = f"The registered op ``{opdef.name}`` on NDArrays (see sg.sym.{op_name})."
     return function
+
+
+def _positional_attrs(opdef, inputs, attrs) -> list:
+    """MXNet's generated functions take an op's parameters positionally after its inputs
+    (``nd.clip(x, 0, 6)``): scalars past the op's inputs fill its parameters in order."""
+    count = len(opdef.arguments)
+    extra = inputs[count:]
+    if any(isinstance(v, (NDArray, np.ndarray)) for v in extra):
+        return inputs
+    free = [spec.name for spec in opdef.params if spec.name not in attrs]
+    if len(extra) > len(free):
+        raise GraphError(f"{opdef.name} takes {count} inputs and the parameters "
+                         f"{[spec.name for spec in opdef.params]}; got {len(inputs)} "
+                         "positional arguments")
+    attrs.update(zip(free, extra))
+    return inputs[:count]
 
 
 def _place_named(opdef, attrs, inputs, named) -> list:

@@ -7,6 +7,7 @@ import pytest
 
 import symgraph as sg
 from symgraph import nd
+from symgraph.errors import SymgraphError
 
 
 def test_array_holds_a_numpy_buffer_and_is_float32_by_default():
@@ -148,3 +149,17 @@ def test_save_load_round_trip(tmp_path):
     loaded = nd.load(path)
     assert isinstance(loaded["a"], nd.NDArray)
     assert loaded["a"].asnumpy().tolist() == [1, 2] and loaded["b"].shape == (3,)
+
+
+def test_op_parameters_positionally_after_the_inputs_as_mxnet():
+    x = sg.nd.array(np.array([[-3.0, 1.5, 9.0, 4.0], [2.0, -1.0, 0.5, 7.0]]))
+    np.testing.assert_array_equal(sg.nd.clip(x, 0, 6).asnumpy(),
+                                  np.clip(x.asnumpy(), 0, 6))
+    np.testing.assert_array_equal(sg.nd.sum(x, 1).asnumpy(), x.asnumpy().sum(axis=1))
+    np.testing.assert_array_equal(sg.nd.topk(x, 1, 2).asnumpy(),
+                                  sg.nd.topk(x, axis=1, k=2).asnumpy())
+    # a keyword fills its parameter; positional values take the ones left, in order
+    np.testing.assert_array_equal(sg.nd.clip(x, 0, a_min=-2).asnumpy(),
+                                  np.clip(x.asnumpy(), -2, 0))
+    with pytest.raises(SymgraphError, match="clip takes 1 inputs"):
+        sg.nd.clip(x, 0, 6, 7)
