@@ -91,10 +91,13 @@ def test_embedding_and_lambda():
 
 
 def test_conv_net_gradient_against_finite_differences():
+    # seeded: with random weights a 1e-2 step can move a max-pool's winner, and then the
+    # central difference is not the derivative (it failed about one run in ten unseeded)
+    sg.random.seed(2)
     net = nn.Sequential()
     net.add(nn.Conv2D(2, kernel_size=3, activation="tanh"), nn.MaxPool2D(2, 2), nn.Dense(3))
     net.initialize(sg.init.Xavier())
-    x = nd.array(RNG.standard_normal((2, 1, 6, 7)))
+    x = nd.array(np.random.default_rng(2).standard_normal((2, 1, 6, 7)))
     net(x)
     weight = net[0].weight
     with autograd.record():
