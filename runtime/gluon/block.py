@@ -207,12 +207,21 @@ class Block:
         if isinstance(loaded, list):
             raise ValueError(f"'{filename}' holds an unnamed list of arrays, not parameters")
         ctx = device if device is not None else ctx
-        if not any("." in k for k in loaded):  # legacy files: full names, arg:/aux: tags
-            loaded = {k.split(":", 1)[-1]: v for k, v in loaded.items()}
+        if not any("." in k for k in loaded):  # legacy files: names, arg:/aux: tags
             params = {p.name: p for p in self.collect_params().values()}
+            loaded = {self._legacy_name(k.split(":", 1)[-1], params): v
+                      for k, v in loaded.items()}
         else:
             params = self._structural_params()
         _assign(params, loaded, allow_missing, ignore_extra, filename, ctx, cast_dtype)
+
+    def _legacy_name(self, name, params):
+        """A legacy file's name as this block's parameter name: full names as they are,
+        names without the block's prefix (MXNet 1.x ``save_params`` strips it, and its
+        loader prepends it again) with the prefix."""
+        if name in params or self._prefix + name not in params:
+            return name
+        return self._prefix + name
 
     save_params = save_parameters
     load_params = load_parameters

@@ -88,6 +88,16 @@ def test_legacy_parameter_files_match_full_names(tmp_path):
                       "arg:fc_bias": np.full(2, 5, np.float32)})
     net.load_parameters(path)
     assert net.bias.data().asnumpy().tolist() == [5, 5]
+    # MXNet 1.x's save_params wrote names without the block's prefix; its loader adds it
+    sg.nd.save(path, {"weight": np.full((2, 3), 2, np.float32),
+                      "bias": np.full(2, 7, np.float32)})
+    net.load_parameters(path)
+    assert net.bias.data().asnumpy().tolist() == [7, 7]
+    assert (net.weight.data().asnumpy() == 2).all()
+    sg.nd.save(path, {"weight": np.ones((2, 3), np.float32), "bias": np.ones(2, np.float32),
+                      "gamma": np.ones(2, np.float32)})
+    with pytest.raises(AssertionError, match="'gamma' loaded from file .* is not present"):
+        net.load_parameters(path)
 
 
 def test_custom_block_with_children_and_parameters():
