@@ -22,6 +22,7 @@ import numpy as np
 
 from runtime.ndarray import state
 from runtime.ndarray.ndarray import NDArray
+from symgraph.errors import SerializationError
 from symgraph.names import current as _current_names
 
 from .parameter import Parameter, ParameterDict, _assign
@@ -205,7 +206,8 @@ class Block:
 
         loaded = load(filename)
         if isinstance(loaded, list):
-            raise ValueError(f"'{filename}' holds an unnamed list of arrays, not parameters")
+            raise SerializationError(f"'{filename}' holds an unnamed list of arrays, not "
+                                     "parameters")
         ctx = device if device is not None else ctx
         if not any("." in k for k in loaded):  # legacy files: names, arg:/aux: tags
             params = {p.name: p for p in self.collect_params().values()}

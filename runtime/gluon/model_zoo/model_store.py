@@ -124,26 +124,9 @@ def _check_sha1(path: str, expected: str):
 
 
 def load_pretrained(net, name: str, root=None, ctx=None):
-    """Read ``name``'s weights into ``net``.  MXNet's store holds files of both generations:
-    structural keys (``features.0.weight``, ``save_parameters``) and full parameter names
-    without the network's prefix (``conv0_weight``, the older ``save_params``); files that
-    ``export`` writes (``arg:resnetv10_conv0_weight``) are accepted too."""
-    from runtime.ndarray_io import load
-
-    from ..parameter import _assign
-
-    path = get_model_file(name, root)
-    loaded = load(path)
-    if isinstance(loaded, list):
-        raise SerializationError(f"'{path}' holds an unnamed list of arrays, not the "
-                                 f"parameters of '{name}'")
-    if any("." in key for key in loaded):
-        _assign(net._structural_params(), loaded, False, False, path, ctx, False)
-        return net
-    params = {p.name: p for p in net.collect_params().values()}
-    named = {}
-    for key, value in loaded.items():
-        key = key.split(":", 1)[-1]
-        named[key if key in params else net.prefix + key] = value
-    _assign(params, named, False, False, path, ctx, False)
+    """Read ``name``'s weights into ``net`` with ``Block.load_parameters``, which takes
+    both generations of MXNet's store: structural keys (``features.0.weight``) and full
+    names with or without the network's prefix (``conv0_weight``, the older
+    ``save_params``; ``arg:resnetv10_conv0_weight`` as ``export`` writes)."""
+    net.load_parameters(get_model_file(name, root), ctx=ctx)
     return net
