@@ -31,7 +31,7 @@ import numpy as np
 
 from codegen.compile_cache import compile_cached
 
-from .executor import Executor, _arena
+from .executor import Executor, _arena, head_grad_list
 
 __all__ = ["DeviceGroup", "NotSplittable", "split_sizes", "can_split"]
 
@@ -201,14 +201,11 @@ class DeviceGroup:
         return self.outputs
 
     def _split_heads(self, out_grads):
+        """Each executor's rows of the head gradients (None: the graph ends in losses)."""
         if out_grads is None:
             return [None] * len(self.exes)
-        if isinstance(out_grads, np.ndarray):
-            out_grads = [out_grads]
-        if isinstance(out_grads, dict):
-            names = self._symbol.list_outputs()
-            out_grads = [out_grads.get(n) for n in names]
-        return [[None if g is None else np.asarray(g)[self._rows(k)] for g in out_grads]
+        grads = head_grad_list(self._symbol, out_grads)
+        return [[None if g is None else np.asarray(g)[self._rows(k)] for g in grads]
                 for k in range(len(self.exes))]
 
     # ---- what Module and users read --------------------------------------------------

@@ -290,7 +290,7 @@ class Executor:
             names = [self._symbol.list_outputs()[i] for i in needed]
             raise ExecutorError(f"backward: head gradient is required for outputs {names}; "
                                 "pass out_grads, or end the graph in a loss op (make_loss)")
-        grads = self._normalize_out_grads(out_grads)
+        grads = head_grad_list(self._symbol, out_grads)
         for index in needed:
             value = np.asarray(grads[index])
             target = self._head_grads[index]
@@ -299,14 +299,6 @@ class Executor:
                                     f"{format_shape(value.shape)}, expected "
                                     f"{format_shape(target.shape)}")
             np.copyto(target, value, casting="unsafe")
-
-    def _normalize_out_grads(self, out_grads):
-        names = self._symbol.list_outputs()
-        if isinstance(out_grads, dict):
-            return [out_grads.get(n) for n in names]
-        if isinstance(out_grads, np.ndarray):
-            return [out_grads]
-        return list(out_grads)
 
     # ---- parameters -------------------------------------------------------------------
     def copy_params_from(self, arg_params, aux_params=None, allow_extra_params=False):
@@ -412,6 +404,16 @@ class Binder:
         compiled = compile_cached(symbol, shapes, dtypes, reqs)
         grads = {n: g for n, g in grads.items() if reqs.get(n, "null") != "null"}
         return Executor(symbol, compiled, reqs, ctx, args=args, grads=grads, aux=aux)
+
+
+def head_grad_list(symbol, out_grads) -> list:
+    """``out_grads`` (one array, a list, or {output name: array}) as a list in output
+    order, None where an output has none."""
+    if isinstance(out_grads, dict):
+        return [out_grads.get(n) for n in symbol.list_outputs()]
+    if isinstance(out_grads, np.ndarray):
+        return [out_grads]
+    return list(out_grads)
 
 
 def _shared_with(other, compiled, fixed) -> dict:
