@@ -69,10 +69,12 @@ def split_sizes(batch: int, work_load) -> list[int]:
     return sizes + [batch - sum(sizes)]
 
 
-def can_split(shapes: dict, inputs, work_load) -> bool:
+def can_split(shapes: dict, work_load) -> bool:
     """A batch splits when every input has the batch on axis 0 and every slice gets rows."""
-    batches = {shapes[n][0] for n in inputs if shapes[n]}
-    if len(batches) != 1 or any(not shapes[n] for n in inputs):
+    if any(not s for s in shapes.values()):
+        return False
+    batches = {s[0] for s in shapes.values()}
+    if len(batches) != 1:
         return False
     return min(split_sizes(batches.pop(), work_load)) >= 1
 
@@ -141,13 +143,19 @@ class DeviceGroup:
                 "grad_bucket": other.grad_bucket}
 
     # ---- running ----------------------------------------------------------------------
-    def _each(self, run):
-        """``run(exe)`` on every executor at once: the extra ones on the pool's threads,
-        the first on this one."""
-        futures = [_pool(len(self.exes) - 1).submit(run, e) for e in self.exes[1:]]
-        run(self.exes[0])
+    def _each(self, run, parts=None):
+        """``run(exe, part)`` for every executor and its part (of the head gradients) at
+        once: the extra ones on the pool's threads, the first on this one."""
+        parts = parts or [None] * len(self.exes)
+        pool = _pool(len(self.exes) - 1)
+        futures = [pool.submit(run, e, p) for e, p in zip(self.exes[1:], parts[1:])]
+        run(self.exes[0], parts[0])
         for f in futures:
             f.result()
+
+    def _set_inputs(self, inputs):
+        for name, value in inputs.items():
+            np.copyto(self.arg_dict[name], value, casting="unsafe")
 
     def _sync_aux_in(self):
         lead = self.exes[0].aux_dict
@@ -179,31 +187,27 @@ class DeviceGroup:
                         exe.grad_dict[name][:] = 0
 
     def forward(self, is_train=False, **kwargs):
-        for name, value in kwargs.items():
-            np.copyto(self.arg_dict[name], value, casting="unsafe")
+        self._set_inputs(kwargs)
         self._sync_aux_in()
-        self._each(lambda e: e.forward(is_train))
+        self._each(lambda e, _: e.forward(is_train))
         self._after(is_train, grads=False)
         return self.outputs
 
     def backward(self, out_grads=None, is_train=True):
-        parts = self._split_heads(out_grads)
-        self._each(lambda e: e.backward(parts[self.exes.index(e)], is_train))
+        self._each(lambda e, part: e.backward(part, is_train), self._split_heads(out_grads))
         self._sum_grads()
 
     def forward_backward(self, out_grads=None, **kwargs):
-        for name, value in kwargs.items():
-            np.copyto(self.arg_dict[name], value, casting="unsafe")
-        parts = self._split_heads(out_grads)
+        self._set_inputs(kwargs)
         self._sync_aux_in()
-        self._each(lambda e: e.forward_backward(parts[self.exes.index(e)]))
+        self._each(lambda e, part: e.forward_backward(part), self._split_heads(out_grads))
         self._after(True, grads=True)
         return self.outputs
 
     def _split_heads(self, out_grads):
         """Each executor's rows of the head gradients (None: the graph ends in losses)."""
         if out_grads is None:
-            return [None] * len(self.exes)
+            return None
         grads = head_grad_list(self._symbol, out_grads)
         return [[None if g is None else np.asarray(g)[self._rows(k)] for g in grads]
                 for k in range(len(self.exes))]

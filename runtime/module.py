@@ -282,7 +282,7 @@ class Module(BaseModule):
     def _device_group(self, shapes, types, shared):
         """One executor per context on its slice of the batch, run at once (see
         runtime/device_group.py); None for one context or a batch that does not split."""
-        if len(self._context) < 2 or not can_split(shapes, shapes, self._work_load_list):
+        if len(self._context) < 2 or not can_split(shapes, self._work_load_list):
             return None
         if shared is not None and not isinstance(shared, DeviceGroup):
             return None
