@@ -220,11 +220,7 @@ class NDArray:
     def astype(self, dtype, copy=True):
         dtype = np.dtype(dtype)
         if dtype.name == self._dtype:
-            if not copy:
-                return self
-            if _inv.state.tracing():
-                return _inv.call("_copy", [self], {})  # stays in the graph
-            return NDArray(self._value().copy(), self._ctx)
+            return self.copy() if copy else self
         if _inv.state.tracing() and dtype.name in _CAST_DTYPES and self._dtype in _CAST_DTYPES:
             return _inv.call("Cast", [self], {"dtype": dtype.name})  # gradient flows back
         return NDArray(self._read(f"astype({dtype.name})").astype(dtype), self._ctx)
