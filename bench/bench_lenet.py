@@ -18,23 +18,16 @@ import logging  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 
-import numpy as np  # noqa: E402
-
 import symgraph as sg  # noqa: E402
 from runtime.cli_train import build_model  # noqa: E402
-from runtime.datasets import load_mnist  # noqa: E402
 
 BATCH = 100
 
 
-def images(kind):
-    x, y = load_mnist(kind=kind)
-    return (x[:, None, :, :] / 255.0).astype(np.float32), y.astype(np.float32)
-
-
 def fit_lenet(context, epochs, data):
     """(median s/epoch, the epochs' times, bind+compile s, test accuracy) of one fit."""
-    (train_x, train_y), (test_x, test_y) = data
+    train_x, train_y, test_x, test_y = (data[k] for k in ("train_data", "train_label",
+                                                          "test_data", "test_label"))
     sg.random.seed(7)
     train = sg.io.NDArrayIter(train_x, train_y, BATCH, shuffle=True)
     quiet = logging.getLogger("bench_lenet")
@@ -54,7 +47,7 @@ def fit_lenet(context, epochs, data):
 def main():
     logging.getLogger().setLevel(logging.WARNING)
     epochs = int(os.environ.get("BENCH_LENET_EPOCHS", "1"))
-    data = images("train"), images("test")
+    data = sg.datasets.get_mnist()  # the tutorial's images: (N, 1, 28, 28) / 255
     runs = {"one context": fit_lenet(sg.cpu(), epochs, data),
             "context=[cpu(0), cpu(1)]": fit_lenet([sg.cpu(0), sg.cpu(1)], epochs, data)}
     base = runs["one context"][0]
