@@ -83,7 +83,7 @@ def emit_kernel(module: ir.Module, kernel: L.Kernel, lanes) -> ir.Function:
     if kernel.name in module.globals:
         return module.globals[kernel.name]
     fn = declare_kernel(module, kernel.params, kernel.name, kernel.noalias)
-    if count_loops(kernel.body) >= OPTSIZE_LOOPS and moves_data(kernel.body):
+    if wide_kind(kernel) == "moves":
         fn.attributes.add("optsize")
     KernelEmitter(fn, kernel, lanes).run()
     return fn
@@ -100,13 +100,20 @@ def count_loops(s) -> int:
     return 0
 
 
+def wide_kind(kernel) -> str | None:
+    """For a loop kernel of OPTSIZE_LOOPS nests or more: "moves" if it only moves data
+    (compiled ``optsize``), "computes" otherwise; None for every other kernel."""
+    if not isinstance(kernel, L.Kernel) or count_loops(kernel.body) < OPTSIZE_LOOPS:
+        return None
+    return "moves" if moves_data(kernel.body) else "computes"
+
+
 def keeps_aliasing(kernel) -> bool:
     """Kernels left may-alias even where the program proves their buffers disjoint: loop
     kernels of many nests that compute (depthwise convolution), whose every nest LLVM
     re-vectorizes once it knows the buffers apart (MobileNet v1's cold compile 14.5 ->
     23 CPU s with them noalias)."""
-    return isinstance(kernel, L.Kernel) and count_loops(kernel.body) >= OPTSIZE_LOOPS \
-        and not moves_data(kernel.body)
+    return wide_kind(kernel) == "computes"
 
 
 _MOVE_OPS = ("add", "max", "min")
