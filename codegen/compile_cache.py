@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from codegen import limits
+from codegen import limits, threadpool
 from codegen.compiler import compile_graph
 
 _MEMO: dict = {}
@@ -18,7 +18,8 @@ MAX_ENTRIES = 64
 
 def _key(symbol, shapes, dtypes, reqs):
     return (symbol.tojson(), tuple(sorted((k, tuple(v)) for k, v in shapes.items())),
-            tuple(sorted(dtypes.items())), tuple(sorted(reqs.items())))
+            tuple(sorted(dtypes.items())), tuple(sorted(reqs.items())),
+            threadpool.compile_threads())
 
 
 def compile_cached(symbol, shapes: dict, dtypes: dict, reqs: dict):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from codegen import builders, builders_nn, fusion, limits
+from codegen import builders, builders_nn, fusion, limits, threadpool
 from codegen import loop_ir as L
 from codegen.lower import BufferTable, LogicalCall, LowerContext
 from codegen.memplan import MemoryPlan, plan_memory, poison_dead_buffers
@@ -448,7 +448,8 @@ def _program(phases, table, externals):
             lowered.append(KernelCall(call.kernel, offsets, call.node_names))
         out[phase] = lowered
         arena = max(arena, plan.arena_bytes)
-    return Program(tuple(kernels.values()), arena, out, externals)
+    return Program(tuple(kernels.values()), arena, out, externals,
+                   threads=threadpool.compile_threads())
 
 
 def _slot(build, plan, name, key, entry):

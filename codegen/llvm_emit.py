@@ -17,6 +17,7 @@ from llvmlite import ir
 from codegen import loop_ir as L
 from codegen import vecmath, vectorize
 from codegen.emit_values import ValueEmitter, ir_type
+from codegen.partition import top_loops
 from symgraph.errors import CompileError
 
 I64 = ir.IntType(64)
@@ -27,22 +28,46 @@ PTR = ir.PointerType()
 INLINE_ELEMENTS = 4096
 
 
-def declare_kernel(module: ir.Module, params, name: str, noalias: bool) -> ir.Function:
+def declare_kernel(module: ir.Module, params, name: str, noalias: bool,
+                   part: bool = False) -> ir.Function:
     """``noinline``: a kernel over a large tensor costs far more than its call, while
     inlining every kernel into each phase that calls it (training forward, backward,
     forward_backward, predict...) made LLVM optimize and emit the same loops up to four
     times (MobileNet v1's cold compile: 21 -> 14 CPU s without it).  Kernels on small
     buffers (the letter MLP's) stay inlinable: there the call is a visible share of the
     work, and their copies are cheap to compile."""
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * len(params)), name=name)
+    extra = [I64, I64] if part else []  # chunk t of T (see codegen/partition.py)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR] * len(params) + extra),
+                     name=name + PART_SUFFIX if part else name)
     fn.linkage = "internal"
     fn.attributes.add("nounwind")
-    if max((int(p.size) for p in params), default=0) > INLINE_ELEMENTS:
+    if part or max((int(p.size) for p in params), default=0) > INLINE_ELEMENTS:
         fn.attributes.add("noinline")
     for arg, p in zip(fn.args, params):
         arg.name = p.name
         if noalias:
             arg.add_attribute("noalias")
+    return fn
+
+
+PART_SUFFIX = "_part"
+
+
+def emit_part(module: ir.Module, kernel, lanes) -> ir.Function:
+    """The chunk entry ``<name>_part(buffers..., t, T)`` of a kernel that
+    :mod:`codegen.partition` split: loop kernels run chunk t of their top-level loops,
+    emitted kernels (matmul) their share of rows."""
+    name = kernel.name + PART_SUFFIX
+    if name in module.globals:
+        return module.globals[name]
+    if not isinstance(kernel, L.Kernel):
+        return kernel.emit(module, lanes, part=True)
+    fn = declare_kernel(module, kernel.params, kernel.name, kernel.noalias, part=True)
+    if wide_kind(kernel) == "moves":
+        fn.attributes.add("optsize")
+    emitter = KernelEmitter(fn, kernel, lanes)
+    emitter.split_loops(fn.args[-2], fn.args[-1], top_loops(kernel.body))
+    emitter.run()
     return fn
 
 
@@ -60,11 +85,15 @@ class EmittedKernel:
     def dump(self) -> str:
         return f"{self.name}: {self.canonical()}"
 
-    def emit(self, module, lanes):
-        if self.name in module.globals:
-            return module.globals[self.name]
-        fn = declare_kernel(module, self.params, self.name, self.noalias)
-        self.emitter()(fn, self, lanes(self.dtype)).run()
+    def emit(self, module, lanes, part: bool = False):
+        name = self.name + PART_SUFFIX if part else self.name
+        if name in module.globals:
+            return module.globals[name]
+        fn = declare_kernel(module, self.params, self.name, self.noalias, part=part)
+        emitter = self.emitter()(fn, self, lanes(self.dtype))
+        if part:
+            emitter.part = (fn.args[-2], fn.args[-1])
+        emitter.run()
         return fn
 
 
@@ -146,6 +175,37 @@ class KernelEmitter(ValueEmitter):
         self.fn, self.kernel, self.lanes = fn, kernel, lanes
         self.ptrs = {p.name: a for p, a in zip(kernel.params, fn.args)}
         self.alloca_builder = ir.IRBuilder(entry)
+        self.part = None  # (chunk t, chunk count T) as i64 values in a chunk entry
+        self.split = ()  # the loops chunk t divides (loop kernels)
+
+    def split_loops(self, t, count, loops):
+        self.part, self.split = (t, count), tuple(id(s) for s in loops)
+
+    def chunk_bounds(self, total: int):
+        """[lo, hi) of chunk t of T over ``total`` units: t*total//T, (t+1)*total//T."""
+        b, (t, count) = self.b, self.part
+        lo = b.udiv(b.mul(t, ir.Constant(I64, total)), count)
+        hi = b.udiv(b.mul(b.add(t, ir.Constant(I64, 1)), ir.Constant(I64, total)), count)
+        return lo, hi
+
+    def loop_dyn(self, start, end, step: int, body):
+        """``for i in range(start, end, step)`` with run-time bounds (i64 values); the
+        last iteration starts below ``end`` (callers keep whole steps inside it)."""
+        b = self.b
+        pre = b.block
+        head = self.fn.append_basic_block("dloop")
+        inner = self.fn.append_basic_block("dbody")
+        after = self.fn.append_basic_block("dafter")
+        b.branch(head)
+        b.position_at_end(head)
+        i = b.phi(I64)
+        i.add_incoming(start, pre)
+        b.cbranch(b.icmp_signed("<", i, end), inner, after)
+        b.position_at_end(inner)
+        body(i)
+        i.add_incoming(b.add(i, ir.Constant(I64, step)), b.block)
+        b.branch(head)
+        b.position_at_end(after)
 
     def run(self):
         """Allocas live in their own entry block so mem2reg sees them all up front."""
@@ -198,12 +258,25 @@ class KernelEmitter(ValueEmitter):
         b.position_at_end(after)
 
     def for_(self, s, env):
+        if id(s) in self.split:
+            return self.chunk_for(s, env)
         name = s.var.name
         w = self._vector_width(s)
         main = s.extent - s.extent % w if w else 0
         if w:
             self.loop(0, main, w, lambda i: self.vector_body(s.body, env, name, w, i))
         self.loop(main, s.extent, 1, lambda i: self.stmt(s.body, {**env, name: (i, False)}))
+
+    def chunk_for(self, s, env):
+        """This chunk's iterations of a split loop: whole vectors, then the rest."""
+        b, name, w = self.b, s.var.name, self._vector_width(s)
+        lo, hi = self.chunk_bounds(s.extent)
+        start = lo
+        if w:
+            whole = b.mul(b.udiv(b.sub(hi, lo), ir.Constant(I64, w)), ir.Constant(I64, w))
+            start = b.add(lo, whole)
+            self.loop_dyn(lo, start, w, lambda i: self.vector_body(s.body, env, name, w, i))
+        self.loop_dyn(start, hi, 1, lambda i: self.stmt(s.body, {**env, name: (i, False)}))
 
     def _vector_width(self, s):
         dtypes = {p.dtype for p in self.kernel.params} & set(L.FLOAT_DTYPES)

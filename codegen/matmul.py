@@ -25,7 +25,7 @@ from functools import partial
 
 from llvmlite import ir
 
-from codegen import jit, softmax_rows, vecmath
+from codegen import jit, partition, softmax_rows, threadpool, vecmath
 from codegen import loop_ir as L
 from codegen.emit_values import ir_type
 from codegen.llvm_emit import EmittedKernel, KernelEmitter
@@ -64,12 +64,14 @@ class MatmulKernel(EmittedKernel):
     a_sums: str = "none"  # "write" / "add": asum[m] (+)= sum_k op(A)[m, k]
     softmax: bool = False  # c holds the row softmax of op(A) @ op(B) [+ bias]
     pack: int = 0  # elements of the scratch_pack panel parameter (0: none)
+    chunks: int = 1  # row chunks on the thread pool (codegen/partition.py)
 
     def canonical(self) -> str:
         epi = self.epilogue.dump() if self.epilogue is not None else "acc"
         sums = "" if self.a_sums == "none" else f" asum={self.a_sums}"
         sums += " softmax" if self.softmax else ""
         sums += f" pack={self.pack}" if self.pack else ""
+        sums += f" chunks={self.chunks}" if self.chunks > 1 else ""
         return (f"matmul M={self.M} N={self.N} K={self.K} ta={self.trans_a} tb={self.trans_b} "
                 f"{self.dtype} bias={self.bias} acc={self.accumulate} extra={self.n_extra} "
                 f"epilogue={epi} noalias={self.noalias}{sums}")
@@ -118,12 +120,16 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
         if expr.dtype != dtype:
             raise CompileError(f"matmul epilogue yields {expr.dtype}, expected {dtype}")
     fields = (M, N, K, trans_a, trans_b, dtype, bias, accumulate, expr, n_extra)
-    proto = MatmulKernel("", *fields, tuple(params), noalias, a_sums=a_sums, softmax=softmax)
-    pack = pack_elements(proto, jit.host().lanes(dtype))
+    chunks = partition.matmul_chunks(M, N, K, threadpool.compile_threads())
+    proto = MatmulKernel("", *fields, tuple(params), noalias, a_sums=a_sums, softmax=softmax,
+                         chunks=chunks)
+    w = jit.host().lanes(dtype)
+    pack = pack_elements(proto, w)
     if pack:
-        params.append(L.BufferParam(PACK_PARAM, dtype, pack))
+        panels = chunks if matmul_path(proto, w) == "rows" else 1
+        params.append(L.BufferParam(PACK_PARAM, dtype, pack * panels))
     return MatmulKernel.named(*fields, tuple(params), noalias, a_sums=a_sums, softmax=softmax,
-                              pack=pack)
+                              pack=pack, chunks=chunks)
 
 
 PACK_PARAM = "scratch_pack"
@@ -201,8 +207,9 @@ class MatmulEmitter(KernelEmitter):
         elif path == "dot":
             self.dot_rows()
         else:
-            if mk.trans_b:
-                self.bptr, self.bstride = self.pack("b", mk.N), -(-mk.N // self.w) * self.w
+            if mk.trans_b:  # every chunk needs all of B^T: each packs its own panel
+                self.bptr, self.bstride = self.pack("b", mk.N, own=True), \
+                    -(-mk.N // self.w) * self.w
             nv = min(TILE_VECTORS, -(-mk.N // self.w))
             mr = ROWS_FOR_VECTORS[nv]
             self.blocks(nv * self.w, nv, min(mr, mk.M))
@@ -213,7 +220,26 @@ class MatmulEmitter(KernelEmitter):
         b.ret_void()
         self.alloca_builder.branch(self.start)
 
-    def pack(self, param, rows):
+    def row_tiles(self, total: int, step: int, tile):
+        """``tile(i0, rows)`` over [0, total) in tiles of ``step`` rows (the last one
+        shorter): all of them, or in a chunk entry this chunk's share of the tiles."""
+        full = total // step * step
+        if self.part is None:
+            self.loop(0, full, step, lambda i0: tile(i0, step))
+            if full < total:
+                tile(_i(full), total - full)
+            return
+        b, count = self.b, -(-total // step)
+        lo, hi = self.chunk_bounds(count)
+        whole = b.select(b.icmp_unsigned("<", hi, _i(total // step)), hi, _i(total // step))
+        self.loop_dyn(b.mul(lo, _i(step)), b.mul(whole, _i(step)), step,
+                      lambda i0: tile(i0, step))
+        if full < total:
+            last = b.and_(b.icmp_unsigned("==", hi, _i(count)), b.icmp_unsigned("<", lo, hi))
+            with b.if_then(last):
+                tile(_i(full), total - full)
+
+    def pack(self, param, rows, own=False):
         """Transpose ``param`` (rows x K) into a K x Rp panel (Rp = rows rounded up to W),
         tile by tile.
 
@@ -228,7 +254,9 @@ class MatmulEmitter(KernelEmitter):
             raise CompileError(f"{mk.name}: the packed panel needs {mk.K * stride} elements, "
                                f"the kernel has {mk.pack} (built for another vector width)")
         panel = self.ptrs[PACK_PARAM]
-        n_full, k_full = rows // w * w, mk.K // w * w
+        if own and self.part is not None:
+            panel = self.gep(panel, self.b.mul(self.part[0], _i(mk.pack)))
+        k_full = mk.K // w * w
 
         def row_block(j0, count):
             tile = partial(self.pack_tile, param, panel, stride, j0, count)
@@ -236,9 +264,12 @@ class MatmulEmitter(KernelEmitter):
             if k_full < mk.K:
                 tile(_i(k_full), mk.K - k_full)
 
-        self.loop(0, n_full, w, lambda j0: row_block(j0, w))
-        if n_full < rows:
-            row_block(_i(n_full), rows - n_full)
+        if own:  # the whole panel, into this chunk's own copy
+            self.part, part = None, self.part
+            self.row_tiles(rows, w, row_block)
+            self.part = part
+        else:  # the rows of C this chunk computes are the rows of the panel it packs
+            self.row_tiles(rows, w, row_block)
         return panel
 
     def pack_tile(self, param, panel, stride, j0, count, k0, cols):
@@ -262,10 +293,7 @@ class MatmulEmitter(KernelEmitter):
         """
         mk, w = self.mk, self.w
         panel, stride = self.pack("a", mk.M), -(-mk.M // w) * w
-        full = mk.M // w * w
-        self.loop(0, full, w, lambda i0: self.lane_tile(panel, stride, i0, w))
-        if full < mk.M:
-            self.lane_tile(panel, stride, _i(full), mk.M - full)
+        self.row_tiles(mk.M, w, lambda i0, rows: self.lane_tile(panel, stride, i0, rows))
 
     def lane_tile(self, panel, stride, i0, rows):
         mk, b, w = self.mk, self.b, self.w
@@ -311,10 +339,7 @@ class MatmulEmitter(KernelEmitter):
         rows = min(max(1, DOT_REGS // (mk.N + 1)), mk.M)
         if mk.softmax:  # W whole rows per step: their softmax runs one row per lane
             rows = min(self.w, mk.M)
-        full = mk.M // rows * rows
-        self.loop(0, full, rows, lambda i0: self.dot_tile(i0, rows))
-        if full < mk.M:
-            self.dot_tile(_i(full), mk.M - full)
+        self.row_tiles(mk.M, rows, self.dot_tile)
 
     def dot_tile(self, i0, rows):
         """``rows`` rows of C, in register-sized sub-tiles; with the softmax epilogue
@@ -403,11 +428,7 @@ class MatmulEmitter(KernelEmitter):
         """asum for A stored K x M: rows of A added as vectors, SUM_VECTORS chains at a
         time.  One extra pass over A costs M*K/W loads and adds, 1/N of the FMAs, and
         reads A while it is still in cache."""
-        mk, span = self.mk, SUM_VECTORS * self.w
-        full = mk.M // span * span
-        self.loop(0, full, span, lambda m0: self.sum_column_group(m0, span))
-        if full < mk.M:
-            self.sum_column_group(_i(full), mk.M - full)
+        self.row_tiles(self.mk.M, SUM_VECTORS * self.w, self.sum_column_group)
 
     def sum_column_group(self, m0, width):
         b, w, zero = self.b, self.w, ir.Constant(self.vty, None)
@@ -432,7 +453,7 @@ class MatmulEmitter(KernelEmitter):
     def sum_a_rows(self):
         """asum for A stored M x K: each contiguous row summed in vectors, then a
         shuffle-tree reduction of its one accumulator."""
-        self.loop(0, self.mk.M, 1, self.sum_row)
+        self.row_tiles(self.mk.M, 1, lambda m, _: self.sum_row(m))
 
     def sum_row(self, m):
         mk, b, w = self.mk, self.b, self.w
@@ -461,10 +482,7 @@ class MatmulEmitter(KernelEmitter):
         (register tiles of at most MR rows each) whose softmax runs one row per lane."""
         mk = self.mk
         rows = min(self.w, mk.M)
-        full = mk.M // rows * rows
-        self.loop(0, full, rows, lambda i0: self.softmax_block(i0, rows, nv))
-        if full < mk.M:
-            self.softmax_block(_i(full), mk.M - full, nv)
+        self.row_tiles(mk.M, rows, lambda i0, count: self.softmax_block(i0, count, nv))
 
     def softmax_block(self, i0, rows, nv):
         parts = -(-rows // ROWS_FOR_VECTORS[nv])
@@ -481,7 +499,7 @@ class MatmulEmitter(KernelEmitter):
         if mk.softmax:
             self.softmax_blocks(nv)
             return
-        n_full, m_full = mk.N // nr * nr, mk.M // mr * mr
+        n_full = mk.N // nr * nr
         col_tiles = [(0, n_full, nv, mk.N - n_full and 0)]
         if n_full < mk.N:
             col_tiles.append((n_full, mk.N, -(-(mk.N - n_full) // self.w), mk.N - n_full))
@@ -490,9 +508,8 @@ class MatmulEmitter(KernelEmitter):
             width = end - start if end - start < nr else nr
 
             def cols(j0, tile_nv=tile_nv, width=width):
-                self.loop(0, m_full, mr, lambda i0: self.tile(i0, j0, mr, tile_nv, width))
-                if m_full < mk.M:
-                    self.tile(_i(m_full), j0, mk.M - m_full, tile_nv, width)
+                self.row_tiles(mk.M, mr, lambda i0, rows: self.tile(i0, j0, rows, tile_nv,
+                                                                     width))
 
             self.loop(start, end, step, cols)
 

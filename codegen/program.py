@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 from llvmlite import ir
 
-from codegen import jit
+from codegen import jit, partition, threadpool
 from codegen import loop_ir as L
-from codegen.llvm_emit import emit_kernel, keeps_aliasing
+from codegen.llvm_emit import emit_kernel, emit_part, keeps_aliasing
 from symgraph.errors import CompileError
 
 _PHASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -67,6 +67,7 @@ class Program:
     arena_bytes: int
     phases: dict = field(default_factory=dict)  # phase name -> list[KernelCall]
     externals: tuple = ()  # ExternalBuffer per entry of the pointer table
+    threads: int = 1  # chunks a splittable loop kernel call runs in (codegen/partition.py)
 
 
 def validate(program: Program) -> None:
@@ -114,13 +115,14 @@ PHASE_TYPE = ir.FunctionType(ir.VoidType(), [ir.PointerType(), ir.PointerType()]
 def build_module(program: Program, name_hint: str) -> ir.Module:
     module = ir.Module(name="symgraph")  # name_hint must not change the cache key
     module.triple = jit.host().triple
-    functions = {}
+    functions, emitted = {}, {}
     disjoint = _disjoint_kernels(program)
     for k in _all_kernels(program):
         if k.name in disjoint and getattr(k, "noalias", True) is False \
                 and dataclasses.is_dataclass(k) and not keeps_aliasing(k):
             k = dataclasses.replace(k, noalias=True)
         functions[k.name] = _emit_any(module, k)
+        emitted[k.name] = k
     for phase, calls in program.phases.items():
         fn = ir.Function(module, PHASE_TYPE, name=phase)
         fn.attributes.add("nounwind")
@@ -131,9 +133,80 @@ def build_module(program: Program, name_hint: str) -> ir.Module:
                     b.gep(fn.args[0], [ir.Constant(ir.IntType(64), off)], inbounds=True,
                           source_etype=ir.IntType(8))
                     for off in call.args]
-            b.call(functions[call.kernel.name], ptrs)
+            chunks = call_chunks(call, program.threads)
+            if chunks > 1:
+                _parallel_call(b, module, emitted[call.kernel.name], ptrs, chunks)
+            else:
+                b.call(functions[call.kernel.name], ptrs)
         b.ret_void()
     return module
+
+
+def call_chunks(call, threads: int) -> int:
+    """How many chunks of the thread pool run this call (1: the caller alone)."""
+    chunks = getattr(call.kernel, "chunks", None)
+    if chunks is not None:
+        return chunks
+    return partition.loop_chunks(call.kernel, threads, _aliases(call))
+
+
+def _aliases(call) -> dict:
+    """Per buffer of a call, the other buffers whose memory overlaps it (UNALIGNED for
+    one that overlaps without sharing its start: no chunk rule covers that)."""
+    spans = {}
+    for p, off in zip(call.kernel.params, call.args):
+        key = ("ext", off.index) if isinstance(off, Ext) else ("arena", off)
+        size = p.size * L.itemsize(p.dtype)
+        spans[p.name] = (key, size)
+    out: dict = {}
+    for a, (ka, sa) in spans.items():
+        for c, (kc, sc) in spans.items():
+            if a != c and _overlap(ka, sa, kc, sc):
+                out.setdefault(a, []).append(c if ka == kc else partition.UNALIGNED)
+    return out
+
+
+def _overlap(ka, sa, kc, sc) -> bool:
+    if ka[0] != kc[0]:
+        return False  # table entries never overlap the arena or each other
+    if ka[0] == "ext":
+        return ka == kc
+    return ka[1] < kc[1] + sc and kc[1] < ka[1] + sa
+
+
+TASK_TYPE = ir.FunctionType(ir.VoidType(), [ir.PointerType(), ir.IntType(64), ir.IntType(64)])
+
+
+def _parallel_call(b, module, kernel, ptrs, chunks) -> None:
+    """Hand the call to the pool: its buffer pointers in a stack array, a task that
+    unpacks them into the kernel's chunk entry, ``symgraph_parallel(task, ctx, chunks)``."""
+    ctx = b.alloca(ir.PointerType(), size=len(ptrs))
+    for i, ptr in enumerate(ptrs):
+        slot = b.gep(ctx, [ir.Constant(ir.IntType(64), i)], inbounds=True,
+                     source_etype=ir.PointerType())
+        b.store(ptr, slot)
+    entry = module.globals.get(threadpool.ENTRY) or ir.Function(
+        module, ir.FunctionType(ir.VoidType(), [ir.PointerType(), ir.PointerType(),
+                                                ir.IntType(64)]), name=threadpool.ENTRY)
+    b.call(entry, [_task(module, kernel), ctx, ir.Constant(ir.IntType(64), chunks)])
+
+
+def _task(module, kernel):
+    name = f"{kernel.name}_task"
+    if name in module.globals:
+        return module.globals[name]
+    part = emit_part(module, kernel, jit.host().lanes)
+    fn = ir.Function(module, TASK_TYPE, name=name)
+    fn.linkage = "internal"
+    fn.attributes.add("nounwind")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    ctx, t, count = fn.args
+    ptrs = [b.load(b.gep(ctx, [ir.Constant(ir.IntType(64), i)], inbounds=True,
+                         source_etype=ir.PointerType()), typ=ir.PointerType(), align=8)
+            for i in range(len(kernel.params))]
+    b.call(part, ptrs + [t, count])
+    b.ret_void()
+    return fn
 
 
 def _disjoint_kernels(program) -> set:
@@ -253,6 +326,7 @@ def compile_program(program: Program, name_hint: str = "program") -> CompiledPro
     changed emitter cannot reuse stale machine code.
     """
     validate(program)
+    threadpool.ensure_loaded()  # phases may call symgraph_parallel
     dumps = {}
     if os.environ.get("SYMGRAPH_DUMP"):
         dumps["loopir.txt"] = "\n".join(k.dump() for k in _all_kernels(program))
@@ -268,6 +342,7 @@ def describe(program: Program) -> str:
              for k in _all_kernels(program)]
     lines += [f"external {i} {e.name} {e.dtype} {e.size}"
               for i, e in enumerate(program.externals)]
+    lines.append(f"threads {program.threads}")
     for phase, calls in program.phases.items():
         lines.append(f"phase {phase}")
         lines += [f"  {c.kernel.name} {c.args}" for c in calls]

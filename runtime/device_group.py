@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from codegen import threadpool
 from codegen.compile_cache import compile_cached
 
 from .executor import Executor, _arena, head_grad_list
@@ -94,8 +95,9 @@ class DeviceGroup:
         inputs = list(shapes)
         batch = shapes[inputs[0]][0]
         self._sizes = split_sizes(batch, work_load)
-        programs = [compile_cached(symbol, self._sub_shapes(shapes, k), dtypes, grad_req)
-                    for k in range(len(contexts))]
+        with threadpool.compiling_for(1):  # each context's executor owns one core
+            programs = [compile_cached(symbol, self._sub_shapes(shapes, k), dtypes, grad_req)
+                        for k in range(len(contexts))]
         slots = programs[0]
         self._full_inputs = {n: _full(shapes[n], slots.args[n].dtype) for n in inputs}
         self._full_grads = {n: _full(shapes[n], slots.grads[n].dtype)

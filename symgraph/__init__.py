@@ -69,6 +69,11 @@ _LAZY = {
 }
 
 
+#: the compute-thread setting, in PyTorch's spellings too
+_THREADS = {"set_num_threads": "set_num_threads", "num_threads": "num_threads",
+            "get_num_threads": "num_threads"}
+
+
 def __getattr__(attr):
     if attr in _LAZY:
         module = importlib.import_module(_LAZY[attr])
@@ -78,12 +83,14 @@ def __getattr__(attr):
         return getattr(importlib.import_module("runtime.context"), attr)
     if attr in ("set_memory_limit", "memory_limit"):
         return getattr(importlib.import_module("codegen.limits"), attr)
+    if attr in _THREADS:
+        return getattr(importlib.import_module("codegen.threadpool"), _THREADS[attr])
     raise AttributeError(f"module 'symgraph' has no attribute '{attr}'")
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_LAZY) + ["cpu", "gpu", "Context",
-                                                    "set_memory_limit", "memory_limit"])
+    return sorted(list(globals()) + list(_LAZY) + list(_THREADS) + [
+        "cpu", "gpu", "Context", "set_memory_limit", "memory_limit"])
 
 
 class _AliasFinder:
