@@ -3,8 +3,9 @@
 
 The conv-net issue asks for this figure in `make bench`; it is the time users wait, so it is
 a whole epoch (bind and compile excluded, reported apart), not an extrapolated slice.
-Run with one context and with ``context=[cpu(0), cpu(1)]`` (one executor per core on half
-the batch, runtime/device_group.py). ``BENCH_LENET_EPOCHS`` (default 1) sets how many
+Run with one context on one thread, with one context whose kernels split over two threads
+(codegen/threadpool.py), and with ``context=[cpu(0), cpu(1)]`` (one executor per core on
+half the batch, runtime/device_group.py). ``BENCH_LENET_EPOCHS`` (default 1) sets how many
 epochs each; the median is quoted."""
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 
 import symgraph as sg  # noqa: E402
+from codegen import threadpool  # noqa: E402
 from runtime.cli_train import build_model  # noqa: E402
 
 BATCH = 100
 
 
-def fit_lenet(context, epochs, data):
+def fit_lenet(context, epochs, data, threads=1):
     """(median s/epoch, the epochs' times, bind+compile s, test accuracy) of one fit."""
     train_x, train_y, test_x, test_y = (data[k] for k in ("train_data", "train_label",
                                                           "test_data", "test_label"))
@@ -34,7 +36,8 @@ def fit_lenet(context, epochs, data):
     quiet.setLevel(logging.ERROR)
     mod = sg.mod.Module(build_model("lenet"), context=context, logger=quiet)
     start = time.perf_counter()
-    mod.bind(data_shapes=train.provide_data, label_shapes=train.provide_label)
+    with threadpool.compiling_for(threads):
+        mod.bind(data_shapes=train.provide_data, label_shapes=train.provide_label)
     bind_s = time.perf_counter() - start
     history = []
     mod.fit(train, num_epoch=epochs, optimizer="sgd", optimizer_params={"learning_rate": 0.03},
@@ -48,7 +51,9 @@ def main():
     logging.getLogger().setLevel(logging.WARNING)
     epochs = int(os.environ.get("BENCH_LENET_EPOCHS", "1"))
     data = sg.datasets.get_mnist()  # the tutorial's images: (N, 1, 28, 28) / 255
+    threadpool.set_num_threads(2)
     runs = {"one context": fit_lenet(sg.cpu(), epochs, data),
+            "one context, 2 threads": fit_lenet(sg.cpu(), epochs, data, threads=2),
             "context=[cpu(0), cpu(1)]": fit_lenet([sg.cpu(0), sg.cpu(1)], epochs, data)}
     base = runs["one context"][0]
     print(f"## LeNet on MNIST, Module.fit (batch {BATCH}, 60,000 samples/epoch, "

@@ -11,7 +11,10 @@ SCRIPTS = ["bench_kernels", "bench_steps", "bench_update", "bench_fit", "bench_d
 
 
 def main():
+    # one compute thread unless a benchmark compares thread counts itself (bench_devices,
+    # bench_lenet), so figures stay comparable with the one-thread numpy references
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    env.setdefault("SYMGRAPH_NUM_THREADS", "1")
     env["PYTHONPATH"] = os.getcwd() + os.pathsep + env.get("PYTHONPATH", "")
     failed = []
     for name in SCRIPTS:

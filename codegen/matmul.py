@@ -126,7 +126,8 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
     w = jit.host().lanes(dtype)
     pack = pack_elements(proto, w)
     if pack:
-        panels = chunks if matmul_path(proto, w) == "rows" else 1
+        own = matmul_path(proto, w) == "rows" and not split_columns(proto, w)
+        panels = chunks if own else 1  # chunks that each need all of B^T pack their own
         params.append(L.BufferParam(PACK_PARAM, dtype, pack * panels))
     return MatmulKernel.named(*fields, tuple(params), noalias, a_sums=a_sums, softmax=softmax,
                               pack=pack, chunks=chunks)
@@ -145,6 +146,17 @@ def pack_elements(mk: MatmulKernel, w: int) -> int:
         return 0
     rows = mk.M if path == "lanes" else mk.N
     return mk.K * (-(-rows // w) * w)
+
+
+def split_columns(mk: MatmulKernel, w: int) -> bool:
+    """Whether the chunks of a row-path matmul take column tiles of C rather than row
+    tiles: with enough column tiles to share, a chunk then packs and streams only its
+    columns of B (row chunks would each pack all of B^T) and few rows (a convolution's
+    20 filters) cannot unbalance the chunks."""
+    if mk.chunks <= 1 or mk.softmax or matmul_path(mk, w) != "rows":
+        return False
+    nr = min(TILE_VECTORS, -(-mk.N // w)) * w
+    return -(-mk.N // nr) >= 2 * mk.chunks
 
 
 def softmax_fits(N, w):
@@ -207,10 +219,12 @@ class MatmulEmitter(KernelEmitter):
         elif path == "dot":
             self.dot_rows()
         else:
-            if mk.trans_b:  # every chunk needs all of B^T: each packs its own panel
-                self.bptr, self.bstride = self.pack("b", mk.N, own=True), \
-                    -(-mk.N // self.w) * self.w
             nv = min(TILE_VECTORS, -(-mk.N // self.w))
+            self.col_split = self.part is not None and split_columns(mk, self.w)
+            if mk.trans_b:  # row chunks need all of B^T: each packs its own panel
+                mode = "cols" if self.col_split else "own"
+                self.bptr, self.bstride = self.pack("b", mk.N, mode, nv * self.w), \
+                    -(-mk.N // self.w) * self.w
             mr = ROWS_FOR_VECTORS[nv]
             self.blocks(nv * self.w, nv, min(mr, mk.M))
         if mk.a_sums != "none" and mk.trans_a:
@@ -220,26 +234,33 @@ class MatmulEmitter(KernelEmitter):
         b.ret_void()
         self.alloca_builder.branch(self.start)
 
+    col_split = False  # chunks take column tiles of C (rows path, see split_columns)
+
     def row_tiles(self, total: int, step: int, tile):
         """``tile(i0, rows)`` over [0, total) in tiles of ``step`` rows (the last one
         shorter): all of them, or in a chunk entry this chunk's share of the tiles."""
         full = total // step * step
-        if self.part is None:
+        if self.part is None or self.col_split:
             self.loop(0, full, step, lambda i0: tile(i0, step))
             if full < total:
                 tile(_i(full), total - full)
             return
-        b, count = self.b, -(-total // step)
+        self.chunk_tiles(total, step, lambda i0: tile(i0, step),
+                         lambda: tile(_i(full), total - full))
+
+    def chunk_tiles(self, total: int, step: int, whole, edge):
+        """This chunk's share of the tiles of ``step`` over [0, total): ``whole(start)``
+        for each full tile, then ``edge()`` if the chunk holds the shorter last one."""
+        b, count, full = self.b, -(-total // step), total // step
         lo, hi = self.chunk_bounds(count)
-        whole = b.select(b.icmp_unsigned("<", hi, _i(total // step)), hi, _i(total // step))
-        self.loop_dyn(b.mul(lo, _i(step)), b.mul(whole, _i(step)), step,
-                      lambda i0: tile(i0, step))
-        if full < total:
+        upto = b.select(b.icmp_unsigned("<", hi, _i(full)), hi, _i(full))
+        self.loop_dyn(b.mul(lo, _i(step)), b.mul(upto, _i(step)), step, whole)
+        if full < count:
             last = b.and_(b.icmp_unsigned("==", hi, _i(count)), b.icmp_unsigned("<", lo, hi))
             with b.if_then(last):
-                tile(_i(full), total - full)
+                edge()
 
-    def pack(self, param, rows, own=False):
+    def pack(self, param, rows, mode="rows", step=0):
         """Transpose ``param`` (rows x K) into a K x Rp panel (Rp = rows rounded up to W),
         tile by tile.
 
@@ -254,7 +275,7 @@ class MatmulEmitter(KernelEmitter):
             raise CompileError(f"{mk.name}: the packed panel needs {mk.K * stride} elements, "
                                f"the kernel has {mk.pack} (built for another vector width)")
         panel = self.ptrs[PACK_PARAM]
-        if own and self.part is not None:
+        if mode == "own" and self.part is not None:
             panel = self.gep(panel, self.b.mul(self.part[0], _i(mk.pack)))
         k_full = mk.K // w * w
 
@@ -264,10 +285,20 @@ class MatmulEmitter(KernelEmitter):
             if k_full < mk.K:
                 tile(_i(k_full), mk.K - k_full)
 
-        if own:  # the whole panel, into this chunk's own copy
-            self.part, part = None, self.part
-            self.row_tiles(rows, w, row_block)
-            self.part = part
+        def span(start, end):  # row blocks of [start, end), compile-time bounds
+            full = start + (end - start) // w * w
+            self.loop(start, full, w, lambda j0: row_block(j0, w))
+            if full < end:
+                row_block(_i(full), end - full)
+
+        if mode == "cols":  # the columns of C this chunk computes, tile by tile
+            blocks = step // w
+            edge = rows // step * step
+            self.chunk_tiles(rows, step, lambda j0: [row_block(self.b.add(j0, _i(v * w)), w)
+                                                     for v in range(blocks)],
+                             lambda: span(edge, rows))
+        elif mode == "own":  # the whole panel, into this chunk's own copy
+            span(0, rows)
         else:  # the rows of C this chunk computes are the rows of the panel it packs
             self.row_tiles(rows, w, row_block)
         return panel
@@ -503,15 +534,20 @@ class MatmulEmitter(KernelEmitter):
         col_tiles = [(0, n_full, nv, mk.N - n_full and 0)]
         if n_full < mk.N:
             col_tiles.append((n_full, mk.N, -(-(mk.N - n_full) // self.w), mk.N - n_full))
+        cols = []
         for start, end, tile_nv, _ in col_tiles:
             step = nr if end - start >= nr else end - start
             width = end - start if end - start < nr else nr
 
-            def cols(j0, tile_nv=tile_nv, width=width):
+            def col(j0, tile_nv=tile_nv, width=width):
                 self.row_tiles(mk.M, mr, lambda i0, rows: self.tile(i0, j0, rows, tile_nv,
                                                                      width))
 
-            self.loop(start, end, step, cols)
+            cols.append(col)
+            if not self.col_split:
+                self.loop(start, end, step, col)
+        if self.col_split:  # this chunk's column tiles, each over every row
+            self.chunk_tiles(mk.N, nr, cols[0], lambda: cols[-1](_i(n_full)))
 
     def tile(self, i0, j0, mr, nv, width):
         """Accumulate one mr x width tile over all of K, then run the epilogue."""

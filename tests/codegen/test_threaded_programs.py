@@ -15,8 +15,8 @@ import pytest
 from cg_helpers import run_kernel
 
 import symgraph as sg
-from codegen import partition, threadpool
-from codegen.matmul import matmul_kernel
+from codegen import jit, partition, threadpool
+from codegen.matmul import matmul_kernel, split_columns
 from codegen.program import call_chunks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
@@ -82,18 +82,20 @@ def test_most_ops_have_split_kernels():
     assert sum(1 for v in SPLIT.values() if v) > 0.6 * len(SPLIT)
 
 
-def _matmul(M, N, K, ta, tb, threads, **kw):
-
-
+def _matmul(M, N, K, ta, tb, threads, dtype="float32", **kw):
     with threadpool.compiling_for(threads):
-        k = matmul_kernel(M, N, K, ta, tb, "float32", **kw)
+        k = matmul_kernel(M, N, K, ta, tb, dtype, **kw)
     rng = np.random.default_rng(M * 7 + N)
-    arrays = {p.name: rng.standard_normal(p.size).astype(np.float32)
+    arrays = {p.name: rng.standard_normal(p.size).astype(dtype)
               for p in k.params if not p.name.startswith("scratch")}
     return k, run_kernel(k, arrays)
 
 
-MATMULS = [  # rows path, packed B^T, lanes path, dot path, A^T with sums, softmax epilogue
+MATMULS = [  # rows path, packed B^T, lanes path, dot path, A^T with sums, softmax epilogue,
+    # column chunks (few rows, many column tiles) with and without a packed B^T
+    dict(M=20, N=300, K=25, ta=False, tb=False, bias="row"),
+    dict(M=13, N=250, K=40, ta=False, tb=True, bias="col", accumulate=True, n_extra=1),
+    dict(M=9, N=130, K=21, ta=True, tb=True, a_sums="write", dtype="float64"),
     dict(M=37, N=29, K=11, ta=False, tb=False, bias="col"),
     dict(M=41, N=70, K=23, ta=False, tb=True, accumulate=True, n_extra=1),
     dict(M=64, N=26, K=32, ta=False, tb=True),
@@ -112,6 +114,15 @@ def test_split_matmul_paths_give_the_bytes_of_one_chunk(spec, split_everything):
     serial, one = _matmul(*args, 1, **spec)
     split, two = _matmul(*args, 2, **spec)
     assert serial.chunks == 1 and split.chunks == 2
+    w = jit.host().lanes(spec.get("dtype", "float32"))
+    SPLIT[f"matmul {split.name}"] = split_columns(split, w)
     for name in ("c", "asum"):
         if name in one:
             assert np.array_equal(one[name], two[name]), name
+
+
+def test_some_matmuls_split_columns():
+    """The column-chunk cases above did take column chunks."""
+    if not any(k.startswith("matmul") for k in SPLIT):
+        pytest.skip("run with the matmul cases above")
+    assert sum(v for k, v in SPLIT.items() if k.startswith("matmul")) >= 3

@@ -105,3 +105,73 @@ def _train_fixed(init, X, y):
             mod.forward_backward(batch)
             mod.update()
     return mod.get_params()[0]
+
+
+def _split_kernels(monkeypatch):
+    """Every kernel the partition accepts splits (even these small ones) over a pool of
+    two threads."""
+    from codegen import partition, threadpool
+
+    monkeypatch.setattr(partition, "MIN_LOOP_WORK", 0)
+    monkeypatch.setattr(partition, "MIN_MATMUL_WORK", 0)
+    before = threadpool.num_threads()
+    threadpool.set_num_threads(2)
+    return before
+
+
+def test_python_threads_sharing_the_kernel_pool_match_one_thread(monkeypatch):
+    """Two Modules in two Python threads, both compiled for two chunks: one owns the
+    pool at a time, the other runs its chunks itself; both match one-thread programs."""
+    from codegen import threadpool
+
+    X, y = load_letter_recognition()
+    parts = [(X[:2000], y[:2000]), (X[2000:4000], y[2000:4000])]
+    params = [_init_params(s) for s in (3, 4)]
+    with threadpool.compiling_for(1):
+        sequential = [_train_fixed(p, *d) for p, d in zip(params, parts)]
+    before = _split_kernels(monkeypatch)
+    try:
+        def job(p, d):
+            with threadpool.compiling_for(2):
+                return _train_fixed(p, *d)
+        threaded = _run_in_threads([lambda p=p, d=d: job(p, d) for p, d in zip(params, parts)])
+    finally:
+        threadpool.set_num_threads(before)
+    for seq, par in zip(sequential, threaded):
+        for name in seq:
+            assert np.array_equal(seq[name], par[name]), name
+
+
+def _fit_lenet(threads):
+    from codegen import threadpool
+    from codegen.program import call_chunks
+    from runtime.cli_train import build_model
+
+    data = sg.datasets.get_mnist()
+    train = sg.io.NDArrayIter(data["train_data"][:600], data["train_label"][:600], 100,
+                              shuffle=False)
+    sg.random.seed(5)
+    mod = sg.mod.Module(build_model("lenet"), context=sg.cpu())
+    with threadpool.compiling_for(threads):
+        mod.bind(train.provide_data, train.provide_label)
+    mod.fit(train, num_epoch=1, optimizer="sgd", initializer=sg.init.Xavier(),
+            optimizer_params={"learning_rate": 0.05, "momentum": 0.9})
+    program = mod._bound.exe.compiled.program.program
+    split = sum(call_chunks(c, program.threads) > 1 for c in program.phases["forward_backward"])
+    return mod.get_params()[0], split
+
+
+def test_lenet_fit_on_two_threads_gives_the_parameters_of_one(monkeypatch):
+    from codegen import threadpool
+
+    one, none_split = _fit_lenet(1)
+    before = threadpool.num_threads()
+    threadpool.set_num_threads(2)
+    try:
+        two, split = _fit_lenet(2)
+    finally:
+        threadpool.set_num_threads(before)
+    assert none_split == 0 and split >= 10  # convolutions, matmuls, tanh, pooling
+    assert sorted(one) == sorted(two)
+    for name in one:
+        assert np.array_equal(one[name], two[name]), name
