@@ -126,6 +126,8 @@ def reduce_kernel(in_shape, axes, op: str, inp: L.BufferParam, out: L.BufferPara
     scale = 1.0 / count if op == "mean" else None
     if len([d for d in dims if d[1]]) <= 1 and dims[-1][1]:
         body = _row_reduce(dims, red_op, inp, out, pre, scale)
+    elif dims[-1][1]:
+        body = _kept_outer_reduce(dims, red_op, inp, out, pre, scale)
     else:
         body = _general_reduce(dims, red_op, inp, out, pre, scale)
     return L.make_kernel([inp, out], body)
@@ -158,6 +160,31 @@ def _row_reduce(dims, op, inp, out, pre, scale):
     result = acc * L.Const(scale, inp.dtype) if scale else acc
     red = L.Reduce(acc, op, j, n, value, L.Store(out, row, result))
     return nest(vars_, outer, red)
+
+
+def _kept_outer_reduce(dims, op, inp, out, pre, scale):
+    """Reduced runs around kept ones, the last reduced (a convolution's bias gradient sums
+    (N, C, H*W) over N and H*W): kept dims outermost, so each output element belongs to
+    one outer iteration (the loop splits over threads, codegen/partition.py), and the
+    contiguous last run as one vectorized Reduce added in per outer reduced index, where
+    a store per element along it ran as scalar code (1.1 ms for LeNet's conv1 bias)."""
+    shape = [d for d, _ in dims]
+    vars_ = loop_vars(len(shape))
+    kept = [(v, d) for v, (d, r) in zip(vars_, dims) if not r]
+    reduced = [(v, d) for v, (d, r) in zip(vars_, dims[:-1]) if r]
+    oidx = affine([v for v, _ in kept], strides([d for _, d in kept]))
+    value = _mapped(L.Load(inp, affine(vars_, strides(shape))), pre)
+    acc = L.Var("acc", inp.dtype)
+    comb = {"sum": lambda a, b: a + b, "max": lambda a, b: L.Bin("max", a, b),
+            "min": lambda a, b: L.Bin("min", a, b)}[op]
+    init = L.Const({"sum": 0.0, "max": -math.inf, "min": math.inf}[op], out.dtype)
+    add = L.Reduce(acc, op, vars_[-1], shape[-1], value,
+                   L.Store(out, oidx, comb(L.Load(out, oidx), acc)))
+    inner = nest([v for v, _ in reduced], [d for _, d in reduced], add)
+    final = L.Load(out, oidx) * L.Const(scale, out.dtype) if scale else L.Load(out, oidx)
+    body = L.Block((L.Store(out, oidx, init), inner, L.Store(out, oidx, final))) if scale \
+        else L.Block((L.Store(out, oidx, init), inner))
+    return nest([v for v, _ in kept], [d for _, d in kept], body)
 
 
 def _general_reduce(dims, op, inp, out, pre, scale):
