@@ -115,14 +115,13 @@ PHASE_TYPE = ir.FunctionType(ir.VoidType(), [ir.PointerType(), ir.PointerType()]
 def build_module(program: Program, name_hint: str) -> ir.Module:
     module = ir.Module(name="symgraph")  # name_hint must not change the cache key
     module.triple = jit.host().triple
-    functions, emitted = {}, {}
+    kernels = {}
     disjoint = _disjoint_kernels(program)
     for k in _all_kernels(program):
         if k.name in disjoint and getattr(k, "noalias", True) is False \
                 and dataclasses.is_dataclass(k) and not keeps_aliasing(k):
             k = dataclasses.replace(k, noalias=True)
-        functions[k.name] = _emit_any(module, k)
-        emitted[k.name] = k
+        kernels[k.name] = k
     for phase, calls in program.phases.items():
         fn = ir.Function(module, PHASE_TYPE, name=phase)
         fn.attributes.add("nounwind")
@@ -133,11 +132,12 @@ def build_module(program: Program, name_hint: str) -> ir.Module:
                     b.gep(fn.args[0], [ir.Constant(ir.IntType(64), off)], inbounds=True,
                           source_etype=ir.IntType(8))
                     for off in call.args]
+            kernel = kernels[call.kernel.name]
             chunks = call_chunks(call, program.threads)
-            if chunks > 1:
-                _parallel_call(b, module, emitted[call.kernel.name], ptrs, chunks)
+            if chunks > 1:  # only the entries a call uses are emitted (each once)
+                _parallel_call(b, module, kernel, ptrs, chunks)
             else:
-                b.call(functions[call.kernel.name], ptrs)
+                b.call(_emit_any(module, kernel), ptrs)
         b.ret_void()
     return module
 
