@@ -57,5 +57,6 @@ def test_mnist_example_trains_on_two_ranks():
                  via_cli=True)
     assert run.returncode == 0, run.output
     line = next(ln for ln in run.stdout.splitlines() if ln.startswith("model=mlp"))
-    assert "workers=2 batch/rank=64" in line
+    fields = dict(part.split("=", 1) for part in line.split())
+    assert fields["workers"] == "2" and fields["batch/rank"] == "64", line
     assert float(line.split("val_acc=")[1].split()[0]) > 0.7, line
