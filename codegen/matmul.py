@@ -65,6 +65,7 @@ class MatmulKernel(EmittedKernel):
     softmax: bool = False  # c holds the row softmax of op(A) @ op(B) [+ bias]
     pack: int = 0  # elements of the scratch_pack panel parameter (0: none)
     chunks: int = 1  # row chunks on the thread pool (codegen/partition.py)
+    k_block: int = 0  # k per block on the row path (0: one pass; see k_block_size)
 
     def canonical(self) -> str:
         epi = self.epilogue.dump() if self.epilogue is not None else "acc"
@@ -72,6 +73,7 @@ class MatmulKernel(EmittedKernel):
         sums += " softmax" if self.softmax else ""
         sums += f" pack={self.pack}" if self.pack else ""
         sums += f" chunks={self.chunks}" if self.chunks > 1 else ""
+        sums += f" kc={self.k_block}" if self.k_block else ""
         return (f"matmul M={self.M} N={self.N} K={self.K} ta={self.trans_a} tb={self.trans_b} "
                 f"{self.dtype} bias={self.bias} acc={self.accumulate} extra={self.n_extra} "
                 f"epilogue={epi} noalias={self.noalias}{sums}")
@@ -130,7 +132,7 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
         panels = chunks if own else 1  # chunks that each need all of B^T pack their own
         params.append(L.BufferParam(PACK_PARAM, dtype, pack * panels))
     return MatmulKernel.named(*fields, tuple(params), noalias, a_sums=a_sums, softmax=softmax,
-                              pack=pack, chunks=chunks)
+                              pack=pack, chunks=chunks, k_block=k_block_size(proto, w))
 
 
 PACK_PARAM = "scratch_pack"
@@ -146,6 +148,23 @@ def pack_elements(mk: MatmulKernel, w: int) -> int:
         return 0
     rows = mk.M if path == "lanes" else mk.N
     return mk.K * (-(-rows // w) * w)
+
+
+#: bytes of B one column tile streams over K above which K is blocked (L2-sized)
+K_BLOCK_BYTES = 512 * 1024
+K_BLOCK = 256  # k per block: kc x nr of float32 is 32 KB, within L1 + L2
+
+
+def k_block_size(mk: MatmulKernel, w: int) -> int:
+    """K per block on the row path, or 0 for one pass. Partial sums are kept in C, so
+    blocking needs C free until the end: no accumulate into C, no extra epilogue inputs
+    (which may share C's memory)."""
+    nr = min(TILE_VECTORS, -(-mk.N // w)) * w
+    if matmul_path(mk, w) != "rows" or mk.accumulate or mk.n_extra or mk.softmax \
+            or mk.K <= K_BLOCK \
+            or mk.K * nr * L.itemsize(mk.dtype) <= K_BLOCK_BYTES:
+        return 0
+    return K_BLOCK
 
 
 def split_columns(mk: MatmulKernel, w: int) -> bool:
@@ -534,6 +553,27 @@ class MatmulEmitter(KernelEmitter):
         col_tiles = [(0, n_full, nv, mk.N - n_full and 0)]
         if n_full < mk.N:
             col_tiles.append((n_full, mk.N, -(-(mk.N - n_full) // self.w), mk.N - n_full))
+        kc = mk.k_block
+        if not kc:
+            self.tile_nest(col_tiles, nr, mr, n_full)
+            return
+        # K blocks: each block's B rows (kc x nr) stay in L1 across every row tile; the
+        # partial sums wait in C, so each element still accumulates k = 0, 1, ... in order
+        last = (mk.K - 1) // kc * kc
+        self.k_block = (0, kc, "first")
+        self.tile_nest(col_tiles, nr, mr, n_full)
+        if last > kc:
+            def middle(kb):
+                self.k_block = (kb, kc, "middle")
+                self.tile_nest(col_tiles, nr, mr, n_full)
+            self.loop(kc, last, kc, middle)
+        self.k_block = (last, mk.K - last, "last")
+        self.tile_nest(col_tiles, nr, mr, n_full)
+        self.k_block = (0, None, "all")
+
+    def tile_nest(self, col_tiles, nr, mr, n_full):
+        """Every tile of C (or this chunk's), column tiles outermost."""
+        mk = self.mk
         cols = []
         for start, end, tile_nv, _ in col_tiles:
             step = nr if end - start >= nr else end - start
@@ -549,21 +589,33 @@ class MatmulEmitter(KernelEmitter):
         if self.col_split:  # this chunk's column tiles, each over every row
             self.chunk_tiles(mk.N, nr, cols[0], lambda: cols[-1](_i(n_full)))
 
+    #: (first k, k count, stage) of the K block the tiles emitted now accumulate; stage
+    #: "all" (no blocking), "first" / "middle" (partial sums stored raw in C) or "last"
+    k_block = (0, None, "all")
+
     def tile(self, i0, j0, mr, nv, width):
-        """Accumulate one mr x width tile over all of K, then run the epilogue."""
+        """Accumulate one mr x width tile over K (or this K block), then run the epilogue
+        (or store the partial sums, which the next block continues from)."""
         masks = [self.mask(width - v * self.w) for v in range(nv)]
+        stage = self.k_block[2]
         for r, row in enumerate(self.tile_sums(i0, j0, mr, nv, width)):
             for v, value in enumerate(row):
-                self.finish(i0, j0, r, v, value, masks[v])
+                if stage in ("first", "middle"):
+                    self.vstore(value, self.ptrs["c"], self.c_index(i0, j0, r, v), masks[v])
+                else:
+                    self.finish(i0, j0, r, v, value, masks[v])
 
     def tile_sums(self, i0, j0, mr, nv, width):
         """The mr x nv accumulator vectors of one tile after all of K."""
         zero = ir.Constant(self.vty, None)
         accs = [[self.alloca(self.vty, zero) for _ in range(nv)] for _ in range(mr)]
-        for row in accs:
-            for slot in row:
-                self.b.store(zero, slot)
         masks = [self.mask(width - v * self.w) for v in range(nv)]
+        k0, count, stage = self.k_block
+        for r, row in enumerate(accs):
+            for v, slot in enumerate(row):
+                start = zero if stage in ("all", "first") else \
+                    self.vload(self.ptrs["c"], self.c_index(i0, j0, r, v), masks[v])
+                self.b.store(start, slot)
         bmasks = [None] * nv if self.mk.trans_b else masks  # the panel is zero-padded
 
         def step(k):
@@ -577,7 +629,10 @@ class MatmulEmitter(KernelEmitter):
                     acc = self.b.load(accs[r][v])
                     self.b.store(self.call_intrinsic("fma", a, bv[v], acc), accs[r][v])
 
-        self.loop(0, self.mk.K, 1, step)
+        if isinstance(k0, int):
+            self.loop(k0, k0 + (self.mk.K if count is None else count), 1, step)
+        else:
+            self.loop_dyn(k0, self.b.add(k0, _i(count)), 1, step)
         return [[self.b.load(slot) for slot in row] for row in accs]
 
     def finish_softmax(self, i0, j0, r, accs, masks):

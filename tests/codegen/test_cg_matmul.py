@@ -304,3 +304,31 @@ def test_lane_kernel_softmax_epilogue(M, N, K, dtype):
                                atol=tol)
     np.testing.assert_array_equal(got["c"], _rows_path_result(a, b, dtype, bias="col",
                                                               softmax=True))
+
+
+@pytest.mark.parametrize("M,N,K,tb,dtype", [(13, 70, 4500, False, "float32"),
+                                            (9, 40, 5000, True, "float32"),
+                                            (7, 20, 5000, False, "float64")])
+def test_k_blocks_give_the_bytes_of_one_pass(M, N, K, tb, dtype, monkeypatch):
+    """Long K is blocked (the partial sums wait in C); every element still accumulates
+    k = 0, 1, ... in order, so the result is bitwise the one-pass kernel's."""
+    from codegen import matmul as MM
+
+    def build():
+        return matmul_kernel(M, N, K, False, tb, dtype, bias="col",
+                             epilogue=lambda m, x: m.maximum(x, 0))
+
+    a, b, bias = _case(M, N, K, False, tb, dtype)[:2] + (
+        np.random.default_rng(5).standard_normal(N).astype(dtype),)
+    blocked = build()
+    assert blocked.k_block == MM.K_BLOCK
+    got = run_kernel(blocked, {"a": a, "b": b, "bias": bias, "c": np.zeros(M * N, dtype)})
+    monkeypatch.setattr(MM, "K_BLOCK_BYTES", 1 << 40)
+    one_pass = build()
+    assert one_pass.k_block == 0 and one_pass.name != blocked.name
+    ref = run_kernel(one_pass, {"a": a, "b": b, "bias": bias, "c": np.zeros(M * N, dtype)},
+                     name="onepass")
+    assert np.array_equal(got["c"], ref["c"])
+    full = a.reshape(M, K).astype(np.float64) @ (b.reshape(N, K).T if tb else b.reshape(K, N))
+    np.testing.assert_allclose(got["c"].reshape(M, N), np.maximum(full + bias, 0),
+                               rtol=1e-4, atol=1e-3)

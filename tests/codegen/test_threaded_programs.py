@@ -96,6 +96,9 @@ MATMULS = [  # rows path, packed B^T, lanes path, dot path, A^T with sums, softm
     dict(M=20, N=300, K=25, ta=False, tb=False, bias="row"),
     dict(M=13, N=250, K=40, ta=False, tb=True, bias="col", accumulate=True, n_extra=1),
     dict(M=9, N=130, K=21, ta=True, tb=True, a_sums="write", dtype="float64"),
+    # long K in blocks, split by columns and by rows
+    dict(M=12, N=200, K=4500, ta=False, tb=True, bias="col"),
+    dict(M=40, N=40, K=5000, ta=False, tb=False, epilogue=lambda m, x: m.tanh(x)),
     dict(M=37, N=29, K=11, ta=False, tb=False, bias="col"),
     dict(M=41, N=70, K=23, ta=False, tb=True, accumulate=True, n_extra=1),
     dict(M=64, N=26, K=32, ta=False, tb=True),
