@@ -79,7 +79,7 @@ grab:
   %cg = lshr i64 %cur, 32
   %same = icmp eq i64 %cg, %gw
   %n = and i64 %cur, 4294967295
-  %total = load i64, ptr @chunks, align 8
+  %total = load atomic i64, ptr @chunks seq_cst, align 8
   %left = icmp ult i64 %n, %total
   %ok = and i1 %same, %left
   br i1 %ok, label %try, label %out
@@ -171,7 +171,7 @@ serial:
 share:
   store ptr %fn, ptr @task, align 8
   store ptr %c, ptr @ctx, align 8
-  store i64 %n, ptr @chunks, align 8
+  store atomic i64 %n, ptr @chunks seq_cst, align 8
   store atomic i64 0, ptr @done seq_cst, align 8
   %g = call i32 @publish()
   call void @drain(i32 %g)
@@ -199,6 +199,7 @@ out:
 ; start n workers (the caller checked that none run); returns how many started
 define i32 @symgraph_pool_start(i32 %n) {
 entry:
+  store atomic i64 0, ptr @chunks seq_cst, align 8
   store atomic i32 0, ptr @stop seq_cst, align 4
   br label %loop
 loop:
@@ -233,6 +234,8 @@ halt:
   %n = load atomic i32, ptr @workers seq_cst, align 4
   store atomic i32 0, ptr @workers seq_cst, align 4
   store atomic i32 1, ptr @stop seq_cst, align 4
+  ; no chunks in the stop generation: a worker started later sees it as a job
+  store atomic i64 0, ptr @chunks seq_cst, align 8
   %g = call i32 @publish()
   call void @futex(ptr @gen, i32 129, i32 2147483647)
   br label %loop

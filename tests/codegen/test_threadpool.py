@@ -103,6 +103,21 @@ def test_one_thread_runs_every_chunk_in_the_caller(run, two_threads):
     assert [c - b for c, b in zip(counts[:5], base)] == [2] * 5
 
 
+def test_workers_started_after_a_stop_run_no_stale_chunk(run, two_threads):
+    """The stop generation carries no chunks: a worker started afterwards must not take
+    it for a job and rerun the last task on a dead context (it once segfaulted)."""
+    import time
+
+    call, _ = run
+    for _ in range(20):
+        counts, _ = call(7)
+        before = list(counts[:7])
+        threadpool.set_num_threads(1)
+        threadpool.set_num_threads(2)
+        time.sleep(0.005)
+        assert list(counts[:7]) == before
+
+
 def _child(call_address, ctx_address, queue):
     fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)(call_address)
     fn(ctx_address, 3)  # the parent's workers are gone: the child runs every chunk
