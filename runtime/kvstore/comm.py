@@ -68,7 +68,9 @@ class Comm:
         self.size = self.comm.Get_size()
         self.timeout = default_timeout() if timeout is None else float(timeout)
         self.calls = 0
-        self.reduce_seconds = 0.0
+        self.reduce_seconds = 0.0  # time a step waited on gradient allreduces
+        self.reduce_span_seconds = 0.0  # overlapped steps: first start to last completion
+        self.overlapped_steps = 0
         _install_excepthook(self)
 
     # ---- waiting ---------------------------------------------------------------------------
@@ -149,6 +151,23 @@ class Comm:
         self.wait(self.comm.Iallreduce(self.MPI.IN_PLACE, array, op=self.MPI.SUM), what)
         self.reduce_seconds += time.perf_counter() - tic
         return array
+
+    def start_allreduce_(self, array: np.ndarray):
+        """Start summing ``array`` (C-contiguous) over all ranks in place; the request
+        goes to :meth:`wait_all` (the array must not be touched until then)."""
+        return self.comm.Iallreduce(self.MPI.IN_PLACE, array, op=self.MPI.SUM)
+
+    def progress(self, requests):
+        """Let MPI advance started collectives (MPICH progresses only inside MPI calls)."""
+        for request in requests:
+            request.Test()
+
+    def wait_all(self, requests, what="gradient allreduce"):
+        """Wait for every request of :meth:`start_allreduce_` (polled, as :meth:`wait`)."""
+        tic = time.perf_counter()
+        for request in requests:
+            self.wait(request, what)
+        self.reduce_seconds += time.perf_counter() - tic
 
     def bcast_(self, array: np.ndarray, root=0, what="broadcast"):
         self.wait(self.comm.Ibcast(array, root=root), what)

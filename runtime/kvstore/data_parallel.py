@@ -10,8 +10,28 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import time
+import weakref
 
 import numpy as np
+
+from runtime.overlap import MAX_PARTS, overlapped_step
+
+#: Sub-phases of an overlapped step at most (``SYMGRAPH_OVERLAP_PARTS``; 1 turns the
+#: overlap off: one allreduce of the whole bucket after the whole backward pass), and the
+#: smallest piece in bytes (``SYMGRAPH_OVERLAP_MIN_BYTES``; default: the splitter's).
+PARTS_ENV = "SYMGRAPH_OVERLAP_PARTS"
+MIN_BYTES_ENV = "SYMGRAPH_OVERLAP_MIN_BYTES"
+
+
+def _env_int(name, default):
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        logging.warning("%s=%r is not an integer; using %s", name, raw, default)
+        return default
 
 
 class DataParallel:
@@ -21,6 +41,9 @@ class DataParallel:
         self.kv = kv
         self.rank = kv.rank
         self.num_workers = kv.num_workers
+        self.parts = _env_int(PARTS_ENV, MAX_PARTS)
+        self.min_bytes = _env_int(MIN_BYTES_ENV, None)
+        self._steps = weakref.WeakKeyDictionary()  # executor -> OverlappedStep or None
 
     def start(self, graph_text: str, params: dict, aux: dict):
         """Same model on every rank, then rank 0's values everywhere."""
@@ -34,6 +57,41 @@ class DataParallel:
     def reduce_grads(self, grads, bucket=None):
         """Sum gradients over workers in place."""
         self.kv.allreduce_arrays_(grads, bucket)
+
+    def forward_backward_reduced(self, exe, grads):
+        """``exe.forward_backward()`` with this step's gradients summed over the workers.
+
+        With several workers and an executor whose program splits (runtime/overlap.py),
+        each piece of the gradient bucket is allreduced non-blocking as soon as the
+        sub-phase that completes it has run, overlapping the rest of the backward pass;
+        otherwise the whole bucket is reduced after it (``grads()``: the gradient list,
+        for executors without a bucket)."""
+        step = self._step_for(exe)
+        if step is None:
+            exe.forward_backward()
+            self.reduce_grads(grads(), getattr(exe, "grad_bucket", None))
+            return
+        comm = self.kv.comm
+        requests = []
+        started = []
+
+        def ready(k):
+            if not started and step.pieces[k]:
+                started.append(time.perf_counter())
+            comm.progress(requests)
+            requests.extend(comm.start_allreduce_(piece) for piece in step.pieces[k])
+
+        exe.forward_backward_parts(step, ready)
+        comm.wait_all(requests)
+        comm.reduce_span_seconds += time.perf_counter() - started[0]
+        comm.overlapped_steps += 1
+
+    def _step_for(self, exe):
+        if self.num_workers == 1 or self.parts < 2 or getattr(self.kv, "comm", None) is None:
+            return None
+        if exe not in self._steps:
+            self._steps[exe] = overlapped_step(exe, self.parts, self.min_bytes)
+        return self._steps[exe]
 
     def reduce_name_value(self, metric):
         """The metric's global (name, value) list over all workers' counters."""

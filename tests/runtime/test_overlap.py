@@ -1,0 +1,183 @@
+"""forward_backward as sub-phases cut where gradients are final (codegen/phase_split.py,
+runtime/overlap.py): bitwise the gradients of the single phase, every gradient marked
+ready is touched by no later sub-phase, and the bucket pieces tile the bucket."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import symgraph as sg
+from codegen.phase_split import split_phase
+from codegen.program import Ext, describe
+from runtime.overlap import overlapped_step
+
+BATCH = 8
+
+
+def mlp():
+    net = sg.sym.var("data")
+    for i, width in enumerate((96, 48)):
+        net = sg.sym.FullyConnected(net, num_hidden=width, name=f"fc{i + 1}")
+        net = sg.sym.Activation(net, act_type="relu", name=f"relu{i + 1}")
+    net = sg.sym.FullyConnected(net, num_hidden=10, name="fc3")
+    return sg.sym.SoftmaxOutput(net, name="softmax")
+
+
+def lenet():
+    net = sg.sym.var("data")
+    for i, channels in enumerate((6, 12)):
+        net = sg.sym.Convolution(net, kernel=(5, 5), num_filter=channels, name=f"conv{i + 1}")
+        net = sg.sym.Activation(net, act_type="tanh", name=f"tanh{i + 1}")
+        net = sg.sym.Pooling(net, pool_type="max", kernel=(2, 2), stride=(2, 2),
+                             name=f"pool{i + 1}")
+    net = sg.sym.FullyConnected(sg.sym.Flatten(net), num_hidden=120, name="fc1")
+    net = sg.sym.Activation(net, act_type="tanh", name="tanh3")
+    net = sg.sym.FullyConnected(net, num_hidden=10, name="fc2")
+    return sg.sym.SoftmaxOutput(net, name="softmax")
+
+
+def bn_dropout():
+    """In-place aux updates (BatchNorm) and a seeded random mask (Dropout)."""
+    net = sg.sym.FullyConnected(sg.sym.var("data"), num_hidden=64, name="fc1")
+    net = sg.sym.BatchNorm(net, name="bn1")
+    net = sg.sym.Activation(net, act_type="relu", name="relu1")
+    net = sg.sym.Dropout(net, p=0.3, name="drop1")
+    net = sg.sym.FullyConnected(net, num_hidden=10, name="fc2")
+    return sg.sym.SoftmaxOutput(net, name="softmax")
+
+
+CASES = {"mlp": (mlp, (BATCH, 200)), "lenet": (lenet, (BATCH, 1, 28, 28)),
+         "bn_dropout": (bn_dropout, (BATCH, 300))}
+
+
+def _bound(case, seed=0):
+    build, shape = CASES[case]
+    exe = build().simple_bind(sg.cpu(), data=shape, softmax_label=(BATCH,))
+    rng = np.random.default_rng(seed)
+    for name, array in exe.arg_dict.items():
+        if name == "softmax_label":
+            array[:] = rng.integers(0, 10, array.shape)
+        else:
+            array[:] = rng.standard_normal(array.shape).astype(array.dtype) * 0.3
+    return exe
+
+
+def _state(exe):
+    arrays = {f"grad {n}": a for n, a in exe.grad_dict.items()}
+    arrays.update({f"aux {n}": a for n, a in exe.aux_dict.items()})
+    arrays.update({f"out {i}": a for i, a in enumerate(exe.outputs)})
+    return {k: np.array(a, copy=True) for k, a in arrays.items()}
+
+
+def _step(case):
+    exe = _bound(case)
+    step = overlapped_step(exe, max_parts=4, min_bytes=1024)
+    assert step is not None and step.parts >= 2, case
+    return exe, step
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_sub_phases_give_bitwise_the_gradients_of_one_phase(case):
+    plain, (split, step) = _bound(case), _step(case)
+    for exe in (plain, split):
+        exe.grad_bucket[:] = np.nan  # nothing may rely on what the bucket held
+    if plain.random_seed is not None:
+        split.random_seed = plain.random_seed  # the same Dropout masks
+    for _ in range(2):  # two steps: the aux states and the Dropout seed move on alike
+        plain.forward_backward()
+        snapshots = []
+
+        def ready(k, step=step, snapshots=snapshots):
+            snapshots.append([np.array(piece, copy=True) for piece in step.pieces[k]])
+
+        split.forward_backward_parts(step, ready)
+        expected, got = _state(plain), _state(split)
+        assert expected.keys() == got.keys()
+        for key in expected:
+            np.testing.assert_array_equal(got[key], expected[key], err_msg=f"{case}: {key}")
+        assert not any(np.isnan(a).any() for k, a in got.items() if k.startswith("grad"))
+        # what was handed over after sub-phase k is already the final value
+        assert len(snapshots) == step.parts
+        for k, pieces in enumerate(snapshots):
+            for taken, final in zip(pieces, step.pieces[k]):
+                np.testing.assert_array_equal(taken, final, err_msg=f"{case} piece {k}")
+    assert split.random_seed == plain.random_seed
+
+
+def _split_of(case, **options):
+    exe = _bound(case)
+    compiled = exe.compiled
+    program = compiled.program.program
+    names = list(compiled.grads)
+    grads = [compiled.grads[n].ext for n in names]
+    return program, split_phase(program, "forward_backward", grads, **options), grads
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_no_later_sub_phase_touches_a_ready_gradient(case):
+    program, split, grads = _split_of(case, min_bytes=1024, min_fraction=0.0)
+    assert len(split.parts) >= 2
+    assert sorted(g for p in split.parts for g in p.ready) == sorted(grads)
+    for k, part in enumerate(split.parts):
+        later = [c for p in split.parts[k + 1:] for c in split.program.phases[p.name]]
+        touched = {a.index for c in later for a in c.args if isinstance(a, Ext)}
+        assert not touched & set(part.ready), (case, part.name)
+        assert len(split.program.phases[part.name]) == part.calls > 0
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_reordering_keeps_every_memory_conflict_in_order(case):
+    from codegen.phase_split import _accesses, _conflict
+
+    program, split, _ = _split_of(case, min_bytes=1024, min_fraction=0.0)
+    source = program.phases["forward_backward"]
+    moved = [c for p in split.parts for c in split.program.phases[p.name]]
+    assert sorted(map(id, moved)) == sorted(map(id, source))  # every call exactly once
+    where = {id(c): i for i, c in enumerate(moved)}
+    accesses = [_accesses(c, program.externals) for c in source]
+    for j in range(len(source)):
+        for i in range(j):
+            if _conflict(accesses[i], accesses[j]):
+                assert where[id(source[i])] < where[id(source[j])], (case, i, j)
+
+
+def test_last_layers_gradients_are_ready_first():
+    program, split, _ = _split_of("lenet", min_bytes=1024, min_fraction=0.0)
+    names = [[program.externals[g].name for g in p.ready] for p in split.parts]
+    assert "grad:fc2_weight" in names[0] and "grad:conv1_weight" in names[-1], names
+
+
+def test_one_part_is_the_source_phase_and_the_split_is_in_the_cache_key():
+    program, single, _ = _split_of("mlp", max_parts=1)
+    assert len(single.parts) == 1
+    assert single.program.phases["forward_backward__0"] == program.phases["forward_backward"]
+    _, split, _ = _split_of("mlp", min_bytes=1024, min_fraction=0.0)
+    assert describe(split.program) != describe(single.program)
+    assert "phase forward_backward__1" in describe(split.program)
+    assert split.program.arena_bytes == program.arena_bytes
+    assert split.program.externals == program.externals
+
+
+@pytest.mark.parametrize("case", ["mlp", "lenet"])
+def test_pieces_tile_the_bucket(case):
+    exe, step = _step(case)
+    bucket = exe.grad_bucket
+    spans = sorted((p.ctypes.data, p.ctypes.data + p.nbytes) for ps in step.pieces for p in ps)
+    assert spans[0][0] == bucket.ctypes.data and spans[-1][1] == bucket.ctypes.data + bucket.nbytes
+    assert all(hi == lo for (_, hi), (lo, _) in zip(spans, spans[1:]))
+    for names, pieces in zip(step.names, step.pieces):
+        for name in names:
+            grad = exe.grad_dict[name]
+            assert any(p.ctypes.data <= grad.ctypes.data and
+                       grad.ctypes.data + grad.nbytes <= p.ctypes.data + p.nbytes
+                       for p in pieces), name
+
+
+def test_no_split_without_a_bucket_or_with_one_part():
+    exe = _bound("mlp")
+    assert overlapped_step(exe, max_parts=1) is None
+    args = {n: np.array(a) for n, a in exe.arg_dict.items()}
+    grads = {n: np.zeros_like(a) for n, a in exe.arg_dict.items() if n != "softmax_label"}
+    own = mlp().bind(sg.cpu(), args, args_grad=grads)
+    assert own.grad_bucket is None and overlapped_step(own) is None
