@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import traceback
+from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,6 +32,15 @@ _LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE",
                   "MPI_LOCALNRANKS", "HYDI_CONTROL_FD")
 
 _WORLD = None
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """Seconds of one training step (forward, backward and its gradient allreduce)."""
+
+    compute: float  # running forward and backward (with the overlap: every sub-phase)
+    blocked: float  # after backward, waiting for the allreduce to finish
+    span: float  # from the first allreduce's start to the last one's end
 
 
 def import_mpi():
@@ -68,9 +80,9 @@ class Comm:
         self.size = self.comm.Get_size()
         self.timeout = default_timeout() if timeout is None else float(timeout)
         self.calls = 0
-        self.reduce_seconds = 0.0  # time a step waited on gradient allreduces
-        self.reduce_span_seconds = 0.0  # overlapped steps: first start to last completion
-        self.overlapped_steps = 0
+        self.reduce_seconds = 0.0  # time spent waiting on allreduces
+        self.overlapped_steps = 0  # training steps whose allreduce overlapped backward
+        self.step_timings = deque(maxlen=10000)  # StepTiming of the last training steps
         _install_excepthook(self)
 
     # ---- waiting ---------------------------------------------------------------------------
@@ -157,17 +169,18 @@ class Comm:
         goes to :meth:`wait_all` (the array must not be touched until then)."""
         return self.comm.Iallreduce(self.MPI.IN_PLACE, array, op=self.MPI.SUM)
 
-    def progress(self, requests):
-        """Let MPI advance started collectives (MPICH progresses only inside MPI calls)."""
-        for request in requests:
-            request.Test()
-
     def wait_all(self, requests, what="gradient allreduce"):
         """Wait for every request of :meth:`start_allreduce_` (polled, as :meth:`wait`)."""
         tic = time.perf_counter()
         for request in requests:
             self.wait(request, what)
         self.reduce_seconds += time.perf_counter() - tic
+
+    def progress_thread(self, interval):
+        """This communicator's :class:`Progress` (started on first use)."""
+        if getattr(self, "_progress", None) is None:
+            self._progress = Progress(interval)
+        return self._progress
 
     def bcast_(self, array: np.ndarray, root=0, what="broadcast"):
         self.wait(self.comm.Ibcast(array, root=root), what)
@@ -201,6 +214,48 @@ class Comm:
         while requests and time.monotonic() < deadline:
             requests = [q for q in requests if not q.Test()]
             time.sleep(0.01)
+
+
+class Progress:
+    """Calls ``MPI_Test`` on the started requests every ``interval`` seconds from a
+    background thread while native code runs (a ctypes call releases the GIL).
+
+    MPICH advances a non-blocking collective only inside MPI calls: without this, a piece
+    of the gradient started during backward moves mostly at the final wait. The thread
+    sleeps between polls (MPICH's own ``MPICH_ASYNC_PROGRESS`` thread spins, taking a
+    core from the ranks). Every MPI call on the requests is made under one lock, so no
+    request is used by two threads at once."""
+
+    def __init__(self, interval):
+        self.interval = interval
+        self.lock = threading.Lock()
+        self._requests = []
+        self._active = threading.Event()
+        threading.Thread(target=self._run, daemon=True, name="symgraph-mpi-progress").start()
+
+    def watch(self, requests):
+        """Poll ``requests`` (a list the caller extends under :attr:`lock`) until
+        :meth:`pause`."""
+        self._requests = requests
+        self._active.set()
+
+    def pause(self):
+        """Stop polling; on return the thread is out of MPI."""
+        self._active.clear()
+        with self.lock:
+            self._requests = []
+
+    def _run(self):
+        while True:
+            self._active.wait()
+            with self.lock:
+                try:
+                    for request in self._requests:
+                        request.Test()
+                except Exception:  # a peer is gone: the main thread's wait reports it
+                    self._requests = []
+                    self._active.clear()
+            time.sleep(self.interval)
 
 
 def _install_excepthook(comm):

@@ -18,11 +18,17 @@ import numpy as np
 
 from runtime.overlap import MAX_PARTS, overlapped_step
 
+from .comm import StepTiming
+
 #: Sub-phases of an overlapped step at most (``SYMGRAPH_OVERLAP_PARTS``; 1 turns the
 #: overlap off: one allreduce of the whole bucket after the whole backward pass), and the
-#: smallest piece in bytes (``SYMGRAPH_OVERLAP_MIN_BYTES``; default: the splitter's).
+#: smallest piece in bytes (``SYMGRAPH_OVERLAP_MIN_BYTES``; default: the splitter's), and
+#: microseconds between MPI progress polls during backward (``SYMGRAPH_OVERLAP_POLL_US``;
+#: 0: no progress thread, the pieces move at the final wait).
 PARTS_ENV = "SYMGRAPH_OVERLAP_PARTS"
 MIN_BYTES_ENV = "SYMGRAPH_OVERLAP_MIN_BYTES"
+POLL_ENV = "SYMGRAPH_OVERLAP_POLL_US"
+DEFAULT_POLL_US = 200
 
 
 def _env_int(name, default):
@@ -43,6 +49,7 @@ class DataParallel:
         self.num_workers = kv.num_workers
         self.parts = _env_int(PARTS_ENV, MAX_PARTS)
         self.min_bytes = _env_int(MIN_BYTES_ENV, None)
+        self.poll = _env_int(POLL_ENV, DEFAULT_POLL_US) * 1e-6
         self._steps = weakref.WeakKeyDictionary()  # executor -> OverlappedStep or None
 
     def start(self, graph_text: str, params: dict, aux: dict):
@@ -67,24 +74,46 @@ class DataParallel:
         otherwise the whole bucket is reduced after it (``grads()``: the gradient list,
         for executors without a bucket)."""
         step = self._step_for(exe)
+        tic = time.perf_counter()
         if step is None:
             exe.forward_backward()
+            computed = started = time.perf_counter()
             self.reduce_grads(grads(), getattr(exe, "grad_bucket", None))
-            return
-        comm = self.kv.comm
-        requests = []
-        started = []
+        else:
+            computed, started = self._overlapped(exe, step)
+        comm = getattr(self.kv, "comm", None)
+        if comm is not None and self.num_workers > 1:
+            done = time.perf_counter()
+            comm.step_timings.append(StepTiming(computed - tic, done - computed,
+                                                done - started))
+
+    def _overlapped(self, exe, step):
+        """Run the sub-phases, starting each piece's allreduce after the sub-phase that
+        completes it (a background thread keeps MPI progressing them, see
+        ``comm.Progress``); wait for all. Returns when backward ended and the first
+        allreduce started."""
+        comm, requests, started = self.kv.comm, [], []
+        progress = comm.progress_thread(self.poll) if self.poll > 0 else None
 
         def ready(k):
             if not started and step.pieces[k]:
                 started.append(time.perf_counter())
-            comm.progress(requests)
-            requests.extend(comm.start_allreduce_(piece) for piece in step.pieces[k])
+            if progress is None:
+                requests.extend(comm.start_allreduce_(piece) for piece in step.pieces[k])
+                return
+            with progress.lock:
+                requests.extend(comm.start_allreduce_(piece) for piece in step.pieces[k])
+            progress.watch(requests)
 
-        exe.forward_backward_parts(step, ready)
+        try:
+            exe.forward_backward_parts(step, ready)
+        finally:
+            if progress is not None:
+                progress.pause()
+        computed = time.perf_counter()
         comm.wait_all(requests)
-        comm.reduce_span_seconds += time.perf_counter() - started[0]
         comm.overlapped_steps += 1
+        return computed, started[0]
 
     def _step_for(self, exe):
         if self.num_workers == 1 or self.parts < 2 or getattr(self.kv, "comm", None) is None:

@@ -186,11 +186,14 @@ def main():
                         format="%(levelname)s:%(message)s")
     rank = int(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0")))
     run = {"module": run_module, "gluon": run_gluon, "horovod": run_horovod}[args.case]
-    params, acc, _ = run(args, 0 if args.reference else rank)
+    params, acc, kv = run(args, 0 if args.reference else rank)
     from runtime.kvstore.comm import current_rank
 
     if current_rank() == 0:
         np.savez(args.out, accuracy=np.float64(acc), **params)
+        comm = getattr(kv, "comm", None)
+        if comm is not None:  # steps whose allreduce overlapped backward (runtime/overlap.py)
+            print(f"overlapped_steps={comm.overlapped_steps}", flush=True)
     print(f"rank {current_rank()} done", flush=True)
 
 

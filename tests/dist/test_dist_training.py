@@ -1,14 +1,26 @@
 """N ranks with batch B == one process with batch N x B (MNIST MLP), through Module.fit,
 a Gluon Trainer (SGD+momentum and Adam) and the Horovod API; rank 0 logs the global
-metric once."""
+metric once. Module.fit runs both gradient paths: one allreduce of the whole bucket after
+backward (``SYMGRAPH_OVERLAP_PARTS=1``) and the bucket's pieces allreduced while backward
+goes on (runtime/overlap.py; ``SYMGRAPH_OVERLAP_MIN_BYTES`` lowered so that the test's
+small MLP is cut too)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from dist_worker import STEPS
 from mpi_helpers import alone, launch, worker
 
 pytestmark = pytest.mark.slow
+BLOCKING = {"SYMGRAPH_OVERLAP_PARTS": "1"}
+OVERLAPPED = {"SYMGRAPH_OVERLAP_MIN_BYTES": "1024"}
+
+
+def _overlapped_steps(run) -> int:
+    lines = [ln for ln in run.stdout.splitlines() if ln.startswith("overlapped_steps=")]
+    assert len(lines) == 1, run.stdout
+    return int(lines[0].split("=")[1])
 
 
 def _reference(tmp_path_factory, case, optimizer="sgd"):
@@ -31,9 +43,12 @@ def module_reference(tmp_path_factory):
     return _reference(tmp_path_factory, "module")
 
 
-def test_module_fit_dist_sync_matches_one_process(tmp_path, module_reference):
-    run = launch(worker("module", tmp_path / "d.npz"))
+@pytest.mark.parametrize("path", ["blocking", "overlapped"])
+def test_module_fit_dist_sync_matches_one_process(tmp_path, module_reference, path):
+    run = launch(worker("module", tmp_path / "d.npz"),
+                 env=BLOCKING if path == "blocking" else OVERLAPPED)
     assert run.returncode == 0, run.output
+    assert _overlapped_steps(run) == (0 if path == "blocking" else STEPS)
     dist = np.load(tmp_path / "d.npz")
     _check_same(dist, module_reference)
     # the epoch's train metric is the global batch's, logged once (by rank 0)
@@ -49,8 +64,10 @@ def test_four_ranks_oversubscribed_match_one_process(tmp_path):
     ref_out = tmp_path / "ref4.npz"
     ref = alone(worker("module", ref_out, "--reference", "--workers", 4))
     assert ref.returncode == 0, ref.output
-    run = launch(worker("module", tmp_path / "d4.npz", "--workers", 4), n=4, via_cli=True)
+    run = launch(worker("module", tmp_path / "d4.npz", "--workers", 4), n=4, via_cli=True,
+                 env=OVERLAPPED)
     assert run.returncode == 0, run.output
+    assert _overlapped_steps(run) == STEPS
     _check_same(np.load(tmp_path / "d4.npz"), np.load(ref_out))
 
 
@@ -62,6 +79,7 @@ def test_module_fit_lenet_adam_matches_one_process(tmp_path):
     run = launch(worker("module", tmp_path / "lenet.npz", "--net", "lenet",
                         "--optimizer", "adam"))
     assert run.returncode == 0, run.output
+    assert _overlapped_steps(run) == STEPS  # LeNet is cut with the default sizes
     dist, expected = np.load(tmp_path / "lenet.npz"), np.load(ref_out)
     assert "conv0_weight" in expected.files
     _check_same(dist, expected)
