@@ -32,6 +32,7 @@ is final only where that chain allows (LeNet's conv2 weight gradient: at the end
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -99,10 +100,8 @@ def split_phase(program: Program, phase: str, grads, max_parts: int = MAX_PARTS,
     order, events = _schedule(calls, accesses, preds, grads)
     total = sum(program.externals[g].nbytes for g in grads)
     min_bytes = max(min_bytes, total * min_fraction)
-    traffic = [sum(a.hi - a.lo if a.resource == "arena" else program.externals[a.resource].nbytes
-                   for a in accesses[i]) for i in order]
-    after = [sum(traffic[p:]) for p in range(len(order) + 1)]
-    cuts = _cuts(events, grads, program.externals, after, max_parts, min_bytes)
+    cuts = _cuts(events, grads, program.externals, _bytes_after(order, accesses, program),
+                 max_parts, min_bytes)
     if not cuts:
         order = list(range(len(calls)))
     bounds = [0, *[position for position, _ in cuts], len(calls)]
@@ -118,6 +117,15 @@ def split_phase(program: Program, phase: str, grads, max_parts: int = MAX_PARTS,
                     phases, program.externals)
     validate(split)
     return PhaseSplit(phase, split, tuple(parts))
+
+
+def _bytes_after(order, accesses, program) -> list:
+    """Per position p of ``order``: the bytes the calls from p on touch."""
+    def nbytes(a):
+        return a.hi - a.lo if a.resource == "arena" else program.externals[a.resource].nbytes
+
+    traffic = [sum(nbytes(a) for a in accesses[i]) for i in order]
+    return list(itertools.accumulate(reversed(traffic), initial=0))[::-1]
 
 
 def _writes(kernel, param, arg, externals) -> bool:

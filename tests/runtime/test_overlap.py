@@ -181,3 +181,17 @@ def test_no_split_without_a_bucket_or_with_one_part():
     grads = {n: np.zeros_like(a) for n, a in exe.arg_dict.items() if n != "softmax_label"}
     own = mlp().bind(sg.cpu(), args, args_grad=grads)
     assert own.grad_bucket is None and overlapped_step(own) is None
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cut_pieces_are_runs_of_any_bucket_layout(seed):
+    exe = _bound("mlp")
+    program = exe.compiled.program.program
+    grads = [s.ext for n, s in exe.compiled.grads.items() if n not in ("data", "softmax_label")]
+    layout = list(np.random.default_rng(seed).permutation(grads))
+    split = split_phase(program, "forward_backward", layout, min_bytes=1024, min_fraction=0.0)
+    rank = {g: i for i, g in enumerate(layout)}
+    for part in split.parts[:-1]:
+        ranks = sorted(rank[g] for g in part.ready)
+        assert ranks == list(range(ranks[0], ranks[0] + len(ranks))), (layout, part)
+    assert sorted(g for p in split.parts for g in p.ready) == sorted(grads)
