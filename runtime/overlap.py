@@ -45,6 +45,12 @@ class OverlappedStep:
     def parts(self) -> int:
         return len(self.functions)
 
+    @property
+    def early_bytes(self) -> int:
+        """The largest piece started before the last sub-phase (what may need MPI
+        progress while native code runs)."""
+        return max((p.nbytes for ps in self.pieces[:-1] for p in ps), default=0)
+
 
 def overlapped_step(exe, max_parts: int = MAX_PARTS, min_bytes: int | None = None):
     """The :class:`OverlappedStep` of executor ``exe``, or None when it has no gradient

@@ -83,6 +83,7 @@ class Comm:
         self.reduce_seconds = 0.0  # time spent waiting on allreduces
         self.overlapped_steps = 0  # training steps whose allreduce overlapped backward
         self.step_timings = deque(maxlen=10000)  # StepTiming of the last training steps
+        self._progress = None
         _install_excepthook(self)
 
     # ---- waiting ---------------------------------------------------------------------------
@@ -178,9 +179,14 @@ class Comm:
 
     def progress_thread(self, interval):
         """This communicator's :class:`Progress` (started on first use)."""
-        if getattr(self, "_progress", None) is None:
+        if self._progress is None:
             self._progress = Progress(interval)
         return self._progress
+
+    @property
+    def progress_polls(self) -> int:
+        """How many times the progress thread polled started requests (0: never ran)."""
+        return 0 if self._progress is None else self._progress.polls
 
     def bcast_(self, array: np.ndarray, root=0, what="broadcast"):
         self.wait(self.comm.Ibcast(array, root=root), what)
@@ -231,6 +237,7 @@ class Progress:
         self.lock = threading.Lock()
         self._requests = []
         self._active = threading.Event()
+        self.polls = 0
         threading.Thread(target=self._run, daemon=True, name="symgraph-mpi-progress").start()
 
     def watch(self, requests):
@@ -250,6 +257,8 @@ class Progress:
             self._active.wait()
             with self.lock:
                 try:
+                    if self._requests:
+                        self.polls += 1
                     for request in self._requests:
                         request.Test()
                 except Exception:  # a peer is gone: the main thread's wait reports it

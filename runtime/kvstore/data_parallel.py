@@ -29,6 +29,11 @@ PARTS_ENV = "SYMGRAPH_OVERLAP_PARTS"
 MIN_BYTES_ENV = "SYMGRAPH_OVERLAP_MIN_BYTES"
 POLL_ENV = "SYMGRAPH_OVERLAP_POLL_US"
 DEFAULT_POLL_US = 200
+#: Pieces smaller than this go out eagerly (MPI copies them at the start): polling for
+#: them only takes CPU from the step (measured on the MNIST MLP, docs/distributed.md).
+#: ``SYMGRAPH_OVERLAP_POLL_MIN_BYTES`` overrides it.
+POLL_MIN_BYTES_ENV = "SYMGRAPH_OVERLAP_POLL_MIN_BYTES"
+PROGRESS_MIN_BYTES = 64 * 1024
 
 
 def _env_int(name, default):
@@ -50,6 +55,7 @@ class DataParallel:
         self.parts = _env_int(PARTS_ENV, MAX_PARTS)
         self.min_bytes = _env_int(MIN_BYTES_ENV, None)
         self.poll = _env_int(POLL_ENV, DEFAULT_POLL_US) * 1e-6
+        self.poll_min_bytes = _env_int(POLL_MIN_BYTES_ENV, PROGRESS_MIN_BYTES)
         self._steps = weakref.WeakKeyDictionary()  # executor -> OverlappedStep or None
 
     def start(self, graph_text: str, params: dict, aux: dict):
@@ -93,7 +99,8 @@ class DataParallel:
         ``comm.Progress``); wait for all. Returns when backward ended and the first
         allreduce started."""
         comm, requests, started = self.kv.comm, [], []
-        progress = comm.progress_thread(self.poll) if self.poll > 0 else None
+        polled = self.poll > 0 and step.early_bytes >= self.poll_min_bytes
+        progress = comm.progress_thread(self.poll) if polled else None
 
         def ready(k):
             if not started and step.pieces[k]:

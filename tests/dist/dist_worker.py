@@ -190,10 +190,12 @@ def main():
     from runtime.kvstore.comm import current_rank
 
     if current_rank() == 0:
-        np.savez(args.out, accuracy=np.float64(acc), **params)
         comm = getattr(kv, "comm", None)
-        if comm is not None:  # steps whose allreduce overlapped backward (runtime/overlap.py)
-            print(f"overlapped_steps={comm.overlapped_steps}", flush=True)
+        # steps whose allreduce overlapped backward and polls of the MPI progress thread
+        # (runtime/overlap.py; -1: no communicator)
+        counters = {f"__{name}": np.int64(getattr(comm, name, -1))
+                    for name in ("overlapped_steps", "progress_polls")}
+        np.savez(args.out, accuracy=np.float64(acc), **params, **counters)
     print(f"rank {current_rank()} done", flush=True)
 
 
