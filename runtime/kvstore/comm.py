@@ -32,6 +32,26 @@ _LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE",
                   "MPI_LOCALNRANKS", "HYDI_CONTROL_FD")
 
 _WORLD = None
+_LOCAL_SIZE_VARS = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "PMIX_LOCAL_SIZE")
+_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "SYMGRAPH_NUM_THREADS")
+
+
+def _env_count(names, default=1) -> int:
+    values = [os.environ.get(n, "") for n in names]
+    counts = [int(v) for v in values if v.isdigit() and int(v) > 0]
+    return max(counts) if counts else default
+
+
+def spare_core() -> bool:
+    """True when this machine has a core beyond what its ranks' compute threads use
+    (``symgraph launch`` sets the thread variables; MPI launchers the local size)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    ranks = int(next((os.environ[v] for v in _LOCAL_SIZE_VARS if os.environ.get(v, "")
+                      .isdigit()), "1"))
+    return cores > ranks * _env_count(_THREAD_VARS)
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,15 @@ import numpy as np
 
 from runtime.overlap import MAX_PARTS, overlapped_step
 
-from .comm import StepTiming
+from .comm import StepTiming, spare_core
 
 #: Sub-phases of an overlapped step at most (``SYMGRAPH_OVERLAP_PARTS``; 1 turns the
 #: overlap off: one allreduce of the whole bucket after the whole backward pass), and the
 #: smallest piece in bytes (``SYMGRAPH_OVERLAP_MIN_BYTES``; default: the splitter's), and
 #: microseconds between MPI progress polls during backward (``SYMGRAPH_OVERLAP_POLL_US``;
-#: 0: no progress thread, the pieces move at the final wait).
+#: 0: no progress thread, the pieces move at the final wait; default: 200 where a core
+#: is free for the thread, else 0: on a machine whose cores all compute, its polls cost
+#: the step more than they save, docs/distributed.md).
 PARTS_ENV = "SYMGRAPH_OVERLAP_PARTS"
 MIN_BYTES_ENV = "SYMGRAPH_OVERLAP_MIN_BYTES"
 POLL_ENV = "SYMGRAPH_OVERLAP_POLL_US"
@@ -54,7 +56,7 @@ class DataParallel:
         self.num_workers = kv.num_workers
         self.parts = _env_int(PARTS_ENV, MAX_PARTS)
         self.min_bytes = _env_int(MIN_BYTES_ENV, None)
-        self.poll = _env_int(POLL_ENV, DEFAULT_POLL_US) * 1e-6
+        self.poll = _env_int(POLL_ENV, DEFAULT_POLL_US if spare_core() else 0) * 1e-6
         self.poll_min_bytes = _env_int(POLL_MIN_BYTES_ENV, PROGRESS_MIN_BYTES)
         self._steps = weakref.WeakKeyDictionary()  # executor -> OverlappedStep or None
 

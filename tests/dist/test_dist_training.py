@@ -70,7 +70,8 @@ def test_four_ranks_oversubscribed_match_one_process(tmp_path):
     assert ref.returncode == 0, ref.output
     # overlapped, with the MPI progress thread polling even the test's small pieces
     run = launch(worker("module", tmp_path / "d4.npz", "--workers", 4), n=4, via_cli=True,
-                 env={**OVERLAPPED, "SYMGRAPH_OVERLAP_POLL_MIN_BYTES": "0"})
+                 env={**OVERLAPPED, "SYMGRAPH_OVERLAP_POLL_MIN_BYTES": "0",
+                      "SYMGRAPH_OVERLAP_POLL_US": "200"})
     assert run.returncode == 0, run.output
     out = tmp_path / "d4.npz"
     assert _counter(out, "overlapped_steps") == STEPS and _counter(out, "progress_polls") > 0
