@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 import train_mnist_dist as models  # noqa: E402
 
 BATCH = 64
+FORCED_MIN_BYTES = 16384
 CASES = [("MNIST MLP 784-128-64-10", models.mlp, (BATCH, 784)),
          ("LeNet 20/50 conv, 500 fc", models.lenet, (BATCH, 1, 28, 28))]
 
@@ -42,7 +43,9 @@ def measure(build, shape, repeats):
     for name, array in exe.arg_dict.items():
         array[:] = rng.integers(0, 10, array.shape) if name == "softmax_label" else \
             rng.standard_normal(array.shape).astype(array.dtype) * 0.05
-    step = overlapped_step(exe)
+    step, forced = overlapped_step(exe), False
+    if step is None:  # no cut by default: show where the smallest pieces would go
+        step, forced = overlapped_step(exe, min_bytes=FORCED_MIN_BYTES), True
     whole, parts = [], []
     for _ in range(repeats):
         tic = time.perf_counter()
@@ -51,15 +54,17 @@ def measure(build, shape, repeats):
         marks = [time.perf_counter()]
         exe.forward_backward_parts(step, lambda k, marks=marks: marks.append(time.perf_counter()))
         parts.append(np.diff(marks))
-    return exe, step, float(np.median(whole)), np.median(np.array(parts), axis=0)
+    return exe, step, forced, float(np.median(whole)), np.median(np.array(parts), axis=0)
 
 
 def main(repeats=60):
     for title, build, shape in CASES:
-        exe, step, whole, parts = measure(build, shape, repeats)
+        exe, step, forced, whole, parts = measure(build, shape, repeats)
         total = exe.grad_bucket.nbytes
+        how = (f" (not split by default; SYMGRAPH_OVERLAP_MIN_BYTES={FORCED_MIN_BYTES})"
+               if forced else "")
         print(f"{title}, batch {BATCH}: forward_backward {1e3 * whole:.2f} ms as one phase, "
-              f"{1e3 * parts.sum():.2f} ms as {step.parts} sub-phases")
+              f"{1e3 * parts.sum():.2f} ms as {step.parts} sub-phases{how}")
         for k, seconds in enumerate(parts):
             nbytes = sum(p.nbytes for p in step.pieces[k])
             after = parts[k + 1:].sum()

@@ -19,11 +19,13 @@ own arena and table):
   two calls touching overlapping bytes, one of them writing, swap), so every call reads
   the very bytes it read before and the results are bitwise those of the source phase.
 * **Cut.** Up to ``max_parts - 1`` cuts, each after a call that completes gradients, when
-  the gradients completed since the previous cut hold at least ``min_bytes`` and
-  ``min_fraction`` of the tracked bytes (fewer, larger messages: each allreduce has a
-  latency), lie in one contiguous run of the bucket layout (one message each) and leave
-  calls after the cut that move at least as many bytes as the piece (work to hide the
-  message behind). Whatever is final only at the end is the last piece.
+  the gradients completed since the previous cut hold at least ``min_bytes``,
+  ``min_fraction`` of the tracked bytes and (``balanced``) their share of the bytes not
+  cut off yet (fewer, larger messages: each allreduce has a latency), lie in one
+  contiguous run of the bucket layout (one message each) that with the earlier pieces is
+  a run at one end of it (so what is left stays one run) and leave calls after the cut
+  that move at least as many bytes as the piece (work to hide the message behind).
+  Whatever is final only at the end is the last piece.
 
 The reorder cannot undo the memory plan: a call that reuses bytes another call used
 stays after it, so a gradient whose kernel shares scratch with the data-gradient chain
@@ -84,14 +86,17 @@ def sub_phase_name(phase: str, k: int) -> str:
 
 
 def split_phase(program: Program, phase: str, grads, max_parts: int = MAX_PARTS,
-                min_bytes: int = MIN_PIECE_BYTES,
-                min_fraction: float = MIN_PIECE_FRACTION) -> PhaseSplit:
+                min_bytes: int = MIN_PIECE_BYTES, min_fraction: float = MIN_PIECE_FRACTION,
+                balanced: bool = True) -> PhaseSplit:
     """Split ``phase`` of ``program`` at gradient-readiness points.
 
     ``grads`` are the pointer-table entries of the gradients to track, in the order they
     lie in the bucket that is reduced (a piece is cut off only if it is one contiguous run
     of this order). With ``max_parts=1`` (or no useful cut) the result has one sub-phase:
-    the source phase's calls in their original order.
+    the source phase's calls in their original order. ``balanced``: a piece must also
+    hold its share of what is not cut off yet (that divided by the sub-phases left), so
+    a deep net of equal layers gets pieces of equal size, not three small early ones and
+    the bulk at the end.
     """
     calls = list(program.phases[phase])
     grads = tuple(grads)
@@ -101,7 +106,7 @@ def split_phase(program: Program, phase: str, grads, max_parts: int = MAX_PARTS,
     total = sum(program.externals[g].nbytes for g in grads)
     min_bytes = max(min_bytes, total * min_fraction)
     cuts = _cuts(events, grads, program.externals, _bytes_after(order, accesses, program),
-                 max_parts, min_bytes)
+                 max_parts, min_bytes, balanced)
     if not cuts:
         order = list(range(len(calls)))
     bounds = [0, *[position for position, _ in cuts], len(calls)]
@@ -197,13 +202,20 @@ def _schedule(calls, accesses, preds, grads):
     return order, events
 
 
-def _cuts(events, grads, externals, after, max_parts, min_bytes) -> list:
+def _cuts(events, grads, externals, after, max_parts, min_bytes, balanced) -> list:
     """(position, gradients) per cut: see the module docstring. ``after[p]`` is the
     bytes the calls from position ``p`` on move (their buffers' sizes): a cut that leaves
-    less than the piece's own bytes has too little work left to hide its message."""
+    less than the piece's own bytes has too little work left to hide its message.
+
+    Everything cut off so far, with the new piece, must be one run at an end of the
+    layout: then each piece is one run and so is what is left. (A piece that were one run
+    in the middle could strand a gradient between two reduced pieces: cutting a layer's
+    weight off before its bias, the bias and the next layer's weight would never again be
+    one slice.)"""
     n_calls = len(after) - 1
     rank = {g: i for i, g in enumerate(grads)}
-    cuts, pending = [], []
+    cuts, pending, done = [], [], []
+    uncut = sum(externals[g].nbytes for g in grads)
     for index, (position, g) in enumerate(events):
         pending.append(g)
         if len(cuts) >= max_parts - 1 or position >= n_calls:
@@ -212,10 +224,17 @@ def _cuts(events, grads, externals, after, max_parts, min_bytes) -> list:
             continue  # final before anything runs (no call touches it): the first piece
         if index + 1 < len(events) and events[index + 1][0] == position:
             continue  # more gradients complete at the same point
-        ranks = sorted(rank[p] for p in pending)
-        contiguous = ranks[-1] - ranks[0] == len(ranks) - 1
         nbytes = sum(externals[p].nbytes for p in pending)
-        if contiguous and nbytes >= min_bytes and after[position] >= nbytes:
+        share = uncut / (max_parts - len(cuts)) if balanced else 0
+        if (_end_run(sorted(rank[p] for p in done + pending), len(grads))
+                and nbytes >= max(min_bytes, share) and after[position] >= nbytes):
             cuts.append((position, tuple(sorted(pending, key=rank.get))))
+            done += pending
+            uncut -= nbytes
             pending = []
     return cuts
+
+
+def _end_run(ranks, n) -> bool:
+    """``ranks`` (sorted, distinct) are 0..k or k..n-1."""
+    return ranks[-1] - ranks[0] == len(ranks) - 1 and (ranks[0] == 0 or ranks[-1] == n - 1)

@@ -56,7 +56,8 @@ def overlapped_step(exe, max_parts: int = MAX_PARTS, min_bytes: int | None = Non
     """The :class:`OverlappedStep` of executor ``exe``, or None when it has no gradient
     bucket, is not one executor (several contexts sum their buckets after their own
     steps) or has no useful cut (then the caller reduces after ``forward_backward``).
-    ``min_bytes`` replaces the splitter's default smallest piece (see ``split_phase``)."""
+    ``min_bytes`` replaces the splitter's size rules: every piece of at least that many
+    bytes is cut off (see ``split_phase``)."""
     if not isinstance(exe, Executor) or exe.grad_bucket is None or max_parts < 2:
         return None
     bucket, compiled = exe.grad_bucket, exe.compiled
@@ -112,7 +113,8 @@ def _split(program, grads, max_parts, min_bytes):
         hit = _MEMO.get(key)
     if hit is not None and hit[0] is program:
         return hit[1], hit[2]
-    sizes = {} if min_bytes is None else {"min_bytes": min_bytes, "min_fraction": 0.0}
+    sizes = {} if min_bytes is None else {"min_bytes": min_bytes, "min_fraction": 0.0,
+                                          "balanced": False}
     split = split_phase(program, PHASE, grads, max_parts, **sizes)
     compiled = compile_program(split.program, "overlap") if len(split.parts) > 1 else None
     with _LOCK:

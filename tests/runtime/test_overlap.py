@@ -47,13 +47,26 @@ def bn_dropout():
     return sg.sym.SoftmaxOutput(net, name="softmax")
 
 
+def deep(layers=16):
+    """Equal layers: every layer's gradients complete one after the other."""
+    net = sg.sym.var("data")
+    for i in range(layers):
+        net = sg.sym.FullyConnected(net, num_hidden=32, name=f"fc{i}")
+        net = sg.sym.Activation(net, act_type="relu", name=f"relu{i}")
+    net = sg.sym.FullyConnected(net, num_hidden=10, name="out")
+    return sg.sym.SoftmaxOutput(net, name="softmax")
+
+
 CASES = {"mlp": (mlp, (BATCH, 200)), "lenet": (lenet, (BATCH, 1, 28, 28)),
-         "bn_dropout": (bn_dropout, (BATCH, 300))}
+         "bn_dropout": (bn_dropout, (BATCH, 300)), "deep": (deep, (BATCH, 32))}
 
 
-def _bound(case, seed=0):
+def _bound(case, seed=0, data_grad=True):
     build, shape = CASES[case]
-    exe = build().simple_bind(sg.cpu(), data=shape, softmax_label=(BATCH,))
+    symbol = build()
+    reqs = {n: "null" if n == "softmax_label" or (n == "data" and not data_grad) else "write"
+            for n in symbol.list_arguments()}
+    exe = symbol.simple_bind(sg.cpu(), grad_req=reqs, data=shape, softmax_label=(BATCH,))
     rng = np.random.default_rng(seed)
     for name, array in exe.arg_dict.items():
         if name == "softmax_label":
@@ -116,7 +129,7 @@ def _split_of(case, **options):
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_no_later_sub_phase_touches_a_ready_gradient(case):
-    program, split, grads = _split_of(case, min_bytes=1024, min_fraction=0.0)
+    program, split, grads = _split_of(case, min_bytes=1024, min_fraction=0.0, balanced=False)
     assert len(split.parts) >= 2
     assert sorted(g for p in split.parts for g in p.ready) == sorted(grads)
     for k, part in enumerate(split.parts):
@@ -130,7 +143,7 @@ def test_no_later_sub_phase_touches_a_ready_gradient(case):
 def test_reordering_keeps_every_memory_conflict_in_order(case):
     from codegen.phase_split import _accesses, _conflict
 
-    program, split, _ = _split_of(case, min_bytes=1024, min_fraction=0.0)
+    program, split, _ = _split_of(case, min_bytes=1024, min_fraction=0.0, balanced=False)
     source = program.phases["forward_backward"]
     moved = [c for p in split.parts for c in split.program.phases[p.name]]
     assert sorted(map(id, moved)) == sorted(map(id, source))  # every call exactly once
@@ -143,7 +156,7 @@ def test_reordering_keeps_every_memory_conflict_in_order(case):
 
 
 def test_last_layers_gradients_are_ready_first():
-    program, split, _ = _split_of("lenet", min_bytes=1024, min_fraction=0.0)
+    program, split, _ = _split_of("lenet", min_bytes=1024, min_fraction=0.0, balanced=False)
     names = [[program.externals[g].name for g in p.ready] for p in split.parts]
     assert "grad:fc2_weight" in names[0] and "grad:conv1_weight" in names[-1], names
 
@@ -152,7 +165,7 @@ def test_one_part_is_the_source_phase_and_the_split_is_in_the_cache_key():
     program, single, _ = _split_of("mlp", max_parts=1)
     assert len(single.parts) == 1
     assert single.program.phases["forward_backward__0"] == program.phases["forward_backward"]
-    _, split, _ = _split_of("mlp", min_bytes=1024, min_fraction=0.0)
+    _, split, _ = _split_of("mlp", min_bytes=1024, min_fraction=0.0, balanced=False)
     assert describe(split.program) != describe(single.program)
     assert "phase forward_backward__1" in describe(split.program)
     assert split.program.arena_bytes == program.arena_bytes
@@ -189,9 +202,35 @@ def test_cut_pieces_are_runs_of_any_bucket_layout(seed):
     program = exe.compiled.program.program
     grads = [s.ext for n, s in exe.compiled.grads.items() if n not in ("data", "softmax_label")]
     layout = list(np.random.default_rng(seed).permutation(grads))
-    split = split_phase(program, "forward_backward", layout, min_bytes=1024, min_fraction=0.0)
+    split = split_phase(program, "forward_backward", layout, min_bytes=1024,
+                        min_fraction=0.0, balanced=False)
     rank = {g: i for i, g in enumerate(layout)}
     for part in split.parts[:-1]:
         ranks = sorted(rank[g] for g in part.ready)
         assert ranks == list(range(ranks[0], ranks[0] + len(ranks))), (layout, part)
     assert sorted(g for p in split.parts for g in p.ready) == sorted(grads)
+
+
+def _param_split(case, **options):
+    exe = _bound(case, data_grad=False)
+    program = exe.compiled.program.program
+    grads = [s.ext for s in exe.compiled.grads.values()]
+    return program, split_phase(program, "forward_backward", grads, **options)
+
+
+def test_a_layer_cut_between_weight_and_bias_does_not_strand_the_rest():
+    # a piece must extend the reduced run at the bucket's end: cutting the last layer's
+    # weight off alone would leave its bias between two reduced pieces for good
+    program, split = _param_split("deep", min_bytes=1024, min_fraction=0.0, balanced=False)
+    assert len(split.parts) == 4
+    first = {program.externals[g].name for g in split.parts[0].ready}
+    assert {"grad:out_weight", "grad:out_bias"} <= first
+
+
+def test_balanced_cuts_give_a_deep_net_pieces_of_similar_size():
+    program, split = _param_split("deep", min_bytes=1024, min_fraction=0.0)
+    sizes = [sum(program.externals[g].nbytes for g in p.ready) for p in split.parts]
+    assert len(sizes) == 4 and max(sizes) < 2 * min(sizes), sizes
+    _, greedy = _param_split("deep", min_bytes=1024, min_fraction=0.0, balanced=False)
+    greedy_sizes = [sum(program.externals[g].nbytes for g in p.ready) for p in greedy.parts]
+    assert greedy_sizes[-1] > 2 * sizes[-1]  # greedy leaves the bulk to the end
