@@ -5,8 +5,10 @@
 
 Each rank reads its shard of the training set (NDArrayIter num_parts/part_index) with
 ``--batch-size`` samples per step, so 2 ranks x 64 take the same steps as 1 x 128. Rank 0
-logs the global train accuracy, the validation accuracy, the epoch time and the time per
-step spent in the gradient allreduce.
+logs the global train accuracy, the validation accuracy, the epoch time, the time per
+step spent in the gradient allreduce and (distributed) the median step's compute time,
+wait for the allreduce after backward and allreduce span (``SYMGRAPH_OVERLAP_PARTS=1``:
+one allreduce after backward; default: pieces started during backward).
 """
 
 from __future__ import annotations
@@ -75,11 +77,29 @@ def main():
         comm = getattr(kv, "comm", None)
         reduce_ms = 1e3 * comm.reduce_seconds / max(steps, 1) if comm else 0.0
         epoch_times = [h["time"] for h in mod.history]
-        print(f"model={args.model} workers={kv.num_workers} devices={args.devices} "
-              f"batch/rank={args.batch_size} "
+        print(f"model={args.model} workers={kv.num_workers} batch/rank={args.batch_size} "
+              f"devices={args.devices} "
               f"epoch_time={min(epoch_times):.2f}s total={total:.1f}s "
               f"val_acc={mod.history[-1]['validation']['accuracy']:.4f} "
-              f"allreduce_ms_per_step={reduce_ms:.3f}", flush=True)
+              f"allreduce_ms_per_step={reduce_ms:.3f}{step_report(comm)}", flush=True)
+
+
+def step_report(comm) -> str:
+    """Medians over the training steps (rank 0): forward+backward, the wait for the
+    gradient allreduce after it (also its first quartile: on a shared machine the median
+    includes waiting for a descheduled peer), and the allreduce's span from its first
+    start (with the overlap, SYMGRAPH_OVERLAP_PARTS unset or > 1, it began during
+    backward)."""
+    timings = list(comm.step_timings) if comm else []
+    if not timings:
+        return ""
+
+    def ms(field, q=50):
+        return 1e3 * float(np.percentile([getattr(t, field) for t in timings], q))
+
+    return (f" overlapped_steps={comm.overlapped_steps} compute_ms={ms('compute'):.3f}"
+            f" wait_ms={ms('blocked'):.3f} wait_p25_ms={ms('blocked', 25):.3f}"
+            f" allreduce_span_ms={ms('span'):.3f}")
 
 
 if __name__ == "__main__":

@@ -268,6 +268,20 @@ class Executor:
             self._seed[0] += 1
         return self.outputs
 
+    def forward_backward_parts(self, step, ready):
+        """forward_backward() as the consecutive sub-phases of ``step`` (an
+        ``OverlappedStep`` of this executor, runtime/overlap.py), calling ``ready(k)``
+        after sub-phase k so the caller can start reducing the gradients it made final."""
+        if self._needs_head_grads:
+            self._set_head_grads(None)
+        for k, function in enumerate(step.functions):
+            function(self._address, self._ext_address)
+            ready(k)
+        self._forwarded = "train"
+        if self._seed is not None:
+            self._seed[0] += 1
+        return self.outputs
+
     def _set_input(self, name, value):
         target = self.arg_dict.get(name)
         if target is None:

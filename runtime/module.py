@@ -457,10 +457,13 @@ class Module(BaseModule):
 
     def _reduce_grads(self, bound):
         """Sum this step's gradients over all workers, in place, before the update."""
+        self._dist.reduce_grads(self._grad_list(bound), bound.exe.grad_bucket)
+
+    def _grad_list(self, bound):
         if bound.grads is None:
             exe = bound.exe
             bound.grads = [exe.grad_dict[n] for n in self._param_names if n in exe.grad_dict]
-        self._dist.reduce_grads(bound.grads, bound.exe.grad_bucket)
+        return bound.grads
 
     def _epoch_name_values(self, eval_metric):
         if self._dist is None:
@@ -588,10 +591,11 @@ class Module(BaseModule):
             BaseModule._train_step(self, data_batch, eval_metric)
             return
         bound = self._load(data_batch)
-        bound.exe.forward_backward()
+        if self._dist is not None:  # the allreduce overlaps backward (runtime/overlap.py)
+            self._dist.forward_backward_reduced(bound.exe, lambda: self._grad_list(bound))
+        else:
+            bound.exe.forward_backward()
         self._params_dirty = True
-        if self._dist is not None:
-            self._reduce_grads(bound)
         self._step_for(bound)()
         labels = data_batch.label
         if labels is None:

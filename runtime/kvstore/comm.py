@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import traceback
+from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,6 +32,35 @@ _LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE",
                   "MPI_LOCALNRANKS", "HYDI_CONTROL_FD")
 
 _WORLD = None
+_LOCAL_SIZE_VARS = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "PMIX_LOCAL_SIZE")
+_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "SYMGRAPH_NUM_THREADS")
+
+
+def _env_count(names, default=1) -> int:
+    values = [os.environ.get(n, "") for n in names]
+    counts = [int(v) for v in values if v.isdigit() and int(v) > 0]
+    return max(counts) if counts else default
+
+
+def spare_core() -> bool:
+    """True when this machine has a core beyond what its ranks' compute threads use
+    (``symgraph launch`` sets the thread variables; MPI launchers the local size)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    ranks = int(next((os.environ[v] for v in _LOCAL_SIZE_VARS if os.environ.get(v, "")
+                      .isdigit()), "1"))
+    return cores > ranks * _env_count(_THREAD_VARS)
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """Seconds of one training step (forward, backward and its gradient allreduce)."""
+
+    compute: float  # running forward and backward (with the overlap: every sub-phase)
+    blocked: float  # after backward, waiting for the allreduce to finish
+    span: float  # from the first allreduce's start to the last one's end
 
 
 def import_mpi():
@@ -68,7 +100,10 @@ class Comm:
         self.size = self.comm.Get_size()
         self.timeout = default_timeout() if timeout is None else float(timeout)
         self.calls = 0
-        self.reduce_seconds = 0.0
+        self.reduce_seconds = 0.0  # time spent waiting on allreduces
+        self.overlapped_steps = 0  # training steps whose allreduce overlapped backward
+        self.step_timings = deque(maxlen=10000)  # StepTiming of the last training steps
+        self._progress = None
         _install_excepthook(self)
 
     # ---- waiting ---------------------------------------------------------------------------
@@ -150,6 +185,29 @@ class Comm:
         self.reduce_seconds += time.perf_counter() - tic
         return array
 
+    def start_allreduce_(self, array: np.ndarray):
+        """Start summing ``array`` (C-contiguous) over all ranks in place; the request
+        goes to :meth:`wait_all` (the array must not be touched until then)."""
+        return self.comm.Iallreduce(self.MPI.IN_PLACE, array, op=self.MPI.SUM)
+
+    def wait_all(self, requests, what="gradient allreduce"):
+        """Wait for every request of :meth:`start_allreduce_` (polled, as :meth:`wait`)."""
+        tic = time.perf_counter()
+        for request in requests:
+            self.wait(request, what)
+        self.reduce_seconds += time.perf_counter() - tic
+
+    def progress_thread(self, interval):
+        """This communicator's :class:`Progress` (started on first use)."""
+        if self._progress is None:
+            self._progress = Progress(interval)
+        return self._progress
+
+    @property
+    def progress_polls(self) -> int:
+        """How many times the progress thread polled started requests (0: never ran)."""
+        return 0 if self._progress is None else self._progress.polls
+
     def bcast_(self, array: np.ndarray, root=0, what="broadcast"):
         self.wait(self.comm.Ibcast(array, root=root), what)
         return array
@@ -182,6 +240,51 @@ class Comm:
         while requests and time.monotonic() < deadline:
             requests = [q for q in requests if not q.Test()]
             time.sleep(0.01)
+
+
+class Progress:
+    """Calls ``MPI_Test`` on the started requests every ``interval`` seconds from a
+    background thread while native code runs (a ctypes call releases the GIL).
+
+    MPICH advances a non-blocking collective only inside MPI calls: without this, a piece
+    of the gradient started during backward moves mostly at the final wait. The thread
+    sleeps between polls (MPICH's own ``MPICH_ASYNC_PROGRESS`` thread spins, taking a
+    core from the ranks). Every MPI call on the requests is made under one lock, so no
+    request is used by two threads at once."""
+
+    def __init__(self, interval):
+        self.interval = interval
+        self.lock = threading.Lock()
+        self._requests = []
+        self._active = threading.Event()
+        self.polls = 0
+        threading.Thread(target=self._run, daemon=True, name="symgraph-mpi-progress").start()
+
+    def watch(self, requests):
+        """Poll ``requests`` (a list the caller extends under :attr:`lock`) until
+        :meth:`pause`."""
+        self._requests = requests
+        self._active.set()
+
+    def pause(self):
+        """Stop polling; on return the thread is out of MPI."""
+        self._active.clear()
+        with self.lock:
+            self._requests = []
+
+    def _run(self):
+        while True:
+            self._active.wait()
+            with self.lock:
+                try:
+                    if self._requests:
+                        self.polls += 1
+                    for request in self._requests:
+                        request.Test()
+                except Exception:  # a peer is gone: the main thread's wait reports it
+                    self._requests = []
+                    self._active.clear()
+            time.sleep(self.interval)
 
 
 def _install_excepthook(comm):

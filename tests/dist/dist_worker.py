@@ -186,11 +186,16 @@ def main():
                         format="%(levelname)s:%(message)s")
     rank = int(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0")))
     run = {"module": run_module, "gluon": run_gluon, "horovod": run_horovod}[args.case]
-    params, acc, _ = run(args, 0 if args.reference else rank)
+    params, acc, kv = run(args, 0 if args.reference else rank)
     from runtime.kvstore.comm import current_rank
 
     if current_rank() == 0:
-        np.savez(args.out, accuracy=np.float64(acc), **params)
+        comm = getattr(kv, "comm", None)
+        # steps whose allreduce overlapped backward and polls of the MPI progress thread
+        # (runtime/overlap.py; -1: no communicator)
+        counters = {f"__{name}": np.int64(getattr(comm, name, -1))
+                    for name in ("overlapped_steps", "progress_polls")}
+        np.savez(args.out, accuracy=np.float64(acc), **params, **counters)
     print(f"rank {current_rank()} done", flush=True)
 
 

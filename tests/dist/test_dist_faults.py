@@ -4,13 +4,18 @@ hang); mismatched models are named at init; no mpiexec means one worker, with a 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from mpi_helpers import alone, launch, worker
 
 FAST = {"SYMGRAPH_DIST_TIMEOUT": "4"}
+#: the overlapped allreduce (runtime/overlap.py) with its MPI progress thread polling
+OVERLAPPED = {**FAST, "SYMGRAPH_OVERLAP_MIN_BYTES": "1024", "SYMGRAPH_OVERLAP_POLL_US": "200",
+              "SYMGRAPH_OVERLAP_POLL_MIN_BYTES": "0"}
 
 
-def test_rank_that_raises_stops_the_others_naming_it(tmp_path):
-    run = launch(worker("module", tmp_path / "f.npz", "--fault", "raise"), env=FAST)
+@pytest.mark.parametrize("env", [FAST, OVERLAPPED], ids=["blocking", "overlapped"])
+def test_rank_that_raises_stops_the_others_naming_it(tmp_path, env):
+    run = launch(worker("module", tmp_path / "f.npz", "--fault", "raise"), env=env)
     assert run.returncode != 0
     assert "PeerFailedError: rank 1 failed, so rank 0 stops" in run.stderr, run.output
     assert "ValueError: injected failure in batch 2 (on rank 1)" in run.stderr
@@ -18,8 +23,9 @@ def test_rank_that_raises_stops_the_others_naming_it(tmp_path):
     assert not (tmp_path / "f.npz").exists()
 
 
-def test_rank_that_hangs_times_out_naming_it(tmp_path):
-    run = launch(worker("module", tmp_path / "f.npz", "--fault", "hang"), env=FAST)
+@pytest.mark.parametrize("env", [FAST, OVERLAPPED], ids=["blocking", "overlapped"])
+def test_rank_that_hangs_times_out_naming_it(tmp_path, env):
+    run = launch(worker("module", tmp_path / "f.npz", "--fault", "hang"), env=env)
     assert run.returncode != 0
     assert "DistributedTimeoutError: rank 0: gradient allreduce" in run.stderr, run.output
     assert "within 4 s; rank(s) [1] do not answer" in run.stderr
