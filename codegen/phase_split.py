@@ -119,7 +119,7 @@ def split_phase(program: Program, phase: str, grads, max_parts: int = MAX_PARTS,
         parts.append(SubPhase(name, hi - lo, pieces[k]))
     used = {c.kernel.name for cs in phases.values() for c in cs}
     split = Program(tuple(k for k in program.kernels if k.name in used), program.arena_bytes,
-                    phases, program.externals)
+                    phases, program.externals, threads=program.threads)
     validate(split)
     return PhaseSplit(phase, split, tuple(parts))
 
