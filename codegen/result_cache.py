@@ -102,11 +102,16 @@ def result_key(graph_json: str, shapes: dict, dtypes: dict, grad_req: dict,
 
 @functools.lru_cache(maxsize=1)
 def sources_digest() -> str:
-    """sha256 of the ``symgraph`` and ``codegen`` sources: op definitions, shape rules,
-    passes, autodiff, lowering and emitters all decide the result."""
+    """The ``symgraph`` and ``codegen`` sources: op definitions, shape rules, passes,
+    autodiff, lowering and emitters all decide the result."""
+    return folder_digest(os.path.dirname(symgraph.__file__), os.path.dirname(codegen.__file__))
+
+
+def folder_digest(*roots: str) -> str:
+    """sha256 over every ``.py`` file under ``roots`` (relative path and contents)."""
     digest = hashlib.sha256()
-    for package in (symgraph, codegen):
-        root = os.path.dirname(package.__file__)
+    for root in roots:
+        digest.update(b"root\0")
         for folder, subdirs, files in os.walk(root):
             subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
             for name in sorted(f for f in files if f.endswith(".py")):
