@@ -19,7 +19,15 @@ from dataclasses import dataclass
 
 from codegen import loop_ir as L
 from codegen.memplan import MemoryPlan
-from codegen.program import Ext, ExternalBuffer, KernelCall, Program, _all_kernels, validate
+from codegen.program import (
+    _PHASE_RE,
+    Ext,
+    ExternalBuffer,
+    KernelCall,
+    Program,
+    _all_kernels,
+    validate,
+)
 from symgraph.errors import CompileError
 
 FORMAT = 1
@@ -67,9 +75,7 @@ def encode(compiled, object_key: str, tensors) -> bytes:
         "arena_bytes": program.arena_bytes,
         "externals": [[e.name, e.dtype, e.size] for e in program.externals],
         "kernels": [[k.name, [[p.name, p.dtype, p.size] for p in k.params]] for k in kernels],
-        "phases": {phase: [[index[c.kernel.name], [_arg(a) for a in c.args],
-                            list(c.node_names)] for c in calls]
-                   for phase, calls in program.phases.items()},
+        **_calls(program, index),
         "plan": {"offsets": _pairs(plan.offsets), "arena_bytes": plan.arena_bytes,
                  "persistent_bytes": plan.persistent_bytes,
                  "total_tensor_bytes": plan.total_tensor_bytes,
@@ -85,8 +91,21 @@ def encode(compiled, object_key: str, tensors) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
+def _calls(program, index) -> dict:
+    """Each distinct call once (``forward_backward`` repeats ``forward`` and ``backward``),
+    and each phase as indices into that list."""
+    unique: dict = {}
+    phases = {}
+    for phase, calls in program.phases.items():
+        phases[phase] = [unique.setdefault(
+            (index[c.kernel.name], tuple(map(_arg, c.args)), tuple(c.node_names)), len(unique))
+            for c in calls]
+    return {"calls": [[k, [a if type(a) is int else {"ext": a[1]} for a in args], list(nodes)]
+                      for k, args, nodes in unique], "phases": phases}
+
+
 def _arg(arg):
-    return {"ext": arg.index} if isinstance(arg, Ext) else arg
+    return ("ext", arg.index) if isinstance(arg, Ext) else arg
 
 
 def _pairs(mapping) -> list:
@@ -123,10 +142,15 @@ def _decode(doc, expect) -> Decoded:
         L.BufferParam(_str(p, "param"), _dtype(d), _int(s, "param size"))
         for p, d, s in _list(params, "params")))
         for name, params in _list(doc["kernels"], "kernels")]
-    phases = {_str(phase, "phase"): [_call(kernels, c) for c in _list(calls, "calls")]
-              for phase, calls in _dict(doc["phases"], "phases").items()}
+    calls = [_call(kernels, c) for c in _list(doc["calls"], "calls")]
+    # every offset inside the arena, every table entry fits its buffer
+    validate(Program(tuple(kernels), arena, {"calls": calls}, externals))
+    phases = {}
+    for phase, indices in _dict(doc["phases"], "phases").items():
+        if not _PHASE_RE.match(_str(phase, "phase")):
+            raise BadResult(f"phase name {phase!r}")
+        phases[phase] = [calls[i] for i in _indices(indices, len(calls))]
     program = Program(tuple(kernels), arena, phases, externals)
-    validate(program)  # every offset inside the arena, every table entry fits its buffer
     slots = {kind: [_read_slot(s, arena, externals) for s in _list(doc[kind], kind)]
              for kind in ("args", "grads", "aux", "outputs")}
     for kind, names in expect.items():
@@ -148,13 +172,20 @@ def _decode(doc, expect) -> Decoded:
 
 def _call(kernels, item):
     kernel_index, args, nodes = _list(item, "call")
-    kernel_index = _int(kernel_index, "kernel index")
-    if kernel_index >= len(kernels):
-        raise BadResult(f"call of kernel {kernel_index} of {len(kernels)}")
-    args = tuple(Ext(_int(_dict(a, "arg")["ext"], "ext")) if isinstance(a, dict)
-                 else _int(a, "offset") for a in _list(args, "args"))
-    names = tuple(_str(n, "node name") for n in _list(nodes, "nodes"))
-    return KernelCall(kernels[kernel_index], args, names)
+    if type(kernel_index) is not int or not 0 <= kernel_index < len(kernels):
+        raise BadResult(f"call of kernel {kernel_index!r} of {len(kernels)}")
+    args = tuple(a if type(a) is int else Ext(_int(_dict(a, "arg")["ext"], "ext"))
+                 for a in _list(args, "args"))  # offsets: validate() checks them
+    if not all(type(n) is str for n in _list(nodes, "nodes")):
+        raise BadResult("node names must be strings")
+    return KernelCall(kernels[kernel_index], args, tuple(nodes))
+
+
+def _indices(value, count) -> list:
+    value = _list(value, "phase")
+    if not all(type(i) is int and 0 <= i < count for i in value):
+        raise BadResult(f"a phase names calls outside the {count} stored")
+    return value
 
 
 def _read_slot(item, arena, externals):

@@ -233,8 +233,10 @@ def _tampered(doc, how):
     if how == "arena too small":
         doc["arena_bytes"] = 64
     elif how == "offset outside":
-        call = doc["phases"]["forward"][0]
+        call = doc["calls"][doc["phases"]["forward"][0]]
         call[1] = [1 << 40 for _ in call[1]]
+    elif how == "call index outside":
+        doc["phases"]["forward"][0] = len(doc["calls"])
     elif how == "slot outside":
         doc["outputs"][0][3] = doc["arena_bytes"]
     elif how == "wrong table entry":
@@ -249,7 +251,7 @@ def _tampered(doc, how):
 
 
 BAD = ["truncated", "flipped byte", "not json", "pickle", "arena too small",
-       "offset outside", "slot outside", "wrong table entry", "renamed argument",
+       "offset outside", "call index outside", "slot outside", "wrong table entry", "renamed argument",
        "wrong type", "missing field", "object gone"]
 
 
