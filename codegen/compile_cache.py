@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 
 from codegen import limits
-from codegen.result_cache import compile_graph_cached, graph_text
+from codegen.result_cache import compile_graph_cached, graph_key
 
 _MEMO: dict = {}
 _LOCK = threading.Lock()
@@ -23,7 +23,7 @@ def _key(graph, shapes, dtypes, reqs):
 
 
 def compile_cached(symbol, shapes: dict, dtypes: dict, reqs: dict):
-    graph = graph_text(symbol)
+    graph = graph_key(symbol)
     key = _key(graph.text, shapes, dtypes, reqs)
     name = symbol.name or "group"
     with _LOCK:

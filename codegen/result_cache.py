@@ -4,10 +4,11 @@ inference, autodiff, the passes, lowering, fusion and the memory plan again (tho
 more than a second on ResNet-50's training graph; LLVM was already skipped by the object
 cache).
 
-The key is everything ``compile_graph`` reads before it produces anything: the graph's
-JSON (every node, attribute and edge), input shapes and dtypes, grad_req per argument,
-compile options, and what turns them into code (the sources of ``symgraph`` and
-``codegen``, LLVM/llvmlite versions, host CPU and features, as ``jit.key_parts``). The
+The key is everything ``compile_graph`` reads before it produces anything: the graph
+(every node's op, name and attributes, every edge: what its JSON says), input shapes
+and dtypes, grad_req per argument, compile options, and what turns them into code (the
+sources of ``symgraph`` and ``codegen``, LLVM/llvmlite versions, host CPU and features,
+as ``jit.key_parts``). The
 entry (``<key>.result`` in the cache folder, framed and HMAC'd like object entries by
 ``codegen/cache.py``) is JSON (``codegen/result_codec.py``); a missing, damaged or
 inconsistent entry or a missing object means a full compile, which rewrites both. The
@@ -45,16 +46,16 @@ STATS = {"hit": 0, "miss": 0, "refused": 0, "uncacheable": 0}
 
 
 def compile_graph_cached(symbol, shapes: dict, dtypes: dict, grad_req: dict,
-                         name_hint: str = "graph", graph: GraphText | None = None,
+                         name_hint: str = "graph", graph: GraphKey | None = None,
                          **options):
     """``compile_graph(symbol, shapes, dtypes, grad_req, name_hint, **options)``, served
     from the disk cache when an entry for exactly these inputs exists (``graph``: the
-    symbol's ``graph_text``, when the caller has it already)."""
+    symbol's ``graph_key``, when the caller has it already)."""
     def rebuild():
         return compile_graph(symbol, dict(shapes), dict(dtypes), dict(grad_req),
                              name_hint=name_hint, **options)
 
-    graph = graph_text(symbol) if graph is None else graph
+    graph = graph_key(symbol) if graph is None else graph
     if not graph.cacheable or os.environ.get("SYMGRAPH_DUMP"):
         STATS["uncacheable"] += 1
         return rebuild()
@@ -70,12 +71,12 @@ def compile_graph_cached(symbol, shapes: dict, dtypes: dict, grad_req: dict,
 
 
 @dataclass(frozen=True)
-class GraphText:
+class GraphKey:
     text: str  # every node's op, name, attrs and inputs in topological order, and the heads
     cacheable: bool  # every op is defined in symgraph (so its code is in the key)
 
 
-def graph_text(symbol) -> GraphText:
+def graph_key(symbol) -> GraphKey:
     """What the symbol's JSON says, without its layout (a tenth of ``tojson``'s cost on
     ResNet-50): the key of both the in-process memo and the disk cache."""
     nodes = topo_order(symbol.outputs)
@@ -85,7 +86,7 @@ def graph_text(symbol) -> GraphText:
     doc.append([[index[id(h.node)], h.index] for h in symbol.outputs])
     cacheable = all(n.is_variable or type(n.opdef).__module__.startswith("symgraph.")
                     for n in nodes)
-    return GraphText(json.dumps(doc, separators=(",", ":")), cacheable)
+    return GraphKey(json.dumps(doc, separators=(",", ":")), cacheable)
 
 
 def result_key(graph_json: str, shapes: dict, dtypes: dict, grad_req: dict,

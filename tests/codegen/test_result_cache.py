@@ -251,8 +251,8 @@ def _tampered(doc, how):
 
 
 BAD = ["truncated", "flipped byte", "not json", "pickle", "arena too small",
-       "offset outside", "call index outside", "slot outside", "wrong table entry", "renamed argument",
-       "wrong type", "missing field", "object gone"]
+       "offset outside", "call index outside", "slot outside", "wrong table entry",
+       "renamed argument", "wrong type", "missing field", "object gone"]
 
 
 @pytest.mark.parametrize("how", BAD)
