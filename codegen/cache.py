@@ -1,6 +1,8 @@
-"""On-disk cache of compiled object code, bound to its key and bounded in size.
+"""On-disk cache of compiled object code and compile results, bound to their key and
+bounded in size.
 
-An entry (``<key>.o``) is::
+An entry (``<key>.o``: object code; ``<key>.result``: a whole compile result, see
+``codegen/result_cache.py``) is::
 
     MAGIC | uint32 len(key) | key | uint64 len(payload) | mac | payload
 
@@ -10,7 +12,8 @@ must equal the requested one (so another graph's entry copied under this name is
 the lengths must add up, the MAC must match (so garbage with a recomputed plain checksum is
 refused), and the payload must pass :func:`codegen.objcheck.check_object` (every offset the
 JIT linker follows is in bounds, the wanted symbols are defined). Any mismatch means the
-entry is removed and rebuilt; nothing unchecked reaches LLVM.
+entry is removed and rebuilt; nothing unchecked reaches LLVM. Each kind has its own magic,
+so an entry of one kind renamed to the other is refused too.
 
 The folder is capped (``SYMGRAPH_CACHE_MAX_BYTES``, default 1 GiB, or :func:`set_max_bytes`):
 after each store the least recently used entries (a hit refreshes an entry's mtime) are
@@ -33,6 +36,8 @@ from codegen.objcheck import BadObject, check_object
 
 log = logging.getLogger("codegen.cache")
 MAGIC = b"SGOBJ2\n"
+#: entry kind -> (file suffix, magic)
+KINDS = {"object": (".o", MAGIC), "result": (".result", b"SGRES1\n")}
 _DIGEST = 32
 _SECRET = ".secret"
 _TMP_PREFIX = ".tmp-"
@@ -78,8 +83,8 @@ def cache_key(parts: dict[str, str]) -> str:
     return h.hexdigest()
 
 
-def entry_path(key: str) -> Path:
-    return cache_dir() / f"{key}.o"
+def entry_path(key: str, kind: str = "object") -> Path:
+    return cache_dir() / f"{key}{KINDS[kind][0]}"
 
 
 # ---------------------------------------------------------------------------- the secret
@@ -111,9 +116,9 @@ def _secret(create: bool) -> bytes | None:
     return data
 
 
-def _frame(key: str, payload: bytes) -> bytes:
+def _frame(key: str, payload: bytes, magic: bytes = MAGIC) -> bytes:
     raw = key.encode("ascii")
-    return MAGIC + struct.pack("<I", len(raw)) + raw + struct.pack("<Q", len(payload))
+    return magic + struct.pack("<I", len(raw)) + raw + struct.pack("<Q", len(payload))
 
 
 # ---------------------------------------------------------------------------- load / store
@@ -145,12 +150,36 @@ def load(key: str, symbols=()) -> bytes | None:
     return payload
 
 
-def _unpack(data: bytes, key: str):
+def load_result(key: str) -> bytes | None:
+    """Payload of a valid compile-result entry for ``key`` (its MAC checked), or None;
+    a refused entry is removed. What the payload says is checked by its reader."""
+    path = entry_path(key, "result")
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    payload, why = _unpack(data, key, KINDS["result"][1])
+    if payload is None:
+        _refuse(path, why)
+        return None
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+    return payload
+
+
+def refuse_result(key: str, why: str) -> None:
+    """Remove a result entry whose payload its reader refused (it is rebuilt)."""
+    _refuse(entry_path(key, "result"), why)
+
+
+def _unpack(data: bytes, key: str, magic: bytes = MAGIC):
     """(payload, None) for an entry bound to ``key`` with a valid MAC, else (None, why)."""
-    head = len(MAGIC) + 4
-    if data[: len(MAGIC)] != MAGIC or len(data) < head:
+    head = len(magic) + 4
+    if data[: len(magic)] != magic or len(data) < head:
         return None, "unknown format"
-    (key_len,) = struct.unpack_from("<I", data, len(MAGIC))
+    (key_len,) = struct.unpack_from("<I", data, len(magic))
     stored = data[head: head + key_len]
     if stored != key.encode("ascii"):
         return None, f"it holds the entry of key {stored[:16].decode('ascii', 'replace')}..."
@@ -169,34 +198,43 @@ def _unpack(data: bytes, key: str):
     return payload, None
 
 
-def store(key: str, payload: bytes) -> None:
+def store(key: str, payload: bytes, kind: str = "object") -> None:
     """Atomically write an entry, then evict down to the cap; failures only cost a future
     rebuild, so they are logged."""
     directory = cache_dir()
+    suffix, magic = KINDS[kind]
     try:
         directory.mkdir(parents=True, exist_ok=True)
         secret = _secret(create=True)
-        frame = _frame(key, payload)
+        frame = _frame(key, payload, magic)
         mac = hmac.new(secret, frame + payload, "sha256").digest()
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=_TMP_PREFIX, suffix=".o")
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=_TMP_PREFIX, suffix=suffix)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(frame + mac + payload)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, entry_path(key))
+            os.replace(tmp, entry_path(key, kind))
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        evict(keep=entry_path(key))
+        evict(keep=entry_path(key, kind))
     except OSError as exc:
         log.warning("cannot write cache entry in %s: %s", directory, exc)
 
 
 # ---------------------------------------------------------------------------- size, CLI
+def _kind_of(name: str) -> str | None:
+    for kind, (suffix, _) in KINDS.items():
+        if name.endswith(suffix):
+            return kind
+    return None
+
+
 def entries() -> list[os.DirEntry]:
+    """Entries of every kind (object code and compile results)."""
     try:
-        return [e for e in os.scandir(cache_dir()) if e.name.endswith(".o")
+        return [e for e in os.scandir(cache_dir()) if _kind_of(e.name)
                 and not e.name.startswith(".") and e.is_file()]
     except OSError:
         return []
@@ -244,15 +282,15 @@ def _clean_temps() -> None:
 
 def info() -> dict:
     """What ``symgraph cache info`` prints."""
-    found = entries()
-    sizes = []
-    for e in found:
+    sizes, kinds = [], dict.fromkeys(KINDS, 0)
+    for e in entries():
         try:
             sizes.append(e.stat().st_size)
         except OSError:
-            pass
+            continue
+        kinds[_kind_of(e.name)] += 1
     return {"directory": str(cache_dir()), "entries": len(sizes), "bytes": sum(sizes),
-            "max_bytes": max_bytes()}
+            "max_bytes": max_bytes(), "kinds": kinds}
 
 
 def clear() -> tuple[int, int]:

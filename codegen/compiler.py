@@ -105,6 +105,10 @@ class CompiledGraph:
         """The optimized graph with shapes, as ``symgraph.graph.dump`` prints it."""
         return dump(self.graph.outputs, self.graph.shapes)
 
+    def full(self) -> CompiledGraph:
+        """This result with every kernel's IR (``result_cache.CachedGraph`` compiles it)."""
+        return self
+
 
 @dataclass
 class _Build:

@@ -145,13 +145,32 @@ def compile_ir(ir_text, symbols: list[str], name_hint: str = "program", opt: int
         log.debug("cache hit %s for %s", key[:16], name_hint)
     _dump(name_hint, key, dumps)
     try:
-        return CompiledLibrary(obj, symbols)
+        library = CompiledLibrary(obj, symbols)
+        library.cache_key = key  # what a stored compile result names (result_cache)
+        return library
     except (RuntimeError, CompileError) as exc:
         if not hit:  # freshly built: a real failure
             raise
         log.warning("cached object for %s does not link (%s): rebuilding", name_hint, exc)
         cache.entry_path(key).unlink(missing_ok=True)
         return compile_ir(ir_text, symbols, name_hint, opt, extra_dumps, description)
+
+
+def load_library(key: str, symbols: list[str]) -> CompiledLibrary | None:
+    """The cached object of ``key`` linked, or None when it is missing, refused or does
+    not link (the entry is then removed): how a stored compile result gets its code."""
+    obj = cache.load(key, symbols)
+    if obj is None:
+        return None
+    try:
+        library = CompiledLibrary(obj, symbols)
+    except (RuntimeError, CompileError) as exc:
+        log.warning("cached object %s does not link (%s): rebuilding", key[:16], exc)
+        cache.entry_path(key).unlink(missing_ok=True)
+        return None
+    STATS["cache_hit"] += 1
+    library.cache_key = key
+    return library
 
 
 def _build_object(ir_text: str, opt: int, name_hint: str):

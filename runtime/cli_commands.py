@@ -91,7 +91,7 @@ def _ir(args):
     shapes = shape_dict(args.shape)
     check_shapes(symbol, shapes)
     exe = symbol.simple_bind(grad_req="write" if args.grad else "null", **shapes)
-    compiled = exe.compiled
+    compiled = exe.compiled.full()  # a result read from the cache keeps no kernels' IR
     program = compiled.program.program
     if args.stage == "graph":
         print(compiled.graph_text)
@@ -121,7 +121,9 @@ def _cache(args):
         return
     facts = cache.info()
     print(f"compile cache: {facts['directory']}")
-    print(f"  {facts['entries']} entries, {format_bytes(facts['bytes'])} "
+    kinds = facts["kinds"]
+    print(f"  {facts['entries']} entries ({kinds['object']} object code, {kinds['result']} "
+          f"compile results), {format_bytes(facts['bytes'])} "
           f"(limit {format_bytes(facts['max_bytes'])}; set SYMGRAPH_CACHE_MAX_BYTES to change)")
 
 

@@ -17,6 +17,7 @@ input is checked (name, shape, dtype) in numpy before the single native call of 
 from __future__ import annotations
 
 import ctypes
+import math
 
 import numpy as np
 
@@ -41,7 +42,7 @@ def _arena(nbytes: int) -> np.ndarray:
 
 
 def _count(shape) -> int:
-    return int(np.prod(shape, dtype=np.int64))
+    return math.prod(int(d) for d in shape)  # np.prod costs ~10 us a slot at bind time
 
 
 def _view(arena, slot, offset=None) -> np.ndarray:

@@ -66,7 +66,10 @@ def overlapped_step(exe, max_parts: int = MAX_PARTS, min_bytes: int | None = Non
         return None
     names = sorted(starts, key=starts.get)
     ext = {n: compiled.grads[n].ext for n in names}
-    split, library = _split(compiled.program.program, tuple(ext[n] for n in names), max_parts,
+    # a graph served by the compile-result cache holds kernel names only: the split
+    # re-emits kernels, so it takes the full compile (same program, rebuilt once)
+    full = compiled.full() if hasattr(compiled, "full") else compiled
+    split, library = _split(full.program.program, tuple(ext[n] for n in names), max_parts,
                             min_bytes)
     if len(split.parts) < 2:
         return None

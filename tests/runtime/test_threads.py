@@ -156,7 +156,8 @@ def _fit_lenet(threads):
         mod.bind(train.provide_data, train.provide_label)
     mod.fit(train, num_epoch=1, optimizer="sgd", initializer=sg.init.Xavier(),
             optimizer_params={"learning_rate": 0.05, "momentum": 0.9})
-    program = mod._bound.exe.compiled.program.program
+    compiled = mod._bound.exe.compiled
+    program = getattr(compiled, "full", lambda: compiled)().program.program
     split = sum(call_chunks(c, program.threads) > 1 for c in program.phases["forward_backward"])
     return mod.get_params()[0], split
 
