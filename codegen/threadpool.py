@@ -298,7 +298,9 @@ class _Pool:
         for name in ("syscall", "pthread_create", "pthread_join", "sched_yield"):
             llvm.add_symbol(name, ctypes.cast(getattr(libc, name), ctypes.c_void_p).value)
         names = [ENTRY, "symgraph_pool_start", "symgraph_pool_stop", "symgraph_pool_forget"]
+        counted = dict(jit.STATS)  # the pool's one-off module is not a program compile
         library = jit.compile_ir(source, names, "threadpool")
+        jit.STATS.update(counted)
         llvm.add_symbol(ENTRY, library.addresses[ENTRY])
         proto = ctypes.CFUNCTYPE
         self.fns = {"start": proto(ctypes.c_int32, ctypes.c_int32)(

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import symgraph as sg
-from codegen import cache, jit, limits, result_cache
+from codegen import cache, jit, limits, result_cache, result_codec
 from codegen.compile_cache import compile_cached
 from codegen.result_cache import CachedGraph, compile_graph_cached
 from runtime import cli
@@ -317,7 +317,8 @@ def test_entry_is_framed_json(folder):
     data = entry.read_bytes()
     assert data.startswith(cache.KINDS["result"][1])
     doc = _payload(entry)
-    assert doc["format"] == 1 and set(doc["phases"]) >= {"forward_backward", "predict"}
+    assert doc["format"] == result_codec.FORMAT
+    assert set(doc["phases"]) >= {"forward_backward", "predict"}
     assert [s[0] for s in doc["aux"]] == ["bn_moving_mean", "bn_moving_var"]
     assert (folder / f"{doc['object_key']}.o").exists()
     for module in ("result_cache", "result_codec"):
