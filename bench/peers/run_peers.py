@@ -216,11 +216,16 @@ def summarise(records):
         cold, warm = _compile_times(ok)
         out[key] = {"median": statistics.median(rates), "low": min(rates), "high": max(rates),
                     "runs": len(ok), "failed": len(recs) - len(ok),
-                    "accuracy": ok[-1]["accuracy"],
+                    "accuracy": _median([r["accuracy"] for r in ok]),
                     "rss": statistics.median(r["peak_rss_mb"] for r in ok),
                     "cpu": statistics.median(r["cpu_util"] for r in ok),
                     "cold": cold, "warm": warm}
     return out
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
 
 
 def _compile_times(recs):
@@ -236,8 +241,7 @@ def _compile_times(recs):
         warm = [s for kind, s in times if kind == "warm"]
     else:
         cold, warm = [times[0][1]], [s for _, s in times[1:]]
-    return (statistics.median(cold) if cold else None,
-            statistics.median(warm) if warm else None)
+    return _median(cold), _median(warm)
 
 
 def _opt(value, fmt):
@@ -251,7 +255,7 @@ def build_table(records, unavailable, gflops, frameworks, workloads, meta=""):
     lines = [meta, f"numpy float32 matmul: {gflops[0]:.1f} GF/s on 2 threads, "
              f"{gflops[1]:.1f} on 1.", "",
              "| workload | framework | samples/s median (range) | symgraph / this | "
-             "% of 2-core floor | final acc. | peak RSS MB | CPU util | cold compile s | "
+             "% of 2-core floor | final acc. (median) | peak RSS MB | CPU util | cold compile s | "
              "warm compile s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for key in workloads:
         wl = WORKLOADS[key]
@@ -273,7 +277,8 @@ def _row(s, missing, ours, floor):
         return f"not run | {dashes}"
     if "error" in s:
         return f"failed: {s['error']} | {dashes}"
-    rate = f"{_fmt_rate(s['median'])} ({_fmt_rate(s['low'])}-{_fmt_rate(s['high'])})"
+    rate = (f"{_fmt_rate(s['median'])} ({_fmt_rate(s['low'])}-{_fmt_rate(s['high'])}, "
+            f"{s['runs']} run{'s' if s['runs'] > 1 else ''})")
     if s["failed"]:
         rate += f", {s['failed']} run(s) failed"
     ratio = _opt(ours / s["median"] if ours else None, "{:.2f}x")

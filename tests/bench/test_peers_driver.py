@@ -82,9 +82,9 @@ def test_table_medians_ratios_floor_and_missing_peers():
     rows = table_rows(table)
     cells = {k: [c.strip() for c in v.strip("|").split("|")] for k, v in rows.items()}
     ours = cells[("W2 " + pc.WORKLOADS["W2"].title + " (floor 1.0k/s)", "symgraph")]
-    assert ours[2:] == ["110.0 (100.0-120.0)", "1.00x", "11.0%", "0.9000", "100", "1.50",
+    assert ours[2:] == ["110.0 (100.0-120.0, 3 runs)", "1.00x", "11.0%", "0.9000", "100", "1.50",
                         "2.00", "0.20"]
-    assert cells[("", "torch")][2:5] == ["55.0 (50.0-60.0)", "2.00x", "5.5%"]
+    assert cells[("", "torch")][2:5] == ["55.0 (50.0-60.0, 3 runs)", "2.00x", "5.5%"]
     assert cells[("", "torch.compile")][3] == "2.62x"
     assert cells[("", "torch.compile")][-2:] == ["30.00", "6.00"]  # round 1 cold, others warm
     assert cells[("", "mxnet")][2] == "failed: Segmentation fault"
@@ -181,7 +181,7 @@ def test_table_rebuilt_from_an_interrupted_runs_log(tmp_path):
     assert rp.main(["--from-log", str(log), "--table", str(table), "--workloads", "W2",
                     "--frameworks", "symgraph,torch,jax"]) == 0
     rows = table_rows(table.read_text())
-    assert "| 20.0 (10.0-30.0) | 1.00x |" in next(v for k, v in rows.items()
+    assert "| 20.0 (10.0-30.0, 2 runs) | 1.00x |" in next(v for k, v in rows.items()
                                                  if k[1] == "symgraph")
     assert "| 2.00x |" in rows[("", "torch")]
     assert "not installed: pip failed" in rows[("", "jax")]
