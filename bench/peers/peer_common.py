@@ -185,8 +185,11 @@ def parse_args(description):
     p.add_argument("--quick", action="store_true", help="a small slice, one epoch")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--compile", action="store_true", help="torch only: torch.compile")
+    p.add_argument("--epochs", type=int, help="instead of the workload's own count")
     args = p.parse_args()
     workload = WORKLOADS[args.workload]
+    if args.epochs:
+        workload = Workload(**{**asdict(workload), "epochs": args.epochs})
     if args.quick:
         workload = Workload(**{**asdict(workload), "epochs": 1})
     return args, workload

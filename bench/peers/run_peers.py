@@ -172,10 +172,11 @@ def environment(peer, install=True, venvs=None):
 
 
 # ---------------------------------------------------------------------------- runs
-def run_one(peer, python, workload, quick, threads, cache_root):
+def run_one(peer, python, workload, quick, threads, cache_root, epochs=None):
     """One subprocess; its JSON record, or a record with ``error``."""
     cmd = [python, os.path.join(HERE, peer.script), "--workload", workload,
            "--threads", str(threads), *peer.flags] + (["--quick"] if quick else [])
+    cmd += ["--epochs", str(epochs)] if epochs else []
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads), SYMGRAPH_NUM_THREADS=str(threads),
@@ -308,10 +309,13 @@ def parse_args(argv=None):
     p.add_argument("--frameworks", default=",".join(f.name for f in FRAMEWORKS))
     p.add_argument("--quick", action="store_true", help="small slices, one epoch: a smoke run")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--epochs", type=int, help="every workload this many epochs (same in "
+                   "each framework) instead of its own count")
     p.add_argument("--no-install", action="store_true", help="never create a venv")
     p.add_argument("--table", default=TABLE, help="where the table is written")
-    p.add_argument("--from-log", metavar="FILE.jsonl",
-                   help="no runs: rebuild the table from an earlier run's records")
+    p.add_argument("--from-log", metavar="FILE.jsonl", nargs="+",
+                   help="no runs: rebuild the table from earlier runs' records (the first "
+                   "file's floor)")
     p.add_argument("--log", help="the runs' JSON lines (default bench/results/peers-<time>.jsonl)")
     args = p.parse_args(argv)
     args.workloads = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
@@ -353,7 +357,7 @@ def main(argv=None):
             for workload in args.workloads:
                 for peer in (p for p in peers if p.name in ready):
                     rec = run_one(peer, ready[peer.name], workload, args.quick, args.threads,
-                                  cache_root)
+                                  cache_root, args.epochs)
                     rec["round"] = round_no
                     records.append(rec)
                     out.write(json.dumps(rec) + "\n")
@@ -361,20 +365,28 @@ def main(argv=None):
                     print(f"[bench-peers] round {round_no} {workload} {peer.name}: "
                           f"{_progress(rec)}", file=sys.stderr, flush=True)
     meta = (f"Measured {stamp:%Y-%m-%d %H:%M} UTC, {args.rounds} round(s)"
-            f"{' (--quick)' if args.quick else ''}, floor from a {n}^3 matmul, "
+            f"{' (--quick)' if args.quick else ''}"
+            f"{f', {args.epochs} epoch(s) each' if args.epochs else ''}, "
+            f"floor from a {n}^3 matmul, "
             f"{args.threads} threads per framework, {os.cpu_count()} cores shared with other "
             "jobs (noisy).")
     return _finish(args, records, unavailable, gflops, peers, meta)
 
 
 def _rebuild(args, peers):
-    """The table of an earlier (possibly interrupted) run from its log."""
-    with open(args.from_log) as f:
-        head, *records = [json.loads(line) for line in f if line.strip()]
+    """The table of earlier (possibly interrupted) runs from their logs."""
+    head, records, unavailable = None, [], {}
+    for path in args.from_log:
+        with open(path) as f:
+            first, *recs = [json.loads(line) for line in f if line.strip()]
+        head = head or first
+        unavailable.update(first["unavailable"])
+        records += recs
     rounds = max((r.get("round", 1) for r in records), default=0)
-    meta = (f"Rebuilt from {os.path.basename(args.from_log)}: {rounds} round(s), floor from "
-            f"a {head['n']}^3 matmul, {os.cpu_count()} cores shared with other jobs (noisy).")
-    return _finish(args, records, head["unavailable"], head["sgemm_gflops"], peers, meta)
+    names = ", ".join(os.path.basename(p) for p in args.from_log)
+    meta = (f"Rebuilt from {names}: {rounds} round(s), floor from a {head['n']}^3 matmul, "
+            f"{os.cpu_count()} cores shared with other jobs (noisy).")
+    return _finish(args, records, unavailable, head["sgemm_gflops"], peers, meta)
 
 
 def _finish(args, records, unavailable, gflops, peers, meta):

@@ -178,10 +178,10 @@ def test_table_rebuilt_from_an_interrupted_runs_log(tmp_path):
     lines += [{**record("symgraph", "W2", r), "round": i} for i, r in enumerate((30, 10), 1)]
     lines += [{**record("torch", "W2", 10.0), "round": 1}]
     log.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    assert rp.main(["--from-log", str(log), "--table", str(table), "--workloads", "W2",
+    assert rp.main(["--from-log", str(log), str(log), "--table", str(table), "--workloads", "W2",
                     "--frameworks", "symgraph,torch,jax"]) == 0
     rows = table_rows(table.read_text())
-    assert "| 20.0 (10.0-30.0, 2 runs) | 1.00x |" in next(v for k, v in rows.items()
+    assert "| 20.0 (10.0-30.0, 4 runs) | 1.00x |" in next(v for k, v in rows.items()
                                                  if k[1] == "symgraph")
     assert "| 2.00x |" in rows[("", "torch")]
     assert "not installed: pip failed" in rows[("", "jax")]
