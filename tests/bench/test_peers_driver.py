@@ -186,3 +186,21 @@ def test_table_rebuilt_from_an_interrupted_runs_log(tmp_path):
     assert "| 2.00x |" in rows[("", "torch")]
     assert "not installed: pip failed" in rows[("", "jax")]
     assert "2 round(s)" in table.read_text()
+
+
+@needs_data
+@pytest.mark.jit
+def test_module_accuracy_counts_only_the_real_validation_samples():
+    """Trained to always answer class 0; of 40 validation samples in batches of 32 the
+    first 24 say class 5. Real accuracy 16/40; counting the padded tail (the first 24
+    again) would give 16/64."""
+    from run_symgraph import build
+
+    w1 = pc.WORKLOADS["W1"]
+    full = pc.load(w1, quick=True)
+    val_y = np.zeros(40, np.float32)
+    val_y[:24] = 5
+    split = pc.Split(full.train_x, np.zeros_like(full.train_y), full.val_x[:40], val_y)
+    _, _, _, accuracy = pc.fit_module(sg, build(w1.net), split, pc.Workload(
+        **{**pc.asdict(w1), "epochs": 2}))
+    assert accuracy == pytest.approx(16 / 40)
