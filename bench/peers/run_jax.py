@@ -151,7 +151,6 @@ def main():
         logits, state = forward(params, state, x, True)
         return cross_entropy(logits, y), state
 
-    @jax.jit
     def train_step(params, state, x, y):
         grads, state = jax.grad(loss, has_aux=True)(params, state, x, y.astype(jnp.int32))
         return jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads), state
