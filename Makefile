@@ -8,7 +8,7 @@ export SYMGRAPH_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install test wheel-test fuzz demo bench lint clean
+.PHONY: install test wheel-test fuzz demo bench bench-peers lint clean
 
 install: $(STAMP)
 
@@ -42,6 +42,13 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
+
+# symgraph against MXNet 1.9.1, PyTorch (eager, torch.compile) and JAX: W1-W5, interleaved
+# rounds, one table (bench/peers/last_table.md). The peers' venvs go to .bench-venvs/.
+# BENCH_PEERS_ARGS: e.g. --quick, --rounds 1, --workloads W1,W3.
+BENCH_PEERS_ARGS ?=
+bench-peers: $(STAMP)
+	$(PY) bench/peers/run_peers.py $(BENCH_PEERS_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check symgraph codegen runtime tests bench examples
