@@ -185,10 +185,13 @@ class _Tables:
 def plan_scalars(fused, count, row_bytes):
     """Every step's scalar tables for the next ``count`` steps, as ``FusedUpdater.step``
     would write them: ``(step_row, blob)``, ``step_row[k]`` the byte offset in ``blob`` of
-    step ``k``'s tables or -1 where they stay as they are. Advances the optimizer's
+    step ``k``'s tables or -1 where they stay as the step before left them. Advances the optimizer's
     counters (and lr scheduler) exactly as ``count`` steps do."""
     step_row = np.full(count, -1, dtype=np.int64)
-    rows = []
+    tables = [t for t, _ in fused._layout.scalar_tables]
+    # Planning writes the tables ahead of the steps: step 0 starts from what they hold now.
+    rows = [b"".join(t.tobytes() for t in tables)]
+    step_row[0] = 0
     scalars, opt = fused._scalars, fused.optimizer
     for k in range(count):
         attributes = scalars.attributes(opt)
@@ -201,8 +204,10 @@ def plan_scalars(fused, count, row_bytes):
         values = scalars(opt, attributes)
         if values is not None:
             fused._write_scalars(values)
-            step_row[k] = len(rows) * row_bytes
-            rows.append(b"".join(t.tobytes() for t, _ in fused._layout.scalar_tables))
+            if k:
+                rows.append(b"")
+            step_row[k] = (len(rows) - 1) * row_bytes
+            rows[-1] = b"".join(t.tobytes() for t in tables)
     blob = np.frombuffer(b"".join(rows) or b"\0", dtype=np.uint8).copy()
     return step_row, blob
 

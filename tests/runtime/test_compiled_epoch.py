@@ -1,0 +1,128 @@
+"""Compiled epochs (runtime/compiled_epoch.py) give bitwise the parameters, optimizer
+states, metrics, history and log lines of fit's Python loop, and fall back where they
+cannot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from native_helpers import assert_same, letter, mnist, mnist_mlp, train
+
+import symgraph as sg
+from runtime import compiled_epoch, native_step
+from runtime import module as module_mod
+
+LETTER = None
+
+
+def _letter():
+    global LETTER
+    if LETTER is None:
+        LETTER = letter(1003)  # 31 full batches of 32 and a tail of 11
+    return LETTER
+
+
+OPTIMIZERS = {
+    "sgd": ("sgd", lambda: {"learning_rate": 0.1}),
+    "sgd_momentum_wd": ("sgd", lambda: {"learning_rate": 0.05, "momentum": 0.9, "wd": 1e-4}),
+    "adam": ("adam", lambda: {"learning_rate": 0.003}),
+    "sgd_factor_scheduler": ("sgd", lambda: {
+        "learning_rate": 0.1, "momentum": 0.9,
+        "lr_scheduler": sg.lr_scheduler.FactorScheduler(step=9, factor=0.7)}),
+    "nadam": ("nadam", lambda: {"learning_rate": 0.01}),  # scalars per parameter
+    "adam_multifactor": ("adam", lambda: {
+        "learning_rate": 0.01,
+        "lr_scheduler": sg.lr_scheduler.MultiFactorScheduler(step=[5, 40], factor=0.5)}),
+}
+
+
+def _compare(monkeypatch, **kw):
+    kw.setdefault("data", _letter())
+    ref = train("python", monkeypatch=monkeypatch, **kw)
+    for mode in ("step", "epoch"):
+        assert_same(ref, train(mode, monkeypatch=monkeypatch, **kw))
+    return ref
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizers_bitwise(monkeypatch, name):
+    optimizer, params = OPTIMIZERS[name]
+    ref = _compare(monkeypatch, optimizer=optimizer, params=params, epochs=3)
+    assert ref[2][-1][1]["accuracy"] > 0  # it trained
+
+
+@pytest.mark.parametrize("last_batch_handle", ["pad", "discard", "roll_over"])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_last_batch_and_shuffle(monkeypatch, last_batch_handle, shuffle):
+    _compare(monkeypatch, epochs=3, shuffle=shuffle, last_batch_handle=last_batch_handle,
+             optimizer="sgd", params=lambda: {"learning_rate": 0.1, "momentum": 0.9})
+
+
+@pytest.mark.parametrize("metric", ["ce", "nll_loss", lambda: ["acc", "ce"]])
+def test_native_metrics(monkeypatch, metric):
+    _compare(monkeypatch, metric=metric, epochs=2, last_batch_handle="roll_over")
+
+
+@pytest.mark.parametrize("auto_reset", [True, False])
+def test_speedometer_lines(monkeypatch, auto_reset):
+    def callbacks():
+        return [sg.callback.Speedometer(32, 7, auto_reset=auto_reset),
+                sg.callback.Speedometer(32, 10, auto_reset=False)]
+    ref = _compare(monkeypatch, callbacks=callbacks, epochs=2, metric=lambda: ["acc", "ce"])
+    assert sum("Batch [" in line for line in ref[3]) == 2 * (4 + 3)
+
+
+def test_short_speedometer_epochs(monkeypatch):
+    """An epoch shorter than ``frequent``: the Speedometer must see the last batch, or
+    the next epoch's batch 0 would log a line."""
+    ref = _compare(monkeypatch, data=letter(100), epochs=3,
+                   callbacks=lambda: sg.callback.Speedometer(32, 50))
+    assert not any("Batch [" in line for line in ref[3])
+
+
+def _recorder():
+    seen = []
+
+    def callback(param):
+        seen.append((param.nbatch, param.eval_metric.get_name_value()))
+    callback.seen = seen
+    return callback
+
+
+@pytest.mark.parametrize("case", ["custom_metric", "custom_callback", "mse_metric",
+                                  "unfused_update"])
+def test_fallbacks_are_exact(monkeypatch, case):
+    """Anything the compiled epoch does not take runs fit's loop, with the same results."""
+    kw = {"epochs": 2}
+    if case == "custom_metric":
+        kw["metric"] = lambda: sg.metric.np(lambda label, pred: float(pred.sum()))
+    elif case == "custom_callback":
+        kw["callbacks"] = _recorder
+    elif case == "mse_metric":
+        kw["metric"] = "mse"
+    elif case == "unfused_update":  # the per-parameter Updater (no fused rule)
+        monkeypatch.setattr(module_mod, "USE_FUSED_UPDATE", False)
+    calls = []
+    real = compiled_epoch._Plan.run
+    monkeypatch.setattr(compiled_epoch._Plan, "run",
+                        lambda self, *a: calls.append(1) or real(self, *a))
+    _compare(monkeypatch, **kw)
+    assert not calls
+
+
+def test_compiled_epoch_runs_natively(monkeypatch):
+    """The epoch path is taken (one native run per epoch without callbacks)."""
+    runs = []
+    real = native_step.NativeStep.run
+    monkeypatch.setattr(native_step.NativeStep, "run",
+                        lambda self, s, start, count, m: runs.append(count) or
+                        real(self, s, start, count, m))
+    train("epoch", _letter(), epochs=2, monkeypatch=monkeypatch)
+    assert runs == [31, 31]
+
+
+def test_mnist_mlp_bitwise(monkeypatch):
+    data = mnist(1050)
+    for optimizer, params in (OPTIMIZERS["sgd_momentum_wd"], OPTIMIZERS["adam"]):
+        _compare(monkeypatch, data=data, net=mnist_mlp, batch=100, epochs=2,
+                 optimizer=optimizer, params=params, shuffle=True)
