@@ -4,7 +4,6 @@ cannot."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from native_helpers import assert_same, letter, mnist, mnist_mlp, train
 
