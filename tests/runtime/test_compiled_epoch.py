@@ -125,3 +125,24 @@ def test_mnist_mlp_bitwise(monkeypatch):
     for optimizer, params in (OPTIMIZERS["sgd_momentum_wd"], OPTIMIZERS["adam"]):
         _compare(monkeypatch, data=data, net=mnist_mlp, batch=100, epochs=2,
                  optimizer=optimizer, params=params, shuffle=True)
+
+
+def _dropout_bn_mlp():
+    """Dropout (the executor's seed advances per step) and BatchNorm (aux states)."""
+    net = sg.sym.FullyConnected(sg.sym.Variable("data"), name="fc1", num_hidden=64)
+    net = sg.sym.BatchNorm(net, name="bn1")
+    net = sg.sym.Activation(net, name="relu1", act_type="relu")
+    net = sg.sym.Dropout(net, name="drop1", p=0.3)
+    net = sg.sym.FullyConnected(net, name="fc2", num_hidden=26)
+    return sg.sym.SoftmaxOutput(net, name="softmax")
+
+
+def test_dropout_batchnorm_bitwise(monkeypatch):
+    _compare(monkeypatch, net=_dropout_bn_mlp, epochs=2, shuffle=True,
+             optimizer="sgd", params=lambda: {"learning_rate": 0.1, "momentum": 0.9})
+
+
+def test_fixed_params_bitwise(monkeypatch):
+    ref = _compare(monkeypatch, epochs=2, module_kw={"fixed_param_names": ["fc1_bias"]},
+                   optimizer="adam", params=lambda: {"learning_rate": 0.01})
+    assert not ref[0]["fc1_bias"].any()  # Xavier leaves biases at 0; fixed, they stay
