@@ -165,7 +165,8 @@ def _labels_match(labels, bound) -> bool:
     """The metric reads the batch's labels; the driver reads the executor's copy of them:
     the same values only when the batch's are float32 already."""
     return bool(labels) and len(labels) == 1 and len(bound.label) == 1 \
-        and isinstance(labels[0], np.ndarray) and labels[0].dtype == _F32
+        and isinstance(labels[0], np.ndarray) and labels[0].dtype == _F32 \
+        and labels[0].shape == bound.label[0].shape
 
 
 # ------------------------------------------------------------------------------ scalars
