@@ -69,8 +69,8 @@ class NativeStep:
         ctx[D.SEED] = 0 if exe._seed is None else exe._seed.ctypes.data
         self._counter = np.zeros(1, dtype=np.int64)
         self._tables = _Tables(fused)
-        self._metric = None
-        self._metric_key = None
+        self._metrics = {}  # runs (bool) -> (id of the metric, its _NativeMetric or None)
+        self._step_ctx = self._step_arrays = None
         self._run, self._library = D.driver()
         self._ctx_address = ctx.ctypes.data
 
@@ -95,11 +95,7 @@ class NativeStep:
         metric = self.metric(eval_metric, runs=False)
         native = metric is not None and _labels_match(data_batch.label, self.bound)
         _fill_scalars(self.fused)
-        ctx = self.ctx
-        ctx[D.NSTEPS] = 1
-        ctx[D.NCOPY] = ctx[D.STEPROW] = ctx[D.PICK] = 0
-        ctx[D.ACC_COUNT] = self._counter.ctypes.data if native and metric.counts else 0
-        self._call()
+        self._call(self._step_ctx[native])
         if native:
             metric.flush(self._counter, None, 1)
         else:
@@ -130,24 +126,37 @@ class NativeStep:
         pick = np.empty((count, rows), dtype=_F32) if metric.picks else None
         ctx[D.PICK] = 0 if pick is None else pick.ctypes.data
         ctx[D.ACC_COUNT] = self._counter.ctypes.data if metric.counts else 0
-        self._call()
+        self._call(self._ctx_address)
         ctx[D.COPIES] = ctx[D.STEPROW] = ctx[D.BLOB] = ctx[D.PICK] = 0
         metric.flush(self._counter, pick, count)
 
-    def _call(self) -> None:
+    def _call(self, ctx_address) -> None:
         self._counter[0] = 0
         self.module._params_dirty = True
-        self._run(self._ctx_address)
+        self._run(ctx_address)
         self.bound.exe._forwarded = "train"
 
     # -- metric ---------------------------------------------------------------------------
     def metric(self, eval_metric, runs):
         """The native form of ``eval_metric`` on this executor, or None."""
-        key = (id(eval_metric), runs)
-        if key != self._metric_key:
-            self._metric = _NativeMetric.build(eval_metric, self.bound, runs, self.ctx)
-            self._metric_key = key
-        return self._metric
+        key, metric = self._metrics.get(runs, (None, None))
+        if key != id(eval_metric):
+            metric = _NativeMetric.build(eval_metric, self.bound, runs, self.ctx)
+            self._metrics[runs] = (id(eval_metric), metric)
+            if not runs:
+                self._step_ctx = self._single_step_contexts(metric)
+        return metric
+
+    def _single_step_contexts(self, metric) -> dict:
+        """{count accuracy natively: ctx address} for one step on the loaded batch."""
+        plain = self.ctx.copy()
+        plain[D.NSTEPS] = 1
+        plain[D.NCOPY] = plain[D.STEPROW] = plain[D.PICK] = plain[D.ACC_COUNT] = 0
+        counting = plain.copy()
+        if metric is not None and metric.counts:
+            counting[D.ACC_COUNT] = self._counter.ctypes.data
+        self._step_arrays = (plain, counting)
+        return {False: plain.ctypes.data, True: counting.ctypes.data}
 
 
 def _fill_scalars(fused) -> None:
