@@ -23,12 +23,13 @@ import os
 
 import numpy as np
 
+from . import metric as _metric
 from .base_module import BaseModule, _as_list
-from .callback import BatchEndParam, Speedometer
+from .callback import BatchEndParam, LogValidationMetricsCallback, Speedometer
 from .io import NDArrayIter
-from .native_step import NativeStep
+from .native_step import NativeScore, NativeStep
 
-__all__ = ["run_epoch"]
+__all__ = ["run_epoch", "run_score"]
 
 #: False (or the env var SYMGRAPH_COMPILED_EPOCH=0) forces fit's Python loop.
 ENABLED = os.environ.get("SYMGRAPH_COMPILED_EPOCH", "1") != "0"
@@ -165,3 +166,71 @@ def _sources(bound, it):
                 or dst.shape[0] != it.batch_size or not dst.flags.c_contiguous:
             return None
     return data + label
+
+
+def run_score(module, eval_data, eval_metric, num_batch, batch_end_callback,
+              score_end_callback, reset, epoch):
+    """``score`` over an in-memory ``NDArrayIter`` as runs of native inference forwards:
+    the metric's (name, value) list, or None (nothing done) for BaseModule's loop."""
+    if not ENABLED or batch_end_callback is not None or not _plain_scoring(module):
+        return None
+    ends = [] if score_end_callback is None else _as_list(score_end_callback)
+    if any(type(cb) is not LogValidationMetricsCallback for cb in ends):
+        return None
+    if type(eval_data) is not NDArrayIter or not eval_data._fast:
+        return None
+    runner = NativeScore.of(module, module._bound)
+    if runner is None:
+        return None
+    if not isinstance(eval_metric, _metric.EvalMetric):
+        eval_metric = _metric.create(eval_metric)
+    native_metric = runner.metric(eval_metric)
+    if native_metric is None:
+        return None
+    if reset:
+        eval_data.reset()
+    sources = _sources(module._bound, eval_data)
+    if sources is None or not native_metric.labels_in_range(eval_data._label_arrays[0]):
+        return BaseModule.score(module, eval_data, eval_metric, num_batch,
+                                score_end_callback=score_end_callback, reset=False,
+                                epoch=epoch)
+    eval_metric.reset()
+    actual_num_batch = _score_batches(module, runner, eval_data, eval_metric, native_metric,
+                                      sources, num_batch)
+    for callback in ends:
+        callback(BatchEndParam(epoch=epoch, nbatch=actual_num_batch, eval_metric=eval_metric,
+                               locals=locals()))
+    return eval_metric.get_name_value()
+
+
+def _score_batches(module, runner, it, metric, native_metric, sources, num_batch) -> int:
+    """BaseModule.score's loop: native runs over regular batches, ``next()`` for the rest
+    (including the one fetch its ``enumerate`` makes before stopping at ``num_batch``)."""
+    bs, nbatch = it.batch_size, 0
+    while num_batch is None or nbatch < num_batch:
+        start = it.cursor + bs
+        if _regular(it, start):
+            count = min((it.num_data - bs - start) // bs + 1, MAX_RUN)
+            if num_batch is not None:
+                count = min(count, num_batch - nbatch)
+            runner.run(sources, start, count, native_metric)
+            it.cursor = start + (count - 1) * bs
+            nbatch += count
+            continue
+        batch = _next(it)
+        if batch is None:
+            return nbatch
+        module.forward(batch, is_train=False)
+        module.update_metric(metric, batch.label)
+        nbatch += 1
+    _next(it)
+    return nbatch
+
+
+def _plain_scoring(module) -> bool:
+    from .module import Module
+
+    cls = type(module)
+    return (module.binded and module.params_initialized and cls.forward is Module.forward
+            and cls.update_metric is Module.update_metric and cls.prepare is BaseModule.prepare
+            and cls.score is Module.score and module._bound is not None)

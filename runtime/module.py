@@ -614,6 +614,18 @@ class Module(BaseModule):
         return BaseModule._fit_epoch(self, train_data, eval_metric, epoch, batch_end_callback,
                                      monitor, sparse_row_id_fn)
 
+    def score(self, eval_data, eval_metric, num_batch=None, batch_end_callback=None,
+              score_end_callback=None, reset=True, epoch=0, sparse_row_id_fn=None):
+        """In-memory data: runs of native inference forwards (runtime/compiled_epoch.py),
+        else BaseModule's loop."""
+        result = _compiled_epoch.run_score(self, eval_data, eval_metric, num_batch,
+                                           batch_end_callback, score_end_callback, reset,
+                                           epoch)
+        if result is not None:
+            return result
+        return BaseModule.score(self, eval_data, eval_metric, num_batch, batch_end_callback,
+                                score_end_callback, reset, epoch, sparse_row_id_fn)
+
     def update_metric(self, eval_metric, labels, pre_sliced=False):
         """``eval_metric.update_dict({label name: label}, {output name: output})``."""
         if pre_sliced:

@@ -34,7 +34,7 @@ from codegen import step_driver as D
 from runtime import metric as M
 from runtime.executor import Executor
 
-__all__ = ["NativeStep", "train_step", "ENABLED"]
+__all__ = ["NativeStep", "NativeScore", "train_step", "ENABLED"]
 
 #: False (or the env var SYMGRAPH_NATIVE_STEP=0) forces the step-by-step path.
 ENABLED = os.environ.get("SYMGRAPH_NATIVE_STEP", "1") != "0"
@@ -110,10 +110,7 @@ class NativeStep:
         """``count`` steps on batches ``start, start + B, ...`` rows of ``sources`` (one
         contiguous array per executor input, ``[(dst, src)]``), the metric accumulated
         natively (``metric`` from :meth:`metric` with ``runs=True``)."""
-        rows = self.bound.exe.outputs[0].shape[0] if self.bound.exe.outputs else 0
-        copies = np.array([(src.ctypes.data + start * src.strides[0],
-                            dst.nbytes, dst.ctypes.data) for dst, src in sources],
-                          dtype=np.int64).reshape(-1, 3)
+        copies = _copies(sources, start)
         step_row, blob = plan_scalars(self.fused, count, self._tables.row_bytes)
         ctx = self.ctx
         ctx[D.NSTEPS] = count
@@ -123,7 +120,7 @@ class NativeStep:
         ctx[D.SCHED] = self._tables.spec.ctypes.data
         ctx[D.STEPROW] = step_row.ctypes.data
         ctx[D.BLOB] = blob.ctypes.data
-        pick = np.empty((count, rows), dtype=_F32) if metric.picks else None
+        pick = np.empty((count, metric.rows), dtype=_F32) if metric.picks else None
         ctx[D.PICK] = 0 if pick is None else pick.ctypes.data
         ctx[D.ACC_COUNT] = self._counter.ctypes.data if metric.counts else 0
         self._call(self._ctx_address)
@@ -317,3 +314,55 @@ def _leaves(eval_metric, bound):
             eval_metric.label_names not in (None, [label_name]):
         return None
     return [eval_metric]
+
+
+class NativeScore:
+    """The driver's context for inference runs of one executor (``score``): its
+    ``predict`` phase and the metric, no update, no seed (an inference forward draws no
+    random numbers)."""
+
+    def __init__(self, bound):
+        exe = bound.exe
+        self.bound = bound
+        self.ctx = np.zeros(D.CTX_SLOTS, dtype=np.int64)
+        self.ctx[D.PHASE] = exe.compiled.program.library.addresses["predict"]
+        self.ctx[D.ARENA] = exe._address
+        self.ctx[D.EXT] = exe._ext_address
+        self._counter = np.zeros(1, dtype=np.int64)
+        self._run, self._library = D.driver()
+
+    @staticmethod
+    def of(module, bound):
+        if not ENABLED or type(bound.exe) is not Executor or module._monitor is not None \
+                or "predict" not in bound.exe.compiled.program.phases:
+            return None
+        runner = module._native_steps.get(("score", id(bound)))
+        if runner is None or runner.bound is not bound:
+            runner = NativeScore(bound)
+            module._native_steps[("score", id(bound))] = runner
+        return runner
+
+    def metric(self, eval_metric):
+        return _NativeMetric.build(eval_metric, self.bound, True, self.ctx)
+
+    def run(self, sources, start, count, metric) -> None:
+        """``count`` inference forwards on rows ``start, start + B, ...`` of ``sources``."""
+        copies = _copies(sources, start)
+        pick = np.empty((count, metric.rows), dtype=_F32) if metric.picks else None
+        ctx = self.ctx
+        ctx[D.NSTEPS] = count
+        ctx[D.NCOPY] = len(copies)
+        ctx[D.COPIES] = copies.ctypes.data
+        ctx[D.PICK] = 0 if pick is None else pick.ctypes.data
+        ctx[D.ACC_COUNT] = self._counter.ctypes.data if metric.counts else 0
+        self._counter[0] = 0
+        self._run(ctx.ctypes.data)
+        ctx[D.COPIES] = ctx[D.PICK] = 0
+        self.bound.exe._forwarded = "predict"
+        metric.flush(self._counter, pick, count)
+
+
+def _copies(sources, start) -> np.ndarray:
+    """The driver's copy list: (first source byte, bytes per batch, destination)."""
+    return np.array([(src.ctypes.data + start * src.strides[0], dst.nbytes, dst.ctypes.data)
+                     for dst, src in sources], dtype=np.int64).reshape(-1, 3)

@@ -50,7 +50,8 @@ class _Lines(logging.Handler):
 
 def train(mode, data, net=letter_mlp, batch=32, epochs=2, optimizer="sgd", params=None,
           metric="acc", callbacks=None, shuffle=False, last_batch_handle="pad",
-          monkeypatch=None, seed=3, module_kw=None):
+          monkeypatch=None, seed=3, module_kw=None, eval_data=None, eval_batch=None,
+          eval_end=None):
     """(params, optimizer states, history rows, log lines, metric) after ``fit``."""
     monkeypatch.setattr(native_step, "ENABLED", MODES[mode][0])
     monkeypatch.setattr(compiled_epoch, "ENABLED", MODES[mode][1])
@@ -74,7 +75,10 @@ def train(mode, data, net=letter_mlp, batch=32, epochs=2, optimizer="sgd", param
                 optimizer_params=params() if callable(params) else
                 (params or {"learning_rate": 0.1}),
                 eval_metric=eval_metric, batch_end_callback=callbacks() if callbacks else None,
-                initializer=sg.init.Xavier(), history=history)
+                initializer=sg.init.Xavier(), history=history,
+                eval_data=None if eval_data is None else
+                sg.io.NDArrayIter(*eval_data, batch_size=eval_batch or batch),
+                eval_end_callback=eval_end() if eval_end else None)
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)

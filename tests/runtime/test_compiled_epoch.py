@@ -4,8 +4,10 @@ cannot."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from native_helpers import assert_same, letter, mnist, mnist_mlp, train
+from rt_helpers import letter_mlp as mnist_like_letter
 
 import symgraph as sg
 from runtime import compiled_epoch, native_step
@@ -147,3 +149,57 @@ def test_fixed_params_bitwise(monkeypatch):
     ref = _compare(monkeypatch, epochs=2, module_kw={"fixed_param_names": ["fc1_bias"]},
                    optimizer="adam", params=lambda: {"learning_rate": 0.01})
     assert not ref[0]["fc1_bias"].any()  # Xavier leaves biases at 0; fixed, they stay
+
+
+@pytest.mark.parametrize("case", ["acc", "acc_ce", "other_batch_size", "log_callback"])
+def test_validation_pass_bitwise(monkeypatch, case):
+    """fit's score pass over in-memory data runs natively too, with the same values."""
+    x, y = letter(1600)
+    kw = dict(data=(x[:1003], y[:1003]), eval_data=(x[1003:], y[1003:]), epochs=2)
+    if case == "acc_ce":
+        kw["metric"] = lambda: ["acc", "ce"]
+    elif case == "other_batch_size":
+        kw["eval_batch"] = 50  # another executor: BaseModule's loop
+    elif case == "log_callback":
+        kw["eval_end"] = sg.callback.LogValidationMetricsCallback
+    ref = _compare(monkeypatch, **kw)
+    assert all(row[1] for row in ref[2])
+    assert sum("Validation-accuracy" in line for line in ref[3]) == \
+        2 * (2 if case == "log_callback" else 1)
+
+
+@pytest.mark.parametrize("num_batch", [None, 0, 3, 18, 19, 40])
+def test_score_num_batch_and_iterator_state(monkeypatch, num_batch):
+    """score(num_batch=..., reset=False) leaves the iterator where BaseModule's leaves it."""
+    x, y = letter(600)
+    results = []
+    for mode in ("python", "epoch"):
+        monkeypatch.setattr(native_step, "ENABLED", mode == "epoch")
+        monkeypatch.setattr(compiled_epoch, "ENABLED", mode == "epoch")
+        np.random.seed(0)
+        sg.random.seed(0)
+        mod = sg.mod.Module(mnist_like_letter())
+        it = sg.io.NDArrayIter(x, y, batch_size=32, last_batch_handle="roll_over")
+        mod.bind(it.provide_data, it.provide_label)
+        mod.init_params(sg.init.Xavier())
+        first = mod.score(it, "acc", num_batch=num_batch)
+        second = mod.score(it, ["acc", "ce"], num_batch=num_batch, reset=False)
+        third = mod.score(it, "acc")
+        results.append(repr((first, second, third, it.cursor)))  # repr: nan == nan
+    assert results[0] == results[1]
+
+
+def test_score_runs_natively(monkeypatch):
+    runs = []
+    real = native_step.NativeScore.run
+    monkeypatch.setattr(native_step.NativeScore, "run",
+                        lambda self, s, start, count, m: runs.append(count) or
+                        real(self, s, start, count, m))
+    x, y = letter(1600)
+    train("epoch", (x[:1003], y[:1003]), eval_data=(x[1003:], y[1003:]), epochs=2,
+          monkeypatch=monkeypatch)
+    assert runs == [18, 18]  # 597 rows: 18 full batches, then the padded one in Python
+    runs.clear()
+    train("epoch", (x[:1003], y[:1003]), eval_data=(x[1003:], y[1003:]), eval_batch=50,
+          epochs=1, monkeypatch=monkeypatch)
+    assert runs == []
