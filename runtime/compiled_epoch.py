@@ -26,7 +26,7 @@ import numpy as np
 from . import metric as _metric
 from .base_module import BaseModule, _as_list
 from .callback import BatchEndParam, LogValidationMetricsCallback, Speedometer
-from .io import NDArrayIter
+from .io import NDArrayIter, _new_batch
 from .native_step import NativeScore, NativeStep
 
 __all__ = ["run_epoch", "run_score"]
@@ -65,9 +65,9 @@ class _Plan:
         freqs = [cb.frequent for cb in callbacks]
         if any(type(f) is not int or f < 1 for f in freqs):
             return None
-        bound = module._bound
-        if bound is None or not module.binded or not module.optimizer_initialized:
+        if module._bound is None or not module.binded or not module.optimizer_initialized:
             return None
+        bound = _activate_for(module, it)
         sources = _sources(bound, it)
         if sources is None:
             return None
@@ -137,6 +137,17 @@ def _plain_module(module) -> bool:
             and module._monitor is None)
 
 
+def _activate_for(module, it):
+    """The executor for ``it``'s batches, made the active one as the first batch's
+    ``_load`` would (after a score with another batch size, say): the same switch, once."""
+    bs = it.batch_size
+    if it.num_data >= bs and [(bs,) + a.shape[1:] for a in it._data_arrays] \
+            != module._bound.shapes:
+        module._load(_new_batch([a[:bs] for a in it._data_arrays],
+                                [a[:bs] for a in it._label_arrays], 0, None))
+    return module._bound
+
+
 def _regular(it, cursor) -> bool:
     """A batch ``next()`` would cut as one plain slice of the current arrays."""
     return 0 <= cursor <= it.num_data - it.batch_size
@@ -172,14 +183,15 @@ def run_score(module, eval_data, eval_metric, num_batch, batch_end_callback,
               score_end_callback, reset, epoch):
     """``score`` over an in-memory ``NDArrayIter`` as runs of native inference forwards:
     the metric's (name, value) list, or None (nothing done) for BaseModule's loop."""
-    if not ENABLED or batch_end_callback is not None or not _plain_scoring(module):
+    if not ENABLED or batch_end_callback is not None or not _plain_scoring(module) \
+            or num_batch == 0:
         return None
     ends = [] if score_end_callback is None else _as_list(score_end_callback)
     if any(type(cb) is not LogValidationMetricsCallback for cb in ends):
         return None
     if type(eval_data) is not NDArrayIter or not eval_data._fast:
         return None
-    runner = NativeScore.of(module, module._bound)
+    runner = NativeScore.of(module, _activate_for(module, eval_data))
     if runner is None:
         return None
     if not isinstance(eval_metric, _metric.EvalMetric):

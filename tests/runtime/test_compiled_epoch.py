@@ -159,7 +159,7 @@ def test_validation_pass_bitwise(monkeypatch, case):
     if case == "acc_ce":
         kw["metric"] = lambda: ["acc", "ce"]
     elif case == "other_batch_size":
-        kw["eval_batch"] = 50  # another executor: BaseModule's loop
+        kw["eval_batch"] = 50  # another executor, switched to and back
     elif case == "log_callback":
         kw["eval_end"] = sg.callback.LogValidationMetricsCallback
     ref = _compare(monkeypatch, **kw)
@@ -200,6 +200,12 @@ def test_score_runs_natively(monkeypatch):
           monkeypatch=monkeypatch)
     assert runs == [18, 18]  # 597 rows: 18 full batches, then the padded one in Python
     runs.clear()
+    steps = []
+    real_step = native_step.NativeStep.run
+    monkeypatch.setattr(native_step.NativeStep, "run",
+                        lambda self, s, start, count, m: steps.append(count) or
+                        real_step(self, s, start, count, m))
     train("epoch", (x[:1003], y[:1003]), eval_data=(x[1003:], y[1003:]), eval_batch=50,
-          epochs=1, monkeypatch=monkeypatch)
-    assert runs == []
+          epochs=2, monkeypatch=monkeypatch)
+    assert runs == [11, 11]  # on the executor for batches of 50
+    assert steps == [31, 31]  # and back on the training executor for the next epoch
