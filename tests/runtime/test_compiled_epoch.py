@@ -91,7 +91,7 @@ def _recorder():
 
 
 @pytest.mark.parametrize("case", ["custom_metric", "custom_callback", "mse_metric",
-                                  "unfused_update"])
+                                  "unfused_update", "two_contexts"])
 def test_fallbacks_are_exact(monkeypatch, case):
     """Anything the compiled epoch does not take runs fit's loop, with the same results."""
     kw = {"epochs": 2}
@@ -101,6 +101,8 @@ def test_fallbacks_are_exact(monkeypatch, case):
         kw["callbacks"] = _recorder
     elif case == "mse_metric":
         kw["metric"] = "mse"
+    elif case == "two_contexts":  # a device group: one executor per context
+        kw["module_kw"] = {"context": [sg.cpu(0), sg.cpu(1)]}
     elif case == "unfused_update":  # the per-parameter Updater (no fused rule)
         monkeypatch.setattr(module_mod, "USE_FUSED_UPDATE", False)
     calls = []
