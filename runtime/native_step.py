@@ -69,7 +69,7 @@ class NativeStep:
         ctx[D.SEED] = 0 if exe._seed is None else exe._seed.ctypes.data
         self._counter = np.zeros(1, dtype=np.int64)
         self._tables = _Tables(fused)
-        self._metrics = {}  # runs (bool) -> (id of the metric, its _NativeMetric or None)
+        self._metrics = {}  # runs (bool) -> (the metric, its _NativeMetric or None)
         self._step_ctx = self._step_arrays = None
         self._run, self._library = D.driver()
         self._ctx_address = ctx.ctypes.data
@@ -136,10 +136,10 @@ class NativeStep:
     # -- metric ---------------------------------------------------------------------------
     def metric(self, eval_metric, runs):
         """The native form of ``eval_metric`` on this executor, or None."""
-        key, metric = self._metrics.get(runs, (None, None))
-        if key != id(eval_metric):
+        known, metric = self._metrics.get(runs, (None, None))
+        if known is not eval_metric:
             metric = _NativeMetric.build(eval_metric, self.bound, runs, self.ctx)
-            self._metrics[runs] = (id(eval_metric), metric)
+            self._metrics[runs] = (eval_metric, metric)
             if not runs:
                 self._step_ctx = self._single_step_contexts(metric)
         return metric
