@@ -51,7 +51,7 @@ class _Lines(logging.Handler):
 def train(mode, data, net=letter_mlp, batch=32, epochs=2, optimizer="sgd", params=None,
           metric="acc", callbacks=None, shuffle=False, last_batch_handle="pad",
           monkeypatch=None, seed=3, module_kw=None, eval_data=None, eval_batch=None,
-          eval_end=None):
+          eval_end=None, iter_kw=None):
     """(params, optimizer states, history rows, log lines, metric) after ``fit``."""
     monkeypatch.setattr(native_step, "ENABLED", MODES[mode][0])
     monkeypatch.setattr(compiled_epoch, "ENABLED", MODES[mode][1])
@@ -59,7 +59,7 @@ def train(mode, data, net=letter_mlp, batch=32, epochs=2, optimizer="sgd", param
     sg.random.seed(seed)
     x, y = data
     it = sg.io.NDArrayIter(x, y, batch_size=batch, shuffle=shuffle,
-                           last_batch_handle=last_batch_handle)
+                           last_batch_handle=last_batch_handle, **(iter_kw or {}))
     mod = sg.mod.Module(net(), **(module_kw or {}))
     handler = _Lines()
     root = logging.getLogger()
