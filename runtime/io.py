@@ -204,7 +204,9 @@ def _part(data, label, num_data, num_parts, part_index):
 
 
 def _take(sources, idx):
-    return [(k, v[idx]) for k, v in sources]
+    """The rows ``idx`` of each source (``np.take``: the same rows as ``v[idx]``, several
+    times faster on 2-D arrays, which matters once the epoch itself runs natively)."""
+    return [(k, np.take(v, idx, axis=0)) for k, v in sources]
 
 
 class NDArrayIter(DataIter):

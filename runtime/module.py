@@ -27,7 +27,9 @@ import numpy as np
 
 from symgraph.errors import SerializationError, SymgraphError
 
+from . import compiled_epoch as _compiled_epoch
 from . import module_checks as _checks
+from . import native_step as _native_step
 from . import optimizer as _opt
 from .base_module import (
     DEFAULT_INITIALIZER,
@@ -150,6 +152,7 @@ class Module(BaseModule):
             self._stash_fused_states()
         self.binded = False
         self._exec_cache = {}
+        self._native_steps = {}  # runtime/native_step.py's runners, per executor
         self._bound = None
         self._data_shapes = None
         self._label_shapes = None
@@ -591,6 +594,8 @@ class Module(BaseModule):
             BaseModule._train_step(self, data_batch, eval_metric)
             return
         bound = self._load(data_batch)
+        if _native_step.train_step(self, bound, data_batch, eval_metric):
+            return
         if self._dist is not None:  # the allreduce overlaps backward (runtime/overlap.py)
             self._dist.forward_backward_reduced(bound.exe, lambda: self._grad_list(bound))
         else:
@@ -601,6 +606,29 @@ class Module(BaseModule):
         if labels is None:
             labels = ()
         eval_metric.update_dict(dict(zip(bound.label_names, labels)), bound.preds)
+
+    def _fit_epoch(self, train_data, eval_metric, epoch, batch_end_callback, monitor,
+                   sparse_row_id_fn):
+        """In-memory data: the epoch's batches run in native code (runtime/compiled_epoch.py),
+        else BaseModule's loop."""
+        result = _compiled_epoch.run_epoch(self, train_data, eval_metric, epoch,
+                                           batch_end_callback, monitor)
+        if result is not None:
+            return result
+        return BaseModule._fit_epoch(self, train_data, eval_metric, epoch, batch_end_callback,
+                                     monitor, sparse_row_id_fn)
+
+    def score(self, eval_data, eval_metric, num_batch=None, batch_end_callback=None,
+              score_end_callback=None, reset=True, epoch=0, sparse_row_id_fn=None):
+        """In-memory data: runs of native inference forwards (runtime/compiled_epoch.py),
+        else BaseModule's loop."""
+        result = _compiled_epoch.run_score(self, eval_data, eval_metric, num_batch,
+                                           batch_end_callback, score_end_callback, reset,
+                                           epoch)
+        if result is not None:
+            return result
+        return BaseModule.score(self, eval_data, eval_metric, num_batch, batch_end_callback,
+                                score_end_callback, reset, epoch, sparse_row_id_fn)
 
     def update_metric(self, eval_metric, labels, pre_sliced=False):
         """``eval_metric.update_dict({label name: label}, {output name: output})``."""
