@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 
 import symgraph as sg  # noqa: E402
 from codegen import threadpool  # noqa: E402
-from runtime.cli_train import build_model  # noqa: E402
+from runtime.cli.train import build_model  # noqa: E402
 
 ROUNDS, STEPS = 5, 10
 

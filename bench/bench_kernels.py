@@ -18,8 +18,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from codegen import loop_ir as L  # noqa: E402
-from codegen.builders import reduce_kernel  # noqa: E402
-from codegen.matmul import matmul_kernel  # noqa: E402
+from codegen.kernels.builders import reduce_kernel  # noqa: E402
+from codegen.kernels.matmul import matmul_kernel  # noqa: E402
 from codegen.program import KernelCall, Program, compile_program  # noqa: E402
 
 REPEAT_IN_NATIVE = 50

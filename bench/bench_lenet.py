@@ -21,7 +21,7 @@ import time  # noqa: E402
 
 import symgraph as sg  # noqa: E402
 from codegen import threadpool  # noqa: E402
-from runtime.cli_train import build_model  # noqa: E402
+from runtime.cli.train import build_model  # noqa: E402
 
 BATCH = 100
 

@@ -20,8 +20,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from runtime import fused_update as F  # noqa: E402
-from runtime import optimizer as O  # noqa: E402
+from runtime import optim as O  # noqa: E402
+from runtime.optim import fused_update as F  # noqa: E402
 
 MODELS = {
     "letter MLP": {"fc1_weight": (64, 16), "fc1_bias": (64,), "fc2_weight": (26, 64),

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from codegen import builders, builders_nn, fusion, limits, threadpool
+from codegen import fusion, limits, threadpool
 from codegen import loop_ir as L
+from codegen.kernels import builders, builders_nn
 from codegen.lower import BufferTable, LogicalCall, LowerContext
 from codegen.memplan import MemoryPlan, plan_memory, poison_dead_buffers
 from codegen.program import ExternalBuffer, KernelCall, Program, compile_program

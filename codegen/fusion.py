@@ -30,11 +30,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from codegen import builders, jit
+from codegen import jit
 from codegen import loop_ir as L
 from codegen.fusion_spec import ElementwiseSpec, MatmulSpec, SoftmaxSpec, expr_size
+from codegen.kernels import builders
+from codegen.kernels.matmul import matmul_kernel, softmax_fits
 from codegen.lower import LogicalCall, scratch_keys
-from codegen.matmul import matmul_kernel, softmax_fits
 
 MAX_EXPR_NODES = 400  # above this a fused value is stored instead of growing the tree
 

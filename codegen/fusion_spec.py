@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from codegen import loop_ir as L
-from codegen.vectorize import children
+from codegen.emit.vectorize import children
 
 
 @dataclass(frozen=True, eq=False)

@@ -106,7 +106,7 @@ def codegen_sources_digest() -> str:
     """sha256 of this package's sources: a program description only names kernels, so the
     code that turns them into LLVM IR must be part of the key too."""
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from codegen import builders, builders_nn
 from codegen import loop_ir as L
-from codegen import lower_kernels as K
+from codegen.emit.scalar_ir import IRMath
 from codegen.fusion_spec import ElementwiseSpec, MatmulSpec, used_inputs
-from codegen.scalar_ir import IRMath
+from codegen.kernels import builders, builders_nn
+from codegen.kernels import lower_kernels as K
 from symgraph.errors import CompileError
 
 SCRATCH = "scratch"
@@ -217,7 +217,7 @@ class LowerContext:
 
     def dropout(self, p):
         """Dropout's two outputs: data * mask and the mask (ones when inactive)."""
-        from codegen.dropout_kernel import dropout_kernel
+        from codegen.kernels.dropout_kernel import dropout_kernel
         from symgraph.ops.random_ops import dropout_active, dropout_threshold
 
         data_shape, mask_shape = self.in_shapes[0], self.out_shapes[1]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from codegen import loop_ir as L
-from codegen.vectorize import children, coeff
+from codegen.emit.vectorize import children, coeff
 from codegen.verify import interval
 
 #: innermost iterations below which a loop kernel stays on the calling thread

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 from codegen import loop_ir as L
 from codegen.fusion import _READ_ONLY_PARAMS
-from codegen.matmul import MatmulKernel
+from codegen.kernels.matmul import MatmulKernel
 from codegen.program import Ext, Program, validate
 
 _EPILOGUE_INPUT = re.compile(r"^e[0-9]+$")

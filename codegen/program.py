@@ -21,7 +21,7 @@ from llvmlite import ir
 
 from codegen import jit, partition, threadpool
 from codegen import loop_ir as L
-from codegen.llvm_emit import emit_kernel, emit_part, keeps_aliasing
+from codegen.emit.llvm_emit import emit_kernel, emit_part, keeps_aliasing
 from symgraph.errors import CompileError
 
 _PHASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

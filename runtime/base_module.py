@@ -15,11 +15,11 @@ import warnings
 
 import numpy as np
 
-from . import metric as _metric
-from .callback import BatchEndParam
-from .initializer import Uniform
-from .io import DataBatch, DataDesc, DataIter
-from .ndarray.ndarray import NDArray
+from runtime import metric as _metric
+from runtime.callback import BatchEndParam
+from runtime.initializer import Uniform
+from runtime.io import DataBatch, DataDesc, DataIter
+from runtime.ndarray.ndarray import NDArray
 
 __all__ = ["BaseModule", "check_input_names", "parse_data_desc", "DEFAULT_INITIALIZER"]
 

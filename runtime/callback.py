@@ -33,7 +33,7 @@ def module_checkpoint(mod, prefix, period=1, save_optimizer_states=False):
 
 def _is_rank0():
     """Only rank 0 writes checkpoints in distributed training (every rank holds the same)."""
-    from .kvstore.comm import current_rank
+    from runtime.kvstore.comm import current_rank
 
     return current_rank() == 0
 
@@ -44,7 +44,7 @@ def do_checkpoint(prefix, period=1):
 
     def _callback(iter_no, sym, arg, aux):
         if (iter_no + 1) % period == 0 and _is_rank0():
-            from .checkpoint import save_checkpoint  # lazy: sibling module, avoids a cycle
+            from runtime.checkpoint import save_checkpoint  # lazy: sibling module, avoids a cycle
 
             save_checkpoint(prefix, iter_no + 1, sym, arg, aux)
 

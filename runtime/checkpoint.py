@@ -31,11 +31,10 @@ import os
 
 import numpy as np
 
+from runtime import ndarray_io
+from runtime.atomic import atomic_write_text
 from symgraph.errors import CheckpointMismatchError, SerializationError
 from symgraph.json_fields import short as _short
-
-from . import ndarray_io
-from .atomic import atomic_write_text
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_params", "save_states", "load_states",
            "read_states", "check_pair", "check_states", "new_token", "STATES_FORMAT"]

@@ -23,11 +23,11 @@ import os
 
 import numpy as np
 
-from . import metric as _metric
-from .base_module import BaseModule, _as_list
-from .callback import BatchEndParam, LogValidationMetricsCallback, Speedometer
-from .io import NDArrayIter, _new_batch
-from .native_step import NativeScore, NativeStep
+from runtime import metric as _metric
+from runtime.base_module import BaseModule, _as_list
+from runtime.callback import BatchEndParam, LogValidationMetricsCallback, Speedometer
+from runtime.io import NDArrayIter, _new_batch
+from runtime.native_step import NativeScore, NativeStep
 
 __all__ = ["run_epoch", "run_score"]
 
@@ -129,7 +129,7 @@ class _Plan:
 
 def _plain_module(module) -> bool:
     """Module itself (no subclass hooks into the step), single device, local kvstore."""
-    from .module import Module
+    from runtime.module import Module
 
     cls = type(module)
     return (module._fast_step and cls._train_step is Module._train_step
@@ -240,7 +240,7 @@ def _score_batches(module, runner, it, metric, native_metric, sources, num_batch
 
 
 def _plain_scoring(module) -> bool:
-    from .module import Module
+    from runtime.module import Module
 
     cls = type(module)
     return (module.binded and module.params_initialized and cls.forward is Module.forward

@@ -35,10 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from runtime.atomic import atomic_write
+from runtime.io import part_slice
 from symgraph.errors import SerializationError, SymgraphError
-
-from .atomic import atomic_write
-from .io import part_slice
 
 __all__ = ["load_mnist", "load_fashion_mnist", "load_cifar10", "load_cifar100",
            "load_letter_recognition", "get_mnist", "read_idx", "read_cifar10_batch",

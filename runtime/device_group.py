@@ -31,8 +31,7 @@ import numpy as np
 
 from codegen import threadpool
 from codegen.compile_cache import compile_cached
-
-from .executor import Executor, _arena, head_grad_list
+from runtime.executor import Executor, _arena, head_grad_list
 
 __all__ = ["DeviceGroup", "NotSplittable", "split_sizes", "can_split"]
 

@@ -11,11 +11,11 @@ import os
 
 import numpy as np
 
-from .gluon.parameter import Parameter, ParameterDict
-from .gluon.trainer import Trainer
-from .kvstore import DistKVStore
-from .kvstore.base import as_numpy
-from .ndarray.ndarray import NDArray
+from runtime.gluon.parameter import Parameter, ParameterDict
+from runtime.gluon.trainer import Trainer
+from runtime.kvstore import DistKVStore
+from runtime.kvstore.base import as_numpy
+from runtime.ndarray.ndarray import NDArray
 
 __all__ = ["init", "shutdown", "is_initialized", "rank", "size", "local_rank", "local_size",
            "broadcast_parameters", "allreduce", "allreduce_", "broadcast", "broadcast_",

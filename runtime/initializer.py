@@ -16,10 +16,9 @@ import warnings
 
 import numpy as np
 
+from runtime.random import get_rng
+from runtime.registry import Registry
 from symgraph.errors import ShapeError
-
-from .random import get_rng
-from .registry import Registry
 
 __all__ = [
     "InitDesc", "Initializer", "register", "alias", "create", "Uniform", "Normal", "Xavier",
@@ -320,7 +319,7 @@ class Mixed:
 
 def _load_param_file(path):
     """Read a ``.params`` file with the NDArray-list reader (imported lazily: owned elsewhere)."""
-    from . import ndarray_io  # noqa: PLC0415 - colleague module, import on demand
+    from runtime import ndarray_io  # noqa: PLC0415 - colleague module, import on demand
 
     return ndarray_io.load(path)
 

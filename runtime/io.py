@@ -693,7 +693,7 @@ class MNISTIter(DataIter):
                  batch_size=128, shuffle=True, flat=False, seed=0, silent=False, num_parts=1,
                  part_index=0, data_name="data", label_name="softmax_label", **_ignored):
         super().__init__(int(batch_size))
-        from .datasets import read_idx  # lazy: datasets pulls in urllib/hashlib
+        from runtime.datasets import read_idx  # lazy: datasets pulls in urllib/hashlib
 
         images = read_idx(_resolve_idx_path(image))
         labels = read_idx(_resolve_idx_path(label))

@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 import numpy
 
-from .registry import Registry
+from runtime.registry import Registry
 
 __all__ = [
     "EvalMetric", "create", "register", "alias", "check_label_shapes", "Accuracy",

@@ -6,7 +6,7 @@ The implementations live in :mod:`runtime.checkpoint` (file formats) and
 
 from __future__ import annotations
 
-from .callback import BatchEndParam
-from .checkpoint import load_checkpoint, load_params, save_checkpoint
+from runtime.callback import BatchEndParam
+from runtime.checkpoint import load_checkpoint, load_params, save_checkpoint
 
 __all__ = ["BatchEndParam", "save_checkpoint", "load_checkpoint", "load_params"]

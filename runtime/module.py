@@ -11,8 +11,8 @@ differs from MXNet only where the hardware model does:
 * new batch shapes (last batch, predict with another batch size) bind a second executor;
   executors are cached per shape and share one set of parameter, aux and gradient arrays
   (``simple_bind(shared_exec=...)``), so alternating sizes neither recompiles nor copies;
-* the optimizer step is one native call through ``runtime.fused_update.FusedUpdater`` when
-  it is available and supports the optimizer; otherwise ``runtime.optimizer.Updater`` runs
+* the optimizer step is one native call through ``runtime.optim.fused_update.FusedUpdater`` when
+  it is available and supports the optimizer; otherwise ``runtime.optim.Updater`` runs
   per parameter (set ``USE_FUSED_UPDATE = False`` or ``SYMGRAPH_FUSED_UPDATE=0`` to force it);
 * optimizer states are saved in symgraph's pickle-free format (docs/formats.md).
 """
@@ -25,20 +25,18 @@ import warnings
 
 import numpy as np
 
-from symgraph.errors import SerializationError, SymgraphError
-
-from . import compiled_epoch as _compiled_epoch
-from . import module_checks as _checks
-from . import native_step as _native_step
-from . import optimizer as _opt
-from .base_module import (
+from runtime import compiled_epoch as _compiled_epoch
+from runtime import module_checks as _checks
+from runtime import native_step as _native_step
+from runtime import optim as _opt
+from runtime.base_module import (
     DEFAULT_INITIALIZER,
     BaseModule,
     as_descs,
     check_input_names,
     parse_data_desc,
 )
-from .checkpoint import (
+from runtime.checkpoint import (
     check_pair,
     check_states,
     load_checkpoint,
@@ -47,11 +45,12 @@ from .checkpoint import (
     read_states,
     save_states,
 )
-from .context import Context, cpu
-from .device_group import DeviceGroup, NotSplittable, can_split
-from .initializer import InitDesc
-from .io import DataDesc
-from .ndarray.ndarray import NDArray
+from runtime.context import Context, cpu
+from runtime.device_group import DeviceGroup, NotSplittable, can_split
+from runtime.initializer import InitDesc
+from runtime.io import DataDesc
+from runtime.ndarray.ndarray import NDArray
+from symgraph.errors import SerializationError, SymgraphError
 
 __all__ = ["Module", "USE_FUSED_UPDATE"]
 
@@ -64,7 +63,7 @@ def _fused_updater_class(optimizer):
     if not USE_FUSED_UPDATE or os.environ.get("SYMGRAPH_FUSED_UPDATE", "1") == "0":
         return None
     try:
-        from .fused_update import FusedUpdater
+        from runtime.optim.fused_update import FusedUpdater
     except ImportError:
         return None
     return FusedUpdater if FusedUpdater.supports(optimizer) else None
@@ -448,8 +447,8 @@ class Module(BaseModule):
     def _start_data_parallel(self, kvstore):
         """A distributed kvstore: same model on all ranks, rank 0's parameters everywhere,
         info logging on rank 0 only (MXNet: kvstore.init + pull at init_optimizer)."""
-        from .kvstore import is_distributed
-        from .kvstore.data_parallel import DataParallel, quiet_logger
+        from runtime.kvstore import is_distributed
+        from runtime.kvstore.data_parallel import DataParallel, quiet_logger
 
         self._dist = None
         if not is_distributed(kvstore):
@@ -661,7 +660,7 @@ class Module(BaseModule):
     # ---- files -----------------------------------------------------------------------------
     def save_params(self, fname, token=0):
         """``arg:``/``aux:`` keyed NDArray-list file (MXNet's .params format)."""
-        from . import ndarray_io
+        from runtime import ndarray_io
 
         arg_params, aux_params = self.get_params()
         save_dict = {f"arg:{k}": v for k, v in arg_params.items()}
@@ -670,7 +669,7 @@ class Module(BaseModule):
 
     def load_params(self, fname):
         """Load a .params file; keys other than ``arg:``/``aux:`` raise ValueError."""
-        from . import ndarray_io
+        from runtime import ndarray_io
 
         arg_params, aux_params = {}, {}
         content = ndarray_io.load(fname)
@@ -786,7 +785,7 @@ def _make_kvstore(kvstore):
     """MXNet's ``_create_kvstore``: a name becomes a kvstore (distributed ones need MPI);
     None and objects pass through."""
     if isinstance(kvstore, str):
-        from . import kvstore as _kv
+        from runtime import kvstore as _kv
 
         return _kv.create(kvstore)
     return kvstore

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base_module import BaseModule
-from .module import Module
+from runtime.base_module import BaseModule
+from runtime.module import Module
 
 __all__ = ["BaseModule", "Module"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ndarray_io
-from .ndarray.functions import (  # noqa: F401
+from runtime import ndarray_io
+from runtime.ndarray.functions import (  # noqa: F401
     arange,
     array,
     concat,
@@ -26,7 +26,7 @@ from .ndarray.functions import (  # noqa: F401
     waitall,
     zeros,
 )
-from .ndarray.ndarray import NDArray
+from runtime.ndarray.ndarray import NDArray
 
 __all__ = ["NDArray", "array", "zeros", "ones", "full", "empty", "arange", "concat", "stack",
            "dot", "maximum", "minimum", "waitall", "save", "load"]

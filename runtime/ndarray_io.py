@@ -23,10 +23,9 @@ import struct
 
 import numpy as np
 
+from runtime.atomic import atomic_write
 from symgraph.errors import SerializationError
 from symgraph.fileio import read_file_bytes
-
-from .atomic import atomic_write
 
 __all__ = ["save", "load", "dumps", "loads", "read_token", "DTYPE_CODES", "LIST_MAGIC"]
 

@@ -12,10 +12,9 @@ import os
 import urllib.error
 import urllib.request
 
+from runtime.atomic import atomic_write
+from runtime.datasets import get_mnist
 from symgraph.errors import SymgraphError
-
-from .atomic import atomic_write
-from .datasets import get_mnist
 
 __all__ = ["get_mnist", "download", "DownloadError", "list_gpus"]
 

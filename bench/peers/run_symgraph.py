@@ -1,7 +1,7 @@
 """symgraph on one workload through its Module API, as a user runs it (``sg.mod.Module``,
 ``NDArrayIter``, ``fit`` with a validation set); prints one JSON result line.
 
-W1-W4 reuse symgraph's own network builders (runtime/cli_train.py, bench/bench_devices.py);
+W1-W4 reuse symgraph's own network builders (runtime/cli/train.py, bench/bench_devices.py);
 ResNet-18 comes from bench/peers/symbols.py. The compile is cold when ``SYMGRAPH_CACHE_DIR``
 is empty at start, warm otherwise (the driver runs round 1 on an empty folder)."""
 
@@ -26,7 +26,7 @@ def build(net):
 
     import symgraph as sg
     from bench.bench_devices import lenet5
-    from runtime.cli_train import build_model
+    from runtime.cli.train import build_model
 
     if net == "lenet5":
         return lenet5()

@@ -1,6 +1,6 @@
 """The five networks in MXNet's symbol API, written against a namespace argument ``s``
 (``mx.sym`` or ``sg.sym``) so MXNet's script needs no symgraph and symgraph's ResNet is the
-same graph. Names follow symgraph's own builders (runtime/cli_train.py, bench_devices.py),
+same graph. Names follow symgraph's own builders (runtime/cli/train.py, bench_devices.py),
 which symgraph's script reuses for W1-W4; tests/bench/test_peers_driver.py checks that both
 give the same parameters."""
 

@@ -20,12 +20,11 @@ from collections import OrderedDict
 
 import numpy as np
 
+from runtime.gluon.parameter import Parameter, ParameterDict, _assign
 from runtime.ndarray import state
 from runtime.ndarray.ndarray import NDArray
 from symgraph.errors import SerializationError
 from symgraph.names import current as _current_names
-
-from .parameter import Parameter, ParameterDict, _assign
 
 
 class _Scope(threading.local):
@@ -348,7 +347,7 @@ class HybridBlock(Block):
     def __call__(self, *args, **kwargs):
         if not self._active:
             return super().__call__(*args, **kwargs)
-        from . import hybrid
+        from runtime.gluon import hybrid
 
         top = state.STATE.block_depth == 0
         if not top or kwargs or not args or not all(isinstance(a, NDArray) for a in args):
@@ -373,6 +372,6 @@ class HybridBlock(Block):
 
     def export(self, path, epoch=0, remove_amp_cast=True):
         """Write ``path-symbol.json`` and ``path-%04d.params`` (Module checkpoint format)."""
-        from .export import export_block
+        from runtime.gluon.export import export_block
 
         return export_block(self, path, epoch)

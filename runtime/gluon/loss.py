@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .block import HybridBlock
+from runtime.gluon.block import HybridBlock
 
 
 def _weighted(F, loss, weight=None, sample_weight=None):

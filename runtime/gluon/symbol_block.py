@@ -7,11 +7,10 @@ predicts like any other block; every non-input argument is a Parameter (aux stat
 
 from __future__ import annotations
 
+from runtime.gluon.block import HybridBlock
+from runtime.gluon.parameter import Parameter
 from runtime.ndarray.invoke import call
 from symgraph.graph import topo_order
-
-from .block import HybridBlock
-from .parameter import Parameter
 
 
 class SymbolBlock(HybridBlock):

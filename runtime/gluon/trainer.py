@@ -3,7 +3,7 @@
 ``step(batch_size)`` sets ``rescale_grad = scale / batch_size`` (a loss of shape (B,) gives
 gradients summed over the batch), sums each parameter's gradients over its devices into
 the first device's buffer, runs the optimizer over every trainable parameter in one call
-(:class:`runtime.fused_update.FusedUpdater`, or the per-parameter ``Updater`` for
+(:class:`runtime.optim.fused_update.FusedUpdater`, or the per-parameter ``Updater`` for
 optimizers without a formula) and copies the new weights to the other devices.
 """
 
@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime import optimizer as _opt
+from runtime import optim as _opt
 from runtime.atomic import atomic_write
-
-from .parameter import Parameter, ParameterDict
+from runtime.gluon.parameter import Parameter, ParameterDict
 
 
 def _is_distributed(kvstore) -> bool:
@@ -25,7 +24,7 @@ def _is_distributed(kvstore) -> bool:
 
 def _initialized(params) -> bool:
     """True when every parameter has its values (none is waiting for a deferred shape)."""
-    from .parameter import DeferredInitializationError
+    from runtime.gluon.parameter import DeferredInitializationError
 
     try:
         for param in params:
@@ -160,7 +159,7 @@ class Trainer:
         self._start_data_parallel()
         self._indices = [self._params.index(p) for p in self._trainable]
         names = [p.name for p in self._trainable]
-        from runtime.fused_update import FusedUpdater
+        from runtime.optim.fused_update import FusedUpdater
 
         self._bound = self._buffers()
         if FusedUpdater.supports(self._optimizer):

@@ -6,7 +6,7 @@
 layout. Resampling follows OpenCV's ``cv2.resize`` (see ``resample``).
 """
 
-from .ops import (  # noqa: F401
+from runtime.image.ops import (  # noqa: F401
     center_crop,
     color_normalize,
     fixed_crop,
@@ -16,7 +16,7 @@ from .ops import (  # noqa: F401
     resize_short,
     scale_down,
 )
-from .resample import AREA, BICUBIC, BILINEAR, NEAREST  # noqa: F401
+from runtime.image.resample import AREA, BICUBIC, BILINEAR, NEAREST  # noqa: F401
 
 __all__ = ["imresize", "resize_short", "scale_down", "fixed_crop", "center_crop",
            "color_normalize", "resize_images", "hwc_to_chw", "NEAREST", "BILINEAR",

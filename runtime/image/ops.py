@@ -12,9 +12,8 @@ import random
 
 import numpy as np
 
+from runtime.image.resample import AREA, BICUBIC, BILINEAR, resample
 from symgraph.errors import ShapeError
-
-from .resample import AREA, BICUBIC, BILINEAR, resample
 
 __all__ = ["imresize", "resize_short", "scale_down", "fixed_crop", "center_crop",
            "color_normalize", "resize_images", "hwc_to_chw"]

@@ -8,9 +8,9 @@ and ``horovod`` (see docs/distributed.md).
 
 from __future__ import annotations
 
-from .base import KVStoreBase
-from .dist import DIST_TYPES, DistKVStore
-from .errors import (
+from runtime.kvstore.base import KVStoreBase
+from runtime.kvstore.dist import DIST_TYPES, DistKVStore
+from runtime.kvstore.errors import (
     DistributedError,
     DistributedTimeoutError,
     KVStoreError,
@@ -18,7 +18,7 @@ from .errors import (
     PeerFailedError,
     RankMismatchError,
 )
-from .local import LocalKVStore
+from runtime.kvstore.local import LocalKVStore
 
 __all__ = ["create", "KVStoreBase", "KVStore", "LocalKVStore", "DistKVStore", "is_distributed",
            "DistributedError", "MPIUnavailableError", "PeerFailedError",

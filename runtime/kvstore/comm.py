@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import DistributedTimeoutError, MPIUnavailableError, PeerFailedError
+from runtime.kvstore.errors import DistributedTimeoutError, MPIUnavailableError, PeerFailedError
 
 _FAULT_TAG = 7177
 _PING_TAG = 7178
@@ -291,7 +291,7 @@ def _install_excepthook(comm):
     """An uncaught exception on one rank is announced to the others, then the process
     exits at once (MPI_Finalize could wait forever for a collective the peers started).
     After a timeout the job is aborted: the rank that does not answer may never exit by
-    itself (``symgraph launch`` keeps survivors alive, see runtime/cli_launch.py)."""
+    itself (``symgraph launch`` keeps survivors alive, see runtime/cli/launch.py)."""
     previous = sys.excepthook
 
     def hook(kind, value, tb):

@@ -16,9 +16,8 @@ import weakref
 
 import numpy as np
 
+from runtime.kvstore.comm import StepTiming, spare_core
 from runtime.overlap import MAX_PARTS, overlapped_step
-
-from .comm import StepTiming, spare_core
 
 #: Sub-phases of an overlapped step at most (``SYMGRAPH_OVERLAP_PARTS``; 1 turns the
 #: overlap off: one allreduce of the whole bucket after the whole backward pass), and the

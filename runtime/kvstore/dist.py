@@ -15,9 +15,9 @@ import warnings
 
 import numpy as np
 
-from . import comm as _comm
-from .errors import RankMismatchError
-from .local import LocalKVStore
+from runtime.kvstore import comm as _comm
+from runtime.kvstore.errors import RankMismatchError
+from runtime.kvstore.local import LocalKVStore
 
 DIST_TYPES = ("dist_sync", "dist_device_sync", "dist_async", "dist", "horovod")
 

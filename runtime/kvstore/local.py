@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtime import optimizer as _opt
-
-from .base import KVStoreBase, as_list, as_numpy
-from .errors import KVStoreError
+from runtime import optim as _opt
+from runtime.kvstore.base import KVStoreBase, as_list, as_numpy
+from runtime.kvstore.errors import KVStoreError
 
 
 class LocalKVStore(KVStoreBase):

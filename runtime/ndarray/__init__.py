@@ -1,3 +1,3 @@
 """NDArray, the tracer that turns imperative code into compiled graphs, and autograd."""
 
-from .ndarray import AutogradError, HybridizedReadError, NDArray, as_ndarray  # noqa: F401
+from runtime.ndarray.ndarray import AutogradError, HybridizedReadError, NDArray, as_ndarray  # noqa: F401

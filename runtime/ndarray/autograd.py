@@ -12,8 +12,8 @@ import contextlib
 
 import numpy as np
 
-from . import state
-from .ndarray import AutogradError, NDArray
+from runtime.ndarray import state
+from runtime.ndarray.ndarray import AutogradError, NDArray
 
 __all__ = ["record", "pause", "train_mode", "predict_mode", "is_recording", "is_training",
            "set_recording", "set_training", "backward", "grad", "mark_variables"]
@@ -65,7 +65,7 @@ def mark_variables(variables, gradients, grad_reqs="write"):
 def backward(heads, head_grads=None, retain_graph=False, train_mode=True):
     """Backpropagate from one head or a list of heads (each with its head gradient, None
     for ones); the heads must come from one recorded graph."""
-    from .runner import run
+    from runtime.ndarray.runner import run
 
     if isinstance(heads, NDArray):
         heads, head_grads = [heads], [head_grads]

@@ -11,12 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from runtime.context import Context, cpu
+from runtime.ndarray import invoke as _inv
+from runtime.ndarray import trace as T
+from runtime.ndarray.ndarray import NDArray, as_ndarray
 from symgraph.errors import GraphError
 from symgraph.ops.registry import get_op, has_op
-
-from . import invoke as _inv
-from . import trace as T
-from .ndarray import NDArray, as_ndarray
 
 _IGNORED = ("name", "attr", "ctx")
 

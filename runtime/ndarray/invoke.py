@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from runtime.ndarray import state
+from runtime.ndarray import trace as T
 from symgraph.errors import SymgraphError
 from symgraph.ops.registry import get_op
 from symgraph.reference import RefContext
-
-from . import state
-from . import trace as T
 
 _MODE = {"np": False}
 
@@ -30,7 +29,7 @@ def set_np_mode(flag: bool) -> None:
 
 def call(op_name: str, inputs: list, attrs: dict, out=None):
     """Run or record ``op_name``; one output is returned bare, several as a list."""
-    from .ndarray import NDArray, as_ndarray  # noqa: F811 (cheap after the first call)
+    from runtime.ndarray.ndarray import NDArray, as_ndarray  # noqa: F811 (cheap after the first call)
 
     opdef = get_op(op_name)
     if all(type(x) is NDArray for x in inputs):
@@ -52,7 +51,7 @@ def call(op_name: str, inputs: list, attrs: dict, out=None):
 
 
 def _pending_maker(arrays):
-    from .ndarray import NDArray
+    from runtime.ndarray.ndarray import NDArray
 
     ctx = arrays[0]._ctx if arrays else None
 
@@ -65,7 +64,7 @@ def _pending_maker(arrays):
 
 
 def _eager(opdef, key, arrays) -> list:
-    from .ndarray import NDArray
+    from runtime.ndarray.ndarray import NDArray
 
     name = opdef.hint
     values = [a._value() for a in arrays]

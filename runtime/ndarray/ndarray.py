@@ -13,11 +13,10 @@ import numbers
 import numpy as np
 
 from runtime.context import Context, cpu
+from runtime.ndarray import invoke as _inv
+from runtime.ndarray.reshape import np_shape
 from symgraph.errors import SymgraphError
 from symgraph.ops.shape_ops import reshape_target
-
-from . import invoke as _inv
-from .reshape import np_shape
 
 _DTYPE_NAMES: dict = {}
 _CAST_DTYPES = ("float32", "float64")  # what the Cast op converts between, compiled
@@ -77,7 +76,7 @@ class NDArray:
         if self._data is None:
             if self._deferred is not None:
                 self._deferred.raise_uninitialized()
-            from .runner import run
+            from runtime.ndarray.runner import run
 
             run(self._trace)
 
@@ -261,7 +260,7 @@ class NDArray:
         if self._trace is None:
             raise AutogradError("backward(): this array was not computed inside "
                                 "autograd.record(), so there is no graph to differentiate")
-        from .runner import run
+        from runtime.ndarray.runner import run
 
         head_grad = None if out_grad is None else np.asarray(out_grad, dtype=self._dtype)
         if head_grad is not None and head_grad.shape != self._shape:

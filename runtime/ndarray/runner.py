@@ -23,10 +23,9 @@ from collections import OrderedDict
 
 import numpy as np
 
+from runtime.ndarray import state
 from symgraph.graph import Entry, make_op_node, make_variable
 from symgraph.symbol import Symbol
-
-from . import state
 
 _EXECUTORS: OrderedDict = OrderedDict()
 _LOCK = threading.Lock()
@@ -72,7 +71,7 @@ def run(trace, head=None, head_grad=None) -> None:
     grads = (tuple(i for i, leaf in enumerate(trace.leaves) if _needs_grad(leaf))
              if heads else ())
     if heads and not grads:
-        from .ndarray import AutogradError
+        from runtime.ndarray.ndarray import AutogradError
 
         raise AutogradError("backward(): no array of this graph needs a gradient; call "
                             "attach_grad() on an input (or use a Block's parameters) inside "

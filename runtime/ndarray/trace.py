@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import weakref
 
+from runtime.ndarray import state
 from symgraph.errors import DTypeError, OpAttributeError, ShapeError, SymgraphError
 from symgraph.ops.params import attr_string
-
-from . import state
 
 _INFER_CACHE: dict = {}
 _PARSE_CACHE: dict = {}

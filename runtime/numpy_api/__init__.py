@@ -23,8 +23,7 @@ from runtime.ndarray.functions import (  # noqa: F401
 )
 from runtime.ndarray.invoke import call as _call
 from runtime.ndarray.ndarray import NDArray, as_ndarray
-
-from . import random  # noqa: F401
+from runtime.numpy_api import random  # noqa: F401
 
 ndarray = NDArray
 float32, float64, int32, int64, uint8 = (_onp.float32, _onp.float64, _onp.int32, _onp.int64,

@@ -7,9 +7,9 @@ extra) is imported on first use, and its absence is an error saying what to inst
 
 from __future__ import annotations
 
-from .errors import OnnxDependencyError, OnnxError  # noqa: F401
-from .export import export_model  # noqa: F401
-from .import_ import import_model, import_to_gluon  # noqa: F401
+from runtime.onnx.errors import OnnxDependencyError, OnnxError  # noqa: F401
+from runtime.onnx.export import export_model  # noqa: F401
+from runtime.onnx.import_ import import_model, import_to_gluon  # noqa: F401
 
 __all__ = ["export_model", "import_model", "import_to_gluon", "OnnxError",
            "OnnxDependencyError", "unsupported_ops"]
@@ -17,6 +17,6 @@ __all__ = ["export_model", "import_model", "import_to_gluon", "OnnxError",
 
 def unsupported_ops() -> list[str]:
     """Registered ops that have no export entry yet (internal gradient ops included)."""
-    from .table import registered_without_export
+    from runtime.onnx.table import registered_without_export
 
     return registered_without_export()

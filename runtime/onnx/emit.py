@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import OnnxError
+from runtime.onnx.errors import OnnxError
 
 INT64_MAX = np.iinfo(np.int64).max
 

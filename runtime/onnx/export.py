@@ -14,15 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from runtime.onnx.emit import Emitter, NodeView
+from runtime.onnx.errors import OnnxError, require
+from runtime.onnx.table import find_exporter
 from symgraph import symbol as symbol_mod
 from symgraph.errors import SymgraphError
 from symgraph.fileio import atomic_write
 from symgraph.graph import Entry, topo_order
 from symgraph.infer import attr_shape, infer_dtypes, infer_shapes
-
-from .emit import Emitter, NodeView
-from .errors import OnnxError, require
-from .table import find_exporter
 
 MIN_OPSET = 13
 

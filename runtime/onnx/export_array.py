@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .emit import INT64_MAX
-from .table import exporter
+from runtime.onnx.emit import INT64_MAX
+from runtime.onnx.table import exporter
 
 
 @exporter("Flatten")

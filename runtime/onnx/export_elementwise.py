@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from .table import exporter
+from runtime.onnx.table import exporter
 
 # ---- one ONNX op, same inputs --------------------------------------------------------------
 DIRECT = {

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from runtime.onnx.table import exporter
 from symgraph.ops.registry import get_op
-
-from .table import exporter
 
 REDUCE = {"sum": "ReduceSum", "mean": "ReduceMean", "max": "ReduceMax", "min": "ReduceMin",
           "prod": "ReduceProd", "nansum": None, "nanprod": None}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .table import exporter
+from runtime.onnx.table import exporter
 
 
 def _axis_input(ctx, n):

@@ -16,11 +16,10 @@ import re
 
 import numpy as np
 
+from runtime.onnx.errors import OnnxError, require
+from runtime.onnx.table import IMPORTERS, _load_tables
 from symgraph import compose
 from symgraph import symbol as symbol_mod
-
-from .errors import OnnxError, require
-from .table import IMPORTERS, _load_tables
 
 
 class ImportContext:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import OnnxError
-from .table import importer
+from runtime.onnx.errors import OnnxError
+from runtime.onnx.table import importer
 
 INT_BIG = 2 ** 62
 

@@ -52,7 +52,7 @@ def importer(*op_types: str):
 
 
 def _load_tables() -> None:
-    from . import (  # noqa: F401  (each module registers its entries)
+    from runtime.onnx import (  # noqa: F401  (each module registers its entries)
         export_array,
         export_elementwise,
         export_nn,

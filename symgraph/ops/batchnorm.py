@@ -119,7 +119,7 @@ class BatchNorm(OpDef):
                 dbeta if g.needs[2] else None, None, None]
 
     def lower(self, p, ctx):
-        from codegen.batchnorm_kernels import lower_batchnorm
+        from codegen.kernels.batchnorm_kernels import lower_batchnorm
 
         lower_batchnorm(p, ctx)
 
@@ -167,7 +167,7 @@ class BatchNormGrad(OpDef):
                 sum_dy.astype(dtype)]
 
     def lower(self, p, ctx):
-        from codegen.batchnorm_kernels import lower_batchnorm_grad
+        from codegen.kernels.batchnorm_kernels import lower_batchnorm_grad
 
         lower_batchnorm_grad(p, ctx)
 

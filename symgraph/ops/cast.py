@@ -14,7 +14,7 @@ MXNET_DTYPES = ("float16", "float32", "float64", "uint8", "int8", "int32", "int6
 def convert_kernel(ctx):
     """out = in converted to out's dtype (a rounding store; opaque to fusion on purpose, so
     a narrowing cast inside a fused float64 chain is never skipped)."""
-    from codegen.builders import elementwise_kernel
+    from codegen.kernels.builders import elementwise_kernel
 
     shape = ctx.in_shapes[0]
     ctx.emit(elementwise_kernel(shape, [(ctx.in_buf(0), shape)], lambda x: x,

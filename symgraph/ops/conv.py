@@ -42,7 +42,7 @@ class Window2D:
 
     def axes(self, height: int, width: int, out=None):
         """The codegen view: one ``Axis`` per spatial dim (``out``: the output dims)."""
-        from codegen.conv_kernels import Axis
+        from codegen.kernels.conv_kernels import Axis
 
         out = self.out_dims(height, width) if out is None else out
         return tuple(Axis(x, o, k, s, p, d) for x, o, k, s, p, d in zip(
@@ -225,7 +225,7 @@ class Convolution(OpDef):
 
     def lower(self, p, ctx):
         if p.num_group > 1:
-            from codegen.conv_kernels import grouped_conv_kernel
+            from codegen.kernels.conv_kernels import grouped_conv_kernel
 
             bias = None if p.no_bias else ctx.in_buf(2)
             ctx.emit(grouped_conv_kernel(grouped_conv_of(p, ctx.in_shapes[0]), ctx.in_buf(0),
@@ -236,8 +236,8 @@ class Convolution(OpDef):
 
 def _lower_im2col_matmul(p, ctx):
     """One group: im2col, a single matmul over the whole batch, then NCHW placement."""
-    from codegen import conv_kernels as CK
-    from codegen.matmul import matmul_kernel
+    from codegen.kernels import conv_kernels as CK
+    from codegen.kernels.matmul import matmul_kernel
 
     n_img, chans, height, width = ctx.in_shapes[0]
     rows, cols = window_of(p).axes(height, width)
@@ -259,7 +259,7 @@ def _lower_im2col_matmul(p, ctx):
 
 def grouped_conv_of(p, data_shape):
     """The codegen description of a grouped convolution over ``data_shape``."""
-    from codegen.conv_kernels import GroupedConv
+    from codegen.kernels.conv_kernels import GroupedConv
 
     rows, cols = window_of(p).axes(data_shape[2], data_shape[3])
     return GroupedConv(tuple(data_shape), rows, cols, p.num_group, p.num_filter)
@@ -309,7 +309,7 @@ class Im2Col(_WindowOp):
         return [g.op("_col2im", g.out_grads[0], g.inputs[0], **window_of(p).attrs())]
 
     def lower(self, p, ctx):
-        from codegen.conv_kernels import im2col_kernel
+        from codegen.kernels.conv_kernels import im2col_kernel
 
         shape = ctx.in_shapes[0]
         rows, cols = window_of(p).axes(shape[2], shape[3])
@@ -337,7 +337,7 @@ class Col2Im(_WindowOp):
         return [g.op("_im2col", g.out_grads[0], **window_of(p).attrs()), None]
 
     def lower(self, p, ctx):
-        from codegen.conv_kernels import col2im_kernel
+        from codegen.kernels.conv_kernels import col2im_kernel
 
         shape = ctx.in_shapes[1]
         rows, cols = window_of(p).axes(shape[2], shape[3])

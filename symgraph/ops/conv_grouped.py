@@ -101,7 +101,7 @@ class GroupedConvDataGrad(_GroupedGrad):
                 g.op("_grouped_conv_weight_grad", dy, dx_bar, **grouped_attrs(p)), None]
 
     def lower(self, p, ctx):
-        from codegen.conv_kernels import grouped_conv_data_grad_kernel
+        from codegen.kernels.conv_kernels import grouped_conv_data_grad_kernel
 
         conv = grouped_conv_of(p, ctx.in_shapes[2])
         ctx.emit(grouped_conv_data_grad_kernel(conv, ctx.in_buf(0), ctx.in_buf(1),
@@ -132,7 +132,7 @@ class GroupedConvWeightGrad(_GroupedGrad):
                 g.op("_grouped_conv_data_grad", dy, dw_bar, data, **grouped_attrs(p))]
 
     def lower(self, p, ctx):
-        from codegen.conv_kernels import grouped_conv_weight_grad_kernel
+        from codegen.kernels.conv_kernels import grouped_conv_weight_grad_kernel
 
         conv = grouped_conv_of(p, ctx.in_shapes[1])
         ctx.emit(grouped_conv_weight_grad_kernel(conv, ctx.in_buf(0), ctx.in_buf(1),

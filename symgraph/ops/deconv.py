@@ -103,7 +103,7 @@ def _grouped_adjoint(p, big_shape, rows, cols, channels: int):
     """The grouped convolution whose data gradient this deconvolution is: over the
     deconvolution's (N, F, OH, OW) side, back to its ``channels`` (the weight (C, F/G, kh,
     kw) is that convolution's weight as it is)."""
-    from codegen.conv_kernels import GroupedConv
+    from codegen.kernels.conv_kernels import GroupedConv
 
     return GroupedConv(tuple(big_shape), rows, cols, p.num_group, channels)
 
@@ -111,7 +111,7 @@ def _grouped_adjoint(p, big_shape, rows, cols, channels: int):
 def _channel_major(ctx, index: int, shape) -> tuple[int, int]:
     """Input ``index`` (N, C, H, W) transposed to (C, N*H*W) in a scratch buffer (the
     one-group matmuls' operand): (its key, N*H*W)."""
-    from codegen.builders_nn import transpose_kernel
+    from codegen.kernels.builders_nn import transpose_kernel
     from codegen.loop_ir import BufferParam
 
     n_img, chans, height, width = shape
@@ -173,9 +173,9 @@ class Deconvolution(_DeconvBase):
         return grads
 
     def lower(self, p, ctx):
-        from codegen import deconv_kernels as DK
+        from codegen.kernels import deconv_kernels as DK
+        from codegen.kernels.matmul import matmul_kernel
         from codegen.loop_ir import BufferParam
-        from codegen.matmul import matmul_kernel
 
         data = ctx.in_shapes[0]
         win, out_hw = geometry(p, data)
@@ -185,7 +185,7 @@ class Deconvolution(_DeconvBase):
         ctx.emit(DK.bias_fill_kernel(data[0], p.num_filter, out_hw[0] * out_hw[1],
                                      ctx.out_buf(0), bias))
         if p.num_group > 1:  # the data gradient of the grouped convolution of the output
-            from codegen.conv_kernels import grouped_conv_data_grad_kernel
+            from codegen.kernels.conv_kernels import grouped_conv_data_grad_kernel
 
             conv = _grouped_adjoint(p, out_shape, rows, cols, data[1])
             ctx.emit(grouped_conv_data_grad_kernel(conv, ctx.in_buf(0), ctx.in_buf(1),
@@ -238,15 +238,15 @@ class DeconvGradWeight(ShapedLikeGrad, _DeconvBase):
         return [dw.reshape(weight.shape).astype(dy.dtype)]
 
     def lower(self, p, ctx):
-        from codegen.conv_kernels import im2col_kernel
+        from codegen.kernels.conv_kernels import im2col_kernel
+        from codegen.kernels.matmul import matmul_kernel
         from codegen.loop_ir import BufferParam
-        from codegen.matmul import matmul_kernel
 
         dy_shape, data = ctx.in_shapes[0], ctx.in_shapes[1]
         win, _ = geometry(p, data)
         rows, cols = win.axes(dy_shape[2], dy_shape[3], out=tuple(data[2:]))
         if p.num_group > 1:  # the weight gradient of the grouped convolution of dy
-            from codegen.conv_kernels import grouped_conv_weight_grad_kernel
+            from codegen.kernels.conv_kernels import grouped_conv_weight_grad_kernel
 
             conv = _grouped_adjoint(p, dy_shape, rows, cols, data[1])
             ctx.emit(grouped_conv_weight_grad_kernel(conv, ctx.in_buf(1), ctx.in_buf(0),

@@ -79,7 +79,7 @@ def pad_stmts(shape, pairs, mode: str, value: float, forward: bool):
     big = padded(shape, pairs)
 
     def stmts(L, inputs, outputs):
-        from codegen.builders import affine, loop_vars, nest, strides
+        from codegen.kernels.builders import affine, loop_vars, nest, strides
 
         src, dst = inputs[0], outputs[0]
         if mode == "constant":

@@ -173,7 +173,7 @@ class Pooling(_PoolBase):
                      **g.node.params.as_dict())]
 
     def lower(self, p, ctx):
-        from codegen.pool_kernels import pool_forward_kernel
+        from codegen.kernels.pool_kernels import pool_forward_kernel
 
         data = ctx.in_shapes[0]
         (rows, cols), win, out = _axes(p, data)
@@ -206,7 +206,7 @@ class PoolingGrad(_PoolBase):
         return [pool_grad_ref(p, *inputs)]
 
     def lower(self, p, ctx):
-        from codegen import pool_kernels as PK
+        from codegen.kernels import pool_kernels as PK
         from codegen.loop_ir import BufferParam
 
         data = ctx.in_shapes[1]

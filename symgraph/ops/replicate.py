@@ -24,7 +24,7 @@ def tile_stmts(shape, reps, gather: bool):
     """Loops over (rep, dim) pairs per axis: out[.., r*d + i, ..] <-> in[.., i, ..]."""
 
     def stmts(L, inputs, outputs):
-        from codegen.builders import strides
+        from codegen.kernels.builders import strides
 
         src, dst = inputs[0], outputs[0]
         big = strides(tuple(r * d for r, d in zip(reps, shape)))

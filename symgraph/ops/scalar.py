@@ -6,7 +6,7 @@ An elementwise op (and every optimizer update rule) is a plain Python function
 Two namespaces implement the same methods:
 
 * :data:`NUMPY_MATH` below evaluates the formula on numpy arrays: the reference.
-* ``codegen.scalar_ir.IRMath`` builds loop-IR expressions: the compiled kernel.
+* ``codegen.emit.scalar_ir.IRMath`` builds loop-IR expressions: the compiled kernel.
 
 So the numpy oracle and the native kernel cannot drift apart: they are the same
 formula. Equality tests are ``m.eq``/``m.ne`` because ``==`` must stay identity on

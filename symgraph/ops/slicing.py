@@ -60,7 +60,7 @@ def window_stmts(out_shape, in_shape, starts, steps, to_window: bool):
     """Copy between a full tensor and its strided window (either direction)."""
 
     def stmts(L, inputs, outputs):
-        from codegen.builders import affine, loop_vars, nest, strides
+        from codegen.kernels.builders import affine, loop_vars, nest, strides
 
         src, dst = inputs[0], outputs[0]
         vars_ = loop_vars(len(out_shape))

@@ -53,7 +53,7 @@ class _SortBase(OpDef):
         return p.dtype
 
     def sort_shape(self, p, shape):
-        from codegen.sort_kernels import SortShape
+        from codegen.kernels.sort_kernels import SortShape
 
         outer, n, inner, _, k, _ = self.geometry(p, shape)
         return SortShape(outer, n, inner, k, bool(p.is_ascend))
@@ -119,7 +119,7 @@ class TopK(_SortBase):
         return [indices] if p.ret_typ == "indices" else [values, indices]
 
     def lower(self, p, ctx):
-        from codegen.sort_kernels import head_kernel, rank_kernel
+        from codegen.kernels.sort_kernels import head_kernel, rank_kernel
 
         s = self.sort_shape(p, ctx.in_shapes[0])
         if p.ret_typ == "mask":
@@ -160,7 +160,7 @@ class Sort(_SortBase):
         return [np.take_along_axis(rows, order, axis=1).reshape(out_shape)]
 
     def lower(self, p, ctx):
-        from codegen.sort_kernels import rank_kernel
+        from codegen.kernels.sort_kernels import rank_kernel
 
         ctx.emit(rank_kernel(self.sort_shape(p, ctx.in_shapes[0]), ctx.in_buf(0),
                              values=ctx.out_buf(0)))
@@ -188,7 +188,7 @@ class Argsort(_SortBase):
         return [order.astype(p.dtype).reshape(out_shape)]
 
     def lower(self, p, ctx):
-        from codegen.sort_kernels import rank_kernel
+        from codegen.kernels.sort_kernels import rank_kernel
 
         ctx.emit(rank_kernel(self.sort_shape(p, ctx.in_shapes[0]), ctx.in_buf(0),
                              indices=ctx.out_buf(0)))

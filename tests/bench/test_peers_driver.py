@@ -124,7 +124,7 @@ def test_padded_batches_wrap_and_validation_counts_each_sample_once():
 @needs_data
 def test_peer_data_is_symgraphs_data():
     from runtime import datasets
-    from runtime.cli_train import load_data
+    from runtime.cli.train import load_data
 
     w1 = pc.load(pc.WORKLOADS["W1"], quick=False)
     (x, y), (vx, vy) = load_data("letter")

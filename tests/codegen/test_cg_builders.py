@@ -9,11 +9,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codegen import loop_ir as L
-from codegen.builders import elementwise_kernel, reduce_kernel
-from codegen.builders_nn import argmax_kernel, loop_softmax_kernel, softmax_kernel, transpose_kernel
+from codegen.emit.scalar_ir import IRMath
+from codegen.kernels.builders import elementwise_kernel, reduce_kernel
+from codegen.kernels.builders_nn import (
+    argmax_kernel,
+    loop_softmax_kernel,
+    softmax_kernel,
+    transpose_kernel,
+)
+from codegen.kernels.softmax_rows import short_softmax_kernel
 from codegen.program import KernelCall, Program, compile_program
-from codegen.scalar_ir import IRMath
-from codegen.softmax_rows import short_softmax_kernel
 
 pytestmark = pytest.mark.jit
 DTYPES = ["float32", "float64"]
@@ -183,7 +188,7 @@ def test_transpose_arbitrary_axes(shape, data):
 def test_softmax_output_grad(dtype, rows, classes, inner, normalization, use_ignore):
     from types import SimpleNamespace
 
-    from codegen.lower_kernels import softmax_output_grad
+    from codegen.kernels.lower_kernels import softmax_output_grad
 
     p = SimpleNamespace(smooth_alpha=0.0, use_ignore=use_ignore, ignore_label=2.0,
                         normalization=normalization, multi_output=inner != 1, grad_scale=1.5)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from cg_helpers import run_kernel
 
-from codegen import builders
 from codegen import loop_ir as L
+from codegen.kernels import builders
 
 pytestmark = pytest.mark.jit
 BIG = 2 ** 63 - 1

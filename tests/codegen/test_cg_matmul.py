@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codegen import jit
-from codegen.matmul import dot_pays, matmul_kernel, matmul_path, softmax_fits
+from codegen.kernels.matmul import dot_pays, matmul_kernel, matmul_path, softmax_fits
 from codegen.program import KernelCall, Program, compile_program
 from symgraph.errors import CompileError
 
@@ -312,7 +312,7 @@ def test_lane_kernel_softmax_epilogue(M, N, K, dtype):
 def test_k_blocks_give_the_bytes_of_one_pass(M, N, K, tb, dtype, monkeypatch):
     """Long K is blocked (the partial sums wait in C); every element still accumulates
     k = 0, 1, ... in order, so the result is bitwise the one-pass kernel's."""
-    from codegen import matmul as MM
+    from codegen.kernels import matmul as MM
 
     def build():
         return matmul_kernel(M, N, K, False, tb, dtype, bias="col",

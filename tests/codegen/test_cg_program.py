@@ -12,7 +12,7 @@ import pytest
 
 from codegen import cache, jit
 from codegen import loop_ir as L
-from codegen.builders import elementwise_kernel, reduce_kernel
+from codegen.kernels.builders import elementwise_kernel, reduce_kernel
 from codegen.program import KernelCall, Program, compile_program, describe
 from symgraph.errors import CompileError
 

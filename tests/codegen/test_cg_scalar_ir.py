@@ -5,8 +5,8 @@ import pytest
 from cg_helpers import run_kernel
 
 from codegen import loop_ir as L
-from codegen.builders import elementwise_kernel
-from codegen.scalar_ir import IRMath
+from codegen.emit.scalar_ir import IRMath
+from codegen.kernels.builders import elementwise_kernel
 from symgraph.ops.scalar import NumpyMath
 
 FORMULAS = {

@@ -7,9 +7,9 @@ import pytest
 from cg_helpers import run_kernel
 
 from codegen import loop_ir as L
-from codegen.lower_kernels import loop_softmax_output_grad, softmax_output_grad
+from codegen.kernels.lower_kernels import loop_softmax_output_grad, softmax_output_grad
+from codegen.kernels.softmax_grad_rows import SoftmaxGradKernel
 from codegen.program import KernelCall, Program, compile_program
-from codegen.softmax_grad_rows import SoftmaxGradKernel
 
 pytestmark = pytest.mark.jit
 DTYPES = ["float32", "float64"]

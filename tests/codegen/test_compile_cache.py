@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from codegen import cache, jit
 from codegen import loop_ir as L
-from codegen.builders import elementwise_kernel
+from codegen.kernels.builders import elementwise_kernel
 from codegen.objcheck import BadObject, check_object
 from codegen.program import KernelCall, Program, compile_program, describe
 from runtime import cli

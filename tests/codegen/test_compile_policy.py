@@ -11,9 +11,15 @@ from llvmlite import ir
 
 from codegen import jit
 from codegen import loop_ir as L
-from codegen.builders import elementwise_kernel
-from codegen.conv_kernels import Axis, GroupedConv, grouped_conv_kernel, im2col_kernel
-from codegen.llvm_emit import INLINE_ELEMENTS, OPTSIZE_LOOPS, count_loops, emit_kernel, moves_data
+from codegen.emit.llvm_emit import (
+    INLINE_ELEMENTS,
+    OPTSIZE_LOOPS,
+    count_loops,
+    emit_kernel,
+    moves_data,
+)
+from codegen.kernels.builders import elementwise_kernel
+from codegen.kernels.conv_kernels import Axis, GroupedConv, grouped_conv_kernel, im2col_kernel
 from symgraph.errors import CompileError
 
 pytestmark = pytest.mark.jit

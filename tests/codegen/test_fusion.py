@@ -9,13 +9,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import symgraph as sg
-from codegen import builders, fusion
+from codegen import fusion
 from codegen import loop_ir as L
 from codegen.compiler import compile_graph
+from codegen.emit.scalar_ir import IRMath
 from codegen.fusion_spec import ElementwiseSpec, used_inputs
+from codegen.kernels import builders
 from codegen.lower import BufferTable, LogicalCall
 from codegen.memplan import plan_memory
-from codegen.scalar_ir import IRMath
 from runtime.executor import Executor
 from symgraph import reference
 from symgraph.ops.registry import get_op

@@ -8,7 +8,7 @@ from test_fusion import compile_and_check, mlp, phase_names
 
 import symgraph as sg
 from codegen import jit
-from codegen.matmul import matmul_kernel, softmax_fits
+from codegen.kernels.matmul import matmul_kernel, softmax_fits
 
 pytestmark = pytest.mark.jit
 TOL = {"float32": 2e-6, "float64": 1e-13}

@@ -16,7 +16,7 @@ from cg_helpers import run_kernel
 
 import symgraph as sg
 from codegen import jit, partition, threadpool
-from codegen.matmul import matmul_kernel, split_columns
+from codegen.kernels.matmul import matmul_kernel, split_columns
 from codegen.program import call_chunks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))

@@ -36,7 +36,7 @@ class Run:
 
 
 def require_mpi():
-    from runtime.cli_launch import LaunchError, find_mpiexec
+    from runtime.cli.launch import LaunchError, find_mpiexec
 
     if importlib.util.find_spec("mpi4py") is None:
         pytest.fail("mpi4py is not installed: pip install -e '.[dist]' (the test extra "

@@ -6,7 +6,7 @@ import sys
 
 from mpi_helpers import ROOT, launch
 
-from runtime.cli_launch import build_command, launch_env
+from runtime.cli.launch import build_command, launch_env
 
 
 def test_open_mpi_flags_as_root_and_oversubscribed():

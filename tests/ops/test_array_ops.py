@@ -171,7 +171,7 @@ class KernelCtx:
         self.kernels.append(build(*self.buffers()))
 
     def argmax(self, axis, op="argmax"):
-        from codegen.builders_nn import argmax_kernel
+        from codegen.kernels.builders_nn import argmax_kernel
 
         ins, outs = self.buffers()
         shape = self.in_shapes[0] if axis is not None else (math.prod(self.in_shapes[0]),)

@@ -7,10 +7,10 @@ import pytest
 
 from codegen import jit
 from runtime import checkpoint
-from runtime import fused_update as F
-from runtime import lr_scheduler as lrs
-from runtime import optimizer as O
-from runtime.fused_update import FusedUpdater
+from runtime import optim as O
+from runtime.optim import fused_update as F
+from runtime.optim import lr_scheduler as lrs
+from runtime.optim.fused_update import FusedUpdater
 from symgraph.errors import ExecutorError
 
 STEPS = 5

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from runtime import lr_scheduler as lrs
-from runtime import optimizer as opt
+from runtime import optim as opt
+from runtime.optim import lr_scheduler as lrs
 
 
 def test_factor_closed_form_and_log(caplog):

@@ -8,9 +8,9 @@ import pickletools
 import numpy as np
 import pytest
 
-from runtime import lr_scheduler as lrs
-from runtime import optimizer as opt
-from runtime import update_rules as R
+from runtime import optim as opt
+from runtime.optim import lr_scheduler as lrs
+from runtime.optim import update_rules as R
 from symgraph.ops.scalar import evaluate
 
 STEPS = 5
@@ -437,7 +437,7 @@ def test_multi_precision_keeps_fp32_master():
                          + [("adadelta", {}), ("nadam", {}), ("sgd", {"clip_gradient": 1.0})])
 def test_rules_build_loop_ir(name, kwargs):
     """The compiled path: every rule builds IR expressions from IRMath (no Python branching)."""
-    scalar_ir = pytest.importorskip("codegen.scalar_ir")
+    scalar_ir = pytest.importorskip("codegen.emit.scalar_ir")
     loop_ir = pytest.importorskip("codegen.loop_ir")
     rule = opt.create(name, **kwargs).rule()
     values = [loop_ir.Var(f"v{i}", "float32") for i in range(2 + rule.state_slot_count)]

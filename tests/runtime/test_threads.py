@@ -145,7 +145,7 @@ def test_python_threads_sharing_the_kernel_pool_match_one_thread(monkeypatch):
 def _fit_lenet(threads):
     from codegen import threadpool
     from codegen.program import call_chunks
-    from runtime.cli_train import build_model
+    from runtime.cli.train import build_model
 
     data = sg.datasets.get_mnist()
     train = sg.io.NDArrayIter(data["train_data"][:600], data["train_label"][:600], 100,

@@ -145,7 +145,7 @@ def letter_executor():
 
 
 def test_compiled_view_attributes_every_node_kernel(letter_executor):
-    from runtime.viz_compiled_model import analyze
+    from runtime.viz.compiled_model import analyze
 
     view = analyze(letter_executor)
     assert view.notes == []  # one trace record per native call

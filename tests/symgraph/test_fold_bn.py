@@ -93,7 +93,7 @@ def test_fold_leaves_what_it_cannot_prove(build):
 @pytest.mark.jit
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_inference_executor_runs_the_folded_graph(dtype):
-    from codegen.batchnorm_kernels import moving_stats_kernel
+    from codegen.kernels.batchnorm_kernels import moving_stats_kernel
 
     sym = S.Activation(conv_bn(), act_type="relu", name="relu")
     feed = values(sym, DATA["conv"], seed=1)

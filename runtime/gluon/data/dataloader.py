@@ -19,9 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from runtime.gluon.data.dataset import whole_arrays
 from runtime.ndarray.ndarray import NDArray
-
-from .dataset import whole_arrays
 
 PROBE_BATCHES = 2  # per way of fetching, at the start of each epoch
 

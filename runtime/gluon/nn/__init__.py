@@ -1,8 +1,8 @@
 """``sg.gluon.nn``: layers."""
 
-from ..block import Block, HybridBlock  # noqa: F401
-from .activations import ELU, GELU, SELU, Activation, LeakyReLU, PReLU, Swish  # noqa: F401
-from .basic import (  # noqa: F401
+from runtime.gluon.block import Block, HybridBlock  # noqa: F401
+from runtime.gluon.nn.activations import ELU, GELU, SELU, Activation, LeakyReLU, PReLU, Swish  # noqa: F401
+from runtime.gluon.nn.basic import (  # noqa: F401
     Dense,
     Dropout,
     Embedding,
@@ -12,8 +12,8 @@ from .basic import (  # noqa: F401
     Lambda,
     Sequential,
 )
-from .concurrent import Concurrent, HybridConcurrent, Identity  # noqa: F401
-from .conv import (  # noqa: F401
+from runtime.gluon.nn.concurrent import Concurrent, HybridConcurrent, Identity  # noqa: F401
+from runtime.gluon.nn.conv import (  # noqa: F401
     AvgPool1D,
     AvgPool2D,
     Conv1D,
@@ -24,4 +24,4 @@ from .conv import (  # noqa: F401
     MaxPool1D,
     MaxPool2D,
 )
-from .norm import BatchNorm, InstanceNorm, LayerNorm  # noqa: F401
+from runtime.gluon.nn.norm import BatchNorm, InstanceNorm, LayerNorm  # noqa: F401

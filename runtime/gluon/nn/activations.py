@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..block import HybridBlock
+from runtime.gluon.block import HybridBlock
 
 
 class Activation(HybridBlock):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..block import Block, HybridBlock
-from .activations import Activation
+from runtime.gluon.block import Block, HybridBlock
+from runtime.gluon.nn.activations import Activation
 
 
 class Sequential(Block):

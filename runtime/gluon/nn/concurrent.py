@@ -5,8 +5,8 @@ and join their outputs along ``axis`` (the Inception / SqueezeNet / DenseNet pat
 
 from __future__ import annotations
 
-from ..block import HybridBlock
-from .basic import HybridSequential, Sequential
+from runtime.gluon.block import HybridBlock
+from runtime.gluon.nn.basic import HybridSequential, Sequential
 
 
 class Concurrent(Sequential):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..block import HybridBlock
-from .basic import _activation
+from runtime.gluon.block import HybridBlock
+from runtime.gluon.nn.basic import _activation
 
 
 def _tuple(value, dims):

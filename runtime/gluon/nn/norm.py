@@ -7,7 +7,7 @@ training step inside ``autograd.record()`` moves them and inference reads them.
 
 from __future__ import annotations
 
-from ..block import HybridBlock
+from runtime.gluon.block import HybridBlock
 
 
 def _vector(block, name, size, init, trainable=True):

@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from runtime import datasets as _files
+from runtime.gluon.data.dataset import Dataset
 from runtime.ndarray.ndarray import NDArray
-
-from ..dataset import Dataset
 
 
 class _ImageDataset(Dataset):

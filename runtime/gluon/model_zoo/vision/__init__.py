@@ -9,14 +9,19 @@ family also has its own constructors (``resnet18_v1()``, ``get_resnet(1, 18)``,
 
 from __future__ import annotations
 
-from .alexnet import *  # noqa: F401,F403
-from .alexnet import alexnet
-from .densenet import *  # noqa: F401,F403
-from .densenet import densenet121, densenet161, densenet169, densenet201
-from .inception import *  # noqa: F401,F403
-from .inception import inception_v3
-from .mobilenet import *  # noqa: F401,F403
-from .mobilenet import (
+from runtime.gluon.model_zoo.vision.alexnet import *  # noqa: F401,F403
+from runtime.gluon.model_zoo.vision.alexnet import alexnet
+from runtime.gluon.model_zoo.vision.densenet import *  # noqa: F401,F403
+from runtime.gluon.model_zoo.vision.densenet import (
+    densenet121,
+    densenet161,
+    densenet169,
+    densenet201,
+)
+from runtime.gluon.model_zoo.vision.inception import *  # noqa: F401,F403
+from runtime.gluon.model_zoo.vision.inception import inception_v3
+from runtime.gluon.model_zoo.vision.mobilenet import *  # noqa: F401,F403
+from runtime.gluon.model_zoo.vision.mobilenet import (
     mobilenet0_5,
     mobilenet0_25,
     mobilenet0_75,
@@ -26,8 +31,8 @@ from .mobilenet import (
     mobilenet_v2_0_75,
     mobilenet_v2_1_0,
 )
-from .resnet import *  # noqa: F401,F403
-from .resnet import (
+from runtime.gluon.model_zoo.vision.resnet import *  # noqa: F401,F403
+from runtime.gluon.model_zoo.vision.resnet import (
     resnet18_v1,
     resnet18_v2,
     resnet34_v1,
@@ -39,10 +44,19 @@ from .resnet import (
     resnet152_v1,
     resnet152_v2,
 )
-from .squeezenet import *  # noqa: F401,F403
-from .squeezenet import squeezenet1_0, squeezenet1_1
-from .vgg import *  # noqa: F401,F403
-from .vgg import vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19, vgg19_bn
+from runtime.gluon.model_zoo.vision.squeezenet import *  # noqa: F401,F403
+from runtime.gluon.model_zoo.vision.squeezenet import squeezenet1_0, squeezenet1_1
+from runtime.gluon.model_zoo.vision.vgg import *  # noqa: F401,F403
+from runtime.gluon.model_zoo.vision.vgg import (
+    vgg11,
+    vgg11_bn,
+    vgg13,
+    vgg13_bn,
+    vgg16,
+    vgg16_bn,
+    vgg19,
+    vgg19_bn,
+)
 
 #: get_model's names (MXNet's spelling, also the pretrained files' names) -> constructor
 MODELS = {

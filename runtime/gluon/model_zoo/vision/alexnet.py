@@ -3,9 +3,9 @@ five convs with three max pools, two 4096-wide Dense layers with dropout."""
 
 from __future__ import annotations
 
-from ... import nn
-from ...block import HybridBlock
-from ..model_store import load_pretrained
+from runtime.gluon import nn
+from runtime.gluon.block import HybridBlock
+from runtime.gluon.model_zoo.model_store import load_pretrained
 
 __all__ = ["AlexNet", "alexnet"]
 

@@ -9,9 +9,9 @@ the module's scope (``inception30_A1_conv0_weight``), as in MXNet's model zoo.
 
 from __future__ import annotations
 
-from ... import nn
-from ...block import HybridBlock
-from ..model_store import load_pretrained
+from runtime.gluon import nn
+from runtime.gluon.block import HybridBlock
+from runtime.gluon.model_zoo.model_store import load_pretrained
 
 __all__ = ["Inception3", "inception_v3"]
 

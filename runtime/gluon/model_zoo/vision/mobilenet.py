@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from ... import nn
-from ...block import HybridBlock
-from ..model_store import load_pretrained
+from runtime.gluon import nn
+from runtime.gluon.block import HybridBlock
+from runtime.gluon.model_zoo.model_store import load_pretrained
 
 __all__ = ["MobileNet", "MobileNetV2", "RELU6", "LinearBottleneck", "get_mobilenet",
            "get_mobilenet_v2", "mobilenet1_0", "mobilenet0_75", "mobilenet0_5",

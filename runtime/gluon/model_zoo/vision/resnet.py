@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from ... import nn
-from ...block import HybridBlock
-from ..model_store import load_pretrained
+from runtime.gluon import nn
+from runtime.gluon.block import HybridBlock
+from runtime.gluon.model_zoo.model_store import load_pretrained
 
 __all__ = ["ResNetV1", "ResNetV2", "BasicBlockV1", "BasicBlockV2", "BottleneckV1",
            "BottleneckV2", "get_resnet",

@@ -8,9 +8,9 @@ Every container has ``prefix=''``, so all convs count in the network's own scope
 
 from __future__ import annotations
 
-from ... import nn
-from ...block import HybridBlock
-from ..model_store import load_pretrained
+from runtime.gluon import nn
+from runtime.gluon.block import HybridBlock
+from runtime.gluon.model_zoo.model_store import load_pretrained
 
 __all__ = ["SqueezeNet", "get_squeezenet", "squeezenet1_0", "squeezenet1_1"]
 

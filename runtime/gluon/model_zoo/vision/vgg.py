@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections import namedtuple
 
+from runtime.gluon import nn
+from runtime.gluon.block import HybridBlock
+from runtime.gluon.model_zoo.model_store import load_pretrained
 from runtime.initializer import Xavier
-
-from ... import nn
-from ...block import HybridBlock
-from ..model_store import load_pretrained
 
 __all__ = ["VGG", "get_vgg", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn",
            "vgg16_bn", "vgg19_bn"]

@@ -11,7 +11,10 @@ import argparse
 import os
 import sys
 
-from runtime import cli_commands, cli_launch, cli_onnx, cli_train
+from runtime.cli import commands as cli_commands
+from runtime.cli import launch as cli_launch
+from runtime.cli import onnx as cli_onnx
+from runtime.cli import train as cli_train
 
 
 class CliError(Exception):
@@ -74,6 +77,3 @@ def main(argv=None) -> int:
         print(f"symgraph: error: {_one_line(err)}", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 
-from codegen import builders
 from codegen import loop_ir as L
-from codegen.builders_nn import softmax_kernel
 from codegen.fusion_spec import SoftmaxSpec
-from codegen.matmul import matmul_kernel
-from codegen.softmax_grad_rows import MAX_CLASSES, short_softmax_grad_kernel
+from codegen.kernels import builders
+from codegen.kernels.builders_nn import softmax_kernel
+from codegen.kernels.matmul import matmul_kernel
+from codegen.kernels.softmax_grad_rows import MAX_CLASSES, short_softmax_grad_kernel
 from symgraph.errors import CompileError
 
 

@@ -4,7 +4,7 @@ Each optimizer describes its update explicitly, so the compiled fused update and
 reference share one definition:
 
 * ``rule() -> UpdateRule(formula, state_slot_count, scalar_names)``: the scalar formula from
-  :mod:`runtime.update_rules` (already specialised: clip or not, momentum or not), how many
+  :mod:`runtime.optim.update_rules` (already specialised: clip or not, momentum or not), how many
   state arrays it threads through, and the keyword scalars it needs.
 * ``step_scalars(index) -> {name: float}``: the values of exactly those scalars for the next
   update of parameter ``index``. It *advances* the update count first (as MXNet's
@@ -23,10 +23,14 @@ from typing import NamedTuple
 
 import numpy as np
 
+from runtime.optim import update_rules as R
+from runtime.optim.states import (
+    decode_states,
+    encode_states,
+    optimizer_from_json,
+    optimizer_to_json,
+)
 from symgraph.ops.scalar import NumpyMath
-
-from . import update_rules as R
-from .optimizer_states import decode_states, encode_states, optimizer_from_json, optimizer_to_json
 
 __all__ = [
     "UpdateRule", "Optimizer", "create", "register", "SGD", "NAG", "Adam", "AdaGrad",
@@ -525,13 +529,13 @@ class Nadam(Optimizer):
                 "beta2_pow_t": self.beta2 ** t}
 
 
-# -- Updater and its pickle-free state format (runtime/optimizer_states.py) ------------------
+# -- Updater and its pickle-free state format (runtime/optim/states.py) ------------------
 
 
 class Updater:
     """Applies an optimizer to (index, grad, weight); states are created on first use.
 
-    ``get_states()`` returns pickle-free bytes (layout in :mod:`runtime.optimizer_states`);
+    ``get_states()`` returns pickle-free bytes (layout in :mod:`runtime.optim.states`);
     ``set_states()`` checks every field of such bytes and raises SerializationError for a
     damaged or foreign blob. The optimizer block (dump_optimizer=True) keeps its class name
     and plain attributes; the lr_scheduler and symbol info stay those of the current one.

@@ -268,9 +268,9 @@ def print_summary(symbol, shape=None, line_length=120,
 def __getattr__(attr):
     """plot_compiled and plot_history live in their own modules (lazy: matplotlib)."""
     if attr == "plot_compiled":
-        from runtime.viz_compiled import plot_compiled
+        from runtime.viz.compiled import plot_compiled
         return plot_compiled
     if attr == "plot_history":
-        from runtime.viz_history import plot_history
+        from runtime.viz.history import plot_history
         return plot_history
     raise AttributeError(f"module 'runtime.viz' has no attribute '{attr}'")

@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from codegen.limits import format_bytes
-from runtime.cli_common import add_shape_arg, check_shapes, load_symbol, shape_dict
+from runtime.cli.common import add_shape_arg, check_shapes, load_symbol, shape_dict
 
 
 # ---- plot ------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def dropout_kernel(size, data_shape, mask_shape, node_name, threshold, scale, da
     """mask[i] = keep(i) ? scale : 0 over the mask shape; out = data * broadcast(mask)."""
     import numpy as np
 
-    from codegen.builders import elementwise_kernel
+    from codegen.kernels.builders import elementwise_kernel
 
     mixed = int(fmix32(np.array([name_hash(node_name)], dtype=np.uint32))[0])
     i, key = L.Var("i"), L.Var("key")

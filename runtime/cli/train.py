@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from runtime.cli_common import load_symbol
+from runtime.cli.common import load_symbol
 
 DATASETS = ("letter", "mnist")
 MODELS = ("mlp-letter", "mlp-mnist", "lenet")
@@ -170,7 +170,7 @@ def _fit(args):
             batch_end_callback=_batch_callback(len(X), batch_size),
             epoch_end_callback=_checkpoint(args.prefix))
     if args.history:
-        from runtime.viz_history import plot_history
+        from runtime.viz.history import plot_history
 
         plot_history(getattr(mod, "history", []), fname=args.history)
         print(f"wrote {args.history}")
@@ -207,7 +207,7 @@ def _load_module(prefix, epoch, batch_size, sample_shape, with_label):
 
 
 def _read_input(path):
-    from runtime.cli_input import read_input
+    from runtime.cli.input import read_input
 
     return read_input(path)
 

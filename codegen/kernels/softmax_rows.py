@@ -3,7 +3,7 @@
 The loop-IR kernel vectorizes only inner loops of at least W elements, so rows of 10 or
 26 classes ran scalar, with one scalar exp per element per pass.  Here a row is loaded
 once (the last vector masked, its dead lanes -inf so they never win the max), reduced
-with shuffle trees, exponentiated with the vector exp of :mod:`codegen.vecmath` once, and
+with shuffle trees, exponentiated with the vector exp of :mod:`codegen.emit.vecmath` once, and
 stored with the same masks.  Several rows per loop iteration give the out-of-order core
 independent dependency chains (each row is a serial max -> exp -> sum -> scale chain),
 and share one vector log or reciprocal instead of a scalar one per row.
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from codegen import loop_ir as L
-from codegen import vecmath
-from codegen.emit_values import ir_type
-from codegen.llvm_emit import EmittedKernel, KernelEmitter
+from codegen.emit import vecmath
+from codegen.emit.emit_values import ir_type
+from codegen.emit.llvm_emit import EmittedKernel, KernelEmitter
 
 I64 = ir.IntType(64)
 MAX_COLS = 64  # longer rows: the loop-IR kernel's vectorized inner loops are as good

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from codegen import loop_ir as L
-from codegen.conv_kernels import Axis, fill, window_passes
+from codegen.kernels.conv_kernels import Axis, fill, window_passes
 
 
 def _runs(values) -> list[tuple[int, int, int]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from runtime.cli_common import add_shape_arg, check_shapes, load_symbol, shape_dict
+from runtime.cli.common import add_shape_arg, check_shapes, load_symbol, shape_dict
 
 
 def _export_args(p):

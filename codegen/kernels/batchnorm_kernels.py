@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import math
 
-from codegen import builders
 from codegen import loop_ir as L
 from codegen.fusion_spec import ElementwiseSpec
+from codegen.kernels import builders
 from symgraph.ops.batchnorm import (
     MOVING_MEAN,
     MOVING_VAR,

@@ -10,7 +10,7 @@ are drawn as record nodes listing their buffers.
 from __future__ import annotations
 
 from runtime.viz import PALETTE, Digraph, _require_graphviz
-from runtime.viz_compiled_model import analyze
+from runtime.viz.compiled_model import analyze
 
 FORWARD_FILL, GRADIENT_FILL, VARIABLE_FILL = PALETTE[4], PALETTE[5], PALETTE[0]
 

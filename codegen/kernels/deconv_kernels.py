@@ -9,7 +9,7 @@ and output swapped, so they have no kernels of their own here.
 from __future__ import annotations
 
 from codegen import loop_ir as L
-from codegen.conv_kernels import Axis, _column_layout, window_passes
+from codegen.kernels.conv_kernels import Axis, _column_layout, window_passes
 
 
 def bias_fill_kernel(n_img: int, filters: int, plane: int, out: L.BufferParam,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 from codegen import loop_ir as L
-from codegen.builders import affine, loop_vars, merge_dims, nest, strides
-from codegen.softmax_rows import MAX_COLS, short_softmax_kernel
+from codegen.kernels.builders import affine, loop_vars, merge_dims, nest, strides
+from codegen.kernels.softmax_rows import MAX_COLS, short_softmax_kernel
 from symgraph.errors import CompileError
 
 

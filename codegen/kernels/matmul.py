@@ -25,11 +25,13 @@ from functools import partial
 
 from llvmlite import ir
 
-from codegen import jit, partition, softmax_rows, threadpool, vecmath
+from codegen import jit, partition, threadpool
 from codegen import loop_ir as L
-from codegen.emit_values import ir_type
-from codegen.llvm_emit import EmittedKernel, KernelEmitter
-from codegen.scalar_ir import IRMath
+from codegen.emit import vecmath
+from codegen.emit.emit_values import ir_type
+from codegen.emit.llvm_emit import EmittedKernel, KernelEmitter
+from codegen.emit.scalar_ir import IRMath
+from codegen.kernels import softmax_rows
 from symgraph.errors import CompileError
 
 I32, I64 = ir.IntType(32), ir.IntType(64)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from llvmlite import ir
 
 from codegen import loop_ir as L
-from codegen import vecmath, vectorize
+from codegen.emit import vecmath, vectorize
 from symgraph.errors import CompileError
 
 I64 = ir.IntType(64)

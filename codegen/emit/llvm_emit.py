@@ -2,7 +2,7 @@
 
 Every kernel becomes ``void k_<hash>(ptr, ...)``; addresses are GEPs on the typed
 parameters (no inttoptr).  Loop counters are phis; Reduce accumulators are allocas that
-mem2reg/SROA promote.  Innermost loops accepted by :mod:`codegen.vectorize` are emitted
+mem2reg/SROA promote.  Innermost loops accepted by :mod:`codegen.emit.vectorize` are emitted
 as ``<W x T>`` code plus a scalar remainder; float sums along such a loop use a vector
 accumulator and a shuffle-tree horizontal add.  Fast-math flags are off unless the kernel
 asks (``Kernel.fastmath``): the only reassociation we do is that explicit vector sum.
@@ -15,8 +15,8 @@ import math
 from llvmlite import ir
 
 from codegen import loop_ir as L
-from codegen import vecmath, vectorize
-from codegen.emit_values import ValueEmitter, ir_type
+from codegen.emit import vecmath, vectorize
+from codegen.emit.emit_values import ValueEmitter, ir_type
 from codegen.partition import top_loops
 from symgraph.errors import CompileError
 

@@ -46,9 +46,9 @@ from llvmlite import ir
 
 from codegen import jit
 from codegen import loop_ir as L
-from codegen.llvm_emit import emit_kernel
-from codegen.scalar_ir import IRMath
-from runtime import optimizer as O
+from codegen.emit.llvm_emit import emit_kernel
+from codegen.emit.scalar_ir import IRMath
+from runtime import optim as O
 from symgraph.errors import ExecutorError
 
 __all__ = ["FusedUpdater"]
@@ -72,7 +72,7 @@ class FusedUpdater:
                  indices=None):
         if not self.supports(optimizer):
             raise ExecutorError(f"{type(optimizer).__name__} has no update rule(); "
-                                "use runtime.optimizer.Updater")
+                                "use runtime.optim.Updater")
         self.optimizer = optimizer
         self.param_names = list(param_names)
         self.indices = _check_indices(indices, self.param_names)

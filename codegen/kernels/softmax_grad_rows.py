@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from llvmlite import ir
 
 from codegen import loop_ir as L
-from codegen import vecmath
-from codegen.emit_values import ir_type
-from codegen.llvm_emit import EmittedKernel, KernelEmitter
+from codegen.emit import vecmath
+from codegen.emit.emit_values import ir_type
+from codegen.emit.llvm_emit import EmittedKernel, KernelEmitter
 
 I64 = ir.IntType(64)
 MAX_CLASSES = 64  # longer rows vectorize well in the loop-IR kernel

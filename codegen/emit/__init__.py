@@ -1,0 +1,1 @@
+"""Loop IR and scalar formulas to LLVM IR: values, vectors, math."""

@@ -1,0 +1,1 @@
+"""Kernel builders and hand-written emitters (one family each)."""
