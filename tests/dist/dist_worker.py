@@ -60,6 +60,16 @@ def lenet():
     return sg.sym.SoftmaxOutput(net, name="softmax")
 
 
+def gluon_lenet(nn):
+    """lenet() in Gluon layers, every shape given (no deferred initialization)."""
+    net = nn.HybridSequential()
+    net.add(nn.Conv2D(4, 5, activation="tanh", in_channels=1), nn.MaxPool2D(2, 2),
+            nn.Conv2D(8, 5, activation="tanh", in_channels=4), nn.MaxPool2D(2, 2),
+            nn.Flatten(), nn.Dense(32, activation="relu", in_units=8 * 4 * 4),
+            nn.Dense(10, in_units=32))
+    return net
+
+
 def run_module(args, rank_seed):
     x, y = mnist(BATCH * STEPS * args.workers)
     if args.net == "lenet":
@@ -92,6 +102,8 @@ def run_gluon(args, rank_seed):
     from symgraph.gluon import nn
 
     x, y = mnist(BATCH * STEPS * args.workers)
+    if args.net == "lenet":
+        x = x.reshape(-1, 1, 28, 28)
     if args.reference:
         x, y = interleaved(x, y, args.workers)
         batch, rank, workers = BATCH * args.workers, 0, 1
@@ -101,8 +113,10 @@ def run_gluon(args, rank_seed):
         batch, rank, workers, kvstore = BATCH, kv.rank, kv.num_workers, kv
     per = len(x) // workers
     x, y = x[rank * per:(rank + 1) * per], y[rank * per:(rank + 1) * per]
-    net = nn.HybridSequential()
-    net.add(nn.Dense(HIDDEN, activation="relu", in_units=784), nn.Dense(10, in_units=HIDDEN))
+    net = gluon_lenet(nn) if args.net == "lenet" else nn.HybridSequential()
+    if args.net != "lenet":
+        net.add(nn.Dense(HIDDEN, activation="relu", in_units=784),
+                nn.Dense(10, in_units=HIDDEN))
     sg.random.seed(rank_seed)
     np.random.seed(rank_seed)
     net.initialize(sg.init.Xavier())

@@ -22,9 +22,9 @@ def _counter(path, name) -> int:
     return int(np.load(path)[f"__{name}"])
 
 
-def _reference(tmp_path_factory, case, optimizer="sgd"):
-    out = tmp_path_factory.mktemp("ref") / f"{case}-{optimizer}.npz"
-    run = alone(worker(case, out, "--reference", "--optimizer", optimizer))
+def _reference(tmp_path_factory, case, optimizer="sgd", net="mlp"):
+    out = tmp_path_factory.mktemp("ref") / f"{case}-{optimizer}-{net}.npz"
+    run = alone(worker(case, out, "--reference", "--optimizer", optimizer, "--net", net))
     assert run.returncode == 0, run.output
     return np.load(out)
 
@@ -119,3 +119,10 @@ def test_gluon_trainer_dist_sync_matches_one_process(tmp_path, tmp_path_factory,
     run = launch(worker("gluon", tmp_path / "g.npz", "--optimizer", optimizer))
     assert run.returncode == 0, run.output
     _check_same(np.load(tmp_path / "g.npz"), ref)
+
+
+def test_gluon_trainer_lenet_adam_matches_one_process(tmp_path, tmp_path_factory):
+    ref = _reference(tmp_path_factory, "gluon", "adam", "lenet")
+    run = launch(worker("gluon", tmp_path / "gl.npz", "--optimizer", "adam", "--net", "lenet"))
+    assert run.returncode == 0, run.output
+    _check_same(np.load(tmp_path / "gl.npz"), ref)
