@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import symgraph as sg
-from codegen import cache, jit, limits, result_cache, result_codec
+from codegen import cache, jit, limits, result_cache, result_codec, threadpool
 from codegen.compile_cache import compile_cached
 from codegen.result_cache import CachedGraph, compile_graph_cached
 from runtime import cli
@@ -164,7 +164,10 @@ out = _step(net, compile_cached(net, shapes, dtypes, reqs), reqs)
 np.savez({str(folder / "child.npz")!r}, **out)
 print(result_cache.STATS["hit"], jit.STATS["optimize"], jit.STATS["build_ir"], result_cache.STATS)
 """
-    env = dict(os.environ, SYMGRAPH_CACHE_DIR=str(folder))
+    # the thread count is part of the key: the child compiles for this process's count
+    # (an earlier test in this worker may have changed it from the environment's)
+    env = dict(os.environ, SYMGRAPH_CACHE_DIR=str(folder),
+               SYMGRAPH_NUM_THREADS=str(threadpool.compile_threads()))
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
