@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 
-SCRIPTS = ["bench_kernels", "bench_steps", "bench_update", "bench_fit", "bench_devices",
+SCRIPTS = ["bench_kernels", "bench_steps", "bench_update", "bench_fit", "bench_threads",
+           "bench_devices",
            "bench_lenet", "bench_gluon", "bench_dataloader", "bench_gluon_memory"]
 
 
