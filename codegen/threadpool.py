@@ -292,6 +292,7 @@ class _Pool:
         from codegen import jit
 
         source = _source()
+        self.threads_supported = bool(source)
         if not source:  # no futex here: the entry point runs every chunk in the caller
             source = _SERIAL_IR
         libc = ctypes.CDLL(None)
@@ -307,7 +308,6 @@ class _Pool:
                         library.addresses["symgraph_pool_start"]),
                     "stop": proto(None)(library.addresses["symgraph_pool_stop"]),
                     "forget": proto(None)(library.addresses["symgraph_pool_forget"])}
-        self.threads_supported = bool(_source())
         self.library = library
 
     def resize(self, threads: int) -> None:
