@@ -94,7 +94,7 @@ class NativeStep:
         """forward_backward + update (+ accuracy) of the batch already in the executor."""
         metric = self.metric(eval_metric, runs=False)
         native = metric is not None and _labels_match(data_batch.label, self.bound)
-        _fill_scalars(self.fused)
+        self.fused.fill_scalars()
         self._call(self._step_ctx[native])
         if native:
             metric.flush(self._counter, None, 1)
@@ -154,17 +154,6 @@ class NativeStep:
             counting[D.ACC_COUNT] = self._counter.ctypes.data
         self._step_arrays = (plain, counting)
         return {False: plain.ctypes.data, True: counting.ctypes.data}
-
-
-def _fill_scalars(fused) -> None:
-    """``FusedUpdater.step`` without its native call (the driver makes it)."""
-    attributes = fused._scalars.attributes(fused.optimizer)
-    if attributes != fused._checked:
-        fused._check_rule()
-        fused._checked = attributes
-    values = fused._scalars(fused.optimizer, attributes)
-    if values is not None:
-        fused._write_scalars(values)
 
 
 def _labels_match(labels, bound) -> bool:

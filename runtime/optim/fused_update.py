@@ -105,6 +105,11 @@ class FusedUpdater:
         The rule can only change with an optimizer attribute, so it is re-checked only then;
         the tables are rewritten only when the scalars changed.
         """
+        self.fill_scalars()
+        self._fn(self._table_address)
+
+    def fill_scalars(self) -> None:
+        """This step's scalar tables (the native step driver makes the call itself)."""
         attributes = self._scalars.attributes(self.optimizer)
         if attributes != self._checked:
             self._check_rule()
@@ -112,7 +117,6 @@ class FusedUpdater:
         values = self._scalars(self.optimizer, attributes)
         if values is not None:
             self._write_scalars(values)
-        self._fn(self._table_address)
 
     def _write_scalars(self, values) -> None:
         for table, rows in self._layout.scalar_tables:
