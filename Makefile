@@ -21,11 +21,11 @@ $(STAMP): pyproject.toml
 # Both cores: two pytest workers, idle ones steal queued tests (the long tutorials and
 # model-zoo compiles would otherwise leave one worker waiting at the end). Each worker
 # computes on one thread (two pools of two threads would fight over two cores); the
-# thread-pool tests ask for two threads themselves.
+# thread-pool tests ask for two threads themselves. The 25 slowest tests are listed at the end.
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	SYMGRAPH_NUM_THREADS=$${SYMGRAPH_NUM_THREADS:-1} \
-		$(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal
+		$(PY) -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist worksteal --durations=25
 
 # The loader property tests with many more cases than `make test` runs (2,000 per loader).
 FUZZ_EXAMPLES ?= 50000
