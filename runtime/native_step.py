@@ -71,6 +71,7 @@ class NativeStep:
         self._tables = _Tables(fused)
         self._metrics = {}  # runs (bool) -> (the metric, its _NativeMetric or None)
         self._step_ctx = self._step_arrays = None
+        self._user_ctx = None
         self._run, self._library = D.driver()
         self._ctx_address = ctx.ctypes.data
 
@@ -104,6 +105,40 @@ class NativeStep:
                 labels = ()
             bound = self.bound
             eval_metric.update_dict(dict(zip(bound.label_names, labels)), bound.preds)
+
+    def user_step(self, metric, labels) -> None:
+        """``Module.update``'s deferred step (runtime/deferred_step.py): forward_backward
+        and update of the batch ``forward`` loaded, and, when ``metric`` (a released
+        plain Accuracy) was folded, its count over ``labels`` (a float32 copy of what
+        ``update_metric`` was given), added as ``Accuracy.update`` adds it."""
+        if self._user_ctx is None:
+            self._user_ctx = self._user_contexts()
+        plain, counting = self._user_ctx
+        self.fused.fill_scalars()
+        if metric is None:
+            self._call(plain.ctypes.data)
+            return
+        counting[D.LABEL] = labels.ctypes.data
+        self._call(counting.ctypes.data)
+        correct, count = int(self._counter[0]), labels.shape[0]
+        metric.sum_metric += correct
+        metric.global_sum_metric += correct
+        metric.num_inst += count
+        metric.global_num_inst += count
+
+    def _user_contexts(self):
+        """(no metric, counting accuracy) contexts for one step on the loaded batch."""
+        plain = self.ctx.copy()
+        plain[D.NSTEPS] = 1
+        plain[D.NCOPY] = plain[D.STEPROW] = plain[D.PICK] = plain[D.ACC_COUNT] = 0
+        plain[D.OUT] = plain[D.LABEL] = plain[D.ROWS] = plain[D.COLS] = 0
+        counting = plain.copy()
+        outputs = self.bound.exe.outputs
+        if len(outputs) == 1 and outputs[0].ndim == 2 and outputs[0].dtype == _F32:
+            counting[D.OUT] = outputs[0].ctypes.data
+            counting[D.ROWS], counting[D.COLS] = outputs[0].shape
+            counting[D.ACC_COUNT] = self._counter.ctypes.data
+        return plain, counting
 
     # -- a run of steps -----------------------------------------------------------------------
     def run(self, sources, start, count, metric) -> None:
