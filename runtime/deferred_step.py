@@ -26,7 +26,7 @@ import numpy as np
 
 from runtime import metric as M
 
-__all__ = ["Pending", "flush", "guard", "foldable"]
+__all__ = ["Pending", "FoldTarget", "flush", "guard", "release"]
 
 _KEY = "_symgraph_pending_module"
 _F32 = np.dtype(np.float32)
@@ -36,7 +36,8 @@ class Pending:
     """The loaded batch's training forward (and backward) not yet run.
 
     ``one_call``: the user called ``forward_backward`` (replayed as that one phase);
-    ``metric`` / ``labels``: a folded Accuracy and a private copy of its labels;
+    ``metric`` / ``labels``: a folded Accuracy and the :class:`FoldTarget` holding a
+    copy of the labels it was given;
     ``metric_late``: the metric was folded after ``backward`` (replay order)."""
 
     __slots__ = ("bound", "backward", "one_call", "metric", "labels", "metric_late")
@@ -71,27 +72,46 @@ def _replay_metric(pending) -> None:
     metric = pending.metric
     release(metric)
     bound = pending.bound
-    metric.update_dict(dict(zip(bound.label_names, [pending.labels])), bound.preds)
+    metric.update_dict(dict(zip(bound.label_names, [pending.labels.labels])), bound.preds)
 
 
-def foldable(metric, labels, bound) -> bool:
-    """True when ``update_metric(metric, labels)`` on ``bound``'s outputs is what the
-    driver's accuracy count computes: a plain ``Accuracy`` over the one output and one
-    float32 label vector of the batch's rows (anything else is updated in numpy)."""
-    if type(metric) is not M.Accuracy or metric.axis != 1:
-        return False
-    if type(labels) not in (list, tuple) or len(labels) != 1 or len(bound.label_names) != 1:
-        return False
-    exe = bound.exe
-    if len(exe.outputs) != 1:
-        return False
-    out, label = exe.outputs[0], labels[0]
-    if type(label) is not np.ndarray or label.dtype != _F32 or out.dtype != _F32 \
-            or out.ndim != 2 or label.shape != (out.shape[0],):
-        return False
-    out_name = next(iter(bound.preds))
-    return metric.output_names in (None, [out_name]) and \
-        metric.label_names in (None, [bound.label_names[0]])
+class FoldTarget:
+    """What folding ``update_metric`` needs of one executor, looked up once: its one
+    float32 ``(rows, classes)`` output and one label name, and the buffer the driver's
+    accuracy count reads the given labels from (``address``)."""
+
+    __slots__ = ("rows", "out_name", "label_name", "labels", "address")
+
+    def __init__(self, rows, out_name, label_name):
+        self.rows, self.out_name, self.label_name = rows, out_name, label_name
+        self.labels = np.zeros(rows, dtype=_F32)
+        self.address = self.labels.ctypes.data
+
+    @staticmethod
+    def of(bound):
+        """The target for ``bound``, or None when no update_metric on it can fold."""
+        outputs = bound.exe.outputs
+        if len(outputs) != 1 or len(bound.label_names) != 1:
+            return None
+        out = outputs[0]
+        if out.dtype != _F32 or out.ndim != 2:
+            return None
+        return FoldTarget(out.shape[0], next(iter(bound.preds)), bound.label_names[0])
+
+    def accepts(self, metric, labels) -> bool:
+        """True when ``update_metric(metric, labels)`` is what the driver's accuracy count
+        computes: a plain ``Accuracy`` on axis 1 reading this output and label, given one
+        float32 label vector of the batch's rows (anything else is updated in numpy)."""
+        if type(metric) is not M.Accuracy or metric.axis != 1:
+            return False
+        if type(labels) not in (list, tuple) or len(labels) != 1:
+            return False
+        label = labels[0]
+        if type(label) is not np.ndarray or label.dtype != _F32 or label.shape != (self.rows,):
+            return False
+        names = metric.output_names, metric.label_names
+        return names == (None, None) or (names[0] in (None, [self.out_name])
+                                         and names[1] in (None, [self.label_name]))
 
 
 # ----------------------------------------------------------------------- the metric guard

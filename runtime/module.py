@@ -88,7 +88,7 @@ class _Bound:
     """What the per-batch path needs about one executor, looked up once per executor."""
 
     __slots__ = ("exe", "data", "shapes", "label", "label_names", "preds", "step", "fused",
-                 "grads")
+                 "grads", "fold")
 
     def __init__(self, exe, data_descs, label_descs, output_names):
         self.exe = exe
@@ -101,6 +101,7 @@ class _Bound:
         self.step = None
         self.fused = None
         self.grads = None
+        self.fold = None  # runtime/deferred_step.py's FoldTarget (False: none), on first use
 
 
 class Module(BaseModule):
@@ -709,10 +710,14 @@ class Module(BaseModule):
         """Count a plain Accuracy in the deferred step's native call (its labels copied
         now, the metric guarded until then); False when it must be updated now."""
         pending = self._pending
-        if pending.metric is not None or not _deferred.foldable(eval_metric, labels,
-                                                                 pending.bound):
+        bound = pending.bound
+        if bound.fold is None:
+            bound.fold = _deferred.FoldTarget.of(bound) or False
+        fold = bound.fold
+        if pending.metric is not None or not fold or not fold.accepts(eval_metric, labels):
             return False
-        pending.labels = np.array(labels[0], copy=True)
+        np.copyto(fold.labels, labels[0])
+        pending.labels = fold
         pending.metric, pending.metric_late = eval_metric, pending.backward
         _deferred.guard(eval_metric, self)
         return True

@@ -106,28 +106,30 @@ class NativeStep:
             bound = self.bound
             eval_metric.update_dict(dict(zip(bound.label_names, labels)), bound.preds)
 
-    def user_step(self, metric, labels) -> None:
+    def user_step(self, metric, fold) -> None:
         """``Module.update``'s deferred step (runtime/deferred_step.py): forward_backward
         and update of the batch ``forward`` loaded, and, when ``metric`` (a released
-        plain Accuracy) was folded, its count over ``labels`` (a float32 copy of what
-        ``update_metric`` was given), added as ``Accuracy.update`` adds it."""
+        plain Accuracy) was folded, its count over the labels it was given (copied into
+        ``fold``, a FoldTarget), added as ``Accuracy.update`` adds it."""
         if self._user_ctx is None:
             self._user_ctx = self._user_contexts()
-        plain, counting = self._user_ctx
+        plain, counting, addresses = self._user_ctx
         self.fused.fill_scalars()
         if metric is None:
-            self._call(plain.ctypes.data)
+            self._call(addresses[0])
             return
-        counting[D.LABEL] = labels.ctypes.data
-        self._call(counting.ctypes.data)
-        correct, count = int(self._counter[0]), labels.shape[0]
+        if counting[D.LABEL] != fold.address:
+            counting[D.LABEL] = fold.address
+        self._call(addresses[1])
+        correct, count = int(self._counter[0]), fold.rows
         metric.sum_metric += correct
         metric.global_sum_metric += correct
         metric.num_inst += count
         metric.global_num_inst += count
 
     def _user_contexts(self):
-        """(no metric, counting accuracy) contexts for one step on the loaded batch."""
+        """(no metric, counting accuracy, their addresses) for one step on the loaded
+        batch; the counting one reads the labels at ``ctx[LABEL]``, set per call."""
         plain = self.ctx.copy()
         plain[D.NSTEPS] = 1
         plain[D.NCOPY] = plain[D.STEPROW] = plain[D.PICK] = plain[D.ACC_COUNT] = 0
@@ -138,7 +140,7 @@ class NativeStep:
             counting[D.OUT] = outputs[0].ctypes.data
             counting[D.ROWS], counting[D.COLS] = outputs[0].shape
             counting[D.ACC_COUNT] = self._counter.ctypes.data
-        return plain, counting
+        return plain, counting, (plain.ctypes.data, counting.ctypes.data)
 
     # -- a run of steps -----------------------------------------------------------------------
     def run(self, sources, start, count, metric) -> None:
