@@ -115,7 +115,7 @@ def _states(mod):
 
 
 def train(enabled, monkeypatch, script, net="mlp", optimizer="sgd", epochs=1, tmp_path=None,
-          bind_kw=None, seed=5):
+          bind_kw=None, seed=5, module_kw=None):
     """Everything observable after running ``script(ctx, batch)`` on each batch."""
     monkeypatch.setattr(native_step, "ENABLED", enabled)
     np.random.seed(seed)
@@ -123,7 +123,7 @@ def train(enabled, monkeypatch, script, net="mlp", optimizer="sgd", epochs=1, tm
     data = _letter()
     it = sg.io.NDArrayIter(*data["train"], batch_size=BATCH, shuffle=True)
     val = sg.io.NDArrayIter(*data["val"], batch_size=BATCH)
-    mod = sg.mod.Module(NETS[net]())
+    mod = sg.mod.Module(NETS[net](), **(module_kw or {}))
     mod.bind(it.provide_data, it.provide_label, **(bind_kw or {}))
     mod.init_params(sg.init.Xavier())
     name, params = OPTIMIZERS[optimizer]
@@ -342,6 +342,36 @@ def test_folded_metric_counts_the_labels_it_was_given(monkeypatch):
         ctx.mod.update()
     calls = same_both_ways(monkeypatch, script, epochs=2)
     assert calls["user_step"] == 16 and "update" not in calls
+
+
+def _no_backward(ctx, batch):
+    """update after a forward alone applies the previous step's gradients."""
+    ctx.mod.forward(batch, is_train=True)
+    ctx.mod.update_metric(ctx.metric, batch.label)
+    if ctx.step % 2:
+        ctx.mod.backward()
+    ctx.mod.update()
+
+
+def _forward_twice(ctx, batch):
+    ctx.mod.forward(batch, is_train=True)
+    ctx.mod.forward(batch, is_train=True)
+    tutorial(ctx, batch)
+
+
+@pytest.mark.parametrize("script", [_no_backward, _forward_twice])
+def test_odd_orders(monkeypatch, script):
+    same_both_ways(monkeypatch, script, net="dropout", optimizer="momentum")
+
+
+@pytest.mark.parametrize("module_kw,bind_kw", [
+    ({"fixed_param_names": ["fc1_bias"]}, {}),
+    ({}, {"grad_req": "add"}),
+])
+def test_fixed_params_and_accumulated_gradients(monkeypatch, module_kw, bind_kw):
+    calls = same_both_ways(monkeypatch, tutorial, optimizer="adam", module_kw=module_kw,
+                           bind_kw=bind_kw, epochs=2)
+    assert calls["user_step"] == 16
 
 
 def test_input_grads(monkeypatch):
