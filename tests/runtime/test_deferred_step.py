@@ -451,3 +451,59 @@ def test_subclass_and_disabled_switch_never_defer(monkeypatch):
         mod.update()
         monkeypatch.setattr(native_step, "ENABLED", False)
     assert counter.calls == {"forward_backward": 2}
+
+
+RANDOM_OPS = {
+    "forward": lambda ctx: ctx.mod.forward(ctx.next_batch(), is_train=True),
+    "forward_default": lambda ctx: ctx.mod.forward(ctx.next_batch()),
+    "forward_predict": lambda ctx: ctx.mod.forward(ctx.next_batch(), is_train=False),
+    "forward_backward": lambda ctx: ctx.mod.forward_backward(ctx.next_batch()),
+    "backward": lambda ctx: ctx.mod.backward(),
+    "update": lambda ctx: ctx.mod.update(),
+    "accuracy": lambda ctx: ctx.mod.update_metric(ctx.metric, ctx.batch.label),
+    "other_accuracy": lambda ctx: ctx.mod.update_metric(ctx.extra, ctx.batch.label),
+    "cross_entropy": lambda ctx: ctx.mod.update_metric(ctx.ce, ctx.batch.label),
+    "read_metric": lambda ctx: ctx.log.append(ctx.metric.get_global()),
+    "reset_metric": lambda ctx: ctx.metric.reset(),
+    "get_params": READERS["get_params"],
+    "set_params": _set_params,
+    "score": READERS["score"],
+    "predict_array": _predict_array,
+    "learning_rate": READERS["learning_rate"],
+}
+# the training calls come often, so that most steps are deferred
+_WEIGHTS = {"forward": 6, "forward_backward": 4, "backward": 5, "update": 8, "accuracy": 5}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_call_sequences(monkeypatch, seed):
+    """Seeded random sequences of training calls, readers and writers (errors included:
+    both paths must raise the same at the same call)."""
+    names = sorted(RANDOM_OPS)
+    weights = np.array([_WEIGHTS.get(n, 1) for n in names], dtype=float)
+    order = np.random.default_rng(seed).choice(names, size=80, p=weights / weights.sum())
+
+    def script(ctx, batch):
+        if ctx.step:
+            return
+        batches = iter(list(_letter_batches()))
+        ctx.batch = None
+
+        def next_batch():
+            ctx.batch = next(batches)
+            return ctx.batch
+        ctx.next_batch = next_batch
+        for name in order:
+            if ctx.batch is None and name not in ("forward", "forward_default",
+                                                  "forward_predict", "forward_backward"):
+                continue
+            ctx.log.append(name)
+            _attempt(ctx, RANDOM_OPS[name], ctx)
+    calls = same_both_ways(monkeypatch, script, net="batchnorm", optimizer="momentum")
+    assert calls.get("user_step", 0) >= 1  # the deferred path was taken
+
+
+def _letter_batches():
+    x, y = _letter()["train"]
+    x, y = np.concatenate([x] * 6), np.concatenate([y] * 6)
+    return sg.io.NDArrayIter(x, y, batch_size=BATCH, shuffle=True)
