@@ -135,8 +135,7 @@ class Module(BaseModule):
         self._stash = None
         self._live_fused = None
         self._pending = None  # a deferred training step (runtime/deferred_step.py)
-        self._views_out = False  # get_outputs/get_input_grads handed out views: never defer
-        self._reset_bind()
+        self._reset_bind()  # (sets _views_out: get_outputs/get_input_grads handed out views)
         self._fast_step = all(getattr(type(self), m) is getattr(Module, m)
                               for m in ("forward_backward", "update", "update_metric"))
         # a subclass may read executor state in any override: it never defers
@@ -160,6 +159,7 @@ class Module(BaseModule):
         self.binded = False
         self._exec_cache = {}
         self._native_steps = {}  # runtime/native_step.py's runners, per executor
+        self._views_out = False  # views of the executors just forgotten are never written
         self._bound = None
         self._data_shapes = None
         self._label_shapes = None

@@ -507,3 +507,16 @@ def _letter_batches():
     x, y = _letter()["train"]
     x, y = np.concatenate([x] * 6), np.concatenate([y] * 6)
     return sg.io.NDArrayIter(x, y, batch_size=BATCH, shuffle=True)
+
+
+def test_rebind_forgets_views(monkeypatch):
+    """Views of executors a forced re-bind dropped are never written again: deferral
+    resumes on the new ones."""
+    def script(ctx, batch):
+        if ctx.step == 2:
+            ctx.mod.get_outputs()
+        if ctx.step == 4:
+            ctx.mod.bind(ctx.mod.data_shapes, ctx.mod.label_shapes, force_rebind=True)
+        tutorial(ctx, batch)
+    calls = same_both_ways(monkeypatch, script, optimizer="adam")
+    assert calls["user_step"] == 2 + 4
