@@ -636,11 +636,17 @@ class Module(BaseModule):
         """The deferred forward, backward, update (and folded accuracy) as one native
         call; False (the pending work flushed) when it cannot run so."""
         pending = self._pending
+        bound = pending.bound
         runner = None
-        if pending.backward and pending.bound is self._bound:
-            runner = _native_step.NativeStep.of(self, pending.bound)
+        if pending.backward and bound is self._bound and _native_step.ENABLED:
+            runner = self._native_steps.get(id(bound))
+            if runner is not None and runner.bound is bound and bound.step is not None \
+                    and runner.fused is bound.fused:
+                self._step_for(bound)  # (the one a step-by-step update makes)
+            else:
+                runner = _native_step.NativeStep.of(self, bound)
         if runner is None:
-            self._flush()
+            _deferred.flush(self)
             return False
         self._pending = None
         metric = pending.metric

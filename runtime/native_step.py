@@ -115,8 +115,10 @@ class NativeStep:
             self._user_ctx = self._user_contexts()
         plain, counting, addresses = self._user_ctx
         self.fused.fill_scalars()
+        self.module._params_dirty = True
         if metric is None:
-            self._call(addresses[0])
+            self._run(addresses[0])  # (no count: the counter is not read)
+            self.bound.exe._forwarded = "train"
             return
         if counting[D.LABEL] != fold.address:
             counting[D.LABEL] = fold.address
