@@ -80,12 +80,15 @@ class FoldTarget:
     float32 ``(rows, classes)`` output and one label name, and the buffer the driver's
     accuracy count reads the given labels from (``address``)."""
 
-    __slots__ = ("rows", "out_name", "label_name", "labels", "address")
+    __slots__ = ("rows", "out_name", "label_name", "labels", "address", "own_address")
 
-    def __init__(self, rows, out_name, label_name):
+    def __init__(self, rows, out_name, label_name, own):
         self.rows, self.out_name, self.label_name = rows, out_name, label_name
         self.labels = np.zeros(rows, dtype=_F32)
         self.address = self.labels.ctypes.data
+        #: the executor's own label array, when the count can read it (the count a step
+        #: makes ahead for an update_metric after update, with the batch's labels)
+        self.own_address = None if own is None else own.ctypes.data
 
     @staticmethod
     def of(bound):
@@ -96,7 +99,12 @@ class FoldTarget:
         out = outputs[0]
         if out.dtype != _F32 or out.ndim != 2:
             return None
-        return FoldTarget(out.shape[0], next(iter(bound.preds)), bound.label_names[0])
+        rows = out.shape[0]
+        own = bound.label[0] if len(bound.label) == 1 else None
+        if own is not None and (own.dtype != _F32 or own.shape != (rows,)
+                                or not own.flags.c_contiguous):
+            own = None
+        return FoldTarget(rows, next(iter(bound.preds)), bound.label_names[0], own)
 
     def accepts(self, metric, labels) -> bool:
         """True when ``update_metric(metric, labels)`` is what the driver's accuracy count

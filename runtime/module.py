@@ -135,6 +135,7 @@ class Module(BaseModule):
         self._stash = None
         self._live_fused = None
         self._pending = None  # a deferred training step (runtime/deferred_step.py)
+        self._counted = None  # (executor, its accuracy count) of the last native step
         self._reset_bind()  # (sets _views_out: get_outputs/get_input_grads handed out views)
         self._fast_step = all(getattr(type(self), m) is getattr(Module, m)
                               for m in ("forward_backward", "update", "update_metric"))
@@ -557,9 +558,11 @@ class Module(BaseModule):
 
     # ---- computation -----------------------------------------------------------------------
     def _flush(self):
-        """Run a deferred step's pending work now (runtime/deferred_step.py)."""
+        """Run a deferred step's pending work now (runtime/deferred_step.py); forget the
+        accuracy counted ahead (the outputs may change after this)."""
         if self._pending is not None:
             _deferred.flush(self)
+        self._counted = None
 
     def _defers(self, bound) -> bool:
         """Whether a training forward on ``bound`` may wait for ``update`` (the one native
@@ -574,6 +577,7 @@ class Module(BaseModule):
         """Copy a batch into the active executor, switching executors for new shapes."""
         if self._pending is not None:
             _deferred.flush(self)
+        self._counted = None
         bound = self._bound
         data = data_batch.data
         if [a.shape for a in data] != bound.shapes:
@@ -605,7 +609,7 @@ class Module(BaseModule):
         if pending is not None and not pending.backward and out_grads is None:
             pending.backward = True
             return
-        self._flush()
+        self._flush()  # (also forgets the count ahead: backward may reuse output memory)
         self._bound.exe.backward(out_grads)
 
     def forward_backward(self, data_batch):
@@ -652,7 +656,11 @@ class Module(BaseModule):
         metric = pending.metric
         if metric is not None:
             _deferred.release(metric)
-        runner.user_step(metric, pending.labels)
+            runner.user_step(metric, pending.labels)
+            return True
+        if bound.fold is None:
+            bound.fold = _deferred.FoldTarget.of(bound) or False
+        self._counted = (bound, runner.user_step(None, bound.fold))
         return True
 
     def _train_step(self, data_batch, eval_metric):
@@ -710,6 +718,8 @@ class Module(BaseModule):
             if self._fold_metric(eval_metric, labels):
                 return
             _deferred.flush(self)
+        elif self._counted is not None and self._add_counted(eval_metric, labels):
+            return
         eval_metric.update_dict(dict(zip(bound.label_names, labels)), bound.preds)
 
     def _fold_metric(self, eval_metric, labels) -> bool:
@@ -726,6 +736,23 @@ class Module(BaseModule):
         pending.labels = fold
         pending.metric, pending.metric_late = eval_metric, pending.backward
         _deferred.guard(eval_metric, self)
+        return True
+
+    def _add_counted(self, eval_metric, labels) -> bool:
+        """update_metric right after a native step, with the batch's own labels: add the
+        count the step made ahead on the executor's copy of them (the outputs have not
+        changed since: every call that could change them forgets the count)."""
+        bound, correct = self._counted
+        self._counted = None
+        fold = bound.fold
+        if correct is None or bound is not self._bound or not fold \
+                or not fold.accepts(eval_metric, labels) \
+                or not np.array_equal(labels[0], bound.label[0]):
+            return False
+        eval_metric.sum_metric += correct
+        eval_metric.global_sum_metric += correct
+        eval_metric.num_inst += fold.rows
+        eval_metric.global_num_inst += fold.rows
         return True
 
     def get_outputs(self, merge_multi_context=True):

@@ -106,28 +106,36 @@ class NativeStep:
             bound = self.bound
             eval_metric.update_dict(dict(zip(bound.label_names, labels)), bound.preds)
 
-    def user_step(self, metric, fold) -> None:
+    def user_step(self, metric, fold):
         """``Module.update``'s deferred step (runtime/deferred_step.py): forward_backward
-        and update of the batch ``forward`` loaded, and, when ``metric`` (a released
-        plain Accuracy) was folded, its count over the labels it was given (copied into
-        ``fold``, a FoldTarget), added as ``Accuracy.update`` adds it."""
+        and update of the batch ``forward`` loaded, and the accuracy count. With
+        ``metric`` (a released plain Accuracy folded into the step) the count is over the
+        labels it was given (copied into ``fold``, a FoldTarget) and added as
+        ``Accuracy.update`` adds it; without, it is over the executor's own labels when
+        ``fold`` can read them and returned (for an update_metric after update), else
+        None."""
         if self._user_ctx is None:
             self._user_ctx = self._user_contexts()
         plain, counting, addresses = self._user_ctx
         self.fused.fill_scalars()
         self.module._params_dirty = True
-        if metric is None:
+        address = fold.address if metric is not None else fold and fold.own_address
+        if not address:
             self._run(addresses[0])  # (no count: the counter is not read)
             self.bound.exe._forwarded = "train"
-            return
-        if counting[D.LABEL] != fold.address:
-            counting[D.LABEL] = fold.address
+            return None
+        if counting[D.LABEL] != address:
+            counting[D.LABEL] = address
         self._call(addresses[1])
-        correct, count = int(self._counter[0]), fold.rows
+        correct = int(self._counter[0])
+        if metric is None:
+            return correct
+        count = fold.rows
         metric.sum_metric += correct
         metric.global_sum_metric += correct
         metric.num_inst += count
         metric.global_num_inst += count
+        return None
 
     def _user_contexts(self):
         """(no metric, counting accuracy, their addresses) for one step on the loaded

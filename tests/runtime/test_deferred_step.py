@@ -199,8 +199,8 @@ def test_loops_bitwise_and_one_native_call(monkeypatch, loop, net, optimizer):
     assert calls.get("user_step") == steps
     for phase in ("forward", "backward", "forward_backward"):
         assert phase not in calls, calls  # nothing but the one native step ran
-    # the accuracy folds into the step unless update_metric comes after update
-    assert calls.get("update", 0) == (steps if loop == "fb_update_metric" else 0)
+    # the accuracy is counted in the step (ahead, when update_metric follows update)
+    assert "update" not in calls  # nor numpy
 
 
 # ------------------------------------------------------------------ readers interleaved
@@ -277,6 +277,10 @@ READERS = {
     "set_some_params": _set_some_params,
     "init_params": _init_params,
     "score": lambda ctx: ctx.log.append(ctx.mod.score(ctx.val, "acc")),
+    # the same batch again, as inference: other outputs, the same labels
+    "forward_same_predict": lambda ctx: ctx.mod.forward(ctx.batch, is_train=False),
+    "score_same_batch": lambda ctx: ctx.log.append(ctx.mod.score(sg.io.NDArrayIter(
+        ctx.batch.data[0], ctx.batch.label[0], batch_size=BATCH), "acc")),
     "predict": lambda ctx: ctx.log.append(see(ctx.mod.predict(ctx.val))),
     "predict_array": _predict_array,
     "save_checkpoint": _save_checkpoint,
@@ -321,6 +325,35 @@ def _interleaved(reader, point):
 def test_every_reader_at_every_point(monkeypatch, tmp_path, reader, point):
     same_both_ways(monkeypatch, _interleaved(READERS[reader], point), net="batchnorm",
                    optimizer="momentum", tmp_path=tmp_path)
+
+
+def _after_update(reader):
+    """fit's order: the accuracy is counted ahead in the native step, on the executor's
+    labels, and used only when nothing changed the outputs in between."""
+    def script(ctx, batch):
+        ctx.batch, ctx.labels = batch, batch.label[0]
+        _attempt(ctx, ctx.mod.forward_backward, batch)
+        _attempt(ctx, ctx.mod.update)
+        _attempt(ctx, reader, ctx)
+        _attempt(ctx, ctx.mod.update_metric, ctx.metric, batch.label)
+    return script
+
+
+@pytest.mark.parametrize("reader", sorted(READERS))
+def test_every_reader_between_update_and_update_metric(monkeypatch, tmp_path, reader):
+    same_both_ways(monkeypatch, _after_update(READERS[reader]), net="dropout",
+                   optimizer="momentum", tmp_path=tmp_path)
+
+
+def test_count_ahead_needs_the_batch_labels(monkeypatch):
+    def script(ctx, batch):
+        ctx.mod.forward_backward(batch)
+        ctx.mod.update()
+        labels = batch.label[0] if ctx.step % 2 else np.roll(batch.label[0], 1)
+        ctx.mod.update_metric(ctx.metric, [labels])
+        ctx.mod.update_metric(ctx.metric, batch.label)  # a second time: numpy
+    calls = same_both_ways(monkeypatch, script)
+    assert calls["user_step"] == 8 and calls["update"] == 8 + 4
 
 
 @pytest.mark.parametrize("reader", ["get_params", "metric_get", "score", "set_params",
