@@ -747,7 +747,7 @@ class Module(BaseModule):
         fold = bound.fold
         if correct is None or bound is not self._bound or not fold \
                 or not fold.accepts(eval_metric, labels) \
-                or not np.array_equal(labels[0], bound.label[0]):
+                or labels[0].tobytes() != bound.label[0].tobytes():  # (fast, and exact)
             return False
         eval_metric.sum_metric += correct
         eval_metric.global_sum_metric += correct
