@@ -15,7 +15,9 @@ step-by-step calls would have, in their order. Module calls :func:`flush` at the
 each such method. The folded metric is the user's object: while its count is pending its
 class is swapped for a twin whose every attribute access or assignment flushes first and
 restores the class (:func:`guard`), so ``metric.get()``, ``metric.sum_metric`` or a reset
-see exactly the step-by-step values. Arrays handed out as views (``get_outputs``,
+see exactly the step-by-step values. Without a folded metric the step counts the
+accuracy ahead on the executor's own labels, for an ``update_metric`` right after
+``update`` (``Module._add_counted``). Arrays handed out as views (``get_outputs``,
 ``get_input_grads``) could be read at any time, so a module that handed any out never
 defers again.
 """
