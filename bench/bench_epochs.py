@@ -6,6 +6,10 @@ Samples/s over fit's training epochs (``history`` times: the epoch loop only) an
 the whole fit including each epoch's validation pass on the test split (as issue 12's
 table), medians over rounds in which the three paths alternate, so they see the same
 machine load. The machine is shared: expect noise of 10-30%.
+
+``python -m bench.bench_epochs user [rounds]``: only the second table, the
+Module tutorial's own loop (forward, update_metric, backward, update) per step, step by
+step against one native call per step (runtime/deferred_step.py).
 """
 
 from __future__ import annotations
@@ -68,6 +72,74 @@ def fit(mode, train, test, sizes, batch, lr, epochs):
     return [h["time"] for h in history], wall, history[-1]["train"]["accuracy"]
 
 
+USER_LOOPS = {
+    "tutorial: forward, update_metric, backward, update":
+        ("forward", "update_metric", "backward", "update"),
+    "forward_backward, update, update_metric": ("forward_backward", "update", "update_metric"),
+}
+
+
+def user_loop(train, sizes, batch, lr, calls):
+    """The Module tutorial's own loop (no fit) on a fresh module: ``epoch(deferred)`` runs
+    one epoch (``deferred`` False: the step-by-step path) and returns (seconds per step,
+    train accuracy)."""
+    np.random.seed(0)
+    sg.random.seed(0)
+    it = sg.io.NDArrayIter(*train, batch_size=batch, shuffle=True)
+    mod = sg.mod.Module(mlp(sizes))
+    mod.bind(data_shapes=it.provide_data, label_shapes=it.provide_label)
+    mod.init_params(initializer=sg.init.Xavier())
+    mod.init_optimizer(optimizer="sgd", optimizer_params=(("learning_rate", lr),))
+    metric = sg.metric.create("acc")
+    step = {"forward": lambda b: mod.forward(b, is_train=True),
+            "forward_backward": mod.forward_backward, "backward": lambda b: mod.backward(),
+            "update": lambda b: mod.update(),
+            "update_metric": lambda b: mod.update_metric(metric, b.label)}
+    fns = [step[c] for c in calls]
+    shuffles = [np.random.get_state()]  # this module's own stream of shuffles
+
+    def epoch(deferred):
+        native_step.ENABLED = deferred
+        np.random.set_state(shuffles[0])
+        it.reset()
+        shuffles[0] = np.random.get_state()
+        metric.reset()
+        start, steps = time.perf_counter(), 0
+        for b in it:
+            for fn in fns:
+                fn(b)
+            steps += 1
+        return (time.perf_counter() - start) / steps, metric.get()[1]
+    return epoch
+
+
+def main_user_loop(rounds=7):
+    """Two modules trained side by side, one epoch each in turn (same shuffles: both see
+    the same batches), so the two paths see the same machine load."""
+    logging.getLogger().setLevel(logging.WARNING)
+    print("## The user's own loop (Module tutorial), us per step incl. the iterator: step "
+          "by step vs one native call per step (forward/forward_backward deferred to "
+          "update, runtime/deferred_step.py); medians over alternating epochs\n")
+    print("| workload | loop | step by step us | one native call us | speed-up |")
+    print("|---|---|---|---|---|")
+    for name, load, sizes, batch, lr in WORKLOADS:
+        train, _ = load()
+        for loop, calls in USER_LOOPS.items():
+            epochs = {d: user_loop(train, sizes, batch, lr, calls) for d in (False, True)}
+            times, accuracy = {False: [], True: []}, {False: [], True: []}
+            for _ in range(rounds):
+                for deferred, epoch in epochs.items():
+                    per_step, acc = epoch(deferred)
+                    times[deferred].append(per_step)
+                    accuracy[deferred].append(acc)
+            before, after = (statistics.median(times[d][1:]) * 1e6 for d in (False, True))
+            print(f"| {name} | {loop} | {before:.1f} | {after:.1f} | {before / after:.2f}x |",
+                  flush=True)
+            if accuracy[False] != accuracy[True]:
+                print(f"(train accuracy differs between the paths: {accuracy})")
+    native_step.ENABLED = True
+
+
 def main(rounds=3, epochs=2):
     logging.getLogger().setLevel(logging.WARNING)
     print("## fit paths side by side (samples/s, medians over rounds in which the paths "
@@ -99,4 +171,8 @@ def main(rounds=3, epochs=2):
 
 
 if __name__ == "__main__":
-    main(*map(int, sys.argv[1:]))
+    if sys.argv[1:2] == ["user"]:  # only the user-loop table
+        main_user_loop(*map(int, sys.argv[2:]))
+    else:
+        main(*map(int, sys.argv[1:]))
+        main_user_loop()

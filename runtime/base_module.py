@@ -144,8 +144,13 @@ class BaseModule:
             self.forward(eval_batch, is_train=False)
             pad = eval_batch.pad or 0
             outputs = [NDArray(np.asarray(out)[0:out.shape[0] - pad].copy())
-                       for out in self.get_outputs()]
+                       for out in self._peek_outputs()]
             yield outputs, nbatch, eval_batch
+
+    def _peek_outputs(self):
+        """``get_outputs()`` for callers that copy the values at once (Module: handing
+        these out does not stop it deferring steps, runtime/deferred_step.py)."""
+        return self.get_outputs()
 
     def predict(self, eval_data, num_batch=None, merge_batches=True, reset=True,
                 always_output_list=False, sparse_row_id_fn=None):
@@ -153,7 +158,7 @@ class BaseModule:
         assert self.binded and self.params_initialized
         if isinstance(eval_data, np.ndarray) or hasattr(eval_data, "asnumpy"):
             self.forward(DataBatch([np.asarray(eval_data)]))
-            return self.get_outputs()[0].copy()
+            return self._peek_outputs()[0].copy()
         if not isinstance(eval_data, DataIter):
             raise ValueError("eval_data must be of type NDArray or DataIter")
         output_list = [outs for outs, _, _ in

@@ -26,6 +26,7 @@ import warnings
 import numpy as np
 
 from runtime import compiled_epoch as _compiled_epoch
+from runtime import deferred_step as _deferred
 from runtime import module_checks as _checks
 from runtime import native_step as _native_step
 from runtime import optim as _opt
@@ -47,6 +48,7 @@ from runtime.checkpoint import (
 )
 from runtime.context import Context, cpu
 from runtime.device_group import DeviceGroup, NotSplittable, can_split
+from runtime.executor import Executor
 from runtime.initializer import InitDesc
 from runtime.io import DataDesc
 from runtime.ndarray.ndarray import NDArray
@@ -86,7 +88,7 @@ class _Bound:
     """What the per-batch path needs about one executor, looked up once per executor."""
 
     __slots__ = ("exe", "data", "shapes", "label", "label_names", "preds", "step", "fused",
-                 "grads")
+                 "grads", "fold")
 
     def __init__(self, exe, data_descs, label_descs, output_names):
         self.exe = exe
@@ -99,6 +101,7 @@ class _Bound:
         self.step = None
         self.fused = None
         self.grads = None
+        self.fold = None  # runtime/deferred_step.py's FoldTarget (False: none), on first use
 
 
 class Module(BaseModule):
@@ -131,9 +134,13 @@ class Module(BaseModule):
         self._param_source = None  # where preset parameters came from (checked at bind)
         self._stash = None
         self._live_fused = None
-        self._reset_bind()
+        self._pending = None  # a deferred training step (runtime/deferred_step.py)
+        self._counted = None  # (executor, its accuracy count) of the last native step
+        self._reset_bind()  # (sets _views_out: get_outputs/get_input_grads handed out views)
         self._fast_step = all(getattr(type(self), m) is getattr(Module, m)
                               for m in ("forward_backward", "update", "update_metric"))
+        # a subclass may read executor state in any override: it never defers
+        self._may_defer = type(self) is Module
 
     def _reset_optimizer(self):
         self._optimizer = None
@@ -145,6 +152,7 @@ class Module(BaseModule):
 
     def _reset_bind(self):
         """Forget executors; parameters are detached (copied) so a re-bind keeps them."""
+        self._flush()
         if getattr(self, "binded", False) and self.params_initialized:
             self._arg_params = {n: a.copy() for n, a in self._arg_params.items()}
             self._aux_params = {n: a.copy() for n, a in self._aux_params.items()}
@@ -152,6 +160,7 @@ class Module(BaseModule):
         self.binded = False
         self._exec_cache = {}
         self._native_steps = {}  # runtime/native_step.py's runners, per executor
+        self._views_out = False  # views of the executors just forgotten are never written
         self._bound = None
         self._data_shapes = None
         self._label_shapes = None
@@ -198,6 +207,7 @@ class Module(BaseModule):
     def bind(self, data_shapes, label_shapes=None, for_training=True, inputs_need_grad=False,
              force_rebind=False, shared_module=None, grad_req="write"):
         """Compile (or fetch) the executor for these shapes; see mxnet_compat.md §5.2."""
+        self._flush()
         if force_rebind:
             self._reset_bind()
         if self.binded:
@@ -299,6 +309,7 @@ class Module(BaseModule):
 
     def _activate(self, data_descs, label_descs):
         """Make the executor for these shapes the active one, carrying parameters over."""
+        self._flush()
         descs = list(data_descs) + list(label_descs or ())
         key = _shape_key(descs)
         bound = self._exec_cache.get(key)
@@ -357,6 +368,7 @@ class Module(BaseModule):
     def init_params(self, initializer=DEFAULT_INITIALIZER, arg_params=None, aux_params=None,
                     allow_missing=False, force_init=False, allow_extra=False):
         """Initialize in sorted name order (fixes the RNG draw order, as MXNet)."""
+        self._flush()
         if self.params_initialized and not force_init:
             warnings.warn("Parameters already initialized and force_init=False. "
                           "init_params call ignored.", stacklevel=2)
@@ -374,6 +386,7 @@ class Module(BaseModule):
     def set_params(self, arg_params, aux_params, allow_missing=False, force_init=True,
                    allow_extra=False):
         """Copy given values in; with allow_missing the rest is left as it is."""
+        self._flush()
         if self.binded:
             self._check_given(arg_params, aux_params, allow_extra, "set_params")
         if not allow_missing:
@@ -402,6 +415,7 @@ class Module(BaseModule):
     def get_params(self):
         """Copies of ``(arg_params, aux_params)`` as NDArrays: later steps don't change them."""
         assert self.binded and self.params_initialized
+        self._flush()
         return ({n: NDArray(a.copy()) for n, a in self._arg_params.items()},
                 {n: NDArray(a.copy()) for n, a in self._aux_params.items()})
 
@@ -410,6 +424,7 @@ class Module(BaseModule):
                        optimizer_params=(("learning_rate", 0.01),), force_init=False):
         """Create the optimizer with rescale_grad = 1/batch_size and bind its updater."""
         assert self.binded and self.params_initialized
+        self._flush()
         if self.optimizer_initialized and not force_init:
             self.logger.warning("optimizer already initialized, ignoring...")
             return
@@ -533,6 +548,7 @@ class Module(BaseModule):
     def borrow_optimizer(self, shared_module):
         """Use another module's optimizer (its updater states stay its own)."""
         assert shared_module.optimizer_initialized
+        self._flush()
         self._optimizer = shared_module._optimizer
         self._kvstore = shared_module._kvstore
         self._dist = shared_module._dist
@@ -541,8 +557,27 @@ class Module(BaseModule):
         self._forget_steps()
 
     # ---- computation -----------------------------------------------------------------------
+    def _flush(self):
+        """Run a deferred step's pending work now (runtime/deferred_step.py); forget the
+        accuracy counted ahead (the outputs may change after this)."""
+        if self._pending is not None:
+            _deferred.flush(self)
+        self._counted = None
+
+    def _defers(self, bound) -> bool:
+        """Whether a training forward on ``bound`` may wait for ``update`` (the one native
+        step of runtime/native_step.py runs it then)."""
+        return (self._may_defer and _native_step.ENABLED and not self._views_out
+                and self.optimizer_initialized and self._monitor is None
+                and self._dist is None and type(bound.exe) is Executor
+                and not bound.exe._needs_head_grads and bool(bound.exe.grad_dict)
+                and (bound.step is None or bound.fused is not None))
+
     def _load(self, data_batch):
         """Copy a batch into the active executor, switching executors for new shapes."""
+        if self._pending is not None:
+            _deferred.flush(self)
+        self._counted = None
         bound = self._bound
         data = data_batch.data
         if [a.shape for a in data] != bound.shapes:
@@ -562,17 +597,29 @@ class Module(BaseModule):
         bound = self._load(data_batch)
         if is_train is None:
             is_train = self.for_training
+        if is_train and self._defers(bound):
+            self._pending = _deferred.Pending(bound, one_call=False)
+            return
         bound.exe.forward(is_train)
 
     def backward(self, out_grads=None):
         """Gradients of the last training forward (head grads only for non-loss outputs)."""
         assert self.binded and self.params_initialized
+        pending = self._pending
+        if pending is not None and not pending.backward and out_grads is None:
+            pending.backward = True
+            return
+        self._flush()  # (also forgets the count ahead: backward may reuse output memory)
         self._bound.exe.backward(out_grads)
 
     def forward_backward(self, data_batch):
-        """Training forward + backward as one native call (two when a monitor is installed)."""
+        """Training forward + backward as one native call (two when a monitor is installed);
+        deferred to ``update`` when it can run there as one native step."""
         assert self.binded and self.params_initialized
         bound = self._load(data_batch)
+        if self._defers(bound):
+            self._pending = _deferred.Pending(bound, one_call=True)
+            return
         if self._monitor is not None:
             bound.exe.forward(True)
             bound.exe.backward()
@@ -582,10 +629,39 @@ class Module(BaseModule):
     def update(self):
         """Apply the optimizer to every parameter that has a gradient."""
         assert self.binded and self.params_initialized and self.optimizer_initialized
+        if self._pending is not None and self._run_pending():
+            return
         self._params_dirty = True
         if self._dist is not None:
             self._reduce_grads(self._bound)
         self._step_for(self._bound)()
+
+    def _run_pending(self) -> bool:
+        """The deferred forward, backward, update (and folded accuracy) as one native
+        call; False (the pending work flushed) when it cannot run so."""
+        pending = self._pending
+        bound = pending.bound
+        runner = None
+        if pending.backward and bound is self._bound and _native_step.ENABLED:
+            runner = self._native_steps.get(id(bound))
+            if runner is not None and runner.bound is bound and bound.step is not None \
+                    and runner.fused is bound.fused:
+                self._step_for(bound)  # (the one a step-by-step update makes)
+            else:
+                runner = _native_step.NativeStep.of(self, bound)
+        if runner is None:
+            _deferred.flush(self)
+            return False
+        self._pending = None
+        metric = pending.metric
+        if metric is not None:
+            _deferred.release(metric)
+            runner.user_step(metric, pending.labels)
+            return True
+        if bound.fold is None:
+            bound.fold = _deferred.FoldTarget.of(bound) or False
+        self._counted = (bound, runner.user_step(None, bound.fold))
+        return True
 
     def _train_step(self, data_batch, eval_metric):
         """fit's inner step with every lookup hoisted (per-batch Python budget ~20 µs)."""
@@ -610,6 +686,7 @@ class Module(BaseModule):
                    sparse_row_id_fn):
         """In-memory data: the epoch's batches run in native code (runtime/compiled_epoch.py),
         else BaseModule's loop."""
+        self._flush()
         result = _compiled_epoch.run_epoch(self, train_data, eval_metric, epoch,
                                            batch_end_callback, monitor)
         if result is not None:
@@ -621,6 +698,7 @@ class Module(BaseModule):
               score_end_callback=None, reset=True, epoch=0, sparse_row_id_fn=None):
         """In-memory data: runs of native inference forwards (runtime/compiled_epoch.py),
         else BaseModule's loop."""
+        self._flush()
         result = _compiled_epoch.run_score(self, eval_data, eval_metric, num_batch,
                                            batch_end_callback, score_end_callback, reset,
                                            epoch)
@@ -636,23 +714,74 @@ class Module(BaseModule):
         if labels is None:
             labels = ()
         bound = self._bound
+        if self._pending is not None:
+            if self._fold_metric(eval_metric, labels):
+                return
+            _deferred.flush(self)
+        elif self._counted is not None and self._add_counted(eval_metric, labels):
+            return
         eval_metric.update_dict(dict(zip(bound.label_names, labels)), bound.preds)
 
+    def _fold_metric(self, eval_metric, labels) -> bool:
+        """Count a plain Accuracy in the deferred step's native call (its labels copied
+        now, the metric guarded until then); False when it must be updated now."""
+        pending = self._pending
+        bound = pending.bound
+        if bound.fold is None:
+            bound.fold = _deferred.FoldTarget.of(bound) or False
+        fold = bound.fold
+        if pending.metric is not None or not fold or not fold.accepts(eval_metric, labels):
+            return False
+        np.copyto(fold.labels, labels[0])
+        pending.labels = fold
+        pending.metric, pending.metric_late = eval_metric, pending.backward
+        _deferred.guard(eval_metric, self)
+        return True
+
+    def _add_counted(self, eval_metric, labels) -> bool:
+        """update_metric right after a native step, with the batch's own labels: add the
+        count the step made ahead on the executor's copy of them (the outputs have not
+        changed since: every call that could change them forgets the count)."""
+        bound, correct = self._counted
+        self._counted = None
+        fold = bound.fold
+        if correct is None or bound is not self._bound or not fold \
+                or not fold.accepts(eval_metric, labels) \
+                or labels[0].tobytes() != bound.label[0].tobytes():  # (fast, and exact)
+            return False
+        eval_metric.sum_metric += correct
+        eval_metric.global_sum_metric += correct
+        eval_metric.num_inst += fold.rows
+        eval_metric.global_num_inst += fold.rows
+        return True
+
     def get_outputs(self, merge_multi_context=True):
-        """The executor's outputs (views, overwritten by the next forward, as in MXNet)."""
+        """The executor's outputs (views, overwritten by the next forward, as in MXNet).
+        Views can be read at any time, so this module no longer defers steps."""
         assert self.binded and self.params_initialized
+        self._flush()
+        self._views_out = True
         outputs = [NDArray(o) for o in self._bound.exe.outputs]  # zero-copy views
         return outputs if merge_multi_context else [[o] for o in outputs]
+
+    def _peek_outputs(self):
+        if type(self).get_outputs is not Module.get_outputs:
+            return self.get_outputs()
+        self._flush()
+        return [NDArray(o) for o in self._bound.exe.outputs]
 
     def get_input_grads(self, merge_multi_context=True):
         """Gradients w.r.t. the data inputs (bind with inputs_need_grad=True)."""
         assert self.binded and self.params_initialized and self.inputs_need_grad
+        self._flush()
+        self._views_out = True
         grads = [NDArray(self._bound.exe.grad_dict[d.name]) for d in self._data_shapes]
         return grads if merge_multi_context else [[g] for g in grads]
 
     def install_monitor(self, mon):
         """Install ``mon`` on every executor, present and future."""
         assert self.binded
+        self._flush()
         self._monitor = mon
         for bound in self._exec_cache.values():
             mon.install(bound.exe)
@@ -689,6 +818,7 @@ class Module(BaseModule):
     def save_optimizer_states(self, fname, token=0):
         """Updater states ({index: state}) in symgraph's pickle-free format."""
         assert self.optimizer_initialized
+        self._flush()
         opt = self._optimizer
         save_states(fname, self._current_states(),
                     extra={"optimizer": type(opt).__name__.lower(),
@@ -698,6 +828,7 @@ class Module(BaseModule):
         """Restore states written by :meth:`save_optimizer_states`, checked against this
         module's parameters and optimizer before anything is replaced."""
         assert self.optimizer_initialized
+        self._flush()
         states, _ = load_states(fname)
         self._set_optimizer_states(states, fname)
 
@@ -726,6 +857,7 @@ class Module(BaseModule):
         States go first and params last, both carrying one fresh token, so that a kill in
         between, or a later save of the params alone, is detected by ``Module.load``.
         In distributed training only rank 0 writes."""
+        self._flush()
         if self._dist is not None and self._dist.rank != 0:
             return
         self._symbol.save(f"{prefix}-symbol.json", remove_amp_cast=remove_amp_cast)

@@ -71,6 +71,7 @@ class NativeStep:
         self._tables = _Tables(fused)
         self._metrics = {}  # runs (bool) -> (the metric, its _NativeMetric or None)
         self._step_ctx = self._step_arrays = None
+        self._user_ctx = None
         self._run, self._library = D.driver()
         self._ctx_address = ctx.ctypes.data
 
@@ -104,6 +105,52 @@ class NativeStep:
                 labels = ()
             bound = self.bound
             eval_metric.update_dict(dict(zip(bound.label_names, labels)), bound.preds)
+
+    def user_step(self, metric, fold):
+        """``Module.update``'s deferred step (runtime/deferred_step.py): forward_backward
+        and update of the batch ``forward`` loaded, and the accuracy count. With
+        ``metric`` (a released plain Accuracy folded into the step) the count is over the
+        labels it was given (copied into ``fold``, a FoldTarget) and added as
+        ``Accuracy.update`` adds it; without, it is over the executor's own labels when
+        ``fold`` can read them and returned (for an update_metric after update), else
+        None."""
+        if self._user_ctx is None:
+            self._user_ctx = self._user_contexts()
+        plain, counting, addresses = self._user_ctx
+        self.fused.fill_scalars()
+        self.module._params_dirty = True
+        address = fold.address if metric is not None else fold and fold.own_address
+        if not address:
+            self._run(addresses[0])  # (no count: the counter is not read)
+            self.bound.exe._forwarded = "train"
+            return None
+        if counting[D.LABEL] != address:
+            counting[D.LABEL] = address
+        self._call(addresses[1])
+        correct = int(self._counter[0])
+        if metric is None:
+            return correct
+        count = fold.rows
+        metric.sum_metric += correct
+        metric.global_sum_metric += correct
+        metric.num_inst += count
+        metric.global_num_inst += count
+        return None
+
+    def _user_contexts(self):
+        """(no metric, counting accuracy, their addresses) for one step on the loaded
+        batch; the counting one reads the labels at ``ctx[LABEL]``, set per call."""
+        plain = self.ctx.copy()
+        plain[D.NSTEPS] = 1
+        plain[D.NCOPY] = plain[D.STEPROW] = plain[D.PICK] = plain[D.ACC_COUNT] = 0
+        plain[D.OUT] = plain[D.LABEL] = plain[D.ROWS] = plain[D.COLS] = 0
+        counting = plain.copy()
+        outputs = self.bound.exe.outputs
+        if len(outputs) == 1 and outputs[0].ndim == 2 and outputs[0].dtype == _F32:
+            counting[D.OUT] = outputs[0].ctypes.data
+            counting[D.ROWS], counting[D.COLS] = outputs[0].shape
+            counting[D.ACC_COUNT] = self._counter.ctypes.data
+        return plain, counting, (plain.ctypes.data, counting.ctypes.data)
 
     # -- a run of steps -----------------------------------------------------------------------
     def run(self, sources, start, count, metric) -> None:
