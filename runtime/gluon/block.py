@@ -229,7 +229,8 @@ class Block:
 
     # ---- calling ------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        if state.STATE.block_depth == 0 and not state.STATE.recording:
+        st = state.STATE
+        if st.block_depth == 0 and not st.recording:
             _settle_pending()
         return self._traced_call(*args, **kwargs)
 
@@ -241,13 +242,16 @@ class Block:
                 hook(self, args)
         symbolic = self._active and self._symbolic_when_hybridized
         stack.block_depth += 1
-        stack.symbolic += symbolic
-        stack.blocks.append(self._name)
+        if symbolic:
+            stack.symbolic += 1
+        blocks = stack.blocks
+        blocks.append(self._name)
         try:
             out = self.forward(*args, **kwargs)
         finally:
-            stack.blocks.pop()
-            stack.symbolic -= symbolic
+            blocks.pop()
+            if symbolic:
+                stack.symbolic -= 1
             stack.block_depth -= 1
         if hooks:
             for hook in hooks["post"]:
@@ -316,6 +320,19 @@ def _settle_pending():
     trace.closed = True
 
 
+def _nd():
+    """The ``F`` of hybrid_forward (imported late: runtime.nd imports the Gluon package)."""
+    module = _ND.get("nd")
+    if module is None:
+        from runtime import nd as module
+
+        _ND["nd"] = module
+    return module
+
+
+_ND: dict = {}
+
+
 class HybridBlock(Block):
     """A Block written once for both worlds: ``hybrid_forward(F, x, **params)``.
 
@@ -335,11 +352,9 @@ class HybridBlock(Block):
         self._segments = {}
 
     def forward(self, x, *args):
-        from runtime import nd as F
-
-        ctx = x.context if hasattr(x, "context") else None
+        ctx = getattr(x, "_ctx", None)  # an NDArray's device (numpy arrays: the first)
         params = {name: p.data(ctx) for name, p in self._reg_params.items()}
-        return self.hybrid_forward(F, x, *args, **params)
+        return self.hybrid_forward(_nd(), x, *args, **params)
 
     def hybrid_forward(self, F, x, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define hybrid_forward()")
@@ -355,17 +370,25 @@ class HybridBlock(Block):
         else:
             if not state.STATE.recording:
                 _settle_pending()
-            segment = self._segments.get(hybrid.signature(args))
+            sig = hybrid.signature(args)
+            segment = self._segments.get(sig)
             if segment is not None:
                 out = hybrid.replay(segment, args)
             else:
-                out = hybrid.record(self, args, lambda: self._traced_call(*args))
-        self._cached_export = [(a.shape, a._dtype, a.context) for a in args]
+                out = hybrid.record(self, args, lambda: self._traced_call(*args), sig)
+            self._cached_export = sig  # export() reads the shapes, dtypes and device
+            return out
+        self._cached_export = (tuple((a.shape, a._dtype) for a in args), args[0].context) \
+            if args else ((), None)
         return out
 
     def hybridize(self, active=True, **kwargs):
         self._segments = {}
         super().hybridize(active, **kwargs)
+
+    def cast(self, dtype):
+        self._segments = {}  # the recorded nodes carry the old parameter dtypes
+        super().cast(dtype)
 
     def infer_shape(self, *args):
         self(*args)

@@ -20,18 +20,22 @@ MAX_SEGMENTS = 16
 
 
 class _Segment:
-    __slots__ = ("nodes", "outputs", "single")
+    """A hybridized call's nodes; refs are ("int", i, out) into the segment, ("arg", pos)
+    or ("const", k) into ``consts`` (the parameters' arrays, whose identity never
+    changes)."""
 
-    def __init__(self, nodes, outputs, single):
-        self.nodes, self.outputs, self.single = nodes, outputs, single
+    __slots__ = ("nodes", "consts", "outputs", "single", "__weakref__")
+
+    def __init__(self, nodes, consts, outputs, single):
+        self.nodes, self.consts, self.outputs, self.single = nodes, consts, outputs, single
 
 
 def signature(args):
-    return (tuple((a._shape, a._dtype) for a in args), args[0]._ctx, state.is_training(),
-            state.is_recording())
+    return (tuple([(a._shape, a._dtype) for a in args]), args[0]._ctx, state.STATE.training,
+            state.STATE.recording)
 
 
-def record(block, args, call):
+def record(block, args, call, sig=None):
     """Run ``call()`` (the normal traced call) and keep its nodes as a replayable segment."""
     trace = T.current_trace(state.is_training())
     start = len(trace.nodes)
@@ -42,7 +46,7 @@ def record(block, args, call):
         cache = block._segments
         if len(cache) >= MAX_SEGMENTS:
             cache.pop(next(iter(cache)))
-        cache[signature(args)] = segment
+        cache[signature(args) if sig is None else sig] = segment
     return out
 
 
@@ -50,6 +54,7 @@ def _capture(trace, start, args, outs, single):
     if state.STATE.trace is not trace or any(o._trace is not trace for o in outs):
         return None  # the call forced or switched graphs: not a pure op segment
     arg_ids = {id(a): i for i, a in enumerate(args)}
+    consts, const_ids = [], {}
     nodes = []
     for node in trace.nodes[start:]:
         refs = []
@@ -61,44 +66,64 @@ def _capture(trace, start, args, outs, single):
             if array is None:
                 return None
             pos = arg_ids.get(id(array))
-            refs.append(("arg", pos) if pos is not None else ("const", array))
+            if pos is not None:
+                refs.append(("arg", pos))
+                continue
+            if id(array) not in const_ids:
+                const_ids[id(array)] = len(consts)
+                consts.append(array)
+            refs.append(("const", const_ids[id(array)]))
         nodes.append((node, tuple(refs)))
     outputs = []
     for out in outs:
-        if out._entry[0] < start:
+        if out._entry[1] < start:
             return None
-        outputs.append((out._entry[0] - start, out._entry[1], out._shape, out._dtype))
-    return _Segment(nodes, outputs, single)
+        outputs.append((out._entry[1] - start, out._entry[2], out._shape, out._dtype))
+    return _Segment(tuple(nodes), tuple(consts), tuple(outputs), single)
 
 
 def _producer(trace, ref):
     for wref, entry in trace.produced:
         array = wref()
-        if array is not None and entry == (ref[1], ref[2]):
+        if array is not None and entry == ref:
             return array
     return None
 
 
 def replay(segment, args):
-    trace = T.current_trace(state.is_training())
+    """Append the segment to the current trace: one trie lookup keyed by the segment and
+    where its arguments and parameters sit in this trace; the nodes it appends were made
+    (and validated) the first time the same trace prefix replayed it."""
+    trace = T.current_trace(state.STATE.training)
+    leaf_refs = tuple([T._ref(trace, a) for a in args] +
+                      [T._ref(trace, c) for c in segment.consts])
+    key = (segment, leaf_refs)
+    edge = trace.cursor.children.get(key)
+    if edge is None:
+        edge = _replay_edge(trace, segment, leaf_refs, key)
     base = len(trace.nodes)
-    for node, refs in segment.nodes:
-        inputs = []
-        for ref in refs:
-            if ref[0] == "int":
-                inputs.append(("node", base + ref[1], ref[2]))
-            else:
-                array = args[ref[1]] if ref[0] == "arg" else ref[1]
-                inputs.append(T._ref(trace, array))
-        inputs = tuple(inputs)
-        copy = T.TraceNode(node.opdef, node.params, node.attrs, inputs, node.shapes,
-                           node.dtypes, node.name)
-        trace.add(copy, (node.opdef.name, node.attrs, inputs))
+    trace.nodes.extend(edge.nodes)
+    trace.cursor = edge
+    pending, produced = NDArray._pending, trace.produced
     ctx = args[0]._ctx
     results = []
     for index, out, shape, dtype in segment.outputs:
-        array = NDArray(None, ctx, shape=shape, dtype=dtype)
-        array._trace, array._entry = trace, (base + index, out)
-        trace.produced.append((weakref.ref(array), array._entry))
+        entry = ("node", base + index, out)
+        array = pending(ctx, shape, dtype, trace, entry)
+        produced.append((weakref.ref(array), entry))
         results.append(array)
     return results[0] if segment.single else results
+
+
+def _replay_edge(trace, segment, leaf_refs, key):
+    base, count = len(trace.nodes), len(segment.consts)
+    nargs = len(leaf_refs) - count
+    nodes = []
+    for node, refs in segment.nodes:
+        inputs = tuple(("node", base + ref[1], ref[2]) if ref[0] == "int" else
+                       leaf_refs[ref[1]] if ref[0] == "arg" else leaf_refs[nargs + ref[1]]
+                       for ref in refs)
+        nodes.append(T.TraceNode(node.opdef, node.params, node.attrs, inputs, node.shapes,
+                                 node.dtypes, node.name))
+    T.TRIE.grow()
+    return trace.cursor.children.setdefault(key, T.Edge(nodes=tuple(nodes)))

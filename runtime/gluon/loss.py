@@ -20,6 +20,15 @@ def _weighted(F, loss, weight=None, sample_weight=None):
     return loss
 
 
+_FLOAT_NAMES = frozenset(("float16", "float32", "float64"))
+
+
+def _dtype_name(x) -> str:
+    """The dtype's name without numpy's (slow, Python-level) ``dtype.name`` on NDArrays."""
+    name = getattr(x, "_dtype", None)
+    return name if isinstance(name, str) else np.dtype(x.dtype).name
+
+
 def _reshape_like(F, label, pred):
     return label if label.shape == pred.shape else label.reshape(pred.shape)
 
@@ -53,12 +62,13 @@ class SoftmaxCrossEntropyLoss(Loss):
         if self._sparse:
             if axis != len(pred.shape) - 1:
                 raise ValueError("SoftmaxCrossEntropyLoss: sparse labels need axis=-1 here")
-            if np.dtype(label.dtype).kind != "f":
+            dtype = _dtype_name(pred)
+            if _dtype_name(label) not in _FLOAT_NAMES:
                 # class indices: the compiled one_hot reads floats (labels need no gradient)
-                label = label.astype(pred.dtype)
+                label = label.astype(dtype)
             if label.shape != pred.shape[:-1]:
                 label = label.reshape(pred.shape[:-1])
-            label = F.one_hot(label, depth=pred.shape[-1], dtype=np.dtype(pred.dtype).name)
+            label = F.one_hot(label, depth=pred.shape[-1], dtype=dtype)
         else:
             label = _reshape_like(F, label, pred)
         loss = -F.sum(pred * label, axis=axis, keepdims=True)

@@ -155,6 +155,11 @@ class Parameter:
             array.attach_grad(self._grad_req)
 
     def _check(self, ctx=None):
+        data = self._data
+        if data is not None and len(data) == 1:  # one device: the common, hot case
+            for only, array in data.items():
+                if ctx is None or ctx is only or ctx == only:
+                    return array
         if self._data is None:
             raise ParameterError(
                 f"Parameter '{self.name}' has not been initialized. Note that you should "

@@ -71,6 +71,19 @@ class NDArray:
         self._deferred = None
         self._fresh_grad = False
 
+    @classmethod
+    def _pending(cls, ctx, shape, dtype, trace, entry):
+        """A traced op's output (``dtype`` already a name): the tracer's fast constructor."""
+        array = cls.__new__(cls)
+        array._data = None
+        array._trace, array._entry = trace, entry
+        array._shape, array._dtype = shape, dtype
+        array._ctx = ctx if ctx is not None else cpu()
+        array._grad, array._grad_req = None, "null"
+        array._label = array._deferred = None
+        array._fresh_grad = False
+        return array
+
     # ---- values --------------------------------------------------------------------
     def _force(self) -> None:
         if self._data is None:
@@ -395,7 +408,12 @@ _REFLECTED = {"add", "sub", "mul", "truediv", "mod", "pow"}
 
 def binary(lhs, rhs, same_op, bcast_op, scalar_op, rscalar_op, reflected=False):
     """One binary op between an NDArray and an NDArray, numpy array or number."""
-    if isinstance(rhs, numbers.Number) or (isinstance(rhs, np.ndarray) and rhs.ndim == 0):
+    kind = type(rhs)
+    if kind is NDArray:
+        a, b = (rhs, lhs) if reflected else (lhs, rhs)
+        return _inv.call(same_op if a._shape == b._shape else bcast_op, [a, b], {})
+    if kind is float or kind is int or isinstance(rhs, numbers.Number) or (
+            isinstance(rhs, np.ndarray) and rhs.ndim == 0):
         op = rscalar_op if reflected else scalar_op
         return _inv.call(op, [lhs], {"scalar": float(rhs)})
     if not isinstance(rhs, NDArray):
@@ -464,3 +482,7 @@ def as_ndarray(value, ctx=None, dtype=None) -> NDArray:
     if dtype is None and array.dtype == np.float64 and not isinstance(value, np.ndarray):
         array = array.astype(np.float32)
     return NDArray(array, ctx)
+
+
+_inv.bind_array_type(NDArray, as_ndarray)
+_inv.T._MAKE["pending"] = NDArray._pending
