@@ -333,6 +333,15 @@ def _nd():
 _ND: dict = {}
 
 
+def _hybrid():
+    module = _ND.get("hybrid")
+    if module is None:
+        from runtime.gluon import hybrid as module
+
+        _ND["hybrid"] = module
+    return module
+
+
 class HybridBlock(Block):
     """A Block written once for both worlds: ``hybrid_forward(F, x, **params)``.
 
@@ -362,13 +371,13 @@ class HybridBlock(Block):
     def __call__(self, *args, **kwargs):
         if not self._active:
             return super().__call__(*args, **kwargs)
-        from runtime.gluon import hybrid
-
-        top = state.STATE.block_depth == 0
-        if not top or kwargs or not args or not all(isinstance(a, NDArray) for a in args):
+        st = state.STATE
+        if st.block_depth or kwargs or not args or not all(
+                [type(a) is NDArray for a in args]):
             out = super().__call__(*args, **kwargs)
         else:
-            if not state.STATE.recording:
+            hybrid = _hybrid()
+            if not st.recording:
                 _settle_pending()
             sig = hybrid.signature(args)
             segment = self._segments.get(sig)
@@ -376,7 +385,7 @@ class HybridBlock(Block):
                 out = hybrid.replay(segment, args)
             else:
                 out = hybrid.record(self, args, lambda: self._traced_call(*args), sig)
-            self._cached_export = sig  # export() reads the shapes, dtypes and device
+            self.__dict__["_cached_export"] = sig  # export() reads shapes, dtypes, device
             return out
         self._cached_export = (tuple((a.shape, a._dtype) for a in args), args[0].context) \
             if args else ((), None)

@@ -95,12 +95,18 @@ def replay(segment, args):
     where its arguments and parameters sit in this trace; the nodes it appends were made
     (and validated) the first time the same trace prefix replayed it."""
     trace = T.current_trace(state.STATE.training)
-    leaf_refs = tuple([T._ref(trace, a) for a in args] +
-                      [T._ref(trace, c) for c in segment.consts])
-    key = (segment, leaf_refs)
+    refs = [a._entry if a._trace is trace else T._leaf(trace, a) for a in args]
+    index_of, leaves = trace._leaf_index, trace.leaves
+    for const in segment.consts:  # parameters: concrete arrays, their types fixed in the nodes
+        index = index_of.get(id(const))
+        if index is None:
+            index = index_of[id(const)] = len(leaves)
+            leaves.append(const)
+        refs.append(index)
+    key = (segment, tuple(refs))
     edge = trace.cursor.children.get(key)
     if edge is None:
-        edge = _replay_edge(trace, segment, leaf_refs, key)
+        edge = _replay_edge(trace, segment, refs, key)
     base = len(trace.nodes)
     trace.nodes.extend(edge.nodes)
     trace.cursor = edge
@@ -115,9 +121,11 @@ def replay(segment, args):
     return results[0] if segment.single else results
 
 
-def _replay_edge(trace, segment, leaf_refs, key):
+def _replay_edge(trace, segment, refs, key):
     base, count = len(trace.nodes), len(segment.consts)
-    nargs = len(leaf_refs) - count
+    nargs = len(refs) - count
+    leaf_refs = refs[:nargs] + [("leaf", i, c._shape, c._dtype)
+                                for i, c in zip(refs[nargs:], segment.consts)]
     nodes = []
     for node, refs in segment.nodes:
         inputs = tuple(("node", base + ref[1], ref[2]) if ref[0] == "int" else

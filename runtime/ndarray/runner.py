@@ -94,7 +94,7 @@ def run(trace, head=None, head_grad=None) -> None:
     # the trie state names the whole recorded structure (ops, attributes, inputs, leaf
     # shapes and dtypes); the rest is what else changes the compiled program
     key = (trace.cursor, outputs, head_entries, grad_reqs, trace.is_train, buffers)
-    compiled = _lookup(key, trace, outputs, head_entries, tuple(i for i, _ in grad_reqs))
+    compiled = _lookup(key, trace, outputs, head_entries, grad_reqs)
     with compiled.lock:
         _execute(compiled, trace, alive, heads, head_grads)
     if heads or not state.STATE.recording:
@@ -124,13 +124,13 @@ def _execute(compiled, trace, alive, heads, head_grads) -> None:
         array._data = value.copy()
 
 
-def _lookup(key, trace, outputs, head_entries, grads) -> _Compiled:
+def _lookup(key, trace, outputs, head_entries, grad_reqs) -> _Compiled:
     with _LOCK:
         hit = _EXECUTORS.get(key)
         if hit is not None:
             _EXECUTORS.move_to_end(key)
             return hit
-    compiled = _build(trace, outputs, head_entries, grads)
+    compiled = _build(trace, outputs, head_entries, tuple(i for i, _ in grad_reqs))
     with _LOCK:
         _EXECUTORS[key] = compiled
         while len(_EXECUTORS) > MAX_EXECUTORS:

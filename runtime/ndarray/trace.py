@@ -77,31 +77,37 @@ TRIE = _Trie()
 class Trace:
     """A pending graph: nodes in program order, leaves, and weak refs to produced arrays."""
 
-    __slots__ = ("is_train", "nodes", "leaves", "_leaf_index", "produced", "closed",
-                 "cursor")
+    __slots__ = ("is_train", "nodes", "leaves", "_leaf_index", "_leaf_refs", "produced",
+                 "closed", "cursor")
 
     def __init__(self, is_train: bool):
         self.is_train = is_train
         self.nodes: list[TraceNode] = []
         self.leaves: list = []
         self._leaf_index: dict[int, int] = {}
+        self._leaf_refs: dict[int, tuple] = {}  # id -> its ref (a replayed segment's
+        # parameters enter through _leaf_index alone; leaf_ref() makes theirs on demand)
         self.produced: list = []  # (weakref to NDArray, ("node", index, output))
         self.closed = False
         self.cursor = TRIE.roots[is_train]  # the trie state of what is recorded so far
 
     def leaf_ref(self, array) -> tuple:
-        """("leaf", index, shape, dtype): the shape and dtype make the ref structural."""
-        index = self._leaf_index.get(id(array))
-        if index is None:
-            index = len(self.leaves)
-            self._leaf_index[id(array)] = index
-            self.leaves.append(array)
-        return ("leaf", index, array._shape, array._dtype)
+        """("leaf", index, shape, dtype) as the leaf entered (the shape and dtype make the
+        ref structural); made once per leaf and trace."""
+        ref = self._leaf_refs.get(id(array))
+        if ref is None:
+            index = self._leaf_index.get(id(array))
+            if index is None:
+                index = self._leaf_index[id(array)] = len(self.leaves)
+                self.leaves.append(array)
+            ref = self._leaf_refs[id(array)] = ("leaf", index, array._shape, array._dtype)
+        return ref
 
     def forget_leaves(self, count: int) -> None:
         """Drop leaves added after the first ``count`` (an op that failed validation)."""
         for leaf in self.leaves[count:]:
             del self._leaf_index[id(leaf)]
+            self._leaf_refs.pop(id(leaf), None)
         del self.leaves[count:]
 
     def alive(self) -> list:
@@ -198,7 +204,9 @@ def record_op(opdef, key, arrays) -> list:
     trace = st.trace
     if trace is None or trace.closed or trace.is_train != st.training:
         trace = current_trace(st.training)
-    refs = tuple([a._entry if a._trace is trace else _leaf(trace, a) for a in arrays])
+    known = trace._leaf_refs
+    refs = tuple([a._entry if a._trace is trace else known.get(id(a)) or _leaf(trace, a)
+                  for a in arrays])
     block = st.blocks[-1] if st.blocks else ""
     edge_key = (opdef, key, refs, block)
     edge = trace.cursor.children.get(edge_key)
