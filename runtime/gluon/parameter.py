@@ -73,6 +73,7 @@ class Parameter:
         self._differentiable = differentiable
         self._grad_req = grad_req if differentiable else "null"
         self._data = None  # OrderedDict ctx -> NDArray
+        self._one = None  # (the _data it was read from, its one ctx, its one array)
         self._pending = None  # (init, default_init) while deferred
 
     def __repr__(self):
@@ -155,11 +156,14 @@ class Parameter:
             array.attach_grad(self._grad_req)
 
     def _check(self, ctx=None):
-        data = self._data
-        if data is not None and len(data) == 1:  # one device: the common, hot case
-            for only, array in data.items():
-                if ctx is None or ctx is only or ctx == only:
-                    return array
+        one = self._one  # one device: the common, hot case (iterating an OrderedDict
+        if one is not None and one[0] is self._data:  # hashes its keys: Context's Python hash)
+            if ctx is None or ctx is one[1] or ctx == one[1]:
+                return one[2]
+        elif self._data is not None and len(self._data) == 1:
+            (only, array), = self._data.items()
+            self._one = (self._data, only, array)
+            return self._check(ctx)
         if self._data is None:
             raise ParameterError(
                 f"Parameter '{self.name}' has not been initialized. Note that you should "

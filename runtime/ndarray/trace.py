@@ -61,14 +61,17 @@ class _Trie:
     """The roots (one per training mode) and the edge count that bounds the trie."""
 
     def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every recorded structure (traces in progress keep their own states)."""
         self.roots = {True: Edge(), False: Edge()}
         self.edges = 0
 
     def grow(self) -> None:
         self.edges += 1
         if self.edges > MAX_EDGES:  # a loop of ever-new structures: start over
-            self.roots = {True: Edge(), False: Edge()}
-            self.edges = 0
+            self.reset()
 
 
 TRIE = _Trie()

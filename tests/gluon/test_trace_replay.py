@@ -1,0 +1,196 @@
+"""The structure trie of traced steps (runtime/ndarray/trace.py): a repeated step records
+each op with one lookup of a node validated once, and its final state keys the compiled
+executor. These tests check that reusing recorded structure never changes a number (a
+replayed step gives bitwise the parameters of a step traced from scratch), that any change
+of structure, shape or attribute misses, that mistakes still raise at the user's call, and
+that the trie stays bounded."""
+
+import numpy as np
+import pytest
+
+import symgraph as sg
+from runtime.ndarray import runner, state
+from runtime.ndarray import trace as T
+from symgraph import autograd, gluon, nd
+from symgraph.gluon import nn
+
+IN, HIDDEN, OUT, BATCH = 6, 5, 3, 4
+
+
+def _net(hybrid=False):
+    net = nn.HybridSequential() if hybrid else nn.Sequential()
+    net.add(nn.Dense(HIDDEN, activation="relu"), nn.Dense(OUT))
+    net.initialize(sg.init.Xavier())
+    net(nd.zeros((1, IN)))  # deferred shapes
+    return net
+
+
+def _copy_weights(src, dst):
+    for a, b in zip(src.collect_params().values(), dst.collect_params().values()):
+        b.set_data(a.data().asnumpy())
+
+
+def _batches(count, batch=BATCH):
+    rng = np.random.default_rng(11)
+    return [(rng.standard_normal((batch, IN)).astype(np.float32),
+             rng.integers(0, OUT, batch).astype(np.float32)) for _ in range(count)]
+
+
+def _train(net, batches, fresh_every_step=False):
+    """SGD with momentum over ``batches``; with ``fresh_every_step`` the trie and the
+    executor cache are emptied before each step, so every step is traced from scratch,
+    validated and compiled again (from the compile memo)."""
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    if isinstance(net, nn.HybridSequential) and net._active:
+        loss_fn.hybridize()
+    trainer = gluon.Trainer(net.collect_params(), "sgd",
+                            {"learning_rate": 0.1, "momentum": 0.9})
+    losses = []
+    for x, y in batches:
+        if fresh_every_step:
+            T.TRIE.reset()
+            runner._EXECUTORS.clear()
+        with autograd.record():
+            loss = loss_fn(net(nd.array(x)), nd.array(y))
+        loss.backward()
+        trainer.step(len(x))
+        losses.append(loss.asnumpy())
+    return [p.data().asnumpy() for p in net.collect_params().values()], losses
+
+
+@pytest.mark.parametrize("hybrid", [False, True])
+def test_replayed_steps_give_bitwise_the_parameters_of_steps_traced_from_scratch(hybrid):
+    batches = _batches(6)
+    warm, fresh = _net(), _net()
+    _copy_weights(warm, fresh)
+    if hybrid:
+        warm, fresh = _hybrid_copy(warm), _hybrid_copy(fresh)
+    params_warm, losses_warm = _train(warm, batches)
+    params_fresh, losses_fresh = _train(fresh, batches, fresh_every_step=True)
+    for a, b in zip(params_warm, params_fresh):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(losses_warm, losses_fresh):
+        np.testing.assert_array_equal(a, b)
+
+
+def _hybrid_copy(net):
+    other = _net(hybrid=True)
+    _copy_weights(net, other)
+    other.hybridize()
+    return other
+
+
+def test_a_hybridized_step_gives_bitwise_the_traced_step():
+    batches = _batches(4)
+    traced = _net()
+    hybrid = _hybrid_copy(traced)
+    params_t, losses_t = _train(traced, batches)
+    params_h, losses_h = _train(hybrid, batches)
+    for a, b in zip(params_t, params_h):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(losses_t, losses_h):
+        np.testing.assert_array_equal(a, b)
+
+
+def _final_state(fn):
+    with autograd.record():
+        out = fn()
+    cursor = out._trace.cursor
+    out.backward()
+    return cursor
+
+
+def test_the_same_step_reaches_the_same_trie_state_and_one_executor():
+    net = _net()
+    x = nd.array(np.ones((BATCH, IN), np.float32))
+    first = _final_state(lambda: net(x).sum())
+    before = len(runner._EXECUTORS)
+    second = _final_state(lambda: net(x).sum())
+    assert first is second  # found again: nothing new recorded or compiled
+    assert len(runner._EXECUTORS) == before
+
+
+def test_changed_shape_structure_or_attribute_misses():
+    net = _net()
+    x = nd.array(np.ones((BATCH, IN), np.float32))
+    base = _final_state(lambda: net(x) * 2.0)
+    assert _final_state(lambda: net(x) * 2.0) is base
+    states = {
+        "batch size": _final_state(lambda: net(nd.array(np.ones((BATCH + 1, IN),
+                                                               np.float32))) * 2.0),
+        "attribute": _final_state(lambda: net(x) * 3.0),
+        "op": _final_state(lambda: net(x) + 2.0),
+        "dtype": _final_state(lambda: net[1](net[0](x)).astype("float64") * 2.0),
+        "training mode": _final_state_predict(lambda: net(x) * 2.0),
+    }
+    for what, cursor in states.items():
+        assert cursor is not base, what
+    assert len({id(c) for c in states.values()}) == len(states)
+
+
+def _final_state_predict(fn):
+    with autograd.record(train_mode=False):
+        out = fn()
+    cursor = out._trace.cursor
+    out.backward()
+    return cursor
+
+
+def test_values_follow_the_inputs_when_the_structure_is_reused():
+    net = _net()
+    w0, b0 = (p.data().asnumpy() for p in net[0].collect_params().values())
+    w1, b1 = (p.data().asnumpy() for p in net[1].collect_params().values())
+    for seed in range(3):
+        x = np.random.default_rng(seed).standard_normal((BATCH, IN)).astype(np.float32)
+        with autograd.record():
+            out = net(nd.array(x))
+        expect = np.maximum(x @ w0.T + b0, 0) @ w1.T + b1
+        np.testing.assert_allclose(out.asnumpy(), expect, rtol=1e-5, atol=1e-6)
+
+
+def test_a_shape_mistake_after_the_right_shape_was_cached_still_names_the_block():
+    net = _net()
+    with autograd.record():
+        net(nd.ones((BATCH, IN))).backward()
+    leaves_before = None
+    with pytest.raises(sg.ShapeError, match=r"dense\d+.*FullyConnected.*\(2, 7\)"):
+        with autograd.record():
+            y = nd.ones((2, 3)) * 1.0  # something recorded before the mistake
+            leaves_before = list(state.STATE.trace.leaves)
+            net(nd.ones((2, 7)))
+    # the failed op left no leaf behind in the trace
+    assert state.STATE.trace.leaves == leaves_before
+    assert y.shape == (2, 3)
+
+
+def test_a_second_deferred_network_of_the_same_structure_gets_its_own_shapes():
+    first = nn.Sequential()
+    first.add(nn.Dense(HIDDEN), nn.Dense(OUT))
+    first.initialize()
+    second = nn.Sequential()
+    second.add(nn.Dense(HIDDEN), nn.Dense(OUT))
+    second.initialize()
+    x = np.random.default_rng(2).standard_normal((BATCH, IN)).astype(np.float32)
+    for net in (first, second):  # the second walks the states the first recorded
+        with autograd.record():
+            out = net(nd.array(x))
+        assert net[0].weight.shape == (HIDDEN, IN) and net[1].weight.shape == (OUT, HIDDEN)
+        w0, b0 = net[0].weight.data().asnumpy(), net[0].bias.data().asnumpy()
+        w1, b1 = net[1].weight.data().asnumpy(), net[1].bias.data().asnumpy()
+        np.testing.assert_allclose(out.asnumpy(), (x @ w0.T + b0) @ w1.T + b1, rtol=1e-5,
+                                   atol=1e-6)
+
+
+def test_the_trie_stays_bounded_and_results_stay_exact(monkeypatch):
+    monkeypatch.setattr(T, "MAX_EDGES", 50)
+    T.TRIE.reset()
+    x = nd.array(np.arange(6, dtype=np.float32).reshape(2, 3))
+    x.attach_grad()
+    for step in range(120):  # a new attribute every step: a new structure every step
+        with autograd.record():
+            y = (x * float(step + 1)).sum()
+        y.backward()
+        assert T.TRIE.edges <= T.MAX_EDGES
+        np.testing.assert_array_equal(x.grad.asnumpy(), np.full((2, 3), step + 1.0))
+        assert y.asscalar() == pytest.approx(15.0 * (step + 1))
+    assert len(runner._EXECUTORS) <= runner.MAX_EXECUTORS
