@@ -35,18 +35,22 @@ def signature(args):
             state.STATE.recording)
 
 
-def record(block, args, call, sig=None):
-    """Run ``call()`` (the normal traced call) and keep its nodes as a replayable segment."""
+def record(block, args, call, sig=None, cache=None):
+    """Run ``call()`` (the normal traced call) and keep its nodes as a replayable segment
+    in ``cache`` (the block's hybridized segments by default); a call that cannot be
+    captured is remembered as False when ``cache`` is given, so it is not tried again."""
     trace = T.current_trace(state.is_training())
     start = len(trace.nodes)
     out = call()
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
-    segment = _capture(trace, start, args, outs, not isinstance(out, (list, tuple)))
-    if segment is not None:
-        cache = block._segments
+    segment = None
+    if all(isinstance(o, NDArray) for o in outs):
+        segment = _capture(trace, start, args, outs, not isinstance(out, (list, tuple)))
+    if segment is not None or cache is not None:
+        cache = block._segments if cache is None else cache
         if len(cache) >= MAX_SEGMENTS:
             cache.pop(next(iter(cache)))
-        cache[signature(args) if sig is None else sig] = segment
+        cache[signature(args) if sig is None else sig] = segment or False
     return out
 
 

@@ -20,6 +20,15 @@ from runtime.ndarray.ndarray import NDArray
 from symgraph.errors import SymgraphError
 
 
+EPOCH = [0]  # bumped whenever a Parameter's arrays or a Block's structure change
+
+
+def bump_epoch() -> None:
+    """Recorded block calls (the replay segments of :mod:`runtime.gluon.hybrid`) hold
+    parameter arrays and a fixed structure: any change of either makes them stale."""
+    EPOCH[0] += 1
+
+
 class DeferredInitializationError(SymgraphError, RuntimeError):
     """A parameter's shape is still unknown: run one forward pass first."""
 
@@ -102,6 +111,7 @@ class Parameter:
         if req not in ("write", "add", "null"):
             raise ValueError(f"grad_req must be one of 'write', 'add', or 'null', got {req!r}")
         self._grad_req = req if self._differentiable else "null"
+        bump_epoch()
         for array in (self._data or {}).values():
             if self._grad_req == "null":
                 array._grad, array._grad_req = None, "null"
@@ -121,6 +131,7 @@ class Parameter:
             return
         contexts = _contexts(device if device is not None else ctx)
         self._data = OrderedDict((c, self._placeholder(c)) for c in contexts)
+        bump_epoch()
         self._pending = (init if init is not None else self.init, default_init)
         if _known(self._shape):
             self._finish_deferred_init(self._shape)
@@ -149,6 +160,7 @@ class Parameter:
         self._pending = None
 
     def _fill(self, array, values):
+        bump_epoch()  # a new buffer (deferred shapes filled, cast, reset_ctx)
         array._data, array._shape = values, values.shape
         array._dtype = values.dtype.name
         array._deferred = None
@@ -230,6 +242,7 @@ class Parameter:
     def reset_ctx(self, ctx):
         values = self.data()._value().copy()
         self._data = OrderedDict((c, self._placeholder(c)) for c in _contexts(ctx))
+        bump_epoch()
         for array in self._data.values():
             self._fill(array, values.copy())
 
