@@ -19,7 +19,6 @@ from runtime.context import Context, cpu
 from runtime.ndarray.ndarray import NDArray
 from symgraph.errors import SymgraphError
 
-
 EPOCH = [0]  # bumped whenever a Parameter's arrays or a Block's structure change
 
 

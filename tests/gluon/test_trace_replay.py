@@ -196,3 +196,76 @@ def test_the_trie_stays_bounded_and_results_stay_exact(monkeypatch):
         np.testing.assert_array_equal(x.grad.asnumpy(), np.full((2, 3), step + 1.0))
         assert y.asscalar() == pytest.approx(15.0 * (step + 1))
     assert len(runner._EXECUTORS) <= runner.MAX_EXECUTORS
+
+
+# ---- library blocks replay without hybridize() --------------------------------------------
+def _count_forward(monkeypatch, cls):
+    calls = []
+    original = cls.forward
+    monkeypatch.setattr(cls, "forward", lambda self, *a: calls.append(1) or original(self, *a))
+    return calls
+
+
+def test_library_layers_replay_and_user_blocks_always_run(monkeypatch):
+    class Scale(gluon.Block):  # user code: must run at every call
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Dense(OUT, in_units=IN)
+
+        def forward(self, x):
+            seen.append(x.shape)
+            return self.body(x) * 2.0
+
+    seen = []
+    user = Scale()
+    user.initialize()
+    library = _net()
+    dense_calls = _count_forward(monkeypatch, nn.Dense)
+    x = nd.array(np.random.default_rng(4).standard_normal((BATCH, IN)).astype(np.float32))
+    outs = []
+    for _ in range(3):
+        with autograd.record():
+            outs.append((library(x).asnumpy(), user(x).asnumpy()))
+    assert len(seen) == 3  # the user's forward ran every time
+    # the library net's Dense layers ran only in its first call; the user block's child
+    # Dense (a library layer) replays after its first call too
+    assert len(dense_calls) == 2 + 1
+    for lib, usr in outs[1:]:
+        np.testing.assert_array_equal(lib, outs[0][0])
+        np.testing.assert_array_equal(usr, outs[0][1])
+    w, b = user.body.weight.data().asnumpy(), user.body.bias.data().asnumpy()
+    np.testing.assert_allclose(outs[-1][1], (x.asnumpy() @ w.T + b) * 2, rtol=1e-5)
+
+
+def test_hooks_turn_replay_off(monkeypatch):
+    net = _net()
+    x = nd.ones((BATCH, IN))
+    net(x).asnumpy()
+    net(x).asnumpy()  # recorded and replayed
+    seen = []
+    handle = net[1].register_forward_hook(lambda block, inputs, out: seen.append(out.shape))
+    for _ in range(2):
+        net(x).asnumpy()
+    assert seen == [(BATCH, OUT)] * 2
+    handle.detach()
+    net(x).asnumpy()
+    assert len(seen) == 2
+
+
+def test_structure_and_parameter_changes_invalidate_recorded_calls():
+    net = _net()
+    x = nd.array(np.random.default_rng(5).standard_normal((BATCH, IN)).astype(np.float32))
+    for _ in range(2):
+        assert net(x).shape == (BATCH, OUT)
+    net.add(nn.Dense(2, in_units=OUT))  # a new layer: the recorded call is stale
+    net[2].initialize()
+    out = net(x)
+    assert out.shape == (BATCH, 2)
+    net.initialize(sg.init.Constant(0.5), force_reinit=True)  # new parameter arrays
+    expect = x.asnumpy()  # weights 0.5, biases their own 'zeros' initializer
+    for width in (HIDDEN, OUT, 2):
+        expect = expect @ np.full((expect.shape[1], width), 0.5, np.float32)
+        if width == HIDDEN:
+            expect = np.maximum(expect, 0)
+    np.testing.assert_allclose(net(x).asnumpy(), expect, rtol=1e-5)
+    np.testing.assert_allclose(net(x).asnumpy(), expect, rtol=1e-5)  # replayed
