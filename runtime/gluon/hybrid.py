@@ -99,7 +99,9 @@ def replay(segment, args):
     where its arguments and parameters sit in this trace; the nodes it appends were made
     (and validated) the first time the same trace prefix replayed it."""
     trace = T.current_trace(state.STATE.training)
-    refs = [a._entry if a._trace is trace else T._leaf(trace, a) for a in args]
+    known = trace._leaf_refs
+    refs = [a._entry if a._trace is trace else known.get(id(a)) or T._leaf(trace, a)
+            for a in args]
     index_of, leaves = trace._leaf_index, trace.leaves
     for const in segment.consts:  # parameters: concrete arrays, their types fixed in the nodes
         index = index_of.get(id(const))

@@ -206,7 +206,10 @@ class Trainer:
 
     def _check_stale(self, ignore) -> list:
         """Per trainable parameter: were all its gradients written since the last step?"""
-        if all(a._fresh_grad for a in self._arrays):
+        for array in self._arrays:
+            if not array._fresh_grad:
+                break
+        else:
             return self._all_fresh
         fresh = [all(a._fresh_grad for a in p.list_data()) for p in self._trainable]
         if ignore:
