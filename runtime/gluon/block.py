@@ -356,7 +356,7 @@ def _replay_call(block, args, st):
         cache = block.__dict__["_auto_segments"] = (EPOCH[0], {})
     sig = hybrid.signature(args)
     segment = cache[1].get(sig)
-    if segment is not None:
+    if segment:
         return hybrid.replay(segment, args)
     if segment is False:  # this signature's call cannot be captured: always trace it
         return block._traced_call(*args)

@@ -37,15 +37,23 @@ def signature(args):
 
 def record(block, args, call, sig=None, cache=None):
     """Run ``call()`` (the normal traced call) and keep its nodes as a replayable segment
-    in ``cache`` (the block's hybridized segments by default); a call that cannot be
-    captured is remembered as False when ``cache`` is given, so it is not tried again."""
+    in ``cache`` (the block's hybridized segments by default).
+
+    With ``cache`` given (a library block that is not hybridized, whose arrays have their
+    values) the capture is strict: a call that read a value, or used an array that is
+    neither an argument nor a Parameter's (say, one computed in numpy from the batch), is
+    remembered as False and traced every time, since a replay would freeze that value."""
     trace = T.current_trace(state.is_training())
-    start = len(trace.nodes)
+    start, reads = len(trace.nodes), state.STATE.reads
     out = call()
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
     segment = None
-    if all(isinstance(o, NDArray) for o in outs):
+    strict = cache is not None
+    if all(isinstance(o, NDArray) for o in outs) and not (strict and
+                                                          state.STATE.reads != reads):
         segment = _capture(trace, start, args, outs, not isinstance(out, (list, tuple)))
+        if strict and segment is not None and any(c._label is None for c in segment.consts):
+            segment = None
     if segment is not None or cache is not None:
         cache = block._segments if cache is None else cache
         if len(cache) >= MAX_SEGMENTS:

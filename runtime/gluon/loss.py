@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from runtime.gluon.block import HybridBlock
+from runtime.ndarray.ndarray import NDArray
 
 
 def _weighted(F, loss, weight=None, sample_weight=None):
@@ -54,6 +55,14 @@ class SoftmaxCrossEntropyLoss(Loss):
                  batch_axis=0, **kwargs):
         super().__init__(weight, batch_axis, **kwargs)
         self._axis, self._sparse, self._from_logits = axis, sparse_label, from_logits
+
+    def __call__(self, pred, label, *args, **kwargs):
+        if (self._sparse and isinstance(label, NDArray) and label._data is not None
+                and _dtype_name(label) not in _FLOAT_NAMES):
+            # class indices as floats before the call (the compiled one_hot reads floats),
+            # so the block's recorded nodes do not hold this batch's converted labels
+            label = NDArray(label._data.astype(_dtype_name(pred)), label._ctx)
+        return super().__call__(pred, label, *args, **kwargs)
 
     def hybrid_forward(self, F, pred, label, sample_weight=None):
         axis = self._axis % len(pred.shape)

@@ -94,6 +94,7 @@ class NDArray:
             run(self._trace)
 
     def _value(self) -> np.ndarray:
+        _inv.state.STATE.reads += 1  # a recorded block call that read a value is not replayed
         if self._data is None:
             if _inv.state.STATE.symbolic:  # an eager path on a graph value
                 _refuse_read(self, "reading the value")

@@ -18,6 +18,7 @@ class _State(threading.local):
         self.blocks = []  # names of the Blocks being called, outermost first
         self.trace = None  # the pending Trace ops are appended to
         self.symbolic = 0  # > 0 while a hybridized block's forward runs: values are unknown
+        self.reads = 0  # values read so far (a call that read one cannot be replayed)
 
 
 STATE = _State()

@@ -269,3 +269,38 @@ def test_structure_and_parameter_changes_invalidate_recorded_calls():
             expect = np.maximum(expect, 0)
     np.testing.assert_allclose(net(x).asnumpy(), expect, rtol=1e-5)
     np.testing.assert_allclose(net(x).asnumpy(), expect, rtol=1e-5)  # replayed
+
+
+def test_a_library_call_that_reads_a_value_is_traced_every_time(monkeypatch):
+    original = nn.Dense.hybrid_forward
+
+    def reads(self, F, x, *args, **kwargs):  # a layer whose Python depends on the values
+        scale = float(x.asnumpy().mean())
+        return original(self, F, x, *args, **kwargs) * scale
+    monkeypatch.setattr(nn.Dense, "hybrid_forward", reads)
+    net = nn.Dense(OUT, in_units=IN)
+    net.initialize()
+    w, b = net.weight.data().asnumpy(), net.bias.data().asnumpy()
+    for seed in range(3):
+        x = np.random.default_rng(seed).standard_normal((BATCH, IN)).astype(np.float32)
+        with autograd.record():
+            out = net(nd.array(x))
+        np.testing.assert_allclose(out.asnumpy(), (x @ w.T + b) * x.mean(), rtol=1e-4)
+
+
+def test_integer_labels_follow_each_batch():
+    """The sparse cross-entropy converts integer labels before its call, so its recorded
+    nodes take the labels as an argument (not the first batch's converted copy)."""
+    net = _net()
+    loss_fn = gluon.loss.SoftmaxCrossEntropyLoss()
+    w0, b0 = (p.data().asnumpy() for p in net[0].collect_params().values())
+    w1, b1 = (p.data().asnumpy() for p in net[1].collect_params().values())
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((BATCH, IN)).astype(np.float32)
+    logits = np.maximum(x @ w0.T + b0, 0) @ w1.T + b1
+    logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    for _ in range(4):
+        y = rng.integers(0, OUT, BATCH).astype(np.int32)
+        with autograd.record():
+            loss = loss_fn(net(nd.array(x)), nd.array(y, dtype=np.int32))
+        np.testing.assert_allclose(loss.asnumpy(), -logp[np.arange(BATCH), y], rtol=1e-5)
