@@ -14,6 +14,7 @@ import numpy as np
 
 from runtime.context import Context, cpu
 from runtime.ndarray import invoke as _inv
+from runtime.ndarray import runner as _runner
 from runtime.ndarray.reshape import np_shape
 from symgraph.errors import SymgraphError
 from symgraph.ops.shape_ops import reshape_target
@@ -89,9 +90,7 @@ class NDArray:
         if self._data is None:
             if self._deferred is not None:
                 self._deferred.raise_uninitialized()
-            from runtime.ndarray.runner import run
-
-            run(self._trace)
+            _runner.run(self._trace)
 
     def _value(self) -> np.ndarray:
         _inv.state.STATE.reads += 1  # a recorded block call that read a value is not replayed
@@ -274,14 +273,12 @@ class NDArray:
         if self._trace is None:
             raise AutogradError("backward(): this array was not computed inside "
                                 "autograd.record(), so there is no graph to differentiate")
-        from runtime.ndarray.runner import run
-
         head_grad = None if out_grad is None else np.asarray(out_grad, dtype=self._dtype)
         if head_grad is not None and head_grad.shape != self._shape:
             raise AutogradError(f"backward(): out_grad has shape {head_grad.shape}, the "
                                 f"array has shape {self._shape}")
         trace = self._trace
-        run(trace, head=self, head_grad=head_grad)
+        _runner.run(trace, head=self, head_grad=head_grad)
         trace.closed = True
         self._trace, self._entry = None, None
 
