@@ -345,11 +345,11 @@ def _replay_call(block, args, st):
     signature recorded (:mod:`runtime.gluon.hybrid`), else trace it and keep the segment.
     Like a hybridized call, but the forward's arrays keep their values (no refusal of
     reads: the library's layers do not read them)."""
+    if st.block_depth == 0 and not st.recording:
+        _settle_pending()
     for a in args:
         if type(a) is not NDArray:
             return block._traced_call(*args)
-    if st.block_depth == 0 and not st.recording:
-        _settle_pending()
     hybrid = _hybrid()
     cache = block.__dict__.get("_auto_segments")
     if cache is None or cache[0] != EPOCH[0]:
