@@ -17,15 +17,8 @@ import numpy as np
 from runtime import initializer as _init
 from runtime.context import Context, cpu
 from runtime.ndarray.ndarray import NDArray
+from runtime.ndarray.state import EPOCH, bump_epoch  # noqa: F401 (Blocks import them here)
 from symgraph.errors import SymgraphError
-
-EPOCH = [0]  # bumped whenever a Parameter's arrays or a Block's structure change
-
-
-def bump_epoch() -> None:
-    """Recorded block calls (the replay segments of :mod:`runtime.gluon.hybrid`) hold
-    parameter arrays and a fixed structure: any change of either makes them stale."""
-    EPOCH[0] += 1
 
 
 class DeferredInitializationError(SymgraphError, RuntimeError):

@@ -14,6 +14,7 @@ import numpy as np
 from runtime import optim as _opt
 from runtime.atomic import atomic_write
 from runtime.gluon.parameter import Parameter, ParameterDict
+from runtime.ndarray.state import EPOCH
 
 
 def _is_distributed(kvstore) -> bool:
@@ -143,13 +144,17 @@ class Trainer:
 
     def _unchanged(self) -> bool:
         """Every trainable parameter still has the arrays and buffers the updater was
-        compiled over (checked each step by identity: cheap, and no mutation is missed)."""
+        compiled over: nothing can have changed while the epoch stands still (every buffer
+        replacement bumps it), else checked by identity."""
+        if self._epoch == EPOCH[0]:
+            return True
         for param, arrays in self._views:
             if param._data is not arrays:
                 return False
         for array, data, grad in self._bound_arrays:
             if array._data is not data or array._grad is None or array._grad._data is not grad:
                 return False
+        self._epoch = EPOCH[0]
         return True
 
     def _ensure_updater(self):
@@ -175,6 +180,7 @@ class Trainer:
         from runtime.optim.fused_update import FusedUpdater
 
         self._bound = self._buffers()
+        self._epoch = -1  # checked by identity at the next step, then trusted until a bump
         self._views = [(p, p._data) for p in self._trainable]
         self._arrays = [a for p in self._trainable for a in p.list_data()]
         self._bound_arrays = [(a, d, g) for a, (d, g) in zip(self._arrays, self._bound)]

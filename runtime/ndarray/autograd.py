@@ -70,6 +70,7 @@ def mark_variables(variables, gradients, grad_reqs="write"):
     reqs = [grad_reqs] * len(variables) if isinstance(grad_reqs, str) else list(grad_reqs)
     for var, grad, req in zip(variables, gradients, reqs):
         var._grad, var._grad_req = grad, req
+    state.bump_epoch()  # a Parameter's array may have got a new gradient buffer
 
 
 def backward(heads, head_grads=None, retain_graph=False, train_mode=True):

@@ -264,6 +264,8 @@ class NDArray:
         self._value()
         self._grad = NDArray(np.zeros(self._shape, self._dtype), self._ctx)
         self._grad_req = grad_req
+        if self._label is not None:  # a Parameter's array: its gradient buffer changed
+            _inv.state.bump_epoch()
 
     @property
     def grad(self):

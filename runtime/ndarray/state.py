@@ -22,6 +22,14 @@ class _State(threading.local):
 
 
 STATE = _State()
+EPOCH = [0]  # bumped whenever a Parameter's arrays or buffers, or a Block's structure, change
+
+
+def bump_epoch() -> None:
+    """Recorded block calls (runtime/gluon/hybrid.py) hold parameter arrays and a fixed
+    structure, and the Trainer's update is compiled over the parameters' buffers: any
+    change of either makes them stale."""
+    EPOCH[0] += 1
 
 
 def is_recording() -> bool:

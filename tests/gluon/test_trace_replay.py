@@ -188,14 +188,18 @@ def test_the_trie_stays_bounded_and_results_stay_exact(monkeypatch):
     T.TRIE.reset()
     x = nd.array(np.arange(6, dtype=np.float32).reshape(2, 3))
     x.attach_grad()
-    for step in range(120):  # a new attribute every step: a new structure every step
-        with autograd.record():
-            y = (x * float(step + 1)).sum()
-        y.backward()
-        assert T.TRIE.edges <= T.MAX_EDGES
-        np.testing.assert_array_equal(x.grad.asnumpy(), np.full((2, 3), step + 1.0))
-        assert y.asscalar() == pytest.approx(15.0 * (step + 1))
-    assert len(runner._EXECUTORS) <= runner.MAX_EXECUTORS
+    try:
+        for step in range(120):  # a new attribute every step: a new structure every step
+            with autograd.record():
+                y = (x * float(step + 1)).sum()
+            y.backward()
+            assert T.TRIE.edges <= T.MAX_EDGES
+            np.testing.assert_array_equal(x.grad.asnumpy(), np.full((2, 3), step + 1.0))
+            assert y.asscalar() == pytest.approx(15.0 * (step + 1))
+        assert len(runner._EXECUTORS) <= runner.MAX_EXECUTORS
+    finally:  # leave no full executor cache behind for tests that count new executors
+        runner._EXECUTORS.clear()
+        T.TRIE.reset()
 
 
 # ---- library blocks replay without hybridize() --------------------------------------------
@@ -304,3 +308,22 @@ def test_integer_labels_follow_each_batch():
         with autograd.record():
             loss = loss_fn(net(nd.array(x)), nd.array(y, dtype=np.int32))
         np.testing.assert_allclose(loss.asnumpy(), -logp[np.arange(BATCH), y], rtol=1e-5)
+
+
+def test_the_trainer_follows_a_gradient_buffer_replaced_by_attach_grad():
+    net = nn.Dense(OUT, in_units=IN)
+    net.initialize(sg.init.Constant(0.1))
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 1.0})
+    for value, replace in ((1.0, False), (1.0, False), (2.0, True)):  # two steps: the
+        # Trainer trusts its buffers from the second one on, until the epoch moves
+        if replace:  # a new gradient buffer for the weight, made behind the Parameter
+            net.weight.data().attach_grad()
+        before = net.weight.data().asnumpy()
+        with autograd.record():
+            loss = net(nd.full((BATCH, IN), value)).sum()
+        loss.backward()
+        trainer.step(1)
+        # d(sum)/dW = BATCH * value everywhere: the update must read the live gradient
+        # (the old buffer still holds the first step's BATCH * 1)
+        np.testing.assert_allclose(net.weight.data().asnumpy(), before - BATCH * value,
+                                   rtol=1e-6)
