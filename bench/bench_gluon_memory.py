@@ -2,7 +2,8 @@
 cache, no leak). A small MLP trains 10,000 steps in the traced (not hybridized) loop and
 10,000 hybridized, then 'churn' cycles batch sizes past the runner's executor cap
 (MAX_EXECUTORS) so every step evicts and rebuilds an executor. Prints RSS after warm-up,
-at the end, and the largest RSS seen (MiB), with the executor and segment cache sizes."""
+at the end, and the largest RSS seen (MiB), with the executor and segment cache sizes and
+the number of recorded-structure trie states (runtime/ndarray/trace.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from runtime.gluon import hybrid
 from runtime.ndarray import runner
+from runtime.ndarray import trace as T
 from symgraph import autograd, gluon, nd
 from symgraph.gluon import nn
 
@@ -71,12 +73,21 @@ def main():
              (f"hybridized, {CHURN_SIZES} signatures cycled", True,
               lambda i: 1 + i % CHURN_SIZES, CHURN_STEPS)]
     print(f"{'case':<36}{'steps':>7}{'start MiB':>11}{'end MiB':>9}{'peak MiB':>10}"
-          f"{'ms/step':>9}{'executors':>11}{'segments':>10}")
+          f"{'ms/step':>9}{'executors':>11}{'segments':>10}{'trie':>6}")
     for name, hybridize, batch_of_step, steps in cases:
         start, end, peak, per_step, net = _run(hybridize, batch_of_step, steps)
         print(f"{name:<36}{steps:>7}{start:>11.1f}{end:>9.1f}{peak:>10.1f}"
-              f"{per_step * 1e3:>9.3f}{len(runner._EXECUTORS):>11}{len(net._segments):>10}")
-    print(f"(caps: MAX_EXECUTORS={runner.MAX_EXECUTORS}, MAX_SEGMENTS={hybrid.MAX_SEGMENTS})")
+              f"{per_step * 1e3:>9.3f}{len(runner._EXECUTORS):>11}{_segments(net):>10}"
+              f"{T.TRIE.edges:>6}")
+    print(f"(caps: MAX_EXECUTORS={runner.MAX_EXECUTORS}, MAX_SEGMENTS={hybrid.MAX_SEGMENTS} "
+          f"per block, trie MAX_EDGES={T.MAX_EDGES})")
+
+
+def _segments(net) -> int:
+    """Recorded calls the net keeps: hybridized segments, or (not hybridized) the segments
+    a library block records by itself."""
+    auto = net.__dict__.get("_auto_segments")
+    return len(net._segments) + (len(auto[1]) if auto else 0)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,15 @@ class Context:
         return hash((self.device_type, self.device_id))
 
 
+_CPUS: dict = {}
+
+
 def cpu(device_id=0) -> Context:
-    return Context("cpu", device_id)
+    """One Context object per device id, so device checks on the hot path are identity."""
+    ctx = _CPUS.get(device_id)
+    if ctx is None:
+        ctx = _CPUS[device_id] = Context("cpu", device_id)
+    return ctx
 
 
 def gpu(device_id=0):

@@ -20,7 +20,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from runtime.gluon.parameter import Parameter, ParameterDict, _assign
+from runtime.gluon.parameter import EPOCH, Parameter, ParameterDict, _assign, bump_epoch
 from runtime.ndarray import state
 from runtime.ndarray.ndarray import NDArray
 from symgraph.errors import SerializationError
@@ -102,8 +102,10 @@ class Block:
     def __setattr__(self, name, value):
         if isinstance(value, Block):
             self.__dict__.setdefault("_children", OrderedDict())[name] = value
+            bump_epoch()
         elif isinstance(value, Parameter):
             self.__dict__.setdefault("_reg_params", OrderedDict())[name] = value
+            bump_epoch()
         object.__setattr__(self, name, value)
 
     # ---- names and parameters ------------------------------------------------------------
@@ -129,10 +131,12 @@ class Block:
         if name is None:
             name = str(len(self._children))
         self._children[name] = block
+        bump_epoch()
         return block
 
     def register_parameter(self, name, param):
         self._reg_params[name] = param
+        bump_epoch()
         return param
 
     def collect_params(self, select=None) -> ParameterDict:
@@ -171,6 +175,7 @@ class Block:
     reset_device = reset_ctx
 
     def cast(self, dtype):
+        bump_epoch()
         for child in self._children.values():
             child.cast(dtype)
         for param in self._reg_params.values():
@@ -183,6 +188,7 @@ class Block:
         return self
 
     def hybridize(self, active=True, **kwargs):
+        bump_epoch()
         self._active = active
         for child in self._children.values():
             child.hybridize(active, **kwargs)
@@ -229,9 +235,25 @@ class Block:
 
     # ---- calling ------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        if state.STATE.block_depth == 0 and not state.STATE.recording:
+        st = state.STATE
+        if args and not kwargs and self._replayable():
+            return _replay_call(self, args, st)
+        if st.block_depth == 0 and not st.recording:
             _settle_pending()
         return self._traced_call(*args, **kwargs)
+
+    def _replayable(self) -> bool:
+        """True when this call may replay the nodes an earlier call with the same inputs
+        recorded instead of running ``forward``: the block and all its children are the
+        library's own layers and containers (their forward is a fixed function of the
+        input shapes and modes, written to hybridize) and have no hooks. User code is
+        never skipped. Cached until a structure or parameter changes (``EPOCH``)."""
+        cached = self.__dict__.get("_pure")
+        if cached is not None and cached[0] == EPOCH[0]:
+            return cached[1]
+        pure = _library_block(self) and all(c._replayable() for c in self._children.values())
+        self.__dict__["_pure"] = (EPOCH[0], pure)
+        return pure
 
     def _traced_call(self, *args, **kwargs):
         stack = state.STATE
@@ -241,13 +263,16 @@ class Block:
                 hook(self, args)
         symbolic = self._active and self._symbolic_when_hybridized
         stack.block_depth += 1
-        stack.symbolic += symbolic
-        stack.blocks.append(self._name)
+        if symbolic:
+            stack.symbolic += 1
+        blocks = stack.blocks
+        blocks.append(self._name)
         try:
             out = self.forward(*args, **kwargs)
         finally:
-            stack.blocks.pop()
-            stack.symbolic -= symbolic
+            blocks.pop()
+            if symbolic:
+                stack.symbolic -= 1
             stack.block_depth -= 1
         if hooks:
             for hook in hooks["post"]:
@@ -265,6 +290,7 @@ class Block:
     def _add_hook(self, kind, hook):
         hooks = self.__dict__.setdefault("_hooks", {"pre": [], "post": []})
         hooks[kind].append(hook)
+        bump_epoch()
         return _HookHandle(hooks[kind], hook)
 
     def forward(self, *args):
@@ -295,12 +321,46 @@ class _HookHandle:
     def detach(self):
         if self._hook in self._hooks:
             self._hooks.remove(self._hook)
+            bump_epoch()
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.detach()
+
+
+_USER_CODE = ("Lambda", "HybridLambda", "SymbolBlock")  # library classes running user code
+
+
+def _library_block(block) -> bool:
+    cls = type(block)
+    return (cls.__module__.startswith("runtime.gluon.") and cls.__name__ not in _USER_CODE
+            and not block.__dict__.get("_hooks", {}).get("pre")
+            and not block.__dict__.get("_hooks", {}).get("post"))
+
+
+def _replay_call(block, args, st):
+    """A call of a library block: replay the segment its first call with this input
+    signature recorded (:mod:`runtime.gluon.hybrid`), else trace it and keep the segment.
+    Like a hybridized call, but the forward's arrays keep their values (no refusal of
+    reads: the library's layers do not read them)."""
+    if st.block_depth == 0 and not st.recording:
+        _settle_pending()
+    for a in args:
+        if type(a) is not NDArray:
+            return block._traced_call(*args)
+    hybrid = _hybrid()
+    cache = block.__dict__.get("_auto_segments")
+    if cache is None or cache[0] != EPOCH[0]:
+        cache = block.__dict__["_auto_segments"] = (EPOCH[0], {})
+    sig = hybrid.signature(args)
+    segment = cache[1].get(sig)
+    if segment:
+        return hybrid.replay(segment, args)
+    if segment is False:  # this signature's call cannot be captured: always trace it
+        return block._traced_call(*args)
+    return hybrid.record(block, args, lambda: block._traced_call(*args), sig, cache[1])
 
 
 def _settle_pending():
@@ -314,6 +374,28 @@ def _settle_pending():
 
         run(trace)
     trace.closed = True
+
+
+def _nd():
+    """The ``F`` of hybrid_forward (imported late: runtime.nd imports the Gluon package)."""
+    module = _ND.get("nd")
+    if module is None:
+        from runtime import nd as module
+
+        _ND["nd"] = module
+    return module
+
+
+_ND: dict = {}
+
+
+def _hybrid():
+    module = _ND.get("hybrid")
+    if module is None:
+        from runtime.gluon import hybrid as module
+
+        _ND["hybrid"] = module
+    return module
 
 
 class HybridBlock(Block):
@@ -335,11 +417,9 @@ class HybridBlock(Block):
         self._segments = {}
 
     def forward(self, x, *args):
-        from runtime import nd as F
-
-        ctx = x.context if hasattr(x, "context") else None
+        ctx = getattr(x, "_ctx", None)  # an NDArray's device (numpy arrays: the first)
         params = {name: p.data(ctx) for name, p in self._reg_params.items()}
-        return self.hybrid_forward(F, x, *args, **params)
+        return self.hybrid_forward(_nd(), x, *args, **params)
 
     def hybrid_forward(self, F, x, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define hybrid_forward()")
@@ -347,25 +427,33 @@ class HybridBlock(Block):
     def __call__(self, *args, **kwargs):
         if not self._active:
             return super().__call__(*args, **kwargs)
-        from runtime.gluon import hybrid
-
-        top = state.STATE.block_depth == 0
-        if not top or kwargs or not args or not all(isinstance(a, NDArray) for a in args):
+        st = state.STATE
+        if st.block_depth or kwargs or not args or not all(
+                [type(a) is NDArray for a in args]):
             out = super().__call__(*args, **kwargs)
         else:
-            if not state.STATE.recording:
+            hybrid = _hybrid()
+            if not st.recording:
                 _settle_pending()
-            segment = self._segments.get(hybrid.signature(args))
+            sig = hybrid.signature(args)
+            segment = self._segments.get(sig)
             if segment is not None:
                 out = hybrid.replay(segment, args)
             else:
-                out = hybrid.record(self, args, lambda: self._traced_call(*args))
-        self._cached_export = [(a.shape, a._dtype, a.context) for a in args]
+                out = hybrid.record(self, args, lambda: self._traced_call(*args), sig)
+            self.__dict__["_cached_export"] = sig  # export() reads shapes, dtypes, device
+            return out
+        self._cached_export = (tuple((a.shape, a._dtype) for a in args), args[0].context) \
+            if args else ((), None)
         return out
 
     def hybridize(self, active=True, **kwargs):
         self._segments = {}
         super().hybridize(active, **kwargs)
+
+    def cast(self, dtype):
+        self._segments = {}  # the recorded nodes carry the old parameter dtypes
+        super().cast(dtype)
 
     def infer_shape(self, *args):
         self(*args)

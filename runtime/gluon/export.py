@@ -32,7 +32,8 @@ def export_block(block, path, epoch=0):
     if block._cached_export is None:
         raise RuntimeError("Please first call block.hybridize() and then run forward with "
                            "this block at least once before calling export.")
-    inputs = [NDArray(np.zeros(shape, dtype), ctx) for shape, dtype, ctx in block._cached_export]
+    types, ctx = block._cached_export[:2]  # the last call's (shape, dtype) pairs, device
+    inputs = [NDArray(np.zeros(shape, dtype), ctx) for shape, dtype in types]
     out, trace = _trace_call(block, inputs)
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
     if trace is None or any(o._trace is not trace for o in outs):

@@ -20,29 +20,45 @@ MAX_SEGMENTS = 16
 
 
 class _Segment:
-    __slots__ = ("nodes", "outputs", "single")
+    """A hybridized call's nodes; refs are ("int", i, out) into the segment, ("arg", pos)
+    or ("const", k) into ``consts`` (the parameters' arrays, whose identity never
+    changes)."""
 
-    def __init__(self, nodes, outputs, single):
-        self.nodes, self.outputs, self.single = nodes, outputs, single
+    __slots__ = ("nodes", "consts", "outputs", "single", "__weakref__")
+
+    def __init__(self, nodes, consts, outputs, single):
+        self.nodes, self.consts, self.outputs, self.single = nodes, consts, outputs, single
 
 
 def signature(args):
-    return (tuple((a._shape, a._dtype) for a in args), args[0]._ctx, state.is_training(),
-            state.is_recording())
+    return (tuple([(a._shape, a._dtype) for a in args]), args[0]._ctx, state.STATE.training,
+            state.STATE.recording)
 
 
-def record(block, args, call):
-    """Run ``call()`` (the normal traced call) and keep its nodes as a replayable segment."""
+def record(block, args, call, sig=None, cache=None):
+    """Run ``call()`` (the normal traced call) and keep its nodes as a replayable segment
+    in ``cache`` (the block's hybridized segments by default).
+
+    With ``cache`` given (a library block that is not hybridized, whose arrays have their
+    values) the capture is strict: a call that read a value, or used an array that is
+    neither an argument nor a Parameter's (say, one computed in numpy from the batch), is
+    remembered as False and traced every time, since a replay would freeze that value."""
     trace = T.current_trace(state.is_training())
-    start = len(trace.nodes)
+    start, reads = len(trace.nodes), state.STATE.reads
     out = call()
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
-    segment = _capture(trace, start, args, outs, not isinstance(out, (list, tuple)))
-    if segment is not None:
-        cache = block._segments
+    segment = None
+    strict = cache is not None
+    if all(isinstance(o, NDArray) for o in outs) and not (strict and
+                                                          state.STATE.reads != reads):
+        segment = _capture(trace, start, args, outs, not isinstance(out, (list, tuple)))
+        if strict and segment is not None and any(c._label is None for c in segment.consts):
+            segment = None
+    if segment is not None or cache is not None:
+        cache = block._segments if cache is None else cache
         if len(cache) >= MAX_SEGMENTS:
             cache.pop(next(iter(cache)))
-        cache[signature(args)] = segment
+        cache[signature(args) if sig is None else sig] = segment or False
     return out
 
 
@@ -50,6 +66,7 @@ def _capture(trace, start, args, outs, single):
     if state.STATE.trace is not trace or any(o._trace is not trace for o in outs):
         return None  # the call forced or switched graphs: not a pure op segment
     arg_ids = {id(a): i for i, a in enumerate(args)}
+    consts, const_ids = [], {}
     nodes = []
     for node in trace.nodes[start:]:
         refs = []
@@ -61,44 +78,74 @@ def _capture(trace, start, args, outs, single):
             if array is None:
                 return None
             pos = arg_ids.get(id(array))
-            refs.append(("arg", pos) if pos is not None else ("const", array))
+            if pos is not None:
+                refs.append(("arg", pos))
+                continue
+            if id(array) not in const_ids:
+                const_ids[id(array)] = len(consts)
+                consts.append(array)
+            refs.append(("const", const_ids[id(array)]))
         nodes.append((node, tuple(refs)))
     outputs = []
     for out in outs:
-        if out._entry[0] < start:
+        if out._entry[1] < start:
             return None
-        outputs.append((out._entry[0] - start, out._entry[1], out._shape, out._dtype))
-    return _Segment(nodes, outputs, single)
+        outputs.append((out._entry[1] - start, out._entry[2], out._shape, out._dtype))
+    return _Segment(tuple(nodes), tuple(consts), tuple(outputs), single)
 
 
 def _producer(trace, ref):
     for wref, entry in trace.produced:
         array = wref()
-        if array is not None and entry == (ref[1], ref[2]):
+        if array is not None and entry == ref:
             return array
     return None
 
 
 def replay(segment, args):
-    trace = T.current_trace(state.is_training())
+    """Append the segment to the current trace: one trie lookup keyed by the segment and
+    where its arguments and parameters sit in this trace; the nodes it appends were made
+    (and validated) the first time the same trace prefix replayed it."""
+    trace = T.current_trace(state.STATE.training)
+    known = trace._leaf_refs
+    refs = [a._entry if a._trace is trace else known.get(id(a)) or T._leaf(trace, a)
+            for a in args]
+    index_of, leaves = trace._leaf_index, trace.leaves
+    for const in segment.consts:  # parameters: concrete arrays, their types fixed in the nodes
+        index = index_of.get(id(const))
+        if index is None:
+            index = index_of[id(const)] = len(leaves)
+            leaves.append(const)
+        refs.append(index)
+    key = (segment, tuple(refs))
+    edge = trace.cursor.children.get(key)
+    if edge is None:
+        edge = _replay_edge(trace, segment, refs, key)
     base = len(trace.nodes)
-    for node, refs in segment.nodes:
-        inputs = []
-        for ref in refs:
-            if ref[0] == "int":
-                inputs.append(("node", base + ref[1], ref[2]))
-            else:
-                array = args[ref[1]] if ref[0] == "arg" else ref[1]
-                inputs.append(T._ref(trace, array))
-        inputs = tuple(inputs)
-        copy = T.TraceNode(node.opdef, node.params, node.attrs, inputs, node.shapes,
-                           node.dtypes, node.name)
-        trace.add(copy, (node.opdef.name, node.attrs, inputs))
+    trace.nodes.extend(edge.nodes)
+    trace.cursor = edge
+    pending, produced = NDArray._pending, trace.produced
     ctx = args[0]._ctx
     results = []
     for index, out, shape, dtype in segment.outputs:
-        array = NDArray(None, ctx, shape=shape, dtype=dtype)
-        array._trace, array._entry = trace, (base + index, out)
-        trace.produced.append((weakref.ref(array), array._entry))
+        entry = ("node", base + index, out)
+        array = pending(ctx, shape, dtype, trace, entry)
+        produced.append((weakref.ref(array), entry))
         results.append(array)
     return results[0] if segment.single else results
+
+
+def _replay_edge(trace, segment, refs, key):
+    base, count = len(trace.nodes), len(segment.consts)
+    nargs = len(refs) - count
+    leaf_refs = refs[:nargs] + [("leaf", i, c._shape, c._dtype)
+                                for i, c in zip(refs[nargs:], segment.consts)]
+    nodes = []
+    for node, refs in segment.nodes:
+        inputs = tuple(("node", base + ref[1], ref[2]) if ref[0] == "int" else
+                       leaf_refs[ref[1]] if ref[0] == "arg" else leaf_refs[nargs + ref[1]]
+                       for ref in refs)
+        nodes.append(T.TraceNode(node.opdef, node.params, node.attrs, inputs, node.shapes,
+                                 node.dtypes, node.name))
+    T.TRIE.grow()
+    return trace.cursor.children.setdefault(key, T.Edge(nodes=tuple(nodes)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from runtime.gluon.block import HybridBlock
+from runtime.ndarray.ndarray import NDArray
 
 
 def _weighted(F, loss, weight=None, sample_weight=None):
@@ -18,6 +19,15 @@ def _weighted(F, loss, weight=None, sample_weight=None):
     if weight is not None:
         loss = loss * weight
     return loss
+
+
+_FLOAT_NAMES = frozenset(("float16", "float32", "float64"))
+
+
+def _dtype_name(x) -> str:
+    """The dtype's name without numpy's (slow, Python-level) ``dtype.name`` on NDArrays."""
+    name = getattr(x, "_dtype", None)
+    return name if isinstance(name, str) else np.dtype(x.dtype).name
 
 
 def _reshape_like(F, label, pred):
@@ -46,6 +56,14 @@ class SoftmaxCrossEntropyLoss(Loss):
         super().__init__(weight, batch_axis, **kwargs)
         self._axis, self._sparse, self._from_logits = axis, sparse_label, from_logits
 
+    def __call__(self, pred, label, *args, **kwargs):
+        if (self._sparse and isinstance(label, NDArray) and label._data is not None
+                and _dtype_name(label) not in _FLOAT_NAMES):
+            # class indices as floats before the call (the compiled one_hot reads floats),
+            # so the block's recorded nodes do not hold this batch's converted labels
+            label = NDArray(label._data.astype(_dtype_name(pred)), label._ctx)
+        return super().__call__(pred, label, *args, **kwargs)
+
     def hybrid_forward(self, F, pred, label, sample_weight=None):
         axis = self._axis % len(pred.shape)
         if not self._from_logits:
@@ -53,12 +71,13 @@ class SoftmaxCrossEntropyLoss(Loss):
         if self._sparse:
             if axis != len(pred.shape) - 1:
                 raise ValueError("SoftmaxCrossEntropyLoss: sparse labels need axis=-1 here")
-            if np.dtype(label.dtype).kind != "f":
+            dtype = _dtype_name(pred)
+            if _dtype_name(label) not in _FLOAT_NAMES:
                 # class indices: the compiled one_hot reads floats (labels need no gradient)
-                label = label.astype(pred.dtype)
+                label = label.astype(dtype)
             if label.shape != pred.shape[:-1]:
                 label = label.reshape(pred.shape[:-1])
-            label = F.one_hot(label, depth=pred.shape[-1], dtype=np.dtype(pred.dtype).name)
+            label = F.one_hot(label, depth=pred.shape[-1], dtype=dtype)
         else:
             label = _reshape_like(F, label, pred)
         loss = -F.sum(pred * label, axis=axis, keepdims=True)

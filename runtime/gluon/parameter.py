@@ -17,6 +17,7 @@ import numpy as np
 from runtime import initializer as _init
 from runtime.context import Context, cpu
 from runtime.ndarray.ndarray import NDArray
+from runtime.ndarray.state import EPOCH, bump_epoch  # noqa: F401 (Blocks import them here)
 from symgraph.errors import SymgraphError
 
 
@@ -73,6 +74,7 @@ class Parameter:
         self._differentiable = differentiable
         self._grad_req = grad_req if differentiable else "null"
         self._data = None  # OrderedDict ctx -> NDArray
+        self._one = None  # (the _data it was read from, its one ctx, its one array)
         self._pending = None  # (init, default_init) while deferred
 
     def __repr__(self):
@@ -101,6 +103,7 @@ class Parameter:
         if req not in ("write", "add", "null"):
             raise ValueError(f"grad_req must be one of 'write', 'add', or 'null', got {req!r}")
         self._grad_req = req if self._differentiable else "null"
+        bump_epoch()
         for array in (self._data or {}).values():
             if self._grad_req == "null":
                 array._grad, array._grad_req = None, "null"
@@ -120,6 +123,7 @@ class Parameter:
             return
         contexts = _contexts(device if device is not None else ctx)
         self._data = OrderedDict((c, self._placeholder(c)) for c in contexts)
+        bump_epoch()
         self._pending = (init if init is not None else self.init, default_init)
         if _known(self._shape):
             self._finish_deferred_init(self._shape)
@@ -148,6 +152,7 @@ class Parameter:
         self._pending = None
 
     def _fill(self, array, values):
+        bump_epoch()  # a new buffer (deferred shapes filled, cast, reset_ctx)
         array._data, array._shape = values, values.shape
         array._dtype = values.dtype.name
         array._deferred = None
@@ -155,6 +160,14 @@ class Parameter:
             array.attach_grad(self._grad_req)
 
     def _check(self, ctx=None):
+        one = self._one  # one device: the common, hot case (iterating an OrderedDict
+        if one is not None and one[0] is self._data:  # hashes its keys: Context's Python hash)
+            if ctx is None or ctx is one[1] or ctx == one[1]:
+                return one[2]
+        elif self._data is not None and len(self._data) == 1:
+            (only, array), = self._data.items()
+            self._one = (self._data, only, array)
+            return self._check(ctx)
         if self._data is None:
             raise ParameterError(
                 f"Parameter '{self.name}' has not been initialized. Note that you should "
@@ -221,6 +234,7 @@ class Parameter:
     def reset_ctx(self, ctx):
         values = self.data()._value().copy()
         self._data = OrderedDict((c, self._placeholder(c)) for c in _contexts(ctx))
+        bump_epoch()
         for array in self._data.values():
             self._fill(array, values.copy())
 

@@ -14,6 +14,7 @@ import numpy as np
 from runtime import optim as _opt
 from runtime.atomic import atomic_write
 from runtime.gluon.parameter import Parameter, ParameterDict
+from runtime.ndarray.state import EPOCH
 
 
 def _is_distributed(kvstore) -> bool:
@@ -92,7 +93,8 @@ class Trainer:
         self._ensure_updater()
         self._optimizer.rescale_grad = self._scale / (batch_size * self.num_workers)
         fresh = self._check_stale(ignore_stale_grad)
-        self.allreduce_grads()
+        if self._multi or self._dist is not None:
+            self.allreduce_grads()
         self._update(fresh)
 
     def allreduce_grads(self):
@@ -128,20 +130,36 @@ class Trainer:
                     self._optimizer.update(self._indices[index], param.data()._data,
                                            param.list_grad()[0]._data,
                                            states[self._indices[index]])
-        for param in self._trainable:
-            arrays = param.list_data()
-            for other in arrays[1:]:
-                np.copyto(other._data, arrays[0]._data)
-            for array in arrays:
-                array._fresh_grad = False
+        if self._multi:
+            for param in self._trainable:
+                arrays = param.list_data()
+                for other in arrays[1:]:
+                    np.copyto(other._data, arrays[0]._data)
+        for array in self._arrays:
+            array._fresh_grad = False
 
     def _buffers(self) -> list:
         return [(a._data, a._grad._data if a._grad is not None else None)
                 for p in self._trainable for a in p.list_data()]
 
+    def _unchanged(self) -> bool:
+        """Every trainable parameter still has the arrays and buffers the updater was
+        compiled over: nothing can have changed while the epoch stands still (every buffer
+        replacement bumps it), else checked by identity."""
+        if self._epoch == EPOCH[0]:
+            return True
+        for param, arrays in self._views:
+            if param._data is not arrays:
+                return False
+        for array, data, grad in self._bound_arrays:
+            if array._data is not data or array._grad is None or array._grad._data is not grad:
+                return False
+        self._epoch = EPOCH[0]
+        return True
+
     def _ensure_updater(self):
         if self._updater is not None:
-            if all(a is b and g is h for (a, g), (b, h) in zip(self._bound, self._buffers())):
+            if self._unchanged():
                 return
             # cast() or reset_ctx() replaced buffers: the compiled update must follow them
             old = self._updater.states if not isinstance(self._updater, _opt.Updater) else None
@@ -162,6 +180,12 @@ class Trainer:
         from runtime.optim.fused_update import FusedUpdater
 
         self._bound = self._buffers()
+        self._epoch = -1  # checked by identity at the next step, then trusted until a bump
+        self._views = [(p, p._data) for p in self._trainable]
+        self._arrays = [a for p in self._trainable for a in p.list_data()]
+        self._bound_arrays = [(a, d, g) for a, (d, g) in zip(self._arrays, self._bound)]
+        self._multi = any(len(p._data) > 1 for p in self._trainable)
+        self._all_fresh = [True] * len(self._trainable)
         if FusedUpdater.supports(self._optimizer):
             weights = {p.name: p.data()._data for p in self._trainable}
             grads = {p.name: p.list_grad()[0]._data for p in self._trainable}
@@ -188,8 +212,13 @@ class Trainer:
 
     def _check_stale(self, ignore) -> list:
         """Per trainable parameter: were all its gradients written since the last step?"""
+        for array in self._arrays:
+            if not array._fresh_grad:
+                break
+        else:
+            return self._all_fresh
         fresh = [all(a._fresh_grad for a in p.list_data()) for p in self._trainable]
-        if ignore or all(fresh):
+        if ignore:
             return fresh
         for param in self._trainable:
             for array in param.list_data():

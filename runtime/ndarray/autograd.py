@@ -8,8 +8,6 @@ see.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
 from runtime.ndarray import state
@@ -24,17 +22,29 @@ set_recording = state.set_recording
 set_training = state.set_training
 
 
-@contextlib.contextmanager
-def _scope(recording, training):
-    old_rec = state.set_recording(recording) if recording is not None else None
-    old_train = state.set_training(training) if training is not None else None
-    try:
-        yield
-    finally:
-        if recording is not None:
-            state.set_recording(old_rec)
-        if training is not None:
-            state.set_training(old_train)
+class _scope:
+    """Set the recording and/or training flags for a ``with`` block, then restore them (a
+    class, not a generator: it is entered every training step)."""
+
+    __slots__ = ("recording", "training", "old")
+
+    def __init__(self, recording, training):
+        self.recording, self.training = recording, training
+
+    def __enter__(self):
+        st = state.STATE
+        self.old = (st.recording, st.training)
+        if self.recording is not None:
+            st.recording = bool(self.recording)
+        if self.training is not None:
+            st.training = bool(self.training)
+
+    def __exit__(self, *exc):
+        st = state.STATE
+        if self.recording is not None:
+            st.recording = self.old[0]
+        if self.training is not None:
+            st.training = self.old[1]
 
 
 def record(train_mode=True):
@@ -60,6 +70,7 @@ def mark_variables(variables, gradients, grad_reqs="write"):
     reqs = [grad_reqs] * len(variables) if isinstance(grad_reqs, str) else list(grad_reqs)
     for var, grad, req in zip(variables, gradients, reqs):
         var._grad, var._grad_req = grad, req
+    state.bump_epoch()  # a Parameter's array may have got a new gradient buffer
 
 
 def backward(heads, head_grads=None, retain_graph=False, train_mode=True):

@@ -23,18 +23,26 @@ _IGNORED = ("name", "attr", "ctx")
 def op_function(op_name: str):
     opdef = get_op(op_name)
 
+    count, variadic, call_op = len(opdef.arguments), opdef.variadic, _inv.call_op
+
     def function(*args, **kwargs):
-        out = kwargs.pop("out", None)
-        for key in _IGNORED:
-            kwargs.pop(key, None)
-        named = {k: v for k, v in kwargs.items() if isinstance(v, (NDArray, np.ndarray))}
-        attrs = {k: v for k, v in kwargs.items() if k not in named and v is not None}
+        out, named, attrs = None, None, {}
+        for key, value in kwargs.items():  # one pass: the traced hot path
+            if value is None or key in _IGNORED:
+                continue
+            if key == "out":
+                out = value
+            elif type(value) is NDArray or isinstance(value, np.ndarray):
+                named = named or {}
+                named[key] = value
+            else:
+                attrs[key] = value
         inputs = list(args)
-        if len(inputs) > len(opdef.arguments) and not opdef.variadic:
+        if len(inputs) > count and not variadic:
             inputs = _positional_attrs(opdef, inputs, attrs)
         if named:
             inputs = _place_named(opdef, attrs, inputs, named)
-        return _inv.call(opdef.name, inputs, attrs, out=out)
+        return call_op(opdef, inputs, attrs, out)
 
     function.__name__ = op_name
     function.__doc__ = f"The registered op ``{opdef.name}`` on NDArrays (see sg.sym.{op_name})."

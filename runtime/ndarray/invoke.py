@@ -27,40 +27,50 @@ def set_np_mode(flag: bool) -> None:
     _MODE["np"] = bool(flag)
 
 
+_OPDEFS: dict = {}  # op name -> OpDef, so a traced op skips the registry's alias lookup
+_TYPES = {}  # the array type and its converter, bound by ndarray.py (it imports this module)
+
+
+def bind_array_type(array_type, converter) -> None:
+    _TYPES["array"], _TYPES["convert"] = array_type, converter
+
+
+def opdef_of(op_name: str):
+    opdef = _OPDEFS.get(op_name)
+    if opdef is None:
+        opdef = _OPDEFS[op_name] = get_op(op_name)
+    return opdef
+
+
 def call(op_name: str, inputs: list, attrs: dict, out=None):
     """Run or record ``op_name``; one output is returned bare, several as a list."""
-    from runtime.ndarray.ndarray import NDArray, as_ndarray  # noqa: F811 (cheap after the first call)
+    opdef = _OPDEFS.get(op_name)
+    if opdef is None:
+        opdef = opdef_of(op_name)
+    return call_op(opdef, inputs, attrs, out)
 
-    opdef = get_op(op_name)
-    if all(type(x) is NDArray for x in inputs):
-        arrays = inputs
-    else:
-        ctx = next((x._ctx for x in inputs if isinstance(x, NDArray)), None)
-        arrays = [as_ndarray(x, ctx) for x in inputs]
+
+def call_op(opdef, inputs: list, attrs: dict, out=None):
+    """:func:`call` for a resolved op: the path every traced op takes, kept short."""
+    arrays = inputs
+    array_type = _TYPES["array"]
+    for x in inputs:
+        if type(x) is not array_type:
+            ctx = next((x._ctx for x in inputs if isinstance(x, array_type)), None)
+            arrays = [_TYPES["convert"](x, ctx) for x in inputs]
+            break
     if opdef.variadic:
         attrs = dict(attrs, num_args=len(arrays))
-    key = T.attr_key(attrs)
-    if state.tracing():
-        outputs = T.record_op(opdef, key, arrays, _pending_maker(arrays))
+    key = T.attr_key(attrs) if attrs else ()
+    st = state.STATE
+    if st.recording or st.block_depth:
+        outputs = T.record_op(opdef, key, arrays)
     else:
         outputs = _eager(opdef, key, arrays)
     if out is not None:
         np.copyto(out._value(), outputs[0]._value(), casting="unsafe")
         return out
     return outputs[0] if len(outputs) == 1 else outputs
-
-
-def _pending_maker(arrays):
-    from runtime.ndarray.ndarray import NDArray
-
-    ctx = arrays[0]._ctx if arrays else None
-
-    def make(trace, entry, shape, dtype):
-        array = NDArray(None, ctx, shape=shape, dtype=dtype)
-        array._trace, array._entry = trace, entry
-        return array
-    return make
-
 
 
 def _eager(opdef, key, arrays) -> list:

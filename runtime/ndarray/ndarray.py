@@ -14,6 +14,7 @@ import numpy as np
 
 from runtime.context import Context, cpu
 from runtime.ndarray import invoke as _inv
+from runtime.ndarray import runner as _runner
 from runtime.ndarray.reshape import np_shape
 from symgraph.errors import SymgraphError
 from symgraph.ops.shape_ops import reshape_target
@@ -71,16 +72,28 @@ class NDArray:
         self._deferred = None
         self._fresh_grad = False
 
+    @classmethod
+    def _pending(cls, ctx, shape, dtype, trace, entry):
+        """A traced op's output (``dtype`` already a name): the tracer's fast constructor."""
+        array = cls.__new__(cls)
+        array._data = None
+        array._trace, array._entry = trace, entry
+        array._shape, array._dtype = shape, dtype
+        array._ctx = ctx if ctx is not None else cpu()
+        array._grad, array._grad_req = None, "null"
+        array._label = array._deferred = None
+        array._fresh_grad = False
+        return array
+
     # ---- values --------------------------------------------------------------------
     def _force(self) -> None:
         if self._data is None:
             if self._deferred is not None:
                 self._deferred.raise_uninitialized()
-            from runtime.ndarray.runner import run
-
-            run(self._trace)
+            _runner.run(self._trace)
 
     def _value(self) -> np.ndarray:
+        _inv.state.STATE.reads += 1  # a recorded block call that read a value is not replayed
         if self._data is None:
             if _inv.state.STATE.symbolic:  # an eager path on a graph value
                 _refuse_read(self, "reading the value")
@@ -251,6 +264,8 @@ class NDArray:
         self._value()
         self._grad = NDArray(np.zeros(self._shape, self._dtype), self._ctx)
         self._grad_req = grad_req
+        if self._label is not None:  # a Parameter's array: its gradient buffer changed
+            _inv.state.bump_epoch()
 
     @property
     def grad(self):
@@ -260,14 +275,12 @@ class NDArray:
         if self._trace is None:
             raise AutogradError("backward(): this array was not computed inside "
                                 "autograd.record(), so there is no graph to differentiate")
-        from runtime.ndarray.runner import run
-
         head_grad = None if out_grad is None else np.asarray(out_grad, dtype=self._dtype)
         if head_grad is not None and head_grad.shape != self._shape:
             raise AutogradError(f"backward(): out_grad has shape {head_grad.shape}, the "
                                 f"array has shape {self._shape}")
         trace = self._trace
-        run(trace, head=self, head_grad=head_grad)
+        _runner.run(trace, head=self, head_grad=head_grad)
         trace.closed = True
         self._trace, self._entry = None, None
 
@@ -395,7 +408,12 @@ _REFLECTED = {"add", "sub", "mul", "truediv", "mod", "pow"}
 
 def binary(lhs, rhs, same_op, bcast_op, scalar_op, rscalar_op, reflected=False):
     """One binary op between an NDArray and an NDArray, numpy array or number."""
-    if isinstance(rhs, numbers.Number) or (isinstance(rhs, np.ndarray) and rhs.ndim == 0):
+    kind = type(rhs)
+    if kind is NDArray:
+        a, b = (rhs, lhs) if reflected else (lhs, rhs)
+        return _inv.call(same_op if a._shape == b._shape else bcast_op, [a, b], {})
+    if kind is float or kind is int or isinstance(rhs, numbers.Number) or (
+            isinstance(rhs, np.ndarray) and rhs.ndim == 0):
         op = rscalar_op if reflected else scalar_op
         return _inv.call(op, [lhs], {"scalar": float(rhs)})
     if not isinstance(rhs, NDArray):
@@ -464,3 +482,7 @@ def as_ndarray(value, ctx=None, dtype=None) -> NDArray:
     if dtype is None and array.dtype == np.float64 and not isinstance(value, np.ndarray):
         array = array.astype(np.float32)
     return NDArray(array, ctx)
+
+
+_inv.bind_array_type(NDArray, as_ndarray)
+_inv.T._MAKE["pending"] = NDArray._pending

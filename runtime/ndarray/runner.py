@@ -42,6 +42,13 @@ class _Compiled:
         self.grad_leaves = tuple(grad_leaves)  # (leaf index, name): gradients copied out
         self.aux_leaves = tuple(aux_leaves)  # (leaf index, name): aux states copied back
         self.fresh = tuple(fresh)  # leaf indices whose gradients this run writes
+        self._ones = {}  # head index -> the default head gradient (read, never written)
+
+    def ones(self, index, head):
+        ones = self._ones.get(index)
+        if ones is None:
+            ones = self._ones[index] = np.ones(head._shape, head._dtype)
+        return ones
 
 
 def _needs_grad(array) -> bool:
@@ -53,11 +60,18 @@ def _owned(leaf) -> bool:
     return leaf._label is not None
 
 
-def _buffers(leaves, with_grads) -> tuple:
-    """The identity of every buffer an executor of this trace binds (its key part)."""
-    return tuple((id(leaf._data),
-                  id(leaf._grad._data) if with_grads and _needs_grad(leaf) else None)
-                 for leaf in leaves if _owned(leaf))
+def _leaf_key(leaves, with_grads) -> tuple:
+    """(leaves needing gradients, identity of the buffers an executor binds): one pass
+    over the leaves, since it runs every step."""
+    grads, buffers = [], []
+    for index, leaf in enumerate(leaves):
+        grad = leaf._grad
+        needs = with_grads and grad is not None and leaf._grad_req != "null"
+        if needs:
+            grads.append((index, leaf._grad_req))
+        if leaf._label is not None:  # a Parameter's array: bound into the executor
+            buffers.append((id(leaf._data), id(grad._data) if needs else None))
+    return tuple(grads), tuple(buffers)
 
 
 def run(trace, head=None, head_grad=None) -> None:
@@ -67,25 +81,23 @@ def run(trace, head=None, head_grad=None) -> None:
     head_grads = head_grad if isinstance(head_grad, (list, tuple)) else [head_grad] * len(heads)
     head_ids = {id(h) for h in heads}
     alive = [(a, e) for a, e in trace.alive() if id(a) not in head_ids]
-    outputs = [entry for _, entry in alive]
-    grads = (tuple(i for i, leaf in enumerate(trace.leaves) if _needs_grad(leaf))
-             if heads else ())
-    if heads and not grads:
+    outputs = tuple([entry for _, entry in alive])
+    leaves = trace.leaves
+    grad_reqs, buffers = _leaf_key(leaves, bool(heads))
+    if heads and not grad_reqs:
         from runtime.ndarray.ndarray import AutogradError
 
         raise AutogradError("backward(): no array of this graph needs a gradient; call "
                             "attach_grad() on an input (or use a Block's parameters) inside "
                             "autograd.record()")
-    head_entries = tuple(h._entry for h in heads)
-    leaves = trace.leaves
-    key = (tuple(trace.signature),
-           tuple((leaf._shape, leaf._dtype) for leaf in leaves),
-           tuple(outputs), head_entries, tuple((i, leaves[i]._grad_req) for i in grads),
-           trace.is_train, _buffers(leaves, bool(heads)))
-    compiled = _lookup(key, trace, outputs, head_entries, grads)
+    head_entries = tuple([h._entry for h in heads])
+    # the trie state names the whole recorded structure (ops, attributes, inputs, leaf
+    # shapes and dtypes); the rest is what else changes the compiled program
+    key = (trace.cursor, outputs, head_entries, grad_reqs, trace.is_train, buffers)
+    compiled = _lookup(key, trace, outputs, head_entries, grad_reqs)
     with compiled.lock:
         _execute(compiled, trace, alive, heads, head_grads)
-    if heads or not state.is_recording():
+    if heads or not state.STATE.recording:
         trace.closed = True  # inside record() a read keeps the graph open for backward()
 
 
@@ -96,8 +108,8 @@ def _execute(compiled, trace, alive, heads, head_grads) -> None:
         exe.forward(is_train=trace.is_train)
         results = exe.outputs
     else:
-        grads = [np.ones(h._shape, h._dtype) if g is None else g
-                 for h, g in zip(heads, head_grads)]
+        grads = [compiled.ones(index, h) if g is None else g
+                 for index, (h, g) in enumerate(zip(heads, head_grads))]
         if trace.is_train:
             exe.forward_backward(out_grads=grads)
         else:
@@ -112,13 +124,13 @@ def _execute(compiled, trace, alive, heads, head_grads) -> None:
         array._data = value.copy()
 
 
-def _lookup(key, trace, outputs, head_entries, grads) -> _Compiled:
+def _lookup(key, trace, outputs, head_entries, grad_reqs) -> _Compiled:
     with _LOCK:
         hit = _EXECUTORS.get(key)
         if hit is not None:
             _EXECUTORS.move_to_end(key)
             return hit
-    compiled = _build(trace, outputs, head_entries, grads)
+    compiled = _build(trace, outputs, head_entries, tuple(i for i, _ in grad_reqs))
     with _LOCK:
         _EXECUTORS[key] = compiled
         while len(_EXECUTORS) > MAX_EXECUTORS:
@@ -144,13 +156,13 @@ def build_symbol(trace, outputs, head_entries=(), leaf_names=None):
     nodes, used = [], {}
     for node in trace.nodes:
         inputs = [variables[ref[1]] if ref[0] == "leaf" else Entry(nodes[ref[1]], ref[2])
-                  for ref in node.inputs]
+                  for ref in node.inputs]  # ("leaf", index, shape, dtype) / ("node", i, out)
         count = used.get(node.name, 0)
         used[node.name] = count + 1
         name = node.name if count == 0 else f"{node.name}{count}"
         nodes.append(make_op_node(node.opdef.name, name, inputs, dict(node.attrs)))
-    heads = [Entry(nodes[index], out) for index, out in head_entries]
-    for index, out in outputs:
+    heads = [Entry(nodes[index], out) for _, index, out in head_entries]
+    for _, index, out in outputs:
         entry = Entry(nodes[index], out)
         if head_entries:
             block = make_op_node("BlockGrad", f"{nodes[index].name}_out{out}", [entry], {})

@@ -18,9 +18,18 @@ class _State(threading.local):
         self.blocks = []  # names of the Blocks being called, outermost first
         self.trace = None  # the pending Trace ops are appended to
         self.symbolic = 0  # > 0 while a hybridized block's forward runs: values are unknown
+        self.reads = 0  # values read so far (a call that read one cannot be replayed)
 
 
 STATE = _State()
+EPOCH = [0]  # bumped whenever a Parameter's arrays or buffers, or a Block's structure, change
+
+
+def bump_epoch() -> None:
+    """Recorded block calls (runtime/gluon/hybrid.py) hold parameter arrays and a fixed
+    structure, and the Trainer's update is compiled over the parameters' buffers: any
+    change of either makes them stale."""
+    EPOCH[0] += 1
 
 
 def is_recording() -> bool:

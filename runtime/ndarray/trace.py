@@ -23,10 +23,14 @@ from symgraph.ops.params import attr_string
 _INFER_CACHE: dict = {}
 _PARSE_CACHE: dict = {}
 _CACHE_LIMIT = 4096
+MAX_EDGES = 8192  # recorded-structure trie size; past it the trie restarts empty
 
 
 class TraceNode:
-    """One recorded op: the op, its parsed params, input references and output types."""
+    """One recorded op: the op, its parsed params, input references and output types.
+
+    Immutable once made: the structure trie shares it between every trace that records
+    the same op at the same place (step N+1 appends step N's node objects)."""
 
     __slots__ = ("opdef", "params", "attrs", "inputs", "shapes", "dtypes", "name")
 
@@ -35,30 +39,79 @@ class TraceNode:
         self.inputs, self.shapes, self.dtypes, self.name = inputs, shapes, dtypes, name
 
 
+class Edge:
+    """A state of the structure trie: the recorded prefix so far. Its ``children`` map
+    the next op's structural key (op, attributes, input refs with leaf shapes, block) to
+    the next state, which carries the validated node, so a repeated step records each op
+    with one dictionary lookup and no shape inference. A trace's final state identifies
+    its whole structure: the runner caches executors under it."""
+
+    __slots__ = ("children", "node", "nodes", "visible", "in_shapes", "deferred")
+
+    def __init__(self, node=None, visible=0, in_shapes=(), deferred=False, nodes=()):
+        self.children: dict = {}
+        self.node = node
+        self.nodes = nodes  # a replayed hybridized segment: all its nodes at once
+        self.visible = visible
+        self.in_shapes = in_shapes
+        self.deferred = deferred  # some input had no shape yet (a deferred parameter)
+
+
+class _Trie:
+    """The roots (one per training mode) and the edge count that bounds the trie."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every recorded structure (traces in progress keep their own states)."""
+        self.roots = {True: Edge(), False: Edge()}
+        self.edges = 0
+
+    def grow(self) -> None:
+        self.edges += 1
+        if self.edges > MAX_EDGES:  # a loop of ever-new structures: start over
+            self.reset()
+
+
+TRIE = _Trie()
+
+
 class Trace:
     """A pending graph: nodes in program order, leaves, and weak refs to produced arrays."""
+
+    __slots__ = ("is_train", "nodes", "leaves", "_leaf_index", "_leaf_refs", "produced",
+                 "closed", "cursor")
 
     def __init__(self, is_train: bool):
         self.is_train = is_train
         self.nodes: list[TraceNode] = []
-        self.signature: list[tuple] = []
         self.leaves: list = []
         self._leaf_index: dict[int, int] = {}
-        self.produced: list = []  # (weakref to NDArray, (node, output))
+        self._leaf_refs: dict[int, tuple] = {}  # id -> its ref (a replayed segment's
+        # parameters enter through _leaf_index alone; leaf_ref() makes theirs on demand)
+        self.produced: list = []  # (weakref to NDArray, ("node", index, output))
         self.closed = False
+        self.cursor = TRIE.roots[is_train]  # the trie state of what is recorded so far
 
     def leaf_ref(self, array) -> tuple:
-        index = self._leaf_index.get(id(array))
-        if index is None:
-            index = len(self.leaves)
-            self._leaf_index[id(array)] = index
-            self.leaves.append(array)
-        return ("leaf", index)
+        """("leaf", index, shape, dtype) as the leaf entered (the shape and dtype make the
+        ref structural); made once per leaf and trace."""
+        ref = self._leaf_refs.get(id(array))
+        if ref is None:
+            index = self._leaf_index.get(id(array))
+            if index is None:
+                index = self._leaf_index[id(array)] = len(self.leaves)
+                self.leaves.append(array)
+            ref = self._leaf_refs[id(array)] = ("leaf", index, array._shape, array._dtype)
+        return ref
 
-    def add(self, node: TraceNode, key: tuple) -> int:
-        self.nodes.append(node)
-        self.signature.append(key)
-        return len(self.nodes) - 1
+    def forget_leaves(self, count: int) -> None:
+        """Drop leaves added after the first ``count`` (an op that failed validation)."""
+        for leaf in self.leaves[count:]:
+            del self._leaf_index[id(leaf)]
+            self._leaf_refs.pop(id(leaf), None)
+        del self.leaves[count:]
 
     def alive(self) -> list:
         """(array, entry) of every produced array still referenced, in creation order."""
@@ -77,8 +130,10 @@ _KEY_CACHE: dict = {}
 def attr_key(attrs: dict) -> tuple:
     """The attributes as sorted (name, MXNet string) pairs; memoized for hashable values
     (keyed with each value's type too, since ``True == 1`` but their strings differ)."""
+    if not attrs:
+        return ()
+    raw = (tuple(attrs.items()), tuple(map(type, attrs.values())))
     try:
-        raw = tuple((k, v, type(v)) for k, v in attrs.items())
         hit = _KEY_CACHE.get(raw)
     except TypeError:  # a list value: not hashable, compute it
         raw, hit = None, None
@@ -132,43 +187,95 @@ def describe_error(err: SymgraphError, opdef, name: str, shapes, dtypes) -> Symg
 
 
 def current_trace(is_train: bool) -> Trace:
-    trace = getattr(state.STATE, "trace", None)
+    trace = state.STATE.trace
     if trace is None or trace.closed or trace.is_train != is_train:
         trace = Trace(is_train)
         state.STATE.trace = trace
     return trace
 
 
-def record_op(opdef, key, arrays, make_array) -> list:
-    """Append one node for ``opdef`` over ``arrays``; returns its visible output arrays."""
-    trace = current_trace(state.is_training())
-    name = f"{state.current_block_prefix()}{opdef.hint}"
+_MAKE = {}  # "pending": NDArray._pending, bound by ndarray.py
+
+
+def record_op(opdef, key, arrays) -> list:
+    """Append one node for ``opdef`` over ``arrays``; returns its visible output arrays.
+
+    The hot path of every traced op: the structural key of this op at this point of the
+    trace finds the trie state a previous step made (validated then), so only a miss
+    (a new structure, shape or attribute) parses and infers, and raises its mistakes."""
+    st = state.STATE
+    trace = st.trace
+    if trace is None or trace.closed or trace.is_train != st.training:
+        trace = current_trace(st.training)
+    known = trace._leaf_refs
+    refs = tuple([a._entry if a._trace is trace else known.get(id(a)) or _leaf(trace, a)
+                  for a in arrays])
+    block = st.blocks[-1] if st.blocks else ""
+    edge_key = (opdef, key, refs, block)
+    edge = trace.cursor.children.get(edge_key)
+    if edge is None:
+        edge = _new_edge(trace, opdef, key, arrays, refs, block, edge_key)
+    elif edge.deferred:
+        _complete(arrays, edge.in_shapes)
+    trace.cursor = edge
+    index = len(trace.nodes)
+    node = edge.node
+    trace.nodes.append(node)
+    ctx = arrays[0]._ctx if arrays else None
+    pending, produced = _MAKE["pending"], trace.produced
+    outputs = []
+    for out in range(edge.visible):
+        entry = ("node", index, out)
+        array = pending(ctx, node.shapes[out], node.dtypes[out], trace, entry)
+        produced.append((weakref.ref(array), entry))
+        outputs.append(array)
+    return outputs
+
+
+def _new_edge(trace, opdef, key, arrays, refs, block, edge_key) -> Edge:
+    """Validate a node seen for the first time here and add its trie state."""
+    name = f"{block}_{opdef.hint}" if block else opdef.hint
     try:
         params = parsed(opdef, key, name)
         shapes = [a._shape for a in arrays]
         dtypes = [a._dtype for a in arrays]
         in_shapes, out_shapes, out_types = infer(opdef, params, key, shapes, dtypes, name)
     except SymgraphError as err:
+        _forget_new_leaves(trace, refs)
         raise describe_error(err, opdef, name, [a._shape for a in arrays],
                              [a._dtype for a in arrays]) from None
-    refs = []
+    deferred = any(a._shape is None for a in arrays)
+    if deferred:
+        _complete(arrays, in_shapes)
+    node = TraceNode(opdef, params, key, refs, out_shapes, out_types, name)
+    edge = Edge(node, opdef.num_visible_outputs(params), in_shapes, deferred)
+    TRIE.grow()
+    return trace.cursor.children.setdefault(edge_key, edge)
+
+
+def _forget_new_leaves(trace, refs) -> None:
+    """The leaves only the failed op brought in (they sit at the end of the list)."""
+    used = {r[1] for node in trace.nodes for r in node.inputs if r[0] == "leaf"}
+    mine = {r[1] for r in refs if r[0] == "leaf"}
+    count = len(trace.leaves)
+    while count and count - 1 in mine and count - 1 not in used:
+        count -= 1
+    trace.forget_leaves(count)
+
+
+def _complete(arrays, in_shapes) -> None:
     for array, shape in zip(arrays, in_shapes):
         if array._shape is None:
             array._complete_shape(shape)
-        refs.append(_ref(trace, array))
-    node = TraceNode(opdef, params, key, tuple(refs), out_shapes, out_types, name)
-    index = trace.add(node, (opdef.name, key, tuple(refs)))
-    outputs = []
-    for out in range(opdef.num_visible_outputs(params)):
-        array = make_array(trace, (index, out), out_shapes[out], out_types[out])
-        trace.produced.append((weakref.ref(array), (index, out)))
-        outputs.append(array)
-    return outputs
+
+
+def _leaf(trace, array) -> tuple:
+    if array._data is None and array._deferred is None:
+        array._force()  # pending in another (closed or other-mode) trace: make it concrete
+    return trace.leaf_ref(array)
 
 
 def _ref(trace, array) -> tuple:
     if array._trace is trace:
-        return ("node",) + array._entry
-    if array._data is None:
-        array._force()  # pending in another (closed or other-mode) trace: make it concrete
-    return trace.leaf_ref(array)
+        return array._entry
+    return _leaf(trace, array)
