@@ -21,7 +21,13 @@ from llvmlite import ir
 
 from codegen import jit, partition, threadpool
 from codegen import loop_ir as L
-from codegen.emit.llvm_emit import emit_kernel, emit_part, keeps_aliasing
+from codegen.emit.llvm_emit import (
+    PART_SUFFIX,
+    emit_kernel,
+    emit_part,
+    keeps_aliasing,
+    never_inlined,
+)
 from symgraph.errors import CompileError
 
 _PHASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -112,16 +118,13 @@ def _validate_ext(where, param, ext, externals):
 PHASE_TYPE = ir.FunctionType(ir.VoidType(), [ir.PointerType(), ir.PointerType()])
 
 
-def build_module(program: Program, name_hint: str) -> ir.Module:
-    module = ir.Module(name="symgraph")  # name_hint must not change the cache key
-    module.triple = jit.host().triple
-    kernels = {}
-    disjoint = _disjoint_kernels(program)
-    for k in _all_kernels(program):
-        if k.name in disjoint and getattr(k, "noalias", True) is False \
-                and dataclasses.is_dataclass(k) and not keeps_aliasing(k):
-            k = dataclasses.replace(k, noalias=True)
-        kernels[k.name] = k
+def build_module(program: Program, name_hint: str, separate=None) -> ir.Module:
+    """The phases, and every kernel they call except those ``separate`` names (kernel name
+    -> forms, see :func:`separate_forms`), which are only declared: they are compiled in
+    modules of their own (:func:`build_kernel_module`)."""
+    module = _new_module()
+    kernels = _adjusted_kernels(program)
+    separate = separate or {}
     for phase, calls in program.phases.items():
         fn = ir.Function(module, PHASE_TYPE, name=phase)
         fn.attributes.add("nounwind")
@@ -133,13 +136,87 @@ def build_module(program: Program, name_hint: str) -> ir.Module:
                           source_etype=ir.IntType(8))
                     for off in call.args]
             kernel = kernels[call.kernel.name]
+            forms = separate.get(kernel.name, ())
             chunks = call_chunks(call, program.threads)
             if chunks > 1:  # only the entries a call uses are emitted (each once)
-                _parallel_call(b, module, kernel, ptrs, chunks)
+                _parallel_call(b, module, kernel, ptrs, chunks, PART_SUFFIX in forms)
+            elif "" in forms:
+                b.call(_declare(module, kernel, ""), ptrs)
             else:
                 b.call(_emit_any(module, kernel), ptrs)
         b.ret_void()
     return module
+
+
+def _new_module() -> ir.Module:
+    module = ir.Module(name="symgraph")  # name_hint must not change the cache key
+    module.triple = jit.host().triple
+    return module
+
+
+def _adjusted_kernels(program) -> dict:
+    """Kernels by name, declared ``noalias`` where every call's buffers are disjoint."""
+    kernels = {}
+    disjoint = _disjoint_kernels(program)
+    for k in _all_kernels(program):
+        if k.name in disjoint and getattr(k, "noalias", True) is False \
+                and dataclasses.is_dataclass(k) and not keeps_aliasing(k):
+            k = dataclasses.replace(k, noalias=True)
+        kernels[k.name] = k
+    return kernels
+
+
+def separate_forms(program: Program) -> dict:
+    """Kernel name -> the entries (``""``: the kernel, ``"_part"``: its chunk entry)
+    compiled in a module of their own: every entry that is never inlined (all but kernels
+    on small buffers, see ``llvm_emit.declare_kernel``), so splitting the program into
+    modules changes no phase's code but the call's target.  In first-call order."""
+    forms: dict = {}
+    for calls in program.phases.values():
+        for call in calls:
+            kernel = call.kernel
+            if call_chunks(call, program.threads) > 1:
+                forms.setdefault(kernel.name, set()).add(PART_SUFFIX)
+            elif never_inlined(kernel.params):
+                forms.setdefault(kernel.name, set()).add("")
+    return {name: sorted(f) for name, f in forms.items()}
+
+
+def build_kernel_module(program: Program, name: str, forms) -> ir.Module:
+    """A module defining the entries ``forms`` of kernel ``name`` with external linkage
+    (the phase module declares them)."""
+    module = _new_module()
+    kernel = _adjusted_kernels(program)[name]
+    for form in forms:
+        fn = emit_part(module, kernel, jit.host().lanes) if form else _emit_any(module, kernel)
+        fn.linkage = ""
+    return module
+
+
+def program_units(program: Program, name_hint: str) -> jit.Units:
+    """The phases (with the kernels they may inline) as module 0, then one module per
+    separately compiled kernel: what :mod:`codegen.split_compile` can build in parallel."""
+    separate = separate_forms(program)
+    names = list(separate)
+
+    def text(i: int) -> str:
+        if i == 0:
+            return str(build_module(program, name_hint, separate))
+        return str(build_kernel_module(program, names[i - 1], separate[names[i - 1]]))
+
+    return jit.Units(1 + len(names), text)
+
+
+def _declare(module, kernel, form: str) -> ir.Function:
+    """The declaration of an entry defined in another module."""
+    name = kernel.name + form
+    if name in module.globals:
+        return module.globals[name]
+    extra = [ir.IntType(64)] * 2 if form else []
+    fnty = ir.FunctionType(ir.VoidType(), [ir.PointerType()] * len(kernel.params) + extra)
+    fn = ir.Function(module, fnty, name=name)
+    fn.attributes.add("nounwind")
+    return fn
 
 
 def call_chunks(call, threads: int) -> int:
@@ -177,7 +254,7 @@ def _overlap(ka, sa, kc, sc) -> bool:
 TASK_TYPE = ir.FunctionType(ir.VoidType(), [ir.PointerType(), ir.IntType(64), ir.IntType(64)])
 
 
-def _parallel_call(b, module, kernel, ptrs, chunks) -> None:
+def _parallel_call(b, module, kernel, ptrs, chunks, elsewhere=False) -> None:
     """Hand the call to the pool: its buffer pointers in a stack array, a task that
     unpacks them into the kernel's chunk entry, ``symgraph_parallel(task, ctx, chunks)``."""
     ctx = b.alloca(ir.PointerType(), size=len(ptrs))
@@ -188,14 +265,16 @@ def _parallel_call(b, module, kernel, ptrs, chunks) -> None:
     entry = module.globals.get(threadpool.ENTRY) or ir.Function(
         module, ir.FunctionType(ir.VoidType(), [ir.PointerType(), ir.PointerType(),
                                                 ir.IntType(64)]), name=threadpool.ENTRY)
-    b.call(entry, [_task(module, kernel), ctx, ir.Constant(ir.IntType(64), chunks)])
+    b.call(entry, [_task(module, kernel, elsewhere), ctx,
+                   ir.Constant(ir.IntType(64), chunks)])
 
 
-def _task(module, kernel):
+def _task(module, kernel, elsewhere):
     name = f"{kernel.name}_task"
     if name in module.globals:
         return module.globals[name]
-    part = emit_part(module, kernel, jit.host().lanes)
+    part = _declare(module, kernel, PART_SUFFIX) if elsewhere else \
+        emit_part(module, kernel, jit.host().lanes)
     fn = ir.Function(module, TASK_TYPE, name=name)
     fn.linkage = "internal"
     fn.attributes.add("nounwind")
@@ -330,7 +409,7 @@ def compile_program(program: Program, name_hint: str = "program") -> CompiledPro
     dumps = {}
     if os.environ.get("SYMGRAPH_DUMP"):
         dumps["loopir.txt"] = "\n".join(k.dump() for k in _all_kernels(program))
-    library = jit.compile_ir(lambda: str(build_module(program, name_hint)),
+    library = jit.compile_ir(program_units(program, name_hint),
                              list(program.phases), name_hint, extra_dumps=dumps,
                              description=describe(program))
     return CompiledProgram(program, library)
