@@ -85,10 +85,20 @@ class CompiledLibrary:
             self.addresses[name] = addr
 
 
-def optimize(mod, opt: int = 3) -> None:
+@dataclass(frozen=True)
+class Tuning:
+    """LLVM's pipeline for one module: ``opt`` its speed level, ``unroll`` whether LLVM
+    may unroll loops (not for code an emitter already unrolled, see program_units)."""
+
+    opt: int = 3
+    unroll: bool = True
+
+
+def optimize(mod, opt: int = 3, unroll: bool = True) -> None:
     pto = llvm.create_pipeline_tuning_options(speed_level=opt)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
+    pto.loop_unrolling = unroll
     pb = llvm.create_pass_builder(target_machine(opt), pto)
     pb.getModulePassManager().run(mod, pb)
 
@@ -121,6 +131,7 @@ class Units:
 
     count: int
     text: Callable[[int], str]
+    tuning: Callable[[int], Tuning] = lambda i: Tuning()
 
 
 def compile_ir(ir_text, symbols: list[str], name_hint: str = "program", opt: int = 3,
@@ -179,18 +190,19 @@ def _build_library(source, opt: int, name_hint: str):
     STATS["optimize"] += 1
     if not isinstance(source, Units):
         text = _texts(source)
-        obj, more = _build_object(text, opt, name_hint)
+        obj, more = _build_object(text, Tuning(opt), name_hint)
         return obj, {"ll": text, **more}
     STATS["build_ir"] += 1
     if os.environ.get("SYMGRAPH_DUMP"):  # serial: every unit's stages into one file each
         texts = [source.text(i) for i in range(source.count)]
-        built = [_build_object(text, opt, name_hint) for text in texts]
+        built = [_build_object(text, source.tuning(i), name_hint)
+                 for i, text in enumerate(texts)]
         dumps = {"ll": "\n".join(texts)}
         for ext in built[0][1]:
             dumps[ext] = "\n".join(more[ext] for _, more in built)
         return bundle.pack([obj for obj, _ in built]), dumps
     objects, _ = split_compile.compile_units(
-        source.count, lambda i: _build_object(source.text(i), opt, name_hint)[0])
+        source.count, lambda i: _build_object(source.text(i), source.tuning(i), name_hint)[0])
     return bundle.pack(objects), {}
 
 
@@ -211,14 +223,14 @@ def load_library(key: str, symbols: list[str]) -> CompiledLibrary | None:
     return library
 
 
-def _build_object(ir_text: str, opt: int, name_hint: str):
+def _build_object(ir_text: str, tuning: Tuning, name_hint: str):
     try:
         mod = llvm.parse_assembly(ir_text)
         mod.verify()
     except RuntimeError as exc:
         raise CompileError(f"invalid LLVM IR for {name_hint}: {exc}") from exc
-    optimize(mod, opt)
-    tm = target_machine(opt)
+    optimize(mod, tuning.opt, tuning.unroll)
+    tm = target_machine(tuning.opt)
     more = {}
     if os.environ.get("SYMGRAPH_DUMP"):
         more = {"opt.ll": str(mod), "s": tm.emit_assembly(mod)}

@@ -179,3 +179,26 @@ def test_damaged_bundle_entry_is_rebuilt(tmp_path, monkeypatch):
     again, obj = _compile(tmp_path, monkeypatch, 1, "d")
     assert jit.STATS["optimize"] == before + 1 and obj is not None
     np.testing.assert_array_equal(_run(compiled), _run(again))
+
+
+def test_separate_matmul_is_not_unrolled_again_and_still_right():
+    """A matmul over more than INLINE_ELEMENTS gets a module of its own, compiled without
+    LLVM's unroller (its emitter unrolled the tiles); loop kernels keep the full one."""
+    from cg_helpers import run_kernel
+
+    from codegen.kernels.matmul import matmul_kernel
+
+    M, N, K = 70, 83, 65
+    k = matmul_kernel(M, N, K, trans_b=True, bias="col")
+    loop = _program().kernels[0]
+    offsets = tuple(range(0, 64 * len(k.params), 64))
+    units = program_units(Program((k, loop), 1 << 20, {"run": [
+        KernelCall(k, offsets), KernelCall(loop, (0, 4 * BIG))]}), "mm")
+    assert units.count == 3
+    assert units.tuning(1) == jit.Tuning(opt=3, unroll=False)  # the matmul's module
+    assert units.tuning(0) == units.tuning(2) == jit.Tuning()
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((M, K), np.float32), rng.standard_normal((N, K), np.float32)
+    bias = rng.standard_normal(N).astype(np.float32)
+    out = run_kernel(k, {"a": a, "b": b, "bias": bias, "c": np.zeros((M, N), np.float32)})
+    np.testing.assert_allclose(out["c"], a @ b.T + bias, rtol=1e-4, atol=1e-4)
