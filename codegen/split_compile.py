@@ -1,8 +1,8 @@
 """Compile the separate LLVM modules of one program on more than one core.
 
 LLVM optimizes and emits one module on one thread, and llvmlite serializes every call
-into LLVM behind one process-wide lock, so threads cannot share the work.  A forked
-child can: it inherits the program (no pickling), takes unit numbers from a pipe the
+into LLVM behind one process-wide lock, so threads cannot share the work.  Forked
+children can: each inherits the program (no pickling), takes unit numbers from a pipe the
 parent filled before the fork (each 4-byte read of a pipe is atomic, so every unit goes
 to exactly one process), builds and compiles each one, and appends ``index | size |
 object`` records to a file the parent reads once the child has exited.  Each unit is
@@ -11,17 +11,16 @@ them, are the same bytes however many processes shared the work.
 
 A child is forked only when that is safe and a core is free: on Linux, from a process
 with no other Python thread (one could hold a lock the child would need: logging's,
-llvmlite's), that is not itself a multiprocessing child or daemon, and while the
-one-minute load leaves a core idle (under ``make test`` both cores run pytest workers
-already).  ``SYMGRAPH_COMPILE_JOBS=N`` sets the number of processes (1: serial).  Any
-unit a child did not deliver (it failed or was killed) is compiled by the parent, which
-then raises that unit's real error.
+llvmlite's), that is not itself a multiprocessing child or daemon, and while other
+processes leave a core idle (under ``make test`` both cores run pytest workers already:
+see :func:`others_running`).  ``SYMGRAPH_COMPILE_JOBS=N`` sets the number of processes
+(1: serial).  Any unit a child did not deliver (it failed or was killed) is compiled by
+the parent, which then raises that unit's real error.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import multiprocessing
 import os
 import struct
@@ -38,8 +37,8 @@ _MAX_TASKS = 16384
 
 
 def jobs_wanted() -> int:
-    """Processes to compile with: ``SYMGRAPH_COMPILE_JOBS``, else 1 plus the cores the
-    one-minute load average leaves idle."""
+    """Processes to compile with: ``SYMGRAPH_COMPILE_JOBS``, else this one plus the cores
+    other processes leave idle."""
     text = os.environ.get(ENV)
     if text:
         try:
@@ -49,10 +48,23 @@ def jobs_wanted() -> int:
             return 1
     try:
         cores = len(os.sched_getaffinity(0))
-        load = os.getloadavg()[0]
     except (AttributeError, OSError):
         return 1
-    return max(1, min(cores, math.floor(cores - load + 0.25)))
+    return max(1, min(cores, round(cores - others_running())))
+
+
+def others_running() -> float:
+    """Cores other processes keep busy: the tasks runnable right now besides this one
+    (``/proc/loadavg``), or the one-minute load less 1.5 when that is more (a sample
+    can fall between two steps of a busy process; the average lags, and counts this
+    process and the helpers it forked for its last compile)."""
+    try:
+        with open("/proc/loadavg") as f:
+            fields = f.read().split()
+        load, running = float(fields[0]), int(fields[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return max(os.getloadavg()[0] - 1.0, 0.0)
+    return max(running - 1, load - 1.5, 0.0)
 
 
 def fork_safe() -> bool:
@@ -63,43 +75,48 @@ def fork_safe() -> bool:
 
 
 def compile_units(count: int, build, jobs: int | None = None) -> tuple[list[bytes], int]:
-    """``[build(i) for i in range(count)]`` (object bytes), with one forked helper when
-    ``jobs`` (default :func:`jobs_wanted`) allows it; also how many units the helper
-    built (their LLVM runs are not counted in this process)."""
+    """``[build(i) for i in range(count)]`` (object bytes), with ``jobs - 1`` forked
+    helpers (``jobs`` defaults to :func:`jobs_wanted`) when that is safe; also how many
+    units the helpers built (their LLVM runs are not counted in this process)."""
     jobs = jobs_wanted() if jobs is None else jobs
-    if jobs < 2 or count < 2 or count > _MAX_TASKS or not fork_safe():
+    helpers = min(jobs - 1, count - 1)
+    if helpers < 1 or count > _MAX_TASKS or not fork_safe():
         return [build(i) for i in range(count)], 0
-    return _with_helper(count, build)
+    return _with_helpers(count, build, helpers)
 
 
-def _with_helper(count, build):
+def _with_helpers(count, build, helpers):
     read_end, write_end = os.pipe()
     os.write(write_end, b"".join(_INDEX.pack(i) for i in range(count)))
     os.close(write_end)
-    with tempfile.TemporaryFile() as out:
-        try:
-            pid = os.fork()
-        except OSError as exc:
-            log.warning("cannot fork a compile helper (%s): compiling serially", exc)
-            os.close(read_end)
-            return [build(i) for i in range(count)], 0
-        if pid == 0:  # the helper: never returns into the caller's code
-            _helper(read_end, out.fileno(), build)
-        objects: dict = {}
-        try:
-            for i in _take(read_end):
-                objects[i] = build(i)
-        finally:
-            os.close(read_end)
+    objects, theirs, forked = {}, {}, []
+    try:
+        for _ in range(helpers):
+            out = tempfile.TemporaryFile()
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                out.close()
+                log.warning("cannot fork a compile helper (%s)", exc)
+                break
+            if pid == 0:  # a helper: never returns into the caller's code
+                _helper(read_end, out.fileno(), build)
+            forked.append((pid, out))
+        for i in _take(read_end):
+            objects[i] = build(i)
+    finally:
+        os.close(read_end)
+        for pid, out in forked:
             _, status = os.waitpid(pid, 0)
-        theirs = _records(out)
-    if status:
-        log.warning("compile helper exited with status %d: the parent compiles its share",
-                    status)
+            if status:
+                log.warning("compile helper exited with status %d: the parent compiles "
+                            "its share", status)
+            with out:
+                theirs.update(_records(out))
     objects.update(theirs)
-    missing = [i for i in range(count) if i not in objects]
-    for i in missing:
-        objects[i] = build(i)
+    for i in range(count):
+        if i not in objects:
+            objects[i] = build(i)
     return [objects[i] for i in range(count)], len(theirs)
 
 

@@ -107,8 +107,9 @@ def _slow_build(i):
     return f"unit {i}".encode() * (i + 1)
 
 
-def test_helper_shares_the_work_in_order():
-    objects, theirs = split_compile.compile_units(12, _slow_build, jobs=2)
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_helpers_share_the_work_in_order(jobs):
+    objects, theirs = split_compile.compile_units(12, _slow_build, jobs=jobs)
     assert objects == [_slow_build(i) for i in range(12)]
     assert 0 < theirs < 12
 
