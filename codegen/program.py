@@ -119,12 +119,13 @@ def _validate_ext(where, param, ext, externals):
 PHASE_TYPE = ir.FunctionType(ir.VoidType(), [ir.PointerType(), ir.PointerType()])
 
 
-def build_module(program: Program, name_hint: str, separate=None) -> ir.Module:
+def build_module(program: Program, name_hint: str, separate=None,
+                 kernels=None) -> ir.Module:
     """The phases, and every kernel they call except those ``separate`` names (kernel name
     -> forms, see :func:`separate_forms`), which are only declared: they are compiled in
     modules of their own (:func:`build_kernel_module`)."""
     module = _new_module()
-    kernels = _adjusted_kernels(program)
+    kernels = kernels or _adjusted_kernels(program)
     separate = separate or {}
     for phase, calls in program.phases.items():
         fn = ir.Function(module, PHASE_TYPE, name=phase)
@@ -183,11 +184,11 @@ def separate_forms(program: Program) -> dict:
     return {name: sorted(f) for name, f in forms.items()}
 
 
-def build_kernel_module(program: Program, name: str, forms) -> ir.Module:
-    """A module defining the entries ``forms`` of kernel ``name`` with external linkage
-    (the phase module declares them)."""
+def build_kernel_module(kernel, forms) -> ir.Module:
+    """A module defining the entries ``forms`` of ``kernel`` (as
+    :func:`_adjusted_kernels` gives it) with external linkage (the phase module declares
+    them)."""
     module = _new_module()
-    kernel = _adjusted_kernels(program)[name]
     for form in forms:
         fn = emit_part(module, kernel, jit.host().lanes) if form else _emit_any(module, kernel)
         fn.linkage = ""
@@ -199,12 +200,12 @@ def program_units(program: Program, name_hint: str) -> jit.Units:
     separately compiled kernel: what :mod:`codegen.split_compile` can build in parallel."""
     separate = separate_forms(program)
     names = list(separate)
-    kernels = {k.name: k for k in _all_kernels(program)}
+    kernels = _adjusted_kernels(program)
 
     def text(i: int) -> str:
         if i == 0:
-            return str(build_module(program, name_hint, separate))
-        return str(build_kernel_module(program, names[i - 1], separate[names[i - 1]]))
+            return str(build_module(program, name_hint, separate, kernels))
+        return str(build_kernel_module(kernels[names[i - 1]], separate[names[i - 1]]))
 
     def tuning(i: int) -> jit.Tuning:
         return jit.Tuning() if i == 0 else kernel_tuning(kernels[names[i - 1]])
