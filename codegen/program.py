@@ -120,14 +120,16 @@ PHASE_TYPE = ir.FunctionType(ir.VoidType(), [ir.PointerType(), ir.PointerType()]
 
 
 def build_module(program: Program, name_hint: str, separate=None,
-                 kernels=None) -> ir.Module:
+                 kernels=None, phases=None) -> ir.Module:
     """The phases, and every kernel they call except those ``separate`` names (kernel name
     -> forms, see :func:`separate_forms`), which are only declared: they are compiled in
-    modules of their own (:func:`build_kernel_module`)."""
+    modules of their own (:func:`build_kernel_module`); ``phases``: only these."""
     module = _new_module()
     kernels = kernels or _adjusted_kernels(program)
     separate = separate or {}
     for phase, calls in program.phases.items():
+        if phases is not None and phase not in phases:
+            continue
         fn = ir.Function(module, PHASE_TYPE, name=phase)
         fn.attributes.add("nounwind")
         b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -196,21 +198,27 @@ def build_kernel_module(kernel, forms) -> ir.Module:
 
 
 def program_units(program: Program, name_hint: str) -> jit.Units:
-    """The phases (with the kernels they may inline) as module 0, then one module per
-    separately compiled kernel: what :mod:`codegen.split_compile` can build in parallel."""
+    """One module per phase (with the kernels it may inline), then one per separately
+    compiled kernel: what :mod:`codegen.split_compile` can build in parallel.  Phases
+    get a module each because together they are the largest unit by far (ResNet-50's
+    2,266 calls and the small kernels inlined into them: 0.9 MB of IR)."""
     separate = separate_forms(program)
     names = list(separate)
     kernels = _adjusted_kernels(program)
+    phases = [[p] for p in program.phases] or [[]]  # no phases: one empty module
 
     def text(i: int) -> str:
-        if i == 0:
-            return str(build_module(program, name_hint, separate, kernels))
-        return str(build_kernel_module(kernels[names[i - 1]], separate[names[i - 1]]))
+        if i < len(phases):
+            return str(build_module(program, name_hint, separate, kernels, phases[i]))
+        name = names[i - len(phases)]
+        return str(build_kernel_module(kernels[name], separate[name]))
 
     def tuning(i: int) -> jit.Tuning:
-        return jit.Tuning() if i == 0 else kernel_tuning(kernels[names[i - 1]])
+        if i < len(phases):
+            return jit.Tuning()
+        return kernel_tuning(kernels[names[i - len(phases)]])
 
-    return jit.Units(1 + len(names), text, tuning)
+    return jit.Units(len(phases) + len(names), text, tuning)
 
 
 def kernel_tuning(kernel) -> jit.Tuning:
