@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from codegen.emit.llvm_emit import (
     emit_part,
     keeps_aliasing,
     never_inlined,
+    wide_kind,
 )
 from codegen.kernels.matmul import MatmulKernel
 from symgraph.errors import CompileError
@@ -186,51 +188,85 @@ def separate_forms(program: Program) -> dict:
     return {name: sorted(f) for name, f in forms.items()}
 
 
-def build_kernel_module(kernel, forms) -> ir.Module:
-    """A module defining the entries ``forms`` of ``kernel`` (as
-    :func:`_adjusted_kernels` gives it) with external linkage (the phase module declares
-    them)."""
+def build_kernel_module(entries) -> ir.Module:
+    """A module defining, for each ``(kernel, forms)`` of ``entries`` (kernels as
+    :func:`_adjusted_kernels` gives them), the entries ``forms`` with external linkage
+    (the phase modules declare them)."""
     module = _new_module()
-    for form in forms:
-        fn = emit_part(module, kernel, jit.host().lanes) if form else _emit_any(module, kernel)
-        fn.linkage = ""
+    for kernel, forms in entries:
+        for form in forms:
+            fn = emit_part(module, kernel, jit.host().lanes) if form else \
+                _emit_any(module, kernel)
+            fn.linkage = ""
     return module
 
 
+#: separately compiled kernels per module: each module costs LLVM ~3 ms to set up and the
+#: warm start ~0.15 ms to check and link, while two cores need only a few dozen modules
+#: to share the work evenly
+KERNELS_PER_MODULE = 8
+
+
 def program_units(program: Program, name_hint: str) -> jit.Units:
-    """One module per phase (with the kernels it may inline), then one per separately
-    compiled kernel: what :mod:`codegen.split_compile` can build in parallel.  Phases
-    get a module each because together they are the largest unit by far (ResNet-50's
-    2,266 calls and the small kernels inlined into them: 0.9 MB of IR)."""
-    separate = separate_forms(program)
-    names = list(separate)
-    kernels = _adjusted_kernels(program)
+    """One module per phase (with the kernels it may inline), then the separately
+    compiled kernels in groups of about :data:`KERNELS_PER_MODULE` that share a
+    :func:`kernel_tuning` (round robin in first-call order, so neighbours, often of one
+    size, spread): what :mod:`codegen.split_compile` can build in parallel.  Phases get
+    a module each because together they are the largest unit by far (ResNet-50's 2,266
+    calls and the small kernels inlined into them: 0.9 MB of IR).  The kernels'
+    aliasing analysis waits for the first module built (a cache hit needs none)."""
     phases = [[p] for p in program.phases] or [[]]  # no phases: one empty module
+    separate = separate_forms(program)
+    groups = _kernel_groups(program, separate)
+
+    @functools.cache
+    def kernels() -> dict:
+        return _adjusted_kernels(program)
 
     def text(i: int) -> str:
         if i < len(phases):
-            return str(build_module(program, name_hint, separate, kernels, phases[i]))
-        name = names[i - len(phases)]
-        return str(build_kernel_module(kernels[name], separate[name]))
+            return str(build_module(program, name_hint, separate, kernels(), phases[i]))
+        _, names = groups[i - len(phases)]
+        return str(build_kernel_module([(kernels()[n], separate[n]) for n in names]))
 
     def tuning(i: int) -> jit.Tuning:
-        if i < len(phases):
-            return jit.Tuning()
-        return kernel_tuning(kernels[names[i - len(phases)]])
+        return jit.Tuning() if i < len(phases) else groups[i - len(phases)][0]
 
-    return jit.Units(len(phases) + len(names), text, tuning)
+    return jit.Units(len(phases) + len(groups), text, tuning)
+
+
+def _kernel_groups(program, separate) -> list:
+    """``(tuning, kernel names)`` per kernel module."""
+    by_name = {k.name: k for k in _all_kernels(program)}
+    classes: dict = {}
+    for name in separate:
+        classes.setdefault(kernel_tuning(by_name[name]), []).append(name)
+    groups = []
+    for tuning, names in classes.items():
+        count = -(-len(names) // KERNELS_PER_MODULE)
+        groups += [(tuning, names[g::count]) for g in range(count)]
+    return groups
 
 
 def kernel_tuning(kernel) -> jit.Tuning:
-    """LLVM's pipeline for a kernel's own module.  Matmul emitters write their register
-    tiles unrolled already; LLVM unrolling them again made them slower, not faster (each
-    call of a training step timed alone, best of 30 or 200, variants side by side: the
-    matmul calls of MobileNet v1 58.5 -> 52.1 ms, LeNet's 62.9 -> 59.2 ms, the MNIST MLP's
-    1.51 -> 1.24 ms) and cost a fifth of their compile time.  Loop kernels keep the full
-    pipeline: speed level 2 compiled MobileNet's depthwise convolutions 3x faster, but made
-    LeNet's max pooling 12x slower (no loop unswitching at level 2)."""
+    """LLVM's pipeline for a kernel's own module (each call of a training step timed
+    alone, best of 30 or 200, variants side by side in one process):
+
+    * matmul emitters write their register tiles unrolled already; LLVM unrolling them
+      again made them slower (MobileNet v1's matmul calls 58.5 -> 52.1 ms without it,
+      LeNet's 62.9 -> 59.2 ms, the MNIST MLP's 1.51 -> 1.24 ms) and cost a fifth of their
+      compile time;
+    * loop kernels of many nests that compute (depthwise convolutions and their
+      gradients: one nest per run of edge taps) at speed level 2: level 3 fully unrolls
+      every nest's tap loops (5x the code), which made MobileNet's 8.1 ms of them no
+      faster than level 2's 7.6 ms and cost 2.5x the LLVM time (6.4 of its 15 s);
+    * other loop kernels keep level 3: at level 2 LeNet's max pooling was 12x slower
+      (no loop unswitching), and without unrolling loop kernels lost 35 %.
+    """
     if isinstance(kernel, MatmulKernel):
         return jit.Tuning(unroll=False)
+    if wide_kind(kernel) == "computes":
+        return jit.Tuning(opt=2)
     return jit.Tuning()
 
 

@@ -76,15 +76,15 @@ def test_parallel_compile_gives_the_serial_bytes_and_numbers(tmp_path, monkeypat
     assert parallel_obj == serial_obj
     parts = bundle.unpack(serial_obj)
     units = program_units(_program(threads), "split")
-    assert len(parts) == units.count == 5  # forward, small (inlines k4), k1, k2, k3
+    assert len(parts) == units.count == 3  # forward, small (inlines k4), k1 + k2 + k3
     defined = [check_object(p) for p in parts]
     assert b"forward" in defined[0] and b"small" in defined[1]
     forms = separate_forms(_program(threads))
     assert len(forms) == 3 and _program().kernels[3].name not in forms
-    for i, (name, entries) in enumerate(forms.items()):  # module i + 1 defines them
+    for name, entries in forms.items():  # one module of three kernels defines them
         for form in entries:
             assert [(name + form).encode() in d for d in defined].count(True) == 1
-            assert (name + form).encode() in defined[i + 2]
+            assert (name + form).encode() in defined[2]
     out_serial, out_parallel = _run(serial), _run(parallel)
     np.testing.assert_array_equal(out_serial, out_parallel)
     x = np.linspace(-2, 2, BIG, dtype=np.float32)
@@ -92,6 +92,18 @@ def test_parallel_compile_gives_the_serial_bytes_and_numbers(tmp_path, monkeypat
     np.testing.assert_allclose(out_serial[2 * BIG:3 * BIG], x * (x * 3 + 1) - x,
                                rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(out_serial[-SMALL:], np.arange(SMALL) ** 2)
+
+
+def test_kernels_are_grouped_by_tuning_round_robin(monkeypatch):
+    from codegen import program as P
+
+    monkeypatch.setattr(P, "KERNELS_PER_MODULE", 2)
+    units = program_units(_program(), "g")
+    assert units.count == 4  # two phases, k1 + k3, k2
+    texts = [units.text(i) for i in range(units.count)]
+    k1, k2, k3, _ = (k.name for k in _program().kernels)
+    assert f'define void @"{k1}"' in texts[2] and f'define void @"{k3}"' in texts[2]
+    assert f'define void @"{k2}"' in texts[3] and k1 not in texts[3]
 
 
 def test_warm_start_links_the_bundle(tmp_path, monkeypatch):
