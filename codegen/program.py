@@ -203,13 +203,16 @@ def build_kernel_module(entries) -> ir.Module:
 
 #: separately compiled kernels per module: each module costs LLVM ~3 ms to set up and the
 #: warm start ~0.15 ms to check and link, while two cores need only a few dozen modules
-#: to share the work evenly
+#: to share the work evenly; a class of few kernels still gets up to MIN_MODULES modules
+#: (the MNIST MLP's six matmuls are nearly all of its work)
 KERNELS_PER_MODULE = 8
+MIN_MODULES = 4
 
 
 def program_units(program: Program, name_hint: str) -> jit.Units:
     """One module per phase (with the kernels it may inline), then the separately
-    compiled kernels in groups of about :data:`KERNELS_PER_MODULE` that share a
+    compiled kernels in groups of about :data:`KERNELS_PER_MODULE` (at least
+    :data:`MIN_MODULES` groups where there are that many kernels) that share a
     :func:`kernel_tuning` (round robin in first-call order, so neighbours, often of one
     size, spread): what :mod:`codegen.split_compile` can build in parallel.  Phases get
     a module each because together they are the largest unit by far (ResNet-50's 2,266
@@ -243,7 +246,7 @@ def _kernel_groups(program, separate) -> list:
         classes.setdefault(kernel_tuning(by_name[name]), []).append(name)
     groups = []
     for tuning, names in classes.items():
-        count = -(-len(names) // KERNELS_PER_MODULE)
+        count = max(-(-len(names) // KERNELS_PER_MODULE), min(len(names), MIN_MODULES))
         groups += [(tuning, names[g::count]) for g in range(count)]
     return groups
 

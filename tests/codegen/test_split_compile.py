@@ -76,15 +76,15 @@ def test_parallel_compile_gives_the_serial_bytes_and_numbers(tmp_path, monkeypat
     assert parallel_obj == serial_obj
     parts = bundle.unpack(serial_obj)
     units = program_units(_program(threads), "split")
-    assert len(parts) == units.count == 3  # forward, small (inlines k4), k1 + k2 + k3
+    assert len(parts) == units.count == 5  # forward, small (inlines k4), k1, k2, k3
     defined = [check_object(p) for p in parts]
     assert b"forward" in defined[0] and b"small" in defined[1]
     forms = separate_forms(_program(threads))
     assert len(forms) == 3 and _program().kernels[3].name not in forms
-    for name, entries in forms.items():  # one module of three kernels defines them
+    for i, (name, entries) in enumerate(forms.items()):  # a module each (MIN_MODULES)
         for form in entries:
             assert [(name + form).encode() in d for d in defined].count(True) == 1
-            assert (name + form).encode() in defined[2]
+            assert (name + form).encode() in defined[2 + i]
     out_serial, out_parallel = _run(serial), _run(parallel)
     np.testing.assert_array_equal(out_serial, out_parallel)
     x = np.linspace(-2, 2, BIG, dtype=np.float32)
@@ -98,6 +98,7 @@ def test_kernels_are_grouped_by_tuning_round_robin(monkeypatch):
     from codegen import program as P
 
     monkeypatch.setattr(P, "KERNELS_PER_MODULE", 2)
+    monkeypatch.setattr(P, "MIN_MODULES", 1)
     units = program_units(_program(), "g")
     assert units.count == 4  # two phases, k1 + k3, k2
     texts = [units.text(i) for i in range(units.count)]
