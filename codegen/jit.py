@@ -132,6 +132,8 @@ class Units:
     count: int
     text: Callable[[int], str]
     tuning: Callable[[int], Tuning] = lambda i: Tuning()
+    #: work every module needs, done once before any helper is forked
+    prepare: Callable[[], object] = lambda: None
 
 
 def compile_ir(ir_text, symbols: list[str], name_hint: str = "program", opt: int = 3,
@@ -193,6 +195,7 @@ def _build_library(source, opt: int, name_hint: str):
         obj, more = _build_object(text, Tuning(opt), name_hint)
         return obj, {"ll": text, **more}
     STATS["build_ir"] += 1
+    source.prepare()
     if os.environ.get("SYMGRAPH_DUMP"):  # serial: every unit's stages into one file each
         texts = [source.text(i) for i in range(source.count)]
         built = [_build_object(text, source.tuning(i), name_hint)

@@ -217,7 +217,8 @@ def program_units(program: Program, name_hint: str) -> jit.Units:
     size, spread): what :mod:`codegen.split_compile` can build in parallel.  Phases get
     a module each because together they are the largest unit by far (ResNet-50's 2,266
     calls and the small kernels inlined into them: 0.9 MB of IR).  The kernels'
-    aliasing analysis waits for the first module built (a cache hit needs none)."""
+    aliasing analysis waits for a build (a cache hit needs none), which runs it before
+    forking helpers."""
     phases = [[p] for p in program.phases] or [[]]  # no phases: one empty module
     separate = separate_forms(program)
     groups = _kernel_groups(program, separate)
@@ -235,7 +236,7 @@ def program_units(program: Program, name_hint: str) -> jit.Units:
     def tuning(i: int) -> jit.Tuning:
         return jit.Tuning() if i < len(phases) else groups[i - len(phases)][0]
 
-    return jit.Units(len(phases) + len(groups), text, tuning)
+    return jit.Units(len(phases) + len(groups), text, tuning, prepare=kernels)
 
 
 def _kernel_groups(program, separate) -> list:
