@@ -245,8 +245,8 @@ def _kernel_groups(program, separate) -> list:
     classes: dict = {}
     for name in separate:
         classes.setdefault(kernel_tuning(by_name[name]), []).append(name)
-    groups = []
-    for tuning, names in classes.items():
+    groups = []  # matmul modules first: the largest go early, so the last to end are small
+    for tuning, names in sorted(classes.items(), key=lambda c: c[0].unroll):
         count = max(-(-len(names) // KERNELS_PER_MODULE), min(len(names), MIN_MODULES))
         groups += [(tuning, names[g::count]) for g in range(count)]
     return groups
