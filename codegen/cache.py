@@ -32,7 +32,8 @@ import threading
 import time
 from pathlib import Path
 
-from codegen.objcheck import BadObject, check_object
+from codegen import bundle
+from codegen.objcheck import BadObject
 
 log = logging.getLogger("codegen.cache")
 MAGIC = b"SGOBJ2\n"
@@ -128,7 +129,8 @@ def _refuse(path: Path, why: str) -> None:
 
 
 def load(key: str, symbols=()) -> bytes | None:
-    """Object bytes of a valid entry for ``key`` defining ``symbols``, or None."""
+    """Object bytes of a valid entry for ``key`` defining ``symbols``, or None (the
+    payload may be a bundle of several objects: :mod:`codegen.bundle`)."""
     path = entry_path(key)
     try:
         data = path.read_bytes()
@@ -137,7 +139,7 @@ def load(key: str, symbols=()) -> bytes | None:
     payload, why = _unpack(data, key)
     if payload is not None:
         try:
-            check_object(payload, symbols)
+            bundle.check(payload, symbols)
         except BadObject as exc:
             payload, why = None, f"not a usable object: {exc}"
     if payload is None:

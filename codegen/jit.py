@@ -11,17 +11,19 @@ import functools
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import llvmlite
 import llvmlite.binding as llvm
 
-from codegen import cache
+from codegen import bundle, cache, split_compile
 from symgraph.errors import CompileError
 
 log = logging.getLogger("codegen.jit")
 CODEGEN_VERSION = "symgraph-codegen-2"  # 2: phases take (arena, pointer table)
+#: optimize: libraries built by LLVM (each counted once, however many modules it had)
 STATS = {"optimize": 0, "cache_hit": 0, "cache_miss": 0, "build_ir": 0}
 
 
@@ -72,7 +74,8 @@ class CompiledLibrary:
         self._engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""),
                                                   _new_target_machine(3))
         self._object_code = object_code
-        self._engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
+        for part in bundle.unpack(object_code):
+            self._engine.add_object_file(llvm.ObjectFileRef.from_data(part))
         self._engine.finalize_object()
         self.addresses = {}
         for name in symbols:
@@ -82,11 +85,20 @@ class CompiledLibrary:
             self.addresses[name] = addr
 
 
-def optimize(mod, opt: int = 3) -> None:
-    STATS["optimize"] += 1
+@dataclass(frozen=True)
+class Tuning:
+    """LLVM's pipeline for one module: ``opt`` its speed level, ``unroll`` whether LLVM
+    may unroll loops (not for code an emitter already unrolled, see program_units)."""
+
+    opt: int = 3
+    unroll: bool = True
+
+
+def optimize(mod, opt: int = 3, unroll: bool = True) -> None:
     pto = llvm.create_pipeline_tuning_options(speed_level=opt)
     pto.loop_vectorization = True
     pto.slp_vectorization = True
+    pto.loop_unrolling = unroll
     pb = llvm.create_pass_builder(target_machine(opt), pto)
     pb.getModulePassManager().run(mod, pb)
 
@@ -111,38 +123,46 @@ def codegen_sources_digest() -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class Units:
+    """IR as ``count`` modules compiled separately (possibly in parallel, see
+    :mod:`codegen.split_compile`) and linked into one engine: ``text(i)`` builds module
+    ``i``. Functions one module calls in another must have external linkage there."""
+
+    count: int
+    text: Callable[[int], str]
+    tuning: Callable[[int], Tuning] = lambda i: Tuning()
+    #: work every module needs, done once before any helper is forked
+    prepare: Callable[[], object] = lambda: None
+
+
 def compile_ir(ir_text, symbols: list[str], name_hint: str = "program", opt: int = 3,
                extra_dumps: dict[str, str] | None = None,
                description: str | None = None) -> CompiledLibrary:
     """Compile (or fetch from cache) LLVM IR and resolve ``symbols``.
 
-    ``ir_text`` is the IR or a function returning it; with ``description`` (a complete
-    text of what the IR is built from) the cache key uses the description and the IR is
-    only built on a miss or when ``SYMGRAPH_DUMP`` asks for it.
+    ``ir_text`` is the IR, a function returning it, or :class:`Units`; with
+    ``description`` (a complete text of what the IR is built from) the cache key uses the
+    description and the IR is only built on a miss or when ``SYMGRAPH_DUMP`` asks for it.
     """
+    if isinstance(ir_text, Units) and description is None:
+        raise CompileError("IR in units needs a description for its cache key")
     parts = key_parts(ir_text, opt) if description is None else \
         key_parts(description, opt, kind="program")
     key = cache.cache_key(parts)
     obj = cache.load(key, symbols)
     hit = obj is not None
-    dumping = bool(os.environ.get("SYMGRAPH_DUMP"))
-    text = None
-    if obj is None or dumping:
-        if callable(ir_text):
-            STATS["build_ir"] += 1
-            ir_text = ir_text()
-        text = ir_text
     dumps = dict(extra_dumps or {})
-    if text is not None:
-        dumps["ll"] = text
     if obj is None:
         STATS["cache_miss"] += 1
-        obj, more = _build_object(text, opt, name_hint)
+        obj, more = _build_library(ir_text, opt, name_hint)
         dumps.update(more)
         cache.store(key, obj)
     else:
         STATS["cache_hit"] += 1
         log.debug("cache hit %s for %s", key[:16], name_hint)
+        if os.environ.get("SYMGRAPH_DUMP"):
+            dumps["ll"] = _texts(ir_text)
     _dump(name_hint, key, dumps)
     try:
         library = CompiledLibrary(obj, symbols)
@@ -154,6 +174,39 @@ def compile_ir(ir_text, symbols: list[str], name_hint: str = "program", opt: int
         log.warning("cached object for %s does not link (%s): rebuilding", name_hint, exc)
         cache.entry_path(key).unlink(missing_ok=True)
         return compile_ir(ir_text, symbols, name_hint, opt, extra_dumps, description)
+
+
+def _texts(source) -> str:
+    """The IR text of ``source`` (modules of Units one after the other)."""
+    if isinstance(source, Units):
+        STATS["build_ir"] += 1
+        return "\n".join(source.text(i) for i in range(source.count))
+    if callable(source):
+        STATS["build_ir"] += 1
+        return source()
+    return source
+
+
+def _build_library(source, opt: int, name_hint: str):
+    """(payload, dumps) of freshly built code: one object, or a bundle of one per unit."""
+    STATS["optimize"] += 1
+    if not isinstance(source, Units):
+        text = _texts(source)
+        obj, more = _build_object(text, Tuning(opt), name_hint)
+        return obj, {"ll": text, **more}
+    STATS["build_ir"] += 1
+    source.prepare()
+    if os.environ.get("SYMGRAPH_DUMP"):  # serial: every unit's stages into one file each
+        texts = [source.text(i) for i in range(source.count)]
+        built = [_build_object(text, source.tuning(i), name_hint)
+                 for i, text in enumerate(texts)]
+        dumps = {"ll": "\n".join(texts)}
+        for ext in built[0][1]:
+            dumps[ext] = "\n".join(more[ext] for _, more in built)
+        return bundle.pack([obj for obj, _ in built]), dumps
+    objects, _ = split_compile.compile_units(
+        source.count, lambda i: _build_object(source.text(i), source.tuning(i), name_hint)[0])
+    return bundle.pack(objects), {}
 
 
 def load_library(key: str, symbols: list[str]) -> CompiledLibrary | None:
@@ -173,14 +226,14 @@ def load_library(key: str, symbols: list[str]) -> CompiledLibrary | None:
     return library
 
 
-def _build_object(ir_text: str, opt: int, name_hint: str):
+def _build_object(ir_text: str, tuning: Tuning, name_hint: str):
     try:
         mod = llvm.parse_assembly(ir_text)
         mod.verify()
     except RuntimeError as exc:
         raise CompileError(f"invalid LLVM IR for {name_hint}: {exc}") from exc
-    optimize(mod, opt)
-    tm = target_machine(opt)
+    optimize(mod, tuning.opt, tuning.unroll)
+    tm = target_machine(tuning.opt)
     more = {}
     if os.environ.get("SYMGRAPH_DUMP"):
         more = {"opt.ll": str(mod), "s": tm.emit_assembly(mod)}

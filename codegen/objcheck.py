@@ -110,8 +110,9 @@ def _check_relocations(data: bytes, sections, index: int, symbol_count: dict) ->
         _need(r_offset + patched <= target_size, f"relocation {k} patches outside its section")
 
 
-def check_object(data: bytes, symbols=()) -> None:
-    """Raise BadObject unless ``data`` is a well-formed object defining ``symbols``."""
+def check_object(data: bytes, symbols=()) -> set:
+    """Raise BadObject unless ``data`` is a well-formed object defining ``symbols``;
+    the names (bytes) of the functions it defines."""
     sections = _sections(data)
     tables = {i: _symbols(data, sections, i) for i, s in enumerate(sections)
               if s[1] == _SHT_SYMTAB}
@@ -124,3 +125,4 @@ def check_object(data: bytes, symbols=()) -> None:
                if kind == _STT_FUNC and 0 < shndx < len(sections)}
     missing = [s for s in symbols if s.encode() not in defined]
     _need(not missing, f"does not define {missing[:3]}")
+    return defined

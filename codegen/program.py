@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -21,7 +22,15 @@ from llvmlite import ir
 
 from codegen import jit, partition, threadpool
 from codegen import loop_ir as L
-from codegen.emit.llvm_emit import emit_kernel, emit_part, keeps_aliasing
+from codegen.emit.llvm_emit import (
+    PART_SUFFIX,
+    emit_kernel,
+    emit_part,
+    keeps_aliasing,
+    never_inlined,
+    wide_kind,
+)
+from codegen.kernels.matmul import MatmulKernel
 from symgraph.errors import CompileError
 
 _PHASE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -112,17 +121,17 @@ def _validate_ext(where, param, ext, externals):
 PHASE_TYPE = ir.FunctionType(ir.VoidType(), [ir.PointerType(), ir.PointerType()])
 
 
-def build_module(program: Program, name_hint: str) -> ir.Module:
-    module = ir.Module(name="symgraph")  # name_hint must not change the cache key
-    module.triple = jit.host().triple
-    kernels = {}
-    disjoint = _disjoint_kernels(program)
-    for k in _all_kernels(program):
-        if k.name in disjoint and getattr(k, "noalias", True) is False \
-                and dataclasses.is_dataclass(k) and not keeps_aliasing(k):
-            k = dataclasses.replace(k, noalias=True)
-        kernels[k.name] = k
+def build_module(program: Program, name_hint: str, separate=None,
+                 kernels=None, phases=None) -> ir.Module:
+    """The phases, and every kernel they call except those ``separate`` names (kernel name
+    -> forms, see :func:`separate_forms`), which are only declared: they are compiled in
+    modules of their own (:func:`build_kernel_module`); ``phases``: only these."""
+    module = _new_module()
+    kernels = kernels or _adjusted_kernels(program)
+    separate = separate or {}
     for phase, calls in program.phases.items():
+        if phases is not None and phase not in phases:
+            continue
         fn = ir.Function(module, PHASE_TYPE, name=phase)
         fn.attributes.add("nounwind")
         b = ir.IRBuilder(fn.append_basic_block("entry"))
@@ -133,13 +142,148 @@ def build_module(program: Program, name_hint: str) -> ir.Module:
                           source_etype=ir.IntType(8))
                     for off in call.args]
             kernel = kernels[call.kernel.name]
+            forms = separate.get(kernel.name, ())
             chunks = call_chunks(call, program.threads)
             if chunks > 1:  # only the entries a call uses are emitted (each once)
-                _parallel_call(b, module, kernel, ptrs, chunks)
+                _parallel_call(b, module, kernel, ptrs, chunks, PART_SUFFIX in forms)
+            elif "" in forms:
+                b.call(_declare(module, kernel, ""), ptrs)
             else:
                 b.call(_emit_any(module, kernel), ptrs)
         b.ret_void()
     return module
+
+
+def _new_module() -> ir.Module:
+    module = ir.Module(name="symgraph")  # name_hint must not change the cache key
+    module.triple = jit.host().triple
+    return module
+
+
+def _adjusted_kernels(program) -> dict:
+    """Kernels by name, declared ``noalias`` where every call's buffers are disjoint."""
+    kernels = {}
+    disjoint = _disjoint_kernels(program)
+    for k in _all_kernels(program):
+        if k.name in disjoint and getattr(k, "noalias", True) is False \
+                and dataclasses.is_dataclass(k) and not keeps_aliasing(k):
+            k = dataclasses.replace(k, noalias=True)
+        kernels[k.name] = k
+    return kernels
+
+
+def separate_forms(program: Program) -> dict:
+    """Kernel name -> the entries (``""``: the kernel, ``"_part"``: its chunk entry)
+    compiled in a module of their own: every entry that is never inlined (all but kernels
+    on small buffers, see ``llvm_emit.declare_kernel``), so splitting the program into
+    modules changes no phase's code but the call's target.  In first-call order."""
+    forms: dict = {}
+    for calls in program.phases.values():
+        for call in calls:
+            kernel = call.kernel
+            if call_chunks(call, program.threads) > 1:
+                forms.setdefault(kernel.name, set()).add(PART_SUFFIX)
+            elif never_inlined(kernel.params):
+                forms.setdefault(kernel.name, set()).add("")
+    return {name: sorted(f) for name, f in forms.items()}
+
+
+def build_kernel_module(entries) -> ir.Module:
+    """A module defining, for each ``(kernel, forms)`` of ``entries`` (kernels as
+    :func:`_adjusted_kernels` gives them), the entries ``forms`` with external linkage
+    (the phase modules declare them)."""
+    module = _new_module()
+    for kernel, forms in entries:
+        for form in forms:
+            fn = emit_part(module, kernel, jit.host().lanes) if form else \
+                _emit_any(module, kernel)
+            fn.linkage = ""
+    return module
+
+
+#: separately compiled kernels per module: each module costs LLVM ~3 ms to set up and the
+#: warm start ~0.15 ms to check and link, while two cores need only a few dozen modules
+#: to share the work evenly; a class of few kernels still gets up to MIN_MODULES modules
+#: (the MNIST MLP's six matmuls are nearly all of its work)
+KERNELS_PER_MODULE = 8
+MIN_MODULES = 4
+
+
+def program_units(program: Program, name_hint: str) -> jit.Units:
+    """One module per phase (with the kernels it may inline), then the separately
+    compiled kernels in groups of about :data:`KERNELS_PER_MODULE` (at least
+    :data:`MIN_MODULES` groups where there are that many kernels) that share a
+    :func:`kernel_tuning` (round robin in first-call order, so neighbours, often of one
+    size, spread): what :mod:`codegen.split_compile` can build in parallel.  Phases get
+    a module each because together they are the largest unit by far (ResNet-50's 2,266
+    calls and the small kernels inlined into them: 0.9 MB of IR).  The kernels'
+    aliasing analysis waits for a build (a cache hit needs none), which runs it before
+    forking helpers."""
+    phases = [[p] for p in program.phases] or [[]]  # no phases: one empty module
+    separate = separate_forms(program)
+    groups = _kernel_groups(program, separate)
+
+    @functools.cache
+    def kernels() -> dict:
+        return _adjusted_kernels(program)
+
+    def text(i: int) -> str:
+        if i < len(phases):
+            return str(build_module(program, name_hint, separate, kernels(), phases[i]))
+        _, names = groups[i - len(phases)]
+        return str(build_kernel_module([(kernels()[n], separate[n]) for n in names]))
+
+    def tuning(i: int) -> jit.Tuning:
+        return jit.Tuning() if i < len(phases) else groups[i - len(phases)][0]
+
+    return jit.Units(len(phases) + len(groups), text, tuning, prepare=kernels)
+
+
+def _kernel_groups(program, separate) -> list:
+    """``(tuning, kernel names)`` per kernel module."""
+    by_name = {k.name: k for k in _all_kernels(program)}
+    classes: dict = {}
+    for name in separate:
+        classes.setdefault(kernel_tuning(by_name[name]), []).append(name)
+    groups = []  # matmul modules first: the largest go early, so the last to end are small
+    for tuning, names in sorted(classes.items(), key=lambda c: c[0].unroll):
+        count = max(-(-len(names) // KERNELS_PER_MODULE), min(len(names), MIN_MODULES))
+        groups += [(tuning, names[g::count]) for g in range(count)]
+    return groups
+
+
+def kernel_tuning(kernel) -> jit.Tuning:
+    """LLVM's pipeline for a kernel's own module (each call of a training step timed
+    alone, best of 30 or 200, variants side by side in one process):
+
+    * matmul emitters write their register tiles unrolled already; LLVM unrolling them
+      again made them slower (MobileNet v1's matmul calls 58.5 -> 52.1 ms without it,
+      LeNet's 62.9 -> 59.2 ms, the MNIST MLP's 1.51 -> 1.24 ms) and cost a fifth of their
+      compile time;
+    * loop kernels of many nests that compute (depthwise convolutions and their
+      gradients: one nest per run of edge taps) at speed level 2: level 3 fully unrolls
+      every nest's tap loops (5x the code), which made MobileNet's 8.1 ms of them no
+      faster than level 2's 7.6 ms and cost 2.5x the LLVM time (6.4 of its 15 s);
+    * other loop kernels keep level 3: at level 2 LeNet's max pooling was 12x slower
+      (no loop unswitching), and without unrolling loop kernels lost 35 %.
+    """
+    if isinstance(kernel, MatmulKernel):
+        return jit.Tuning(unroll=False)
+    if wide_kind(kernel) == "computes":
+        return jit.Tuning(opt=2)
+    return jit.Tuning()
+
+
+def _declare(module, kernel, form: str) -> ir.Function:
+    """The declaration of an entry defined in another module."""
+    name = kernel.name + form
+    if name in module.globals:
+        return module.globals[name]
+    extra = [ir.IntType(64)] * 2 if form else []
+    fnty = ir.FunctionType(ir.VoidType(), [ir.PointerType()] * len(kernel.params) + extra)
+    fn = ir.Function(module, fnty, name=name)
+    fn.attributes.add("nounwind")
+    return fn
 
 
 def call_chunks(call, threads: int) -> int:
@@ -177,7 +321,7 @@ def _overlap(ka, sa, kc, sc) -> bool:
 TASK_TYPE = ir.FunctionType(ir.VoidType(), [ir.PointerType(), ir.IntType(64), ir.IntType(64)])
 
 
-def _parallel_call(b, module, kernel, ptrs, chunks) -> None:
+def _parallel_call(b, module, kernel, ptrs, chunks, elsewhere=False) -> None:
     """Hand the call to the pool: its buffer pointers in a stack array, a task that
     unpacks them into the kernel's chunk entry, ``symgraph_parallel(task, ctx, chunks)``."""
     ctx = b.alloca(ir.PointerType(), size=len(ptrs))
@@ -188,14 +332,16 @@ def _parallel_call(b, module, kernel, ptrs, chunks) -> None:
     entry = module.globals.get(threadpool.ENTRY) or ir.Function(
         module, ir.FunctionType(ir.VoidType(), [ir.PointerType(), ir.PointerType(),
                                                 ir.IntType(64)]), name=threadpool.ENTRY)
-    b.call(entry, [_task(module, kernel), ctx, ir.Constant(ir.IntType(64), chunks)])
+    b.call(entry, [_task(module, kernel, elsewhere), ctx,
+                   ir.Constant(ir.IntType(64), chunks)])
 
 
-def _task(module, kernel):
+def _task(module, kernel, elsewhere):
     name = f"{kernel.name}_task"
     if name in module.globals:
         return module.globals[name]
-    part = emit_part(module, kernel, jit.host().lanes)
+    part = _declare(module, kernel, PART_SUFFIX) if elsewhere else \
+        emit_part(module, kernel, jit.host().lanes)
     fn = ir.Function(module, TASK_TYPE, name=name)
     fn.linkage = "internal"
     fn.attributes.add("nounwind")
@@ -330,7 +476,7 @@ def compile_program(program: Program, name_hint: str = "program") -> CompiledPro
     dumps = {}
     if os.environ.get("SYMGRAPH_DUMP"):
         dumps["loopir.txt"] = "\n".join(k.dump() for k in _all_kernels(program))
-    library = jit.compile_ir(lambda: str(build_module(program, name_hint)),
+    library = jit.compile_ir(program_units(program, name_hint),
                              list(program.phases), name_hint, extra_dumps=dumps,
                              description=describe(program))
     return CompiledProgram(program, library)

@@ -41,13 +41,18 @@ def declare_kernel(module: ir.Module, params, name: str, noalias: bool,
                      name=name + PART_SUFFIX if part else name)
     fn.linkage = "internal"
     fn.attributes.add("nounwind")
-    if part or max((int(p.size) for p in params), default=0) > INLINE_ELEMENTS:
+    if part or never_inlined(params):
         fn.attributes.add("noinline")
     for arg, p in zip(fn.args, params):
         arg.name = p.name
         if noalias:
             arg.add_attribute("noalias")
     return fn
+
+
+def never_inlined(params) -> bool:
+    """Whether a kernel with these buffers is ``noinline`` (see :func:`declare_kernel`)."""
+    return max((int(p.size) for p in params), default=0) > INLINE_ELEMENTS
 
 
 PART_SUFFIX = "_part"
