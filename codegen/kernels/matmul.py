@@ -35,14 +35,32 @@ from codegen.kernels import softmax_rows
 from symgraph.errors import CompileError
 
 I32, I64 = ir.IntType(32), ir.IntType(64)
-# tile rows per count of column vectors: mr * nv accumulators + nv B vectors fit 32 regs
-ROWS_FOR_VECTORS = {1: 12, 2: 12, 3: 8, 4: 6}
+# tile rows per count of column vectors, per vector register file: mr * nv accumulators,
+# nv B vectors and the A broadcast fit (AVX-512 has 32 registers, AVX2 and SSE 16; a tile
+# that does not fit spills its accumulators to the stack on every k: 4x slower, measured)
+ROWS_BY_REGS = {32: {1: 12, 2: 12, 3: 8, 4: 6}, 16: {1: 8, 2: 6, 3: 4, 4: 2}}
+TILE_VECTORS_BY_REGS = {32: 4, 16: 2}  # column vectors of the rows path's tile
 DOT_REDUCE_COST = 12  # the per-row lane_sums tree and store, in FMA-equivalents (measured)
-DOT_REGS = 29  # rows * (N accumulators + 1 A vector) + 1 B vector <= 30 of 32
+DOT_REGS = 29  # N accumulators + 1 A vector + 1 B vector <= 30 of 32 decides the path
 LANE_REGS = 28  # N accumulators + the A^T vector + one broadcast B value <= 30 of 32
 TRANSPOSE_COST = 8  # FMA-equivalents per lane of a W x W in-register transpose (measured)
 SUM_VECTORS = 4  # independent accumulator vectors of the A column sums (add latency 3-4)
-TILE_VECTORS = max(ROWS_FOR_VECTORS)  # most column vectors a tile keeps in registers
+SOFTMAX_VECTORS = 4  # most column vectors a softmax epilogue's tile spans (one row)
+
+
+def vector_regs(w: int) -> int:
+    """Vector registers of the host whose vectors hold ``w`` float32 lanes."""
+    return 32 if w >= 16 else 16
+
+
+def tile_rows(nv: int, w: int) -> int:
+    """Rows of a register tile of ``nv`` column vectors on W lanes."""
+    return ROWS_BY_REGS[vector_regs(w)][nv]
+
+
+def tile_vectors(w: int) -> int:
+    """Column vectors of the rows path's register tile on W lanes."""
+    return TILE_VECTORS_BY_REGS[vector_regs(w)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,7 +179,7 @@ def k_block_size(mk: MatmulKernel, w: int) -> int:
     """K per block on the row path, or 0 for one pass. Partial sums are kept in C, so
     blocking needs C free until the end: no accumulate into C, no extra epilogue inputs
     (which may share C's memory)."""
-    nr = min(TILE_VECTORS, -(-mk.N // w)) * w
+    nr = min(tile_vectors(w), -(-mk.N // w)) * w
     if matmul_path(mk, w) != "rows" or mk.accumulate or mk.n_extra or mk.softmax \
             or mk.K <= K_BLOCK \
             or mk.K * nr * L.itemsize(mk.dtype) <= K_BLOCK_BYTES:
@@ -176,14 +194,14 @@ def split_columns(mk: MatmulKernel, w: int) -> bool:
     20 filters) cannot unbalance the chunks."""
     if mk.chunks <= 1 or mk.softmax or matmul_path(mk, w) != "rows":
         return False
-    nr = min(TILE_VECTORS, -(-mk.N // w)) * w
+    nr = min(tile_vectors(w), -(-mk.N // w)) * w
     return -(-mk.N // nr) >= 2 * mk.chunks
 
 
 def softmax_fits(N, w):
     """Whether a row of N columns fits in one register tile (at most 4 vectors of W),
     so the softmax epilogue sees whole rows."""
-    return -(-N // w) <= TILE_VECTORS
+    return -(-N // w) <= SOFTMAX_VECTORS
 
 
 def dot_pays(M, N, K, trans_a, trans_b, w):
@@ -196,6 +214,12 @@ def dot_pays(M, N, K, trans_a, trans_b, w):
         return False
     dot = N * -(-K // w) + DOT_REDUCE_COST * -(-N // w)
     return dot < 0.9 * K * -(-N // w)
+
+
+def dot_tile_rows(N: int, w: int) -> int:
+    """Rows of C one dot sub-tile holds: rows * (N accumulators + 1 A vector) + 1 B vector
+    within the host's vector registers (less 2)."""
+    return max(1, (vector_regs(w) - 3) // (N + 1))
 
 
 def matmul_path(mk: MatmulKernel, w: int) -> str:
@@ -240,14 +264,14 @@ class MatmulEmitter(KernelEmitter):
         elif path == "dot":
             self.dot_rows()
         else:
-            nv = min(TILE_VECTORS, -(-mk.N // self.w))
+            nv = -(-mk.N // self.w)  # a softmax tile spans the whole row
+            nv = nv if mk.softmax else min(tile_vectors(self.w), nv)
             self.col_split = self.part is not None and split_columns(mk, self.w)
             if mk.trans_b:  # row chunks need all of B^T: each packs its own panel
                 mode = "cols" if self.col_split else "own"
                 self.bptr, self.bstride = self.pack("b", mk.N, mode, nv * self.w), \
                     -(-mk.N // self.w) * self.w
-            mr = ROWS_FOR_VECTORS[nv]
-            self.blocks(nv * self.w, nv, min(mr, mk.M))
+            self.blocks(nv * self.w, nv, min(tile_rows(nv, self.w), mk.M))
         if mk.a_sums != "none" and mk.trans_a:
             self.sum_a_columns()
         elif mk.a_sums != "none":
@@ -388,7 +412,7 @@ class MatmulEmitter(KernelEmitter):
         """C = A @ B^T with both K-contiguous: per row, N dot products vectorized over K,
         then reduced W at a time into the row's vectors of C."""
         mk = self.mk
-        rows = min(max(1, DOT_REGS // (mk.N + 1)), mk.M)
+        rows = min(dot_tile_rows(mk.N, self.w), mk.M)
         if mk.softmax:  # W whole rows per step: their softmax runs one row per lane
             rows = min(self.w, mk.M)
         self.row_tiles(mk.M, rows, self.dot_tile)
@@ -397,7 +421,7 @@ class MatmulEmitter(KernelEmitter):
         """``rows`` rows of C, in register-sized sub-tiles; with the softmax epilogue
         the rows' softmax comes last, on all of them at once."""
         mk, w = self.mk, self.w
-        per = max(1, DOT_REGS // (mk.N + 1))
+        per = dot_tile_rows(mk.N, w)
         sums = []
         for r0 in range(0, rows, per):
             sums += self.dot_sums(self.b.add(i0, _i(r0)), min(per, rows - r0))
@@ -537,7 +561,7 @@ class MatmulEmitter(KernelEmitter):
         self.row_tiles(mk.M, rows, lambda i0, count: self.softmax_block(i0, count, nv))
 
     def softmax_block(self, i0, rows, nv):
-        parts = -(-rows // ROWS_FOR_VECTORS[nv])
+        parts = -(-rows // tile_rows(nv, self.w))
         per = -(-rows // parts)
         sums = []
         for r0 in range(0, rows, per):
