@@ -86,6 +86,17 @@ class MatmulKernel(EmittedKernel):
     pack: int = 0  # elements of the scratch_pack panel parameter (0: none)
     chunks: int = 1  # row chunks on the thread pool (codegen/partition.py)
     k_block: int = 0  # k per block on the row path (0: one pass; see k_block_size)
+    batch: int = 1  # products in one call: item n reads a + n*a_step, b + n*b_step, ...
+    steps: tuple = (0, 0, 0)  # (a, b, c) elements between items; c 0: C sums every item
+
+    @property
+    def sums_items(self) -> bool:
+        """The items of a batch all add into one C (a convolution's weight gradient)."""
+        return self.batch > 1 and self.steps[2] == 0
+
+    @property
+    def adds_into_c(self) -> bool:
+        return self.accumulate or self.sums_items
 
     def canonical(self) -> str:
         epi = self.epilogue.dump() if self.epilogue is not None else "acc"
@@ -94,6 +105,7 @@ class MatmulKernel(EmittedKernel):
         sums += f" pack={self.pack}" if self.pack else ""
         sums += f" chunks={self.chunks}" if self.chunks > 1 else ""
         sums += f" kc={self.k_block}" if self.k_block else ""
+        sums += f" batch={self.batch} steps={self.steps}" if self.batch > 1 else ""
         return (f"matmul M={self.M} N={self.N} K={self.K} ta={self.trans_a} tb={self.trans_b} "
                 f"{self.dtype} bias={self.bias} acc={self.accumulate} extra={self.n_extra} "
                 f"epilogue={epi} noalias={self.noalias}{sums}")
@@ -104,7 +116,7 @@ class MatmulKernel(EmittedKernel):
 
 def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="none",
                   accumulate=False, epilogue=None, n_extra=0, noalias=False,
-                  a_sums="none", softmax=False) -> MatmulKernel:
+                  a_sums="none", softmax=False, batch=1, steps=(0, 0, 0)) -> MatmulKernel:
     """``epilogue(m, acc, *extras)`` is a scalar-math formula; extras are (M, N) buffers.
 
     Buffers: a is (M,K) or (K,M) if trans_a; b is (K,N) or (N,K) if trans_b; bias has N
@@ -121,6 +133,11 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
     A kernel that packs a panel (see :func:`pack_elements`, for the host's vector width)
     ends with a ``scratch_pack`` buffer: callers bind it to a temporary of their own
     (``LowerContext.emit`` does so for every ``scratch*`` parameter).
+
+    ``batch`` > 1 runs ``batch`` products in one call, item ``n`` on ``a + n*steps[0]``,
+    ``b + n*steps[1]`` and ``c + n*steps[2]`` (bias and epilogue inputs step like c): a
+    convolution's images, each small enough to stay in cache.  ``steps[2] == 0`` sums
+    every item's product into C (no bias, epilogue or softmax then).
     """
     if min(M, N, K) < 1 or dtype not in L.FLOAT_DTYPES or bias not in ("none", "col", "row") \
             or a_sums not in ("none", "write", "add"):
@@ -128,11 +145,23 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
                            f"a_sums={a_sums}")
     if softmax and (accumulate or epilogue is not None or n_extra):
         raise CompileError("matmul softmax epilogue excludes accumulate and epilogue")
-    params = [L.BufferParam("a", dtype, M * K), L.BufferParam("b", dtype, K * N)]
+    steps = tuple(int(s) for s in steps)
+    if batch < 1 or len(steps) != 3 or min(steps) < 0 or (batch > 1 and steps[2] == 0 and (
+            softmax or epilogue is not None or n_extra or bias != "none" or a_sums != "none")):
+        raise CompileError(f"bad batched matmul: batch={batch} steps={steps} (summed items "
+                           "take no bias, epilogue, softmax or row sums)")
+    if batch == 1:
+        steps = (0, 0, 0)
+
+    def span(size, step):
+        return size + step * (batch - 1)
+
+    params = [L.BufferParam("a", dtype, span(M * K, steps[0])),
+              L.BufferParam("b", dtype, span(K * N, steps[1]))]
     if bias != "none":
         params.append(L.BufferParam("bias", dtype, N if bias == "col" else M))
-    params += [L.BufferParam(f"e{k}", dtype, M * N) for k in range(n_extra)]
-    params.append(L.BufferParam("c", dtype, M * N))
+    params += [L.BufferParam(f"e{k}", dtype, span(M * N, steps[2])) for k in range(n_extra)]
+    params.append(L.BufferParam("c", dtype, span(M * N, steps[2])))
     if a_sums != "none":
         params.append(L.BufferParam("asum", dtype, M))
     expr = None
@@ -142,9 +171,9 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
         if expr.dtype != dtype:
             raise CompileError(f"matmul epilogue yields {expr.dtype}, expected {dtype}")
     fields = (M, N, K, trans_a, trans_b, dtype, bias, accumulate, expr, n_extra)
-    chunks = partition.matmul_chunks(M, N, K, threadpool.compile_threads())
+    chunks = partition.matmul_chunks(M, N, K * batch, threadpool.compile_threads())
     proto = MatmulKernel("", *fields, tuple(params), noalias, a_sums=a_sums, softmax=softmax,
-                         chunks=chunks)
+                         chunks=chunks, batch=batch, steps=steps)
     w = jit.host().lanes(dtype)
     pack = pack_elements(proto, w)
     if pack:
@@ -152,7 +181,8 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
         panels = chunks if own else 1  # chunks that each need all of B^T pack their own
         params.append(L.BufferParam(PACK_PARAM, dtype, pack * panels))
     return MatmulKernel.named(*fields, tuple(params), noalias, a_sums=a_sums, softmax=softmax,
-                              pack=pack, chunks=chunks, k_block=k_block_size(proto, w))
+                              pack=pack, chunks=chunks, k_block=k_block_size(proto, w),
+                              batch=batch, steps=steps)
 
 
 PACK_PARAM = "scratch_pack"
@@ -180,8 +210,8 @@ def k_block_size(mk: MatmulKernel, w: int) -> int:
     blocking needs C free until the end: no accumulate into C, no extra epilogue inputs
     (which may share C's memory)."""
     nr = min(tile_vectors(w), -(-mk.N // w)) * w
-    if matmul_path(mk, w) != "rows" or mk.accumulate or mk.n_extra or mk.softmax \
-            or mk.K <= K_BLOCK \
+    if matmul_path(mk, w) != "rows" or mk.adds_into_c or mk.n_extra or mk.softmax \
+            or mk.K <= K_BLOCK or mk.batch > 1 \
             or mk.K * nr * L.itemsize(mk.dtype) <= K_BLOCK_BYTES:
         return 0
     return K_BLOCK
@@ -236,7 +266,7 @@ def matmul_path(mk: MatmulKernel, w: int) -> str:
     mv, nv, kv = -(-mk.M // w), -(-mk.N // w), -(-mk.K // w)
     tile = TRANSPOSE_COST * w
     rows = mk.M * mk.K * nv + (nv * kv * tile if mk.trans_b else 0)
-    lanes_fit = mk.trans_b and not mk.trans_a and mk.N <= LANE_REGS and not mk.accumulate \
+    lanes_fit = mk.trans_b and not mk.trans_a and mk.N <= LANE_REGS and not mk.adds_into_c \
         and not mk.n_extra and mk.a_sums == "none" and mv * mk.N < 0.9 * mk.M * nv
     dot = mk.M * (mk.N * kv + DOT_REDUCE_COST * nv) \
         if dot_pays(mk.M, mk.N, mk.K, mk.trans_a, mk.trans_b, w) else math.inf
@@ -253,8 +283,31 @@ class MatmulEmitter(KernelEmitter):
         self.ty = ir_type(mk.dtype)
         self.vty = ir.VectorType(self.ty, w)
 
+    item = None  # the batch item (an i64 value) in a batched kernel
+
     def run(self):
-        mk, b = self.mk, self.b
+        mk = self.mk
+        if mk.batch == 1:
+            self.product()
+        else:
+            base = dict(self.ptrs)
+            step = {"a": mk.steps[0], "b": mk.steps[1], "c": mk.steps[2],
+                    **{f"e{k}": mk.steps[2] for k in range(mk.n_extra)}}
+
+            def item(n):
+                self.item = n
+                self.ptrs = {name: self.gep(ptr, self.b.mul(n, _i(step[name])))
+                             if step.get(name) else ptr for name, ptr in base.items()}
+                self.product()
+
+            self.loop(0, mk.batch, 1, item)
+            self.ptrs = base
+        self.b.ret_void()
+        self.alloca_builder.branch(self.start)
+
+    def product(self):
+        """One item's product (the whole kernel when it is not batched)."""
+        mk = self.mk
         self.bptr, self.bstride = self.ptrs["b"], mk.N
         if mk.softmax and not softmax_fits(mk.N, self.w):
             raise CompileError(f"matmul softmax: a row of {mk.N} exceeds one tile")
@@ -276,8 +329,6 @@ class MatmulEmitter(KernelEmitter):
             self.sum_a_columns()
         elif mk.a_sums != "none":
             self.sum_a_rows()
-        b.ret_void()
-        self.alloca_builder.branch(self.start)
 
     col_split = False  # chunks take column tiles of C (rows path, see split_columns)
 
@@ -701,6 +752,10 @@ class MatmulEmitter(KernelEmitter):
         acc = self.add_bias(i0, j0, r, v, acc, mask)
         if mk.accumulate:
             acc = b.fadd(acc, self.vload(self.ptrs["c"], cidx, mask))
+        elif mk.sums_items:  # the first item writes C, the later ones add to it
+            later = b.icmp_unsigned("!=", self.item, _i(0))
+            acc = b.fadd(acc, b.select(later, self.vload(self.ptrs["c"], cidx, mask),
+                                       ir.Constant(self.vty, None)))
         if mk.epilogue is not None:
             acc = self.formula(acc, {f"e{k}": (self.vload(self.ptrs[f"e{k}"], cidx, mask), True)
                                      for k in range(mk.n_extra)})
