@@ -95,17 +95,23 @@ def fill(buf: L.BufferParam, value: float) -> L.Stmt:
     return L.For(i, buf.size, L.Store(buf, i, L.Const(value, buf.dtype)))
 
 
-def _column_layout(shape, rows: Axis, cols: Axis, c0: int):
+def _column_layout(shape, rows: Axis, cols: Axis, c0: int, channels: int = 0,
+                   per_image: bool = False):
     """The one index map both kernels walk: per channel ``c``, image ``n`` and tap, the
     column-matrix index and the image index it stands for (shared, so col2im is the
-    exact adjoint of im2col)."""
+    exact adjoint of im2col).  ``per_image``: one (taps, OH*OW) matrix per image, the
+    images one after the other (what a batched matmul walks image by image)."""
     n_img, n_chan, height, width = shape
     plane, ncols = rows.out * cols.out, n_img * rows.out * cols.out
+    taps = channels * rows.kernel * cols.kernel
     c, n = L.Var("c"), L.Var("n")
 
     def indices(ki, kj, oh, ow, h, w):
         row = (c * rows.kernel + ki) * cols.kernel + kj
-        column = row * ncols + n * plane + oh * cols.out + ow
+        if per_image:
+            column = (n * taps + row) * plane + oh * cols.out + ow
+        else:
+            column = row * ncols + n * plane + oh * cols.out + ow
         image = ((n * n_chan + _offset(c, c0)) * height + h) * width + w
         return column, image
 
@@ -113,12 +119,15 @@ def _column_layout(shape, rows: Axis, cols: Axis, c0: int):
 
 
 def im2col_kernel(shape, rows: Axis, cols: Axis, c0: int, channels: int,
-                  inp: L.BufferParam, out: L.BufferParam) -> L.Kernel:
+                  inp: L.BufferParam, out: L.BufferParam,
+                  per_image: bool = False) -> L.Kernel:
     """``out[(c, ki, kj), (n, oh, ow)] = x[n, c0 + c, h, w]`` (0 where the tap is padding).
 
-    The batch is folded into the columns so one matmul serves the whole batch.
+    The batch is folded into the columns so one matmul serves the whole batch, or with
+    ``per_image`` each image has its own (taps, OH*OW) block: ``out[n, (c, ki, kj),
+    (oh, ow)]``.
     """
-    c, n, indices = _column_layout(shape, rows, cols, c0)
+    c, n, indices = _column_layout(shape, rows, cols, c0, channels, per_image)
 
     def copy(*tap):
         dst, src = indices(*tap)
@@ -130,9 +139,9 @@ def im2col_kernel(shape, rows: Axis, cols: Axis, c0: int, channels: int,
 
 
 def col2im_kernel(shape, rows: Axis, cols: Axis, inp: L.BufferParam,
-                  out: L.BufferParam) -> L.Kernel:
+                  out: L.BufferParam, per_image: bool = False) -> L.Kernel:
     """The adjoint of im2col: ``out[n, c, h, w]`` sums every column entry that read it."""
-    c, n, indices = _column_layout(shape, rows, cols, 0)
+    c, n, indices = _column_layout(shape, rows, cols, 0, shape[1], per_image)
 
     def add(*tap):
         src, dst = indices(*tap)
