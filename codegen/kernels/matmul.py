@@ -246,10 +246,16 @@ def dot_pays(M, N, K, trans_a, trans_b, w):
     return dot < 0.9 * K * -(-N // w)
 
 
+def dot_group(N: int, w: int) -> int:
+    """Columns of C one pass over K of the dot kernel accumulates: all N with 32
+    registers; W (one reduced vector of C) with 16, where N accumulators would spill."""
+    return N if vector_regs(w) >= 32 else min(N, w)
+
+
 def dot_tile_rows(N: int, w: int) -> int:
-    """Rows of C one dot sub-tile holds: rows * (N accumulators + 1 A vector) + 1 B vector
-    within the host's vector registers (less 2)."""
-    return max(1, (vector_regs(w) - 3) // (N + 1))
+    """Rows of C one dot sub-tile holds: rows * (accumulators of one pass + 1 A vector)
+    + 1 B vector within the host's vector registers (less 2)."""
+    return max(1, (vector_regs(w) - 3) // (dot_group(N, w) + 1))
 
 
 def matmul_path(mk: MatmulKernel, w: int) -> str:
@@ -507,24 +513,27 @@ class MatmulEmitter(KernelEmitter):
                 self.vstore(value, self.ptrs["c"], self.c_index(i0, _i(0), r, v), masks[v])
 
     def dot_sums(self, i0, rows):
-        """Per row, its vectors of C (bias not added): N dot products over K, reduced."""
+        """Per row, its vectors of C (bias not added): N dot products over K, reduced;
+        in passes over K of ``dot_group`` columns each (every sum the same)."""
         mk, b, w = self.mk, self.b, self.w
         zero = ir.Constant(self.vty, None)
         accs = [[self.alloca(self.vty, zero) for _ in range(mk.N)] for _ in range(rows)]
+        group = dot_group(mk.N, w)
 
-        def step(k0, mask):
+        def step(k0, mask, first):
             avs = [self.vload(self.ptrs["a"], b.add(b.mul(b.add(i0, _i(r)), _i(mk.K)), k0),
                               mask) for r in range(rows)]
-            for n in range(mk.N):
+            for n in range(first, min(mk.N, first + group)):
                 bv = self.vload(self.ptrs["b"], b.add(_i(n * mk.K), k0), mask)
                 for r, av in enumerate(avs):
                     acc = b.load(accs[r][n])
                     b.store(self.call_intrinsic("fma", av, bv, acc), accs[r][n])
 
         k_full = mk.K // w * w
-        self.loop(0, k_full, w, lambda k0: step(k0, None))
-        if k_full < mk.K:
-            step(_i(k_full), self.mask(mk.K - k_full))
+        for first in range(0, mk.N, group):
+            self.loop(0, k_full, w, lambda k0, first=first: step(k0, None, first))
+            if k_full < mk.K:
+                step(_i(k_full), self.mask(mk.K - k_full), first)
         return [[self.lane_sums([b.load(slot) for slot in accs[r][v * w:(v + 1) * w]])
                  for v in range(-(-mk.N // w))] for r in range(rows)]
 
