@@ -352,7 +352,7 @@ def _epilogue_call(phase, group, source, stored) -> LogicalCall:
 
     kernel = matmul_kernel(mm.m, mm.n, mm.k, mm.trans_a, mm.trans_b, mm.dtype, bias=mm.bias,
                            epilogue=epilogue, n_extra=len(extras), batch=mm.batch,
-                           steps=mm.steps)
+                           steps=mm.steps, prologue=mm.prologue)
     keys = mm.input_keys + tuple(item.key for item in extras) + (stored[0],)
     keys += scratch_keys(kernel, phase.table)
     names = _names(phase, group, phase.calls[source].node_names)

@@ -71,6 +71,7 @@ class MatmulSpec:
     c: int
     batch: int = 1
     steps: tuple = (0, 0, 0)
+    prologue: object = None  # the loop kernel making each item's op(B) (see matmul_kernel)
 
     @property
     def size(self) -> int:

@@ -29,7 +29,7 @@ from codegen import jit, partition, threadpool
 from codegen import loop_ir as L
 from codegen.emit import vecmath
 from codegen.emit.emit_values import ir_type
-from codegen.emit.llvm_emit import EmittedKernel, KernelEmitter
+from codegen.emit.llvm_emit import EmittedKernel, KernelEmitter, emit_kernel
 from codegen.emit.scalar_ir import IRMath
 from codegen.kernels import softmax_rows
 from symgraph.errors import CompileError
@@ -88,6 +88,9 @@ class MatmulKernel(EmittedKernel):
     k_block: int = 0  # k per block on the row path (0: one pass; see k_block_size)
     batch: int = 1  # products in one call: item n reads a + n*a_step, b + n*b_step, ...
     steps: tuple = (0, 0, 0)  # (a, b, c) elements between items; c 0: C sums every item
+    prologue: object = None  # loop kernel (src, dst) making each item's op(B) from b's item
+    tail: object = None  # loop kernel (src, dst) moving each item's product into c's item
+    by_items: bool = False  # chunks take whole items (else tiles of every item's C)
 
     @property
     def sums_items(self) -> bool:
@@ -106,6 +109,9 @@ class MatmulKernel(EmittedKernel):
         sums += f" chunks={self.chunks}" if self.chunks > 1 else ""
         sums += f" kc={self.k_block}" if self.k_block else ""
         sums += f" batch={self.batch} steps={self.steps}" if self.batch > 1 else ""
+        sums += f" prologue={self.prologue.name}" if self.prologue is not None else ""
+        sums += f" tail={self.tail.name}" if self.tail is not None else ""
+        sums += " by_items" if self.by_items else ""
         return (f"matmul M={self.M} N={self.N} K={self.K} ta={self.trans_a} tb={self.trans_b} "
                 f"{self.dtype} bias={self.bias} acc={self.accumulate} extra={self.n_extra} "
                 f"epilogue={epi} noalias={self.noalias}{sums}")
@@ -116,7 +122,8 @@ class MatmulKernel(EmittedKernel):
 
 def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="none",
                   accumulate=False, epilogue=None, n_extra=0, noalias=False,
-                  a_sums="none", softmax=False, batch=1, steps=(0, 0, 0)) -> MatmulKernel:
+                  a_sums="none", softmax=False, batch=1, steps=(0, 0, 0), prologue=None,
+                  tail=None) -> MatmulKernel:
     """``epilogue(m, acc, *extras)`` is a scalar-math formula; extras are (M, N) buffers.
 
     Buffers: a is (M,K) or (K,M) if trans_a; b is (K,N) or (N,K) if trans_b; bias has N
@@ -138,6 +145,13 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
     ``b + n*steps[1]`` and ``c + n*steps[2]`` (bias and epilogue inputs step like c): a
     convolution's images, each small enough to stay in cache.  ``steps[2] == 0`` sums
     every item's product into C (no bias, epilogue or softmax then).
+
+    ``prologue`` (a loop kernel with params (src, dst), dst of K*N elements) builds each
+    item's op(B) from ``b``'s item (``src`` elements, ``steps[1]`` apart) in a
+    ``scratch_item`` buffer of one item per chunk: a convolution's im2col block, which
+    then never leaves the cache.  ``tail`` (src of M*N elements, dst of ``c``'s item)
+    moves each product from that scratch into C (col2im).  Chunks of kernels whose items
+    have their own C take whole items, so no chunk repeats another's prologue.
     """
     if min(M, N, K) < 1 or dtype not in L.FLOAT_DTYPES or bias not in ("none", "col", "row") \
             or a_sums not in ("none", "write", "add"):
@@ -152,16 +166,21 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
                            "take no bias, epilogue, softmax or row sums)")
     if batch == 1:
         steps = (0, 0, 0)
+    _check_item_kernels(M, N, K, prologue, tail, batch > 1 and steps[2] == 0, dtype,
+                        accumulate or softmax or epilogue is not None or n_extra
+                        or bias != "none" or a_sums != "none")
 
     def span(size, step):
         return size + step * (batch - 1)
 
+    b_item = K * N if prologue is None else prologue.params[0].size
+    c_item = M * N if tail is None else tail.params[-1].size
     params = [L.BufferParam("a", dtype, span(M * K, steps[0])),
-              L.BufferParam("b", dtype, span(K * N, steps[1]))]
+              L.BufferParam("b", dtype, span(b_item, steps[1]))]
     if bias != "none":
         params.append(L.BufferParam("bias", dtype, N if bias == "col" else M))
     params += [L.BufferParam(f"e{k}", dtype, span(M * N, steps[2])) for k in range(n_extra)]
-    params.append(L.BufferParam("c", dtype, span(M * N, steps[2])))
+    params.append(L.BufferParam("c", dtype, span(c_item, steps[2])))
     if a_sums != "none":
         params.append(L.BufferParam("asum", dtype, M))
     expr = None
@@ -172,17 +191,42 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
             raise CompileError(f"matmul epilogue yields {expr.dtype}, expected {dtype}")
     fields = (M, N, K, trans_a, trans_b, dtype, bias, accumulate, expr, n_extra)
     chunks = partition.matmul_chunks(M, N, K * batch, threadpool.compile_threads())
+    item = dict(batch=batch, steps=steps, prologue=prologue, tail=tail)
     proto = MatmulKernel("", *fields, tuple(params), noalias, a_sums=a_sums, softmax=softmax,
-                         chunks=chunks, batch=batch, steps=steps)
+                         chunks=chunks, **item)
     w = jit.host().lanes(dtype)
     pack = pack_elements(proto, w)
+    item["by_items"] = batch > 1 and steps[2] != 0 and not pack
     if pack:
         own = matmul_path(proto, w) == "rows" and not split_columns(proto, w)
         panels = chunks if own else 1  # chunks that each need all of B^T pack their own
         params.append(L.BufferParam(PACK_PARAM, dtype, pack * panels))
+    if prologue is not None or tail is not None:
+        size = K * N if prologue is not None else M * N
+        params.append(L.BufferParam(ITEM_PARAM, dtype, size * chunks))
     return MatmulKernel.named(*fields, tuple(params), noalias, a_sums=a_sums, softmax=softmax,
                               pack=pack, chunks=chunks, k_block=k_block_size(proto, w),
-                              batch=batch, steps=steps)
+                              **item)
+
+
+def _check_item_kernels(M, N, K, prologue, tail, summed, dtype, per_element) -> None:
+    """A prologue makes one item's op(B); a tail takes one item's C (and then the product
+    has no epilogue of its own and is not summed)."""
+    if prologue is not None and tail is not None:
+        raise CompileError("batched matmul: a prologue or a tail, not both")
+    for kernel, size, what in ((prologue, K * N, "prologue"), (tail, M * N, "tail")):
+        if kernel is None:
+            continue
+        ends = kernel.params[0 if what == "tail" else -1]
+        if len(kernel.params) != 2 or ends.size != size or any(
+                p.dtype != dtype for p in kernel.params):
+            raise CompileError(f"batched matmul {what} {kernel.name}: needs params (src, dst) "
+                               f"of {dtype} with {size} elements on the product's side")
+    if tail is not None and (per_element or summed):
+        raise CompileError("batched matmul tail: no epilogue, bias, row sums or summed items")
+
+
+ITEM_PARAM = "scratch_item"
 
 
 PACK_PARAM = "scratch_pack"
@@ -293,23 +337,52 @@ class MatmulEmitter(KernelEmitter):
 
     def run(self):
         mk = self.mk
-        if mk.batch == 1:
+        if mk.batch == 1 and mk.prologue is None and mk.tail is None:
             self.product()
         else:
-            base = dict(self.ptrs)
-            step = {"a": mk.steps[0], "b": mk.steps[1], "c": mk.steps[2],
-                    **{f"e{k}": mk.steps[2] for k in range(mk.n_extra)}}
-
-            def item(n):
-                self.item = n
-                self.ptrs = {name: self.gep(ptr, self.b.mul(n, _i(step[name])))
-                             if step.get(name) else ptr for name, ptr in base.items()}
-                self.product()
-
-            self.loop(0, mk.batch, 1, item)
-            self.ptrs = base
+            self.items()
         self.b.ret_void()
         self.alloca_builder.branch(self.start)
+
+    def items(self):
+        """The product of every item (or this chunk's items), each on its operands'
+        item; a prologue fills this chunk's ``scratch_item`` before the product reads it
+        as B, a tail empties it into C after the product wrote it."""
+        mk, b = self.mk, self.b
+        base = dict(self.ptrs)
+        step = {"a": mk.steps[0], "b": mk.steps[1], "c": mk.steps[2],
+                **{f"e{k}": mk.steps[2] for k in range(mk.n_extra)}}
+        scratch = base.get(ITEM_PARAM)
+        if scratch is not None and self.part is not None:
+            own = mk.K * mk.N if mk.prologue is not None else mk.M * mk.N
+            scratch = self.gep(scratch, b.mul(self.part[0], _i(own)))
+        module = self.fn.module
+        prologue = None if mk.prologue is None else emit_kernel(module, mk.prologue, self.lanes)
+        tail = None if mk.tail is None else emit_kernel(module, mk.tail, self.lanes)
+        bounds = self.chunk_bounds(mk.batch) if mk.by_items and self.part is not None else None
+        part = self.part
+        if bounds is not None:
+            self.part = None  # each item whole: its tiles are not split
+
+        def item(n):
+            self.item = n
+            self.ptrs = {name: self.gep(ptr, b.mul(n, _i(step[name])))
+                         if step.get(name) else ptr for name, ptr in base.items()}
+            if prologue is not None:
+                b.call(prologue, [self.ptrs["b"], scratch])
+                self.ptrs["b"] = scratch
+            out = self.ptrs["c"]
+            if tail is not None:
+                self.ptrs["c"] = scratch
+            self.product()
+            if tail is not None:
+                b.call(tail, [scratch, out])
+
+        if bounds is None:
+            self.loop(0, mk.batch, 1, item)
+        else:
+            self.loop_dyn(bounds[0], bounds[1], 1, item)
+        self.ptrs, self.part = base, part
 
     def product(self):
         """One item's product (the whole kernel when it is not batched)."""
