@@ -1,5 +1,6 @@
-"""Loop kernels of 2-D convolution: im2col, its adjoint col2im, and the NCHW placement of
-a matmul result.
+"""Loop kernels of 2-D convolution: im2col and its adjoint col2im (one image's are the
+prologue and tail of an ungrouped convolution's batched matmul, ``conv_gemm.py``), and
+grouped convolution as direct loops.
 
 A sliding window never needs a bounds test inside a loop: for each kernel tap ``k`` the
 outputs whose tap lands inside the input form one static range ``[lo, hi)``, so taps are
@@ -95,23 +96,17 @@ def fill(buf: L.BufferParam, value: float) -> L.Stmt:
     return L.For(i, buf.size, L.Store(buf, i, L.Const(value, buf.dtype)))
 
 
-def _column_layout(shape, rows: Axis, cols: Axis, c0: int, channels: int = 0,
-                   per_image: bool = False):
+def _column_layout(shape, rows: Axis, cols: Axis, c0: int):
     """The one index map both kernels walk: per channel ``c``, image ``n`` and tap, the
     column-matrix index and the image index it stands for (shared, so col2im is the
-    exact adjoint of im2col).  ``per_image``: one (taps, OH*OW) matrix per image, the
-    images one after the other (what a batched matmul walks image by image)."""
+    exact adjoint of im2col)."""
     n_img, n_chan, height, width = shape
     plane, ncols = rows.out * cols.out, n_img * rows.out * cols.out
-    taps = channels * rows.kernel * cols.kernel
     c, n = L.Var("c"), L.Var("n")
 
     def indices(ki, kj, oh, ow, h, w):
         row = (c * rows.kernel + ki) * cols.kernel + kj
-        if per_image:
-            column = (n * taps + row) * plane + oh * cols.out + ow
-        else:
-            column = row * ncols + n * plane + oh * cols.out + ow
+        column = row * ncols + n * plane + oh * cols.out + ow
         image = ((n * n_chan + _offset(c, c0)) * height + h) * width + w
         return column, image
 
@@ -119,15 +114,12 @@ def _column_layout(shape, rows: Axis, cols: Axis, c0: int, channels: int = 0,
 
 
 def im2col_kernel(shape, rows: Axis, cols: Axis, c0: int, channels: int,
-                  inp: L.BufferParam, out: L.BufferParam,
-                  per_image: bool = False) -> L.Kernel:
+                  inp: L.BufferParam, out: L.BufferParam) -> L.Kernel:
     """``out[(c, ki, kj), (n, oh, ow)] = x[n, c0 + c, h, w]`` (0 where the tap is padding).
 
-    The batch is folded into the columns so one matmul serves the whole batch, or with
-    ``per_image`` each image has its own (taps, OH*OW) block: ``out[n, (c, ki, kj),
-    (oh, ow)]``.
+    The batch is folded into the columns so one matmul serves the whole batch.
     """
-    c, n, indices = _column_layout(shape, rows, cols, c0, channels, per_image)
+    c, n, indices = _column_layout(shape, rows, cols, c0)
 
     def copy(*tap):
         dst, src = indices(*tap)
@@ -139,9 +131,9 @@ def im2col_kernel(shape, rows: Axis, cols: Axis, c0: int, channels: int,
 
 
 def col2im_kernel(shape, rows: Axis, cols: Axis, inp: L.BufferParam,
-                  out: L.BufferParam, per_image: bool = False) -> L.Kernel:
+                  out: L.BufferParam) -> L.Kernel:
     """The adjoint of im2col: ``out[n, c, h, w]`` sums every column entry that read it."""
-    c, n, indices = _column_layout(shape, rows, cols, 0, shape[1], per_image)
+    c, n, indices = _column_layout(shape, rows, cols, 0)
 
     def add(*tap):
         src, dst = indices(*tap)
@@ -149,21 +141,6 @@ def col2im_kernel(shape, rows: Axis, cols: Axis, inp: L.BufferParam,
 
     body = L.For(n, shape[0], L.For(c, shape[1], window_passes(rows, cols, add)))
     return L.make_kernel([inp, out], L.block(fill(out, 0.0), body))
-
-
-def place_kernel(n_img: int, filters: int, f0: int, plane: int, total_filters: int,
-                 tmp: L.BufferParam, out: L.BufferParam,
-                 bias: L.BufferParam | None = None) -> L.Kernel:
-    """``out[n, f0 + f, p] = tmp[f, n, p] (+ bias[f0 + f])``: a matmul result laid out
-    filter-major over the whole batch, moved into NCHW (one group's filters)."""
-    n, f, p = L.Var("n"), L.Var("f"), L.Var("p")
-    value = L.Load(tmp, (f * n_img + n) * plane + p)
-    if bias is not None:
-        value = value + L.Load(bias, _offset(f, f0))
-    dst = (n * total_filters + _offset(f, f0)) * plane + p
-    body = L.For(n, n_img, L.For(f, filters, L.For(p, plane, L.Store(out, dst, value))))
-    params = [tmp] + ([bias] if bias is not None else []) + [out]
-    return L.make_kernel(params, body)
 
 
 def slice_kernel(start: int, inp: L.BufferParam, out: L.BufferParam) -> L.Kernel:
