@@ -1,5 +1,4 @@
-"""The two gradients of a Convolution; grouped (or depthwise), each is one kernel over the
-groups, ungrouped a batched matmul per image (``codegen/kernels/conv_gemm.py``).
+"""The two gradients of a grouped (or depthwise) Convolution, each one kernel over the groups.
 
 A grouped convolution's gradient built from per-group slices, dots and concatenations
 costs a handful of kernels per group (32 groups gave 205 kernels and a 9 s compile); these
@@ -17,7 +16,6 @@ from ..errors import ShapeError, format_shape
 from .conv import (
     WINDOW_PARAMS,
     col2im_ref,
-    conv_gemm_of,
     conv_out_dims,
     grouped_conv_of,
     im2col_ref,
@@ -105,11 +103,6 @@ class GroupedConvDataGrad(_GroupedGrad):
     def lower(self, p, ctx):
         from codegen.kernels.conv_kernels import grouped_conv_data_grad_kernel
 
-        if p.num_group == 1:
-            from codegen.kernels.conv_gemm import lower_data_grad
-
-            lower_data_grad(ctx, conv_gemm_of(p, ctx.in_shapes[2]))
-            return
         conv = grouped_conv_of(p, ctx.in_shapes[2])
         ctx.emit(grouped_conv_data_grad_kernel(conv, ctx.in_buf(0), ctx.in_buf(1),
                                                ctx.out_buf(0)))
@@ -141,11 +134,6 @@ class GroupedConvWeightGrad(_GroupedGrad):
     def lower(self, p, ctx):
         from codegen.kernels.conv_kernels import grouped_conv_weight_grad_kernel
 
-        if p.num_group == 1:
-            from codegen.kernels.conv_gemm import lower_weight_grad
-
-            lower_weight_grad(ctx, conv_gemm_of(p, ctx.in_shapes[1]))
-            return
         conv = grouped_conv_of(p, ctx.in_shapes[1])
         ctx.emit(grouped_conv_weight_grad_kernel(conv, ctx.in_buf(0), ctx.in_buf(1),
                                                  ctx.out_buf(0)))
