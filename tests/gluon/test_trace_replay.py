@@ -92,8 +92,9 @@ def test_a_hybridized_step_gives_bitwise_the_traced_step():
         np.testing.assert_array_equal(a, b)
 
 
-def _final_state(fn):
-    with autograd.record():
+def _final_state(fn, train_mode=True):
+    """The trie state a recorded step ends in (then its backward, as a step runs)."""
+    with autograd.record(train_mode=train_mode):
         out = fn()
     cursor = out._trace.cursor
     out.backward()
@@ -123,19 +124,11 @@ def test_changed_shape_structure_or_attribute_misses():
         "attribute": _final_state(lambda: net(x) * 3.0),
         "op": _final_state(lambda: net(x) + 2.0),
         "dtype": _final_state(lambda: net[1](net[0](x)).astype("float64") * 2.0),
-        "training mode": _final_state_predict(lambda: net(x) * 2.0),
+        "training mode": _final_state(lambda: net(x) * 2.0, train_mode=False),
     }
     for what, cursor in states.items():
         assert cursor is not base, what
     assert len({id(c) for c in states.values()}) == len(states)
-
-
-def _final_state_predict(fn):
-    with autograd.record(train_mode=False):
-        out = fn()
-    cursor = out._trace.cursor
-    out.backward()
-    return cursor
 
 
 def test_values_follow_the_inputs_when_the_structure_is_reused():
