@@ -326,7 +326,8 @@ def _epilogue_fits(phase, source, c_root, group, inputs, stored) -> bool:
     """acc feeds only this group; every other input is a full (M, N) buffer of the
     matmul's dtype; nothing between the two calls overwrites the matmul's operands."""
     mm, table = phase.spec(source), phase.table
-    if phase.escapes(c_root, group) or math.prod(group.out_shape) != mm.m * mm.n:
+    if phase.escapes(c_root, group) or math.prod(group.out_shape) != mm.size \
+            or not mm.contiguous:
         return False
     if table.dtypes[table.root(stored[0])] != mm.dtype:
         return False
@@ -350,7 +351,8 @@ def _epilogue_call(phase, group, source, stored) -> LogicalCall:
         return body(acc, *xs)[0]
 
     kernel = matmul_kernel(mm.m, mm.n, mm.k, mm.trans_a, mm.trans_b, mm.dtype, bias=mm.bias,
-                           epilogue=epilogue, n_extra=len(extras))
+                           epilogue=epilogue, n_extra=len(extras), batch=mm.batch,
+                           steps=mm.steps, prologue=mm.prologue)
     keys = mm.input_keys + tuple(item.key for item in extras) + (stored[0],)
     keys += scratch_keys(kernel, phase.table)
     names = _names(phase, group, phase.calls[source].node_names)
@@ -380,7 +382,8 @@ def _softmax_fits(phase, source, index) -> bool:
     c_root = table.root(mm.c)
     if c_root in phase.keep or phase.readers.get(c_root, set()) != {(phase.index, index)}:
         return False
-    if (sm.rows, sm.cols) != (mm.m, mm.n) or table.dtypes[table.root(sm.out_key)] != mm.dtype:
+    if (sm.rows, sm.cols) != (mm.m, mm.n) or mm.batch > 1 \
+            or table.dtypes[table.root(sm.out_key)] != mm.dtype:
         return False
     if not softmax_fits(mm.n, jit.host().lanes(mm.dtype)):
         return False

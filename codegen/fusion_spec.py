@@ -55,7 +55,8 @@ class ElementwiseSpec:
 
 @dataclass(frozen=True, eq=False)
 class MatmulSpec:
-    """``c(M, N) = op(a) @ op(b) [+ bias]``, the arguments of ``matmul_kernel``."""
+    """``c(M, N) = op(a) @ op(b) [+ bias]``, the arguments of ``matmul_kernel``; with
+    ``batch`` > 1, that many products at element ``steps`` (a, b, c) apart."""
 
     m: int
     n: int
@@ -63,11 +64,24 @@ class MatmulSpec:
     trans_a: bool
     trans_b: bool
     dtype: str
-    bias: str  # "none" or "col"
+    bias: str  # "none", "col" or "row"
     a: int
     b: int
     bias_key: int | None
     c: int
+    batch: int = 1
+    steps: tuple = (0, 0, 0)
+    prologue: object = None  # the loop kernel making each item's op(B) (see matmul_kernel)
+
+    @property
+    def size(self) -> int:
+        """Elements of C over the batch."""
+        return self.batch * self.m * self.n
+
+    @property
+    def contiguous(self) -> bool:
+        """The products' Cs are one (batch, M, N) array (an epilogue's index space)."""
+        return self.batch == 1 or self.steps[2] == self.m * self.n
 
     @property
     def input_keys(self) -> tuple:

@@ -1,5 +1,6 @@
-"""Loop kernels of 2-D convolution: im2col, its adjoint col2im, and the NCHW placement of
-a matmul result.
+"""Loop kernels of 2-D convolution: im2col and its adjoint col2im (one image's are the
+prologue and tail of an ungrouped convolution's batched matmul, ``conv_gemm.py``), and
+grouped convolution as direct loops.
 
 A sliding window never needs a bounds test inside a loop: for each kernel tap ``k`` the
 outputs whose tap lands inside the input form one static range ``[lo, hi)``, so taps are
@@ -140,21 +141,6 @@ def col2im_kernel(shape, rows: Axis, cols: Axis, inp: L.BufferParam,
 
     body = L.For(n, shape[0], L.For(c, shape[1], window_passes(rows, cols, add)))
     return L.make_kernel([inp, out], L.block(fill(out, 0.0), body))
-
-
-def place_kernel(n_img: int, filters: int, f0: int, plane: int, total_filters: int,
-                 tmp: L.BufferParam, out: L.BufferParam,
-                 bias: L.BufferParam | None = None) -> L.Kernel:
-    """``out[n, f0 + f, p] = tmp[f, n, p] (+ bias[f0 + f])``: a matmul result laid out
-    filter-major over the whole batch, moved into NCHW (one group's filters)."""
-    n, f, p = L.Var("n"), L.Var("f"), L.Var("p")
-    value = L.Load(tmp, (f * n_img + n) * plane + p)
-    if bias is not None:
-        value = value + L.Load(bias, _offset(f, f0))
-    dst = (n * total_filters + _offset(f, f0)) * plane + p
-    body = L.For(n, n_img, L.For(f, filters, L.For(p, plane, L.Store(out, dst, value))))
-    params = [tmp] + ([bias] if bias is not None else []) + [out]
-    return L.make_kernel(params, body)
 
 
 def slice_kernel(start: int, inp: L.BufferParam, out: L.BufferParam) -> L.Kernel:

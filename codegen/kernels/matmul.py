@@ -29,20 +29,38 @@ from codegen import jit, partition, threadpool
 from codegen import loop_ir as L
 from codegen.emit import vecmath
 from codegen.emit.emit_values import ir_type
-from codegen.emit.llvm_emit import EmittedKernel, KernelEmitter
+from codegen.emit.llvm_emit import EmittedKernel, KernelEmitter, emit_kernel
 from codegen.emit.scalar_ir import IRMath
 from codegen.kernels import softmax_rows
 from symgraph.errors import CompileError
 
 I32, I64 = ir.IntType(32), ir.IntType(64)
-# tile rows per count of column vectors: mr * nv accumulators + nv B vectors fit 32 regs
-ROWS_FOR_VECTORS = {1: 12, 2: 12, 3: 8, 4: 6}
+# tile rows per count of column vectors, per vector register file: mr * nv accumulators,
+# nv B vectors and the A broadcast fit (AVX-512 has 32 registers, AVX2 and SSE 16; a tile
+# that does not fit spills its accumulators to the stack on every k: 4x slower, measured)
+ROWS_BY_REGS = {32: {1: 12, 2: 12, 3: 8, 4: 6}, 16: {1: 8, 2: 6, 3: 4, 4: 2}}
+TILE_VECTORS_BY_REGS = {32: 4, 16: 2}  # column vectors of the rows path's tile
 DOT_REDUCE_COST = 12  # the per-row lane_sums tree and store, in FMA-equivalents (measured)
-DOT_REGS = 29  # rows * (N accumulators + 1 A vector) + 1 B vector <= 30 of 32
+DOT_REGS = 29  # N accumulators + 1 A vector + 1 B vector <= 30 of 32 decides the path
 LANE_REGS = 28  # N accumulators + the A^T vector + one broadcast B value <= 30 of 32
 TRANSPOSE_COST = 8  # FMA-equivalents per lane of a W x W in-register transpose (measured)
 SUM_VECTORS = 4  # independent accumulator vectors of the A column sums (add latency 3-4)
-TILE_VECTORS = max(ROWS_FOR_VECTORS)  # most column vectors a tile keeps in registers
+SOFTMAX_VECTORS = 4  # most column vectors a softmax epilogue's tile spans (one row)
+
+
+def vector_regs(w: int) -> int:
+    """Vector registers of the host whose vectors hold ``w`` float32 lanes."""
+    return 32 if w >= 16 else 16
+
+
+def tile_rows(nv: int, w: int) -> int:
+    """Rows of a register tile of ``nv`` column vectors on W lanes."""
+    return ROWS_BY_REGS[vector_regs(w)][nv]
+
+
+def tile_vectors(w: int) -> int:
+    """Column vectors of the rows path's register tile on W lanes."""
+    return TILE_VECTORS_BY_REGS[vector_regs(w)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,6 +86,20 @@ class MatmulKernel(EmittedKernel):
     pack: int = 0  # elements of the scratch_pack panel parameter (0: none)
     chunks: int = 1  # row chunks on the thread pool (codegen/partition.py)
     k_block: int = 0  # k per block on the row path (0: one pass; see k_block_size)
+    batch: int = 1  # products in one call: item n reads a + n*a_step, b + n*b_step, ...
+    steps: tuple = (0, 0, 0)  # (a, b, c) elements between items; c 0: C sums every item
+    prologue: object = None  # loop kernel (src, dst) making each item's op(B) from b's item
+    tail: object = None  # loop kernel (src, dst) moving each item's product into c's item
+    by_items: bool = False  # chunks take whole items (else tiles of every item's C)
+
+    @property
+    def sums_items(self) -> bool:
+        """The items of a batch all add into one C (a convolution's weight gradient)."""
+        return self.batch > 1 and self.steps[2] == 0
+
+    @property
+    def adds_into_c(self) -> bool:
+        return self.accumulate or self.sums_items
 
     def canonical(self) -> str:
         epi = self.epilogue.dump() if self.epilogue is not None else "acc"
@@ -76,6 +108,10 @@ class MatmulKernel(EmittedKernel):
         sums += f" pack={self.pack}" if self.pack else ""
         sums += f" chunks={self.chunks}" if self.chunks > 1 else ""
         sums += f" kc={self.k_block}" if self.k_block else ""
+        sums += f" batch={self.batch} steps={self.steps}" if self.batch > 1 else ""
+        sums += f" prologue={self.prologue.name}" if self.prologue is not None else ""
+        sums += f" tail={self.tail.name}" if self.tail is not None else ""
+        sums += " by_items" if self.by_items else ""
         return (f"matmul M={self.M} N={self.N} K={self.K} ta={self.trans_a} tb={self.trans_b} "
                 f"{self.dtype} bias={self.bias} acc={self.accumulate} extra={self.n_extra} "
                 f"epilogue={epi} noalias={self.noalias}{sums}")
@@ -86,7 +122,8 @@ class MatmulKernel(EmittedKernel):
 
 def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="none",
                   accumulate=False, epilogue=None, n_extra=0, noalias=False,
-                  a_sums="none", softmax=False) -> MatmulKernel:
+                  a_sums="none", softmax=False, batch=1, steps=(0, 0, 0), prologue=None,
+                  tail=None) -> MatmulKernel:
     """``epilogue(m, acc, *extras)`` is a scalar-math formula; extras are (M, N) buffers.
 
     Buffers: a is (M,K) or (K,M) if trans_a; b is (K,N) or (N,K) if trans_b; bias has N
@@ -103,6 +140,18 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
     A kernel that packs a panel (see :func:`pack_elements`, for the host's vector width)
     ends with a ``scratch_pack`` buffer: callers bind it to a temporary of their own
     (``LowerContext.emit`` does so for every ``scratch*`` parameter).
+
+    ``batch`` > 1 runs ``batch`` products in one call, item ``n`` on ``a + n*steps[0]``,
+    ``b + n*steps[1]`` and ``c + n*steps[2]`` (bias and epilogue inputs step like c): a
+    convolution's images, each small enough to stay in cache.  ``steps[2] == 0`` sums
+    every item's product into C (no bias, epilogue or softmax then).
+
+    ``prologue`` (a loop kernel with params (src, dst), dst of K*N elements) builds each
+    item's op(B) from ``b``'s item (``src`` elements, ``steps[1]`` apart) in a
+    ``scratch_item`` buffer of one item per chunk: a convolution's im2col block, which
+    then never leaves the cache.  ``tail`` (src of M*N elements, dst of ``c``'s item)
+    moves each product from that scratch into C (col2im).  Chunks of kernels whose items
+    have their own C take whole items, so no chunk repeats another's prologue.
     """
     if min(M, N, K) < 1 or dtype not in L.FLOAT_DTYPES or bias not in ("none", "col", "row") \
             or a_sums not in ("none", "write", "add"):
@@ -110,11 +159,28 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
                            f"a_sums={a_sums}")
     if softmax and (accumulate or epilogue is not None or n_extra):
         raise CompileError("matmul softmax epilogue excludes accumulate and epilogue")
-    params = [L.BufferParam("a", dtype, M * K), L.BufferParam("b", dtype, K * N)]
+    steps = tuple(int(s) for s in steps)
+    if batch < 1 or len(steps) != 3 or min(steps) < 0 or (batch > 1 and steps[2] == 0 and (
+            softmax or epilogue is not None or n_extra or bias != "none" or a_sums != "none")):
+        raise CompileError(f"bad batched matmul: batch={batch} steps={steps} (summed items "
+                           "take no bias, epilogue, softmax or row sums)")
+    if batch == 1:
+        steps = (0, 0, 0)
+    _check_item_kernels(M, N, K, prologue, tail, batch > 1 and steps[2] == 0, dtype,
+                        accumulate or softmax or epilogue is not None or n_extra
+                        or bias != "none" or a_sums != "none")
+
+    def span(size, step):
+        return size + step * (batch - 1)
+
+    b_item = K * N if prologue is None else prologue.params[0].size
+    c_item = M * N if tail is None else tail.params[-1].size
+    params = [L.BufferParam("a", dtype, span(M * K, steps[0])),
+              L.BufferParam("b", dtype, span(b_item, steps[1]))]
     if bias != "none":
         params.append(L.BufferParam("bias", dtype, N if bias == "col" else M))
-    params += [L.BufferParam(f"e{k}", dtype, M * N) for k in range(n_extra)]
-    params.append(L.BufferParam("c", dtype, M * N))
+    params += [L.BufferParam(f"e{k}", dtype, span(M * N, steps[2])) for k in range(n_extra)]
+    params.append(L.BufferParam("c", dtype, span(c_item, steps[2])))
     if a_sums != "none":
         params.append(L.BufferParam("asum", dtype, M))
     expr = None
@@ -124,17 +190,43 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
         if expr.dtype != dtype:
             raise CompileError(f"matmul epilogue yields {expr.dtype}, expected {dtype}")
     fields = (M, N, K, trans_a, trans_b, dtype, bias, accumulate, expr, n_extra)
-    chunks = partition.matmul_chunks(M, N, K, threadpool.compile_threads())
+    chunks = partition.matmul_chunks(M, N, K * batch, threadpool.compile_threads())
+    item = dict(batch=batch, steps=steps, prologue=prologue, tail=tail)
     proto = MatmulKernel("", *fields, tuple(params), noalias, a_sums=a_sums, softmax=softmax,
-                         chunks=chunks)
+                         chunks=chunks, **item)
     w = jit.host().lanes(dtype)
     pack = pack_elements(proto, w)
+    item["by_items"] = batch > 1 and steps[2] != 0 and not pack
     if pack:
         own = matmul_path(proto, w) == "rows" and not split_columns(proto, w)
         panels = chunks if own else 1  # chunks that each need all of B^T pack their own
         params.append(L.BufferParam(PACK_PARAM, dtype, pack * panels))
+    if prologue is not None or tail is not None:
+        size = K * N if prologue is not None else M * N
+        params.append(L.BufferParam(ITEM_PARAM, dtype, size * chunks))
     return MatmulKernel.named(*fields, tuple(params), noalias, a_sums=a_sums, softmax=softmax,
-                              pack=pack, chunks=chunks, k_block=k_block_size(proto, w))
+                              pack=pack, chunks=chunks, k_block=k_block_size(proto, w),
+                              **item)
+
+
+def _check_item_kernels(M, N, K, prologue, tail, summed, dtype, per_element) -> None:
+    """A prologue makes one item's op(B); a tail takes one item's C (and then the product
+    has no epilogue of its own and is not summed)."""
+    if prologue is not None and tail is not None:
+        raise CompileError("batched matmul: a prologue or a tail, not both")
+    for kernel, size, what in ((prologue, K * N, "prologue"), (tail, M * N, "tail")):
+        if kernel is None:
+            continue
+        ends = kernel.params[0 if what == "tail" else -1]
+        if len(kernel.params) != 2 or ends.size != size or any(
+                p.dtype != dtype for p in kernel.params):
+            raise CompileError(f"batched matmul {what} {kernel.name}: needs params (src, dst) "
+                               f"of {dtype} with {size} elements on the product's side")
+    if tail is not None and (per_element or summed):
+        raise CompileError("batched matmul tail: no epilogue, bias, row sums or summed items")
+
+
+ITEM_PARAM = "scratch_item"
 
 
 PACK_PARAM = "scratch_pack"
@@ -161,9 +253,9 @@ def k_block_size(mk: MatmulKernel, w: int) -> int:
     """K per block on the row path, or 0 for one pass. Partial sums are kept in C, so
     blocking needs C free until the end: no accumulate into C, no extra epilogue inputs
     (which may share C's memory)."""
-    nr = min(TILE_VECTORS, -(-mk.N // w)) * w
-    if matmul_path(mk, w) != "rows" or mk.accumulate or mk.n_extra or mk.softmax \
-            or mk.K <= K_BLOCK \
+    nr = min(tile_vectors(w), -(-mk.N // w)) * w
+    if matmul_path(mk, w) != "rows" or mk.adds_into_c or mk.n_extra or mk.softmax \
+            or mk.K <= K_BLOCK or mk.batch > 1 \
             or mk.K * nr * L.itemsize(mk.dtype) <= K_BLOCK_BYTES:
         return 0
     return K_BLOCK
@@ -176,14 +268,14 @@ def split_columns(mk: MatmulKernel, w: int) -> bool:
     20 filters) cannot unbalance the chunks."""
     if mk.chunks <= 1 or mk.softmax or matmul_path(mk, w) != "rows":
         return False
-    nr = min(TILE_VECTORS, -(-mk.N // w)) * w
+    nr = min(tile_vectors(w), -(-mk.N // w)) * w
     return -(-mk.N // nr) >= 2 * mk.chunks
 
 
 def softmax_fits(N, w):
     """Whether a row of N columns fits in one register tile (at most 4 vectors of W),
     so the softmax epilogue sees whole rows."""
-    return -(-N // w) <= TILE_VECTORS
+    return -(-N // w) <= SOFTMAX_VECTORS
 
 
 def dot_pays(M, N, K, trans_a, trans_b, w):
@@ -196,6 +288,18 @@ def dot_pays(M, N, K, trans_a, trans_b, w):
         return False
     dot = N * -(-K // w) + DOT_REDUCE_COST * -(-N // w)
     return dot < 0.9 * K * -(-N // w)
+
+
+def dot_group(N: int, w: int) -> int:
+    """Columns of C one pass over K of the dot kernel accumulates: all N with 32
+    registers; W (one reduced vector of C) with 16, where N accumulators would spill."""
+    return N if vector_regs(w) >= 32 else min(N, w)
+
+
+def dot_tile_rows(N: int, w: int) -> int:
+    """Rows of C one dot sub-tile holds: rows * (accumulators of one pass + 1 A vector)
+    + 1 B vector within the host's vector registers (less 2)."""
+    return max(1, (vector_regs(w) - 3) // (dot_group(N, w) + 1))
 
 
 def matmul_path(mk: MatmulKernel, w: int) -> str:
@@ -212,7 +316,7 @@ def matmul_path(mk: MatmulKernel, w: int) -> str:
     mv, nv, kv = -(-mk.M // w), -(-mk.N // w), -(-mk.K // w)
     tile = TRANSPOSE_COST * w
     rows = mk.M * mk.K * nv + (nv * kv * tile if mk.trans_b else 0)
-    lanes_fit = mk.trans_b and not mk.trans_a and mk.N <= LANE_REGS and not mk.accumulate \
+    lanes_fit = mk.trans_b and not mk.trans_a and mk.N <= LANE_REGS and not mk.adds_into_c \
         and not mk.n_extra and mk.a_sums == "none" and mv * mk.N < 0.9 * mk.M * nv
     dot = mk.M * (mk.N * kv + DOT_REDUCE_COST * nv) \
         if dot_pays(mk.M, mk.N, mk.K, mk.trans_a, mk.trans_b, w) else math.inf
@@ -229,8 +333,60 @@ class MatmulEmitter(KernelEmitter):
         self.ty = ir_type(mk.dtype)
         self.vty = ir.VectorType(self.ty, w)
 
+    item = None  # the batch item (an i64 value) in a batched kernel
+
     def run(self):
+        mk = self.mk
+        if mk.batch == 1 and mk.prologue is None and mk.tail is None:
+            self.product()
+        else:
+            self.items()
+        self.b.ret_void()
+        self.alloca_builder.branch(self.start)
+
+    def items(self):
+        """The product of every item (or this chunk's items), each on its operands'
+        item; a prologue fills this chunk's ``scratch_item`` before the product reads it
+        as B, a tail empties it into C after the product wrote it."""
         mk, b = self.mk, self.b
+        base = dict(self.ptrs)
+        step = {"a": mk.steps[0], "b": mk.steps[1], "c": mk.steps[2],
+                **{f"e{k}": mk.steps[2] for k in range(mk.n_extra)}}
+        scratch = base.get(ITEM_PARAM)
+        if scratch is not None and self.part is not None:
+            own = mk.K * mk.N if mk.prologue is not None else mk.M * mk.N
+            scratch = self.gep(scratch, b.mul(self.part[0], _i(own)))
+        module = self.fn.module
+        prologue = None if mk.prologue is None else emit_kernel(module, mk.prologue, self.lanes)
+        tail = None if mk.tail is None else emit_kernel(module, mk.tail, self.lanes)
+        bounds = self.chunk_bounds(mk.batch) if mk.by_items and self.part is not None else None
+        part = self.part
+        if bounds is not None:
+            self.part = None  # each item whole: its tiles are not split
+
+        def item(n):
+            self.item = n
+            self.ptrs = {name: self.gep(ptr, b.mul(n, _i(step[name])))
+                         if step.get(name) else ptr for name, ptr in base.items()}
+            if prologue is not None:
+                b.call(prologue, [self.ptrs["b"], scratch])
+                self.ptrs["b"] = scratch
+            out = self.ptrs["c"]
+            if tail is not None:
+                self.ptrs["c"] = scratch
+            self.product()
+            if tail is not None:
+                b.call(tail, [scratch, out])
+
+        if bounds is None:
+            self.loop(0, mk.batch, 1, item)
+        else:
+            self.loop_dyn(bounds[0], bounds[1], 1, item)
+        self.ptrs, self.part = base, part
+
+    def product(self):
+        """One item's product (the whole kernel when it is not batched)."""
+        mk = self.mk
         self.bptr, self.bstride = self.ptrs["b"], mk.N
         if mk.softmax and not softmax_fits(mk.N, self.w):
             raise CompileError(f"matmul softmax: a row of {mk.N} exceeds one tile")
@@ -240,20 +396,18 @@ class MatmulEmitter(KernelEmitter):
         elif path == "dot":
             self.dot_rows()
         else:
-            nv = min(TILE_VECTORS, -(-mk.N // self.w))
+            nv = -(-mk.N // self.w)  # a softmax tile spans the whole row
+            nv = nv if mk.softmax else min(tile_vectors(self.w), nv)
             self.col_split = self.part is not None and split_columns(mk, self.w)
             if mk.trans_b:  # row chunks need all of B^T: each packs its own panel
                 mode = "cols" if self.col_split else "own"
                 self.bptr, self.bstride = self.pack("b", mk.N, mode, nv * self.w), \
                     -(-mk.N // self.w) * self.w
-            mr = ROWS_FOR_VECTORS[nv]
-            self.blocks(nv * self.w, nv, min(mr, mk.M))
+            self.blocks(nv * self.w, nv, min(tile_rows(nv, self.w), mk.M))
         if mk.a_sums != "none" and mk.trans_a:
             self.sum_a_columns()
         elif mk.a_sums != "none":
             self.sum_a_rows()
-        b.ret_void()
-        self.alloca_builder.branch(self.start)
 
     col_split = False  # chunks take column tiles of C (rows path, see split_columns)
 
@@ -388,7 +542,7 @@ class MatmulEmitter(KernelEmitter):
         """C = A @ B^T with both K-contiguous: per row, N dot products vectorized over K,
         then reduced W at a time into the row's vectors of C."""
         mk = self.mk
-        rows = min(max(1, DOT_REGS // (mk.N + 1)), mk.M)
+        rows = min(dot_tile_rows(mk.N, self.w), mk.M)
         if mk.softmax:  # W whole rows per step: their softmax runs one row per lane
             rows = min(self.w, mk.M)
         self.row_tiles(mk.M, rows, self.dot_tile)
@@ -397,7 +551,7 @@ class MatmulEmitter(KernelEmitter):
         """``rows`` rows of C, in register-sized sub-tiles; with the softmax epilogue
         the rows' softmax comes last, on all of them at once."""
         mk, w = self.mk, self.w
-        per = max(1, DOT_REGS // (mk.N + 1))
+        per = dot_tile_rows(mk.N, w)
         sums = []
         for r0 in range(0, rows, per):
             sums += self.dot_sums(self.b.add(i0, _i(r0)), min(per, rows - r0))
@@ -432,24 +586,27 @@ class MatmulEmitter(KernelEmitter):
                 self.vstore(value, self.ptrs["c"], self.c_index(i0, _i(0), r, v), masks[v])
 
     def dot_sums(self, i0, rows):
-        """Per row, its vectors of C (bias not added): N dot products over K, reduced."""
+        """Per row, its vectors of C (bias not added): N dot products over K, reduced;
+        in passes over K of ``dot_group`` columns each (every sum the same)."""
         mk, b, w = self.mk, self.b, self.w
         zero = ir.Constant(self.vty, None)
         accs = [[self.alloca(self.vty, zero) for _ in range(mk.N)] for _ in range(rows)]
+        group = dot_group(mk.N, w)
 
-        def step(k0, mask):
+        def step(k0, mask, first):
             avs = [self.vload(self.ptrs["a"], b.add(b.mul(b.add(i0, _i(r)), _i(mk.K)), k0),
                               mask) for r in range(rows)]
-            for n in range(mk.N):
+            for n in range(first, min(mk.N, first + group)):
                 bv = self.vload(self.ptrs["b"], b.add(_i(n * mk.K), k0), mask)
                 for r, av in enumerate(avs):
                     acc = b.load(accs[r][n])
                     b.store(self.call_intrinsic("fma", av, bv, acc), accs[r][n])
 
         k_full = mk.K // w * w
-        self.loop(0, k_full, w, lambda k0: step(k0, None))
-        if k_full < mk.K:
-            step(_i(k_full), self.mask(mk.K - k_full))
+        for first in range(0, mk.N, group):
+            self.loop(0, k_full, w, lambda k0, first=first: step(k0, None, first))
+            if k_full < mk.K:
+                step(_i(k_full), self.mask(mk.K - k_full), first)
         return [[self.lane_sums([b.load(slot) for slot in accs[r][v * w:(v + 1) * w]])
                  for v in range(-(-mk.N // w))] for r in range(rows)]
 
@@ -537,7 +694,7 @@ class MatmulEmitter(KernelEmitter):
         self.row_tiles(mk.M, rows, lambda i0, count: self.softmax_block(i0, count, nv))
 
     def softmax_block(self, i0, rows, nv):
-        parts = -(-rows // ROWS_FOR_VECTORS[nv])
+        parts = -(-rows // tile_rows(nv, self.w))
         per = -(-rows // parts)
         sums = []
         for r0 in range(0, rows, per):
@@ -677,6 +834,10 @@ class MatmulEmitter(KernelEmitter):
         acc = self.add_bias(i0, j0, r, v, acc, mask)
         if mk.accumulate:
             acc = b.fadd(acc, self.vload(self.ptrs["c"], cidx, mask))
+        elif mk.sums_items:  # the first item writes C, the later ones add to it
+            later = b.icmp_unsigned("!=", self.item, _i(0))
+            acc = b.fadd(acc, b.select(later, self.vload(self.ptrs["c"], cidx, mask),
+                                       ir.Constant(self.vty, None)))
         if mk.epilogue is not None:
             acc = self.formula(acc, {f"e{k}": (self.vload(self.ptrs[f"e{k}"], cidx, mask), True)
                                      for k in range(mk.n_extra)})

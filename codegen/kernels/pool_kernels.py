@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from codegen import loop_ir as L
+from codegen.kernels import pool_grad_rows
 from codegen.kernels.conv_kernels import Axis, fill, window_passes
 
 
@@ -83,6 +84,8 @@ def pool_max_grad_kernel(planes: int, rows: Axis, cols: Axis, dy: L.BufferParam,
                        L.Store(rem, dst, L.Select(hit, zero, pending)))
 
     if _inside(rows, cols) and _tiled(rows, cols):
+        if pool_grad_rows.fits(rows, cols, dx.dtype):
+            return pool_grad_rows.max_pool_grad_rows(planes, rows, cols, dy, x, y, dx)
         return L.make_kernel([dy, x, y, dx], _tiled_max_grad(planes, rows, cols, dy, x, y, dx))
     stmts = [L.For(t, rem.size, L.Store(rem, t, L.Load(dy, t))), fill(dx, 0.0),
              L.For(i, planes, window_passes(rows, cols, route))]

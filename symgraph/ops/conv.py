@@ -1,11 +1,11 @@
 """Convolution (2-D, NCHW, MXNet 1.x) and the im2col/col2im pair its gradient is built from.
 
-Convolution is lowered as im2col + one generated matmul per group: the batch is folded
-into the matmul's columns, so a whole batch is a single (filters x taps) @ (taps x N*H*W)
-product, then moved into NCHW with the bias added.  The gradient is plain graph algebra
-over registered ops: dW = dy2 @ cols^T, dcols = W^T @ dy2, dx = col2im(dcols), where
-dy2 is dy transposed to (filters, N*H*W).  ``_col2im`` is the adjoint of ``_im2col``, so
-each op's gradient is the other.
+An ungrouped Convolution is lowered as per-image im2col blocks and one batched matmul
+(``codegen/kernels/conv_gemm.py``): image n's (filters x taps) @ (taps x OH*OW) product
+is already NCHW, with the bias and a following activation in its epilogue.  Its
+gradients are the ops ``_grouped_conv_data_grad`` / ``_grouped_conv_weight_grad``
+(``conv_grouped.py``, any group count), lowered the same way for one group.
+``_col2im`` is the adjoint of ``_im2col``, so each op's gradient is the other.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ class Convolution(OpDef):
     def gradient(self, p, g):
         dy, data, weight = g.out_grads[0], g.inputs[0], g.inputs[1]
         grads = [None] * len(g.inputs)
-        if p.num_group > 1:
+        if g.needs[0] or g.needs[1]:  # one op each, whatever the group count
             from .conv_grouped import grouped_attrs
 
             attrs = grouped_attrs(p)
@@ -210,15 +210,6 @@ class Convolution(OpDef):
                 grads[0] = g.op("_grouped_conv_data_grad", dy, weight, data, **attrs)
             if g.needs[1]:
                 grads[1] = g.op("_grouped_conv_weight_grad", dy, data, **attrs)
-        elif g.needs[0] or g.needs[1]:
-            attrs = window_of(p).attrs()
-            dy2 = g.op("Reshape", g.op("transpose", dy, axes=(1, 0, 2, 3)), shape=(0, -1))
-            w2 = g.op("Reshape", weight, shape=(0, -1))
-            dw2, dcols = _products(g, dy2, w2, g.op("_im2col", data, **attrs))
-            if g.needs[0]:
-                grads[0] = g.op("_col2im", dcols, data, **attrs)
-            if g.needs[1]:
-                grads[1] = g.op("reshape_like", dw2, weight)
         if not p.no_bias and g.needs[2]:
             grads[2] = g.op("sum", dy, axis=(0, 2, 3))
         return grads
@@ -231,30 +222,17 @@ class Convolution(OpDef):
             ctx.emit(grouped_conv_kernel(grouped_conv_of(p, ctx.in_shapes[0]), ctx.in_buf(0),
                                          ctx.in_buf(1), bias, ctx.out_buf(0)))
             return
-        _lower_im2col_matmul(p, ctx)
+        from codegen.kernels.conv_gemm import lower_forward
+
+        lower_forward(ctx, conv_gemm_of(p, ctx.in_shapes[0]), not p.no_bias)
 
 
-def _lower_im2col_matmul(p, ctx):
-    """One group: im2col, a single matmul over the whole batch, then NCHW placement."""
-    from codegen.kernels import conv_kernels as CK
-    from codegen.kernels.matmul import matmul_kernel
+def conv_gemm_of(p, data_shape):
+    """The codegen description of an ungrouped convolution over ``data_shape``."""
+    from codegen.kernels.conv_gemm import ConvGemm
 
-    n_img, chans, height, width = ctx.in_shapes[0]
-    rows, cols = window_of(p).axes(height, width)
-    plane = rows.out * cols.out
-    dtype = ctx.dtype
-    taps = chans * rows.kernel * cols.kernel
-    bias = None if p.no_bias else ctx.in_buf(2)
-    col_key = ctx.temp(taps * n_img * plane)
-    ctx.emit(CK.im2col_kernel(ctx.in_shapes[0], rows, cols, 0, chans, ctx.in_buf(0),
-                              _buffer("cols", dtype, taps * n_img * plane)), {"cols": col_key})
-    y_key = ctx.temp(p.num_filter * n_img * plane)
-    ctx.emit(matmul_kernel(p.num_filter, n_img * plane, taps, dtype=dtype),
-             {"a": ctx.in_keys[1], "b": col_key, "c": y_key})
-    place = CK.place_kernel(n_img, p.num_filter, 0, plane, p.num_filter,
-                            _buffer("tmp", dtype, p.num_filter * n_img * plane),
-                            ctx.out_buf(0), bias)
-    ctx.emit(place, {"tmp": y_key})
+    rows, cols = window_of(p).axes(data_shape[2], data_shape[3])
+    return ConvGemm(tuple(data_shape), rows, cols, p.num_filter)
 
 
 def grouped_conv_of(p, data_shape):
@@ -263,17 +241,6 @@ def grouped_conv_of(p, data_shape):
 
     rows, cols = window_of(p).axes(data_shape[2], data_shape[3])
     return GroupedConv(tuple(data_shape), rows, cols, p.num_group, p.num_filter)
-
-
-def _buffer(name: str, dtype: str, size: int):
-    from codegen.loop_ir import BufferParam
-
-    return BufferParam(name, dtype, size)
-
-
-def _products(g, dy2, w2, cols):
-    """(dW2d, dcols) for (F, N*P) dy2, (F, K) weights and (K, N*P) columns."""
-    return (g.op("dot", dy2, cols, transpose_b=True), g.op("dot", w2, dy2, transpose_a=True))
 
 
 # ---- im2col / col2im -------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The two gradients of a grouped (or depthwise) Convolution, each one kernel over the groups.
+"""The two gradients of a Convolution; grouped (or depthwise), each is one kernel over the
+groups, ungrouped a batched matmul per image (``codegen/kernels/conv_gemm.py``).
 
 A grouped convolution's gradient built from per-group slices, dots and concatenations
 costs a handful of kernels per group (32 groups gave 205 kernels and a 9 s compile); these
@@ -16,6 +17,7 @@ from ..errors import ShapeError, format_shape
 from .conv import (
     WINDOW_PARAMS,
     col2im_ref,
+    conv_gemm_of,
     conv_out_dims,
     grouped_conv_of,
     im2col_ref,
@@ -103,6 +105,11 @@ class GroupedConvDataGrad(_GroupedGrad):
     def lower(self, p, ctx):
         from codegen.kernels.conv_kernels import grouped_conv_data_grad_kernel
 
+        if p.num_group == 1:
+            from codegen.kernels.conv_gemm import lower_data_grad
+
+            lower_data_grad(ctx, conv_gemm_of(p, ctx.in_shapes[2]))
+            return
         conv = grouped_conv_of(p, ctx.in_shapes[2])
         ctx.emit(grouped_conv_data_grad_kernel(conv, ctx.in_buf(0), ctx.in_buf(1),
                                                ctx.out_buf(0)))
@@ -134,6 +141,11 @@ class GroupedConvWeightGrad(_GroupedGrad):
     def lower(self, p, ctx):
         from codegen.kernels.conv_kernels import grouped_conv_weight_grad_kernel
 
+        if p.num_group == 1:
+            from codegen.kernels.conv_gemm import lower_weight_grad
+
+            lower_weight_grad(ctx, conv_gemm_of(p, ctx.in_shapes[1]))
+            return
         conv = grouped_conv_of(p, ctx.in_shapes[1])
         ctx.emit(grouped_conv_weight_grad_kernel(conv, ctx.in_buf(0), ctx.in_buf(1),
                                                  ctx.out_buf(0)))

@@ -306,9 +306,9 @@ def test_lane_kernel_softmax_epilogue(M, N, K, dtype):
                                                               softmax=True))
 
 
-@pytest.mark.parametrize("M,N,K,tb,dtype", [(13, 70, 4500, False, "float32"),
-                                            (9, 40, 5000, True, "float32"),
-                                            (7, 20, 5000, False, "float64")])
+@pytest.mark.parametrize("M,N,K,tb,dtype", [(13, 70, 9000, False, "float32"),
+                                            (9, 40, 9000, True, "float32"),
+                                            (7, 20, 9000, False, "float64")])
 def test_k_blocks_give_the_bytes_of_one_pass(M, N, K, tb, dtype, monkeypatch):
     """Long K is blocked (the partial sums wait in C); every element still accumulates
     k = 0, 1, ... in order, so the result is bitwise the one-pass kernel's."""

@@ -107,6 +107,11 @@ MATMULS = [  # rows path, packed B^T, lanes path, dot path, A^T with sums, softm
     dict(M=45, N=10, K=30, ta=False, tb=True, bias="col", softmax=True),
     dict(M=29, N=33, K=17, ta=True, tb=True, a_sums="add",
          epilogue=lambda m, x: m.maximum(x, 0)),
+    # batched (a convolution's images): forward, data gradient, summed weight gradient
+    dict(M=50, N=64, K=60, ta=False, tb=False, bias="row", batch=3, steps=(0, 3840, 3200)),
+    dict(M=60, N=32, K=10, ta=True, tb=False, batch=3, steps=(0, 320, 1920)),
+    dict(M=50, N=120, K=16, ta=False, tb=True, batch=3, steps=(800, 1920, 0)),
+    dict(M=6, N=25, K=70, ta=False, tb=True, batch=3, steps=(420, 1750, 0)),
 ]
 
 

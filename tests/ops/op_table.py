@@ -389,13 +389,11 @@ def conv_case(note, data, weight, **attrs):
 
 
 def grouped_grad_cases():
-    """The two gradient ops of a grouped convolution (kernel 3x2, stride (1, 2), pad (1, 0),
-    4 channels, 6 filters, 2 groups: OH = H, OW = (W - 2) // 2 + 1), differentiated in
-    ``dy`` and the weights or data; ``like`` only gives the data's shape."""
+    """The two gradient ops of a convolution (kernel 3x2, stride (1, 2), pad (1, 0),
+    4 channels, 6 filters, 2 groups or one: OH = H, OW = (W - 2) // 2 + 1), differentiated
+    in ``dy`` and the weights or data; ``like`` only gives the data's shape.  With one
+    group they run as batched matmuls (``codegen/kernels/conv_gemm.py``)."""
     from symgraph.compose import create
-
-    attrs = {"kernel": (3, 2), "stride": (1, 2), "pad": (1, 0), "num_group": 2,
-             "num_filter": 6}
 
     def data(d):
         return (2, 4, d[1] + 2, d[2] + 3)
@@ -403,15 +401,23 @@ def grouped_grad_cases():
     def dy(d):
         return (2, 6, d[1] + 2, (d[2] + 1) // 2 + 1)
 
-    return [
-        OpCase("_grouped_conv_data_grad",
-               lambda g, w, like: create("_grouped_conv_data_grad", (g, w, like), attrs),
-               inputs=(("dy", dy), ("weight", lambda d: (6, 2, 3, 2)), ("like", data)),
-               wrt=("dy", "weight"), note="3x2-s12"),
-        OpCase("_grouped_conv_weight_grad",
-               lambda g, x: create("_grouped_conv_weight_grad", (g, x), attrs),
-               inputs=(("dy", dy), ("data", data)), note="3x2-s12"),
-    ]
+    cases = []
+    for groups, note in ((2, "3x2-s12"), (1, "3x2-s12-one-group")):
+        attrs = {"kernel": (3, 2), "stride": (1, 2), "pad": (1, 0), "num_group": groups,
+                 "num_filter": 6}
+        weight = (6, 4 // groups, 3, 2)
+        cases += [
+            OpCase("_grouped_conv_data_grad",
+                   lambda g, w, like, attrs=attrs: create("_grouped_conv_data_grad",
+                                                          (g, w, like), attrs),
+                   inputs=(("dy", dy), ("weight", lambda d, weight=weight: weight),
+                           ("like", data)),
+                   wrt=("dy", "weight"), note=note),
+            OpCase("_grouped_conv_weight_grad",
+                   lambda g, x, attrs=attrs: create("_grouped_conv_weight_grad", (g, x), attrs),
+                   inputs=(("dy", dy), ("data", data)), note=note),
+        ]
+    return cases
 
 
 def pool_case(note, data=lambda d: (2, d[0], d[1] + 3, d[2] + 2), **attrs):
