@@ -191,6 +191,8 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
             raise CompileError(f"matmul epilogue yields {expr.dtype}, expected {dtype}")
     fields = (M, N, K, trans_a, trans_b, dtype, bias, accumulate, expr, n_extra)
     chunks = partition.matmul_chunks(M, N, K * batch, threadpool.compile_threads())
+    if tail is not None and (batch < chunks or trans_b):
+        chunks = 1  # a tail empties a whole item: chunks take whole items (see by_items)
     item = dict(batch=batch, steps=steps, prologue=prologue, tail=tail)
     proto = MatmulKernel("", *fields, tuple(params), noalias, a_sums=a_sums, softmax=softmax,
                          chunks=chunks, **item)

@@ -429,6 +429,8 @@ CONV_POOL = [
     conv_case("3x5-stride-pad", lambda d: (2, d[0], d[1] + 3, d[2] + 4),
               lambda d: (3, d[0], 3, 5), kernel=(3, 5), stride=(2, 1), pad=(1, 2),
               num_filter=3),
+    conv_case("one-image-3x3-pad", lambda d: (1, d[0], d[1] + 2, d[2] + 3),
+              lambda d: (5, d[0], 3, 3), kernel=(3, 3), pad=(1, 1), num_filter=5),
     conv_case("1x1-nobias", lambda d: (2, d[0], d[1], d[2] + 1), lambda d: (4, d[0], 1, 1),
               kernel=(1, 1), num_filter=4, no_bias=True),
     conv_case("group-dilate-stride2", lambda d: (2, 4, d[1] + 4, d[2] + 3),
