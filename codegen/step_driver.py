@@ -5,8 +5,10 @@ metric's numpy) costs more than the native step itself on small networks. The dr
 is one generic LLVM function, ``void run_steps(i64* ctx)``, that for ``k`` in
 ``[0, n_steps)``:
 
-1. copies batch ``k``'s rows into the executor's input arrays (``memcpy`` of one
-   contiguous slice per input: the iterator's arrays are already in the epoch's order);
+1. copies batch ``k``'s rows into the executor's input arrays: one ``memcpy`` of a
+   contiguous slice per input, or, when the iterator keeps its arrays in their first
+   order and the epoch's order as row numbers (a shuffled ``NDArrayIter``), one per
+   row, gathered by those numbers (so no reordered copy of the data set exists);
 2. calls the compiled ``forward_backward`` phase ``phase(arena, ext)`` and advances the
    Dropout seed by one, as ``Executor.forward_backward`` does;
 3. copies step ``k``'s optimizer scalars into the fused update's scalar tables when
@@ -35,6 +37,10 @@ from codegen import jit
 PHASE, ARENA, EXT, UPDATE, UTABLE, NSTEPS, NCOPY, COPIES, SEED, NSCHED, SCHED, STEPROW, \
     BLOB, OUT, LABEL, ROWS, COLS, ACC_COUNT, PICK = range(19)
 CTX_SLOTS = 19
+#: int64s per COPIES entry: source address (row 0 of the run), bytes per batch,
+#: destination address, row-number array (0: the batch's rows are contiguous), bytes per
+#: row, rows per batch
+COPY_FIELDS = 6
 
 _I64 = ir.IntType(64)
 _I32 = ir.IntType(32)
@@ -123,12 +129,7 @@ def _build() -> str:
     zero = e.const(0)
 
     def step(k):
-        def one_copy(c):
-            src = e.load(copies, b.mul(c, e.const(3)))
-            nbytes = e.load(copies, b.add(b.mul(c, e.const(3)), e.const(1)))
-            dst = e.load(copies, b.add(b.mul(c, e.const(3)), e.const(2)))
-            e.copy(e.ptr(dst), e.ptr(b.add(src, b.mul(k, nbytes))), nbytes)
-        e.loop(slot[NCOPY], one_copy, "copy")
+        e.loop(slot[NCOPY], lambda c: _copy_batch(e, copies, c, k), "copy")
         b.call(phase, [arena, ext])
         e.when(b.icmp_signed("!=", slot[SEED], zero), lambda: _bump_seed(e, slot[SEED]),
                "seed")
@@ -142,6 +143,28 @@ def _build() -> str:
     e.loop(slot[NSTEPS], step, "step")
     b.ret_void()
     return str(module)
+
+
+def _copy_batch(e, copies, c, k):
+    """Copy entry ``c`` (:data:`COPY_FIELDS` int64s) for batch ``k``: ``order == 0``
+    copies the batch's contiguous rows, else row ``r`` comes from source row
+    ``order[k * rows + r]``."""
+    b = e.b
+    src, nbytes, dst, order, row_bytes, rows = (
+        e.load(copies, b.add(b.mul(c, e.const(COPY_FIELDS)), e.const(f)))
+        for f in range(COPY_FIELDS))
+    e.when(b.icmp_signed("==", order, e.const(0)),
+           lambda: e.copy(e.ptr(dst), e.ptr(b.add(src, b.mul(k, nbytes))), nbytes), "slice")
+
+    def gather():
+        first = b.mul(k, rows)
+
+        def row(r):
+            at = e.load(e.ptr(order), b.add(first, r))
+            e.copy(e.ptr(b.add(dst, b.mul(r, row_bytes))),
+                   e.ptr(b.add(src, b.mul(at, row_bytes))), row_bytes)
+        e.loop(rows, row, "row")
+    e.when(b.icmp_signed("!=", order, e.const(0)), gather, "gather")
 
 
 def _bump_seed(e, address):

@@ -1,10 +1,10 @@
 """Compiled epochs: ``Module.fit`` over an in-memory ``NDArrayIter`` runs its batches in
 native code, returning to Python only where a callback or the logger needs it.
 
-The iterator keeps its own order: ``reset()`` shuffles and physically reorders its arrays
-(numpy's global RNG, exactly as always), so the epoch's regular batches are contiguous
-row ranges of the iterator's current arrays. Those run as runs of native steps
-(``runtime/native_step.py``: copy rows, forward+backward, fused update, metric); the
+The iterator keeps its own order: ``reset()`` shuffles (numpy's global RNG, exactly as
+always) into row numbers, so the epoch's regular batches are runs of rows of the
+iterator's arrays, gathered by those numbers. Those run as runs of native steps
+(``runtime/native_step.py``: gather rows, forward+backward, fused update, metric); the
 iterator's cursor is then moved as its ``next()`` would have moved it. Irregular batches
 (the rolled-over head of a ``roll_over`` epoch, the padded tail of ``pad``) and the end of
 the epoch go through the iterator's own ``next()`` and fit's ordinary step, so pad,
@@ -89,7 +89,7 @@ class _Plan:
             if pending is None and _regular(it, start):
                 count = min((it.num_data - bs - start) // bs + 1, self._until_call(nbatch),
                             MAX_RUN)
-                self.runner.run(self.sources, start, count, self.native_metric)
+                self.runner.run(self.sources, start, count, self.native_metric, it._order)
                 it.cursor = start + (count - 1) * bs
                 last = nbatch + count - 1
             else:
@@ -143,13 +143,13 @@ def _activate_for(module, it):
     bs = it.batch_size
     if it.num_data >= bs and [(bs,) + a.shape[1:] for a in it._data_arrays] \
             != module._bound.shapes:
-        module._load(_new_batch([a[:bs] for a in it._data_arrays],
-                                [a[:bs] for a in it._label_arrays], 0, None))
+        module._load(_new_batch([it._rows(a, 0, bs) for a in it._data_arrays],
+                                [it._rows(a, 0, bs) for a in it._label_arrays], 0, None))
     return module._bound
 
 
 def _regular(it, cursor) -> bool:
-    """A batch ``next()`` would cut as one plain slice of the current arrays."""
+    """A batch ``next()`` would cut as one run of epoch rows (no pad, no roll-over)."""
     return 0 <= cursor <= it.num_data - it.batch_size
 
 
@@ -225,7 +225,7 @@ def _score_batches(module, runner, it, metric, native_metric, sources, num_batch
             count = min((it.num_data - bs - start) // bs + 1, MAX_RUN)
             if num_batch is not None:
                 count = min(count, num_batch - nbatch)
-            runner.run(sources, start, count, native_metric)
+            runner.run(sources, start, count, native_metric, it._order)
             it.cursor = start + (count - 1) * bs
             nbatch += count
             continue

@@ -217,6 +217,13 @@ class NDArrayIter(DataIter):
     ``num_parts``/``part_index`` (as MXNet's MNISTIter and ImageRecordIter) keep the
     ``part_index``-th of ``num_parts`` contiguous slices of the samples: in distributed
     training each rank passes ``num_parts=kv.num_workers, part_index=kv.rank``.
+
+    Shuffling gives MXNet's order (``idx`` permuted by numpy's global RNG, the data
+    reordered by it, epoch after epoch), but the arrays stay in their first order and the
+    epoch's order is kept as row numbers (``_order``) that each batch is gathered by (in
+    native code by the compiled epoch): a reordered copy of the whole data set per epoch
+    held two copies at once and cost a full pass over it.  ``data`` and ``label`` still
+    read as MXNet's reordered lists (made on access).
     """
 
     def __init__(self, data, label=None, batch_size=1, shuffle=False, last_batch_handle="pad",
@@ -228,6 +235,7 @@ class NDArrayIter(DataIter):
                              f"got {last_batch_handle!r}")
         if int(batch_size) <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self._order = None  # epoch row i is array row _order[i]; None: rows in place
         self.data = _init_data(data, False, data_name, dtype)
         self.label = _init_data(label, True, label_name, dtype)
         self.num_data = self.data[0][1].shape[0]
@@ -256,23 +264,60 @@ class NDArrayIter(DataIter):
         return all(getattr(cls, m) is getattr(NDArrayIter, m)
                    for m in ("getdata", "getlabel", "getpad", "getindex", "iter_next"))
 
+    @property
+    def data(self):
+        """[(name, array)] in the epoch's order (MXNet's attribute)."""
+        return self._in_order(self._data)
+
+    @data.setter
+    def data(self, value):
+        self._settle()
+        self._data = value
+
+    @property
+    def label(self):
+        return self._in_order(self._label)
+
+    @label.setter
+    def label(self, value):
+        self._settle()
+        self._label = value
+
+    def _settle(self):
+        """Put the arrays in the epoch's order (before one of them is replaced)."""
+        if getattr(self, "_order", None) is not None:
+            self._data, self._label = self.data, self.label
+            self._order = None
+
+    @property
+    def data_list(self):
+        return [x[1] for x in self.data + self.label]
+
+    def _in_order(self, sources):
+        return sources if self._order is None else _take(sources, self._order)
+
+    def _rows(self, array, start, end):
+        """Epoch rows [start, end) of one of the arrays (a view when rows are in place)."""
+        if self._order is None:
+            return array[start:end]
+        return np.take(array, self._order[start:end], axis=0)
+
     def _refresh_views(self):
         """Cache the array lists the fast path slices (rebuilt when data are permuted)."""
-        self.data_list = [x[1] for x in self.data] + [x[1] for x in self.label]
-        self.num_source = len(self.data_list)
-        self._data_arrays = [x[1] for x in self.data]
-        self._label_arrays = [x[1] for x in self.label]
+        self.num_source = len(self._data) + len(self._label)
+        self._data_arrays = [x[1] for x in self._data]
+        self._label_arrays = [x[1] for x in self._label]
         self._fast_end = self.num_data - self.batch_size
 
     @property
     def provide_data(self):
         return [DataDesc(k, (self.batch_size,) + v.shape[1:], v.dtype, layout=self.layout)
-                for k, v in self.data]
+                for k, v in self._data]
 
     @property
     def provide_label(self):
         return [DataDesc(k, (self.batch_size,) + v.shape[1:], v.dtype, layout=self.layout)
-                for k, v in self.label]
+                for k, v in self._label]
 
     def hard_reset(self):
         """Reset ignoring any rolled-over samples."""
@@ -304,8 +349,8 @@ class NDArrayIter(DataIter):
             if 0 <= c <= self._fast_end:
                 self.cursor = c
                 e = c + self.batch_size
-                return _new_batch([a[c:e] for a in self._data_arrays],
-                                  [a[c:e] for a in self._label_arrays], 0, None)
+                return _new_batch([self._rows(a, c, e) for a in self._data_arrays],
+                                  [self._rows(a, c, e) for a in self._label_arrays], 0, None)
         if not self.iter_next():
             raise StopIteration
         data = self.getdata()
@@ -320,7 +365,7 @@ class NDArrayIter(DataIter):
         start = 0 if start is None else start
         if end is None:
             end = data_source[0][1].shape[0] if data_source else 0
-        return [x[1][start:end] for x in data_source]
+        return [self._rows(x[1], start, end) for x in data_source]
 
     @staticmethod
     def _concat(first, second):
@@ -367,10 +412,10 @@ class NDArrayIter(DataIter):
         return self._concat(first, second)
 
     def getdata(self):
-        return self._batchify(self.data)
+        return self._batchify(self._data)
 
     def getlabel(self):
-        return self._batchify(self.label)
+        return self._batchify(self._label)
 
     def getpad(self):
         n, bs, c = self.num_data, self.batch_size, self.cursor
@@ -383,8 +428,7 @@ class NDArrayIter(DataIter):
     def _shuffle_data(self):
         """Permute ``idx`` with numpy's global RNG and physically reorder the data by it."""
         np.random.shuffle(self.idx)
-        self.data = _take(self.data, self.idx)
-        self.label = _take(self.label, self.idx)
+        self._order = self.idx.copy() if self._order is None else self._order[self.idx]
         self._refresh_views()
 
 

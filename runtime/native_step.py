@@ -33,6 +33,7 @@ import numpy as np
 from codegen import step_driver as D
 from runtime import metric as M
 from runtime.executor import Executor
+from symgraph.errors import SymgraphError
 
 __all__ = ["NativeStep", "NativeScore", "train_step", "ENABLED"]
 
@@ -153,11 +154,12 @@ class NativeStep:
         return plain, counting, (plain.ctypes.data, counting.ctypes.data)
 
     # -- a run of steps -----------------------------------------------------------------------
-    def run(self, sources, start, count, metric) -> None:
+    def run(self, sources, start, count, metric, order=None) -> None:
         """``count`` steps on batches ``start, start + B, ...`` rows of ``sources`` (one
-        contiguous array per executor input, ``[(dst, src)]``), the metric accumulated
-        natively (``metric`` from :meth:`metric` with ``runs=True``)."""
-        copies = _copies(sources, start)
+        contiguous array per executor input, ``[(dst, src)]``; epoch row ``i`` is source
+        row ``order[i]`` when ``order`` is given), the metric accumulated natively
+        (``metric`` from :meth:`metric` with ``runs=True``)."""
+        copies, _numbers = _copies(sources, start, count, order)
         step_row, blob = plan_scalars(self.fused, count, self._tables.row_bytes)
         ctx = self.ctx
         ctx[D.NSTEPS] = count
@@ -381,9 +383,10 @@ class NativeScore:
     def metric(self, eval_metric):
         return _NativeMetric.build(eval_metric, self.bound, True, self.ctx)
 
-    def run(self, sources, start, count, metric) -> None:
-        """``count`` inference forwards on rows ``start, start + B, ...`` of ``sources``."""
-        copies = _copies(sources, start)
+    def run(self, sources, start, count, metric, order=None) -> None:
+        """``count`` inference forwards on rows ``start, start + B, ...`` of ``sources``
+        (through ``order`` as in :meth:`NativeStep.run`)."""
+        copies, _numbers = _copies(sources, start, count, order)
         pick = np.empty((count, metric.rows), dtype=_F32) if metric.picks else None
         ctx = self.ctx
         ctx[D.NSTEPS] = count
@@ -398,7 +401,28 @@ class NativeScore:
         metric.flush(self._counter, pick, count)
 
 
-def _copies(sources, start) -> np.ndarray:
-    """The driver's copy list: (first source byte, bytes per batch, destination)."""
-    return np.array([(src.ctypes.data + start * src.strides[0], dst.nbytes, dst.ctypes.data)
-                     for dst, src in sources], dtype=np.int64).reshape(-1, 3)
+def _copies(sources, start, count, order=None):
+    """The driver's copy list (``step_driver.COPY_FIELDS`` per input) for ``count``
+    batches from row ``start`` of the epoch, and the row numbers it points into (which the
+    caller keeps alive through the call). ``order`` (a shuffled ``NDArrayIter``'s row
+    numbers, or None for rows in place) is checked here: the driver trusts it."""
+    rows = [dst.shape[0] for dst, _ in sources]
+    numbers = None
+    if order is not None:
+        numbers = np.ascontiguousarray(order[start:start + count * rows[0]], dtype=np.int64)
+        sizes = {src.shape[0] for _, src in sources}
+        if len(numbers) != count * rows[0] or len(set(rows)) != 1 or len(sizes) != 1 or \
+                (len(numbers) and not 0 <= numbers.min() <= numbers.max() < sizes.pop()):
+            raise SymgraphError(f"native step: {count} batches of {rows} rows from row "
+                                f"{start} do not fit the iterator's row order "
+                                f"({len(order)} rows)")
+    entries = []
+    for (dst, src), batch in zip(sources, rows):
+        row_bytes = src.strides[0]
+        if numbers is None:
+            entries.append((src.ctypes.data + start * row_bytes, dst.nbytes, dst.ctypes.data,
+                            0, row_bytes, batch))
+        else:
+            entries.append((src.ctypes.data, dst.nbytes, dst.ctypes.data,
+                            numbers.ctypes.data, row_bytes, batch))
+    return np.array(entries, dtype=np.int64).reshape(-1, D.COPY_FIELDS), numbers

@@ -153,6 +153,28 @@ def test_shuffle_reproducible_and_stacks_across_epochs():
     assert np.array_equal(np.concatenate([b.label[0] for b in again]), first)
 
 
+def test_shuffle_keeps_one_copy_and_data_reads_in_order():
+    """A reshuffle allocates row numbers, not a reordered copy of the data set (which held
+    two copies at once); ``data``/``label`` still read as MXNet's reordered arrays, and
+    replacing one of them keeps the other in the epoch's order."""
+    import tracemalloc
+
+    x = np.arange(4000 * 50, dtype=np.float32).reshape(4000, 50)
+    np.random.seed(3)
+    it = mio.NDArrayIter(x, x[:, 0].copy(), batch_size=100, shuffle=True)
+    tracemalloc.start()
+    it.reset()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < x.nbytes // 4, peak  # 32 KB of row numbers, not 800 KB of rows
+    rows = np.concatenate([b.data[0] for b in it])
+    assert np.array_equal(it.data[0][1], rows) and np.array_equal(it.label[0][1], rows[:, 0])
+    it.data = [("data", it.data[0][1] * 2)]
+    it.reset()
+    pairs = [(b.data[0], b.label[0]) for b in it]
+    assert all(np.array_equal(d[:, 0], 2 * lb) for d, lb in pairs)
+
+
 def test_mismatched_lengths_and_bad_mode():
     with pytest.raises(ValueError):
         mio.NDArrayIter(np.zeros(3), np.zeros(4))

@@ -141,3 +141,29 @@ def test_driver_context_layout():
                                D.NCOPY, D.COPIES, D.SEED, D.NSCHED, D.SCHED, D.STEPROW,
                                D.BLOB, D.OUT, D.LABEL, D.ROWS, D.COLS, D.ACC_COUNT, D.PICK})
     assert ctypes.sizeof(ctypes.c_int64) == 8
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_driver_copies_batches_in_place_or_gathered(nop_phase, shuffled):
+    """Each step copies its batch into the input: a contiguous slice, or rows gathered by
+    the iterator's row numbers (after three steps the input holds the third batch)."""
+    src = np.arange(40 * 3, dtype=np.float32).reshape(40, 3)
+    dst = np.zeros((4, 3), dtype=np.float32)
+    order = np.random.default_rng(0).permutation(40) if shuffled else None
+    copies, numbers = native_step._copies([(dst, src)], 5, 3, order)
+    run, _ = D.driver()
+    ctx = np.zeros(D.CTX_SLOTS, dtype=np.int64)
+    ctx[D.PHASE] = nop_phase[1]
+    ctx[D.ARENA] = ctx[D.EXT] = dst.ctypes.data
+    ctx[D.NSTEPS], ctx[D.NCOPY], ctx[D.COPIES] = 3, len(copies), copies.ctypes.data
+    run(ctx.ctypes.data)
+    rows = order[13:17] if shuffled else np.arange(13, 17)
+    assert np.array_equal(dst, src[rows])
+
+
+def test_copies_refuse_row_numbers_that_do_not_fit():
+    src, dst = np.zeros((10, 2), np.float32), np.zeros((4, 2), np.float32)
+    with pytest.raises(sg.SymgraphError, match="row order"):
+        native_step._copies([(dst, src)], 4, 2, np.arange(10))  # rows 4..11 of 10
+    with pytest.raises(sg.SymgraphError, match="row order"):
+        native_step._copies([(dst, src)], 0, 2, np.array([0, 1, 2, 3, 4, 5, 6, 10, 8, 9]))
