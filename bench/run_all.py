@@ -8,7 +8,7 @@ import sys
 
 SCRIPTS = ["bench_kernels", "bench_steps", "bench_update", "bench_fit", "bench_epochs",
            "bench_threads", "bench_devices", "bench_lenet", "bench_gluon", "bench_gluon_step",
-           "bench_dataloader",
+           "bench_dataloader", "bench_conv_wgrad",
            "bench_gluon_memory"]
 
 

@@ -6,7 +6,11 @@ the NCHW output, so there is no placement pass and the bias (one per filter row)
 following activation run in the matmul's epilogue (the fusion pass sees a ``MatmulSpec``
 with the batch).  The data gradient is ``dcols[n] = W^T @ dy[n]`` followed by col2im,
 the weight gradient ``dW = sum_n dy[n] @ cols[n]^T`` summed inside one kernel, in image
-order, so a two-thread split (by tiles of C) gives the bytes of one thread.  ``dy`` is
+order.  A split by tiles of dW makes every image's columns in each chunk, which cost the
+small layers (LeNet-5's first: six filters of 25 taps) all the second core's gain, so a
+small dW is summed as :data:`PARTIAL_SUMS` partial sums over runs of images, one
+kernel's chunks taking whole runs, then added in a fixed order: the same bytes for any
+thread count.  ``dy`` is
 read in NCHW as it is: no transposes.  An image's column block is made (im2col, the
 matmul's prologue) or consumed (col2im, its tail) inside the matmul, in a scratch of one
 image per chunk: no column buffer of the whole batch exists.
@@ -95,9 +99,39 @@ def lower_data_grad(ctx, conv: ConvGemm) -> None:
     ctx.emit(kernel, {"a": ctx.in_keys[1], "b": ctx.in_keys[0], "c": ctx.out_keys[0]})
 
 
+#: partial sums of a weight gradient over runs of images (a constant, not the thread
+#: count, so the bytes are the same on any machine): up to this many threads share it
+PARTIAL_SUMS = 4
+#: elements of dW up to which the partial sums are kept (4 x 1 MB): past it the layer is
+#: large enough that tiles of dW keep two cores busy while the partials would not fit
+PARTIALS_MAX = 1 << 18
+
+
+def partial_sums(conv: ConvGemm) -> int:
+    size = conv.filters * conv.taps
+    return min(PARTIAL_SUMS, conv.images) if size * PARTIAL_SUMS <= PARTIALS_MAX else 1
+
+
 def lower_weight_grad(ctx, conv: ConvGemm) -> None:
     """``dW = sum_n dy[n] @ cols[n]^T``: inputs dy, data."""
     m, n, k = conv.filters, conv.taps, conv.plane
+    groups = partial_sums(conv)
     kernel = matmul_kernel(m, n, k, trans_b=True, dtype=ctx.dtype, batch=conv.images,
-                           steps=(m * k, _image(conv), 0), prologue=_im2col(conv, ctx.dtype))
-    ctx.emit(kernel, {"a": ctx.in_keys[0], "b": ctx.in_keys[1], "c": ctx.out_keys[0]})
+                           steps=(m * k, _image(conv), 0), prologue=_im2col(conv, ctx.dtype),
+                           groups=groups)
+    if groups == 1:
+        ctx.emit(kernel, {"a": ctx.in_keys[0], "b": ctx.in_keys[1], "c": ctx.out_keys[0]})
+        return
+    partials = ctx.temp(groups * m * n)
+    ctx.emit(kernel, {"a": ctx.in_keys[0], "b": ctx.in_keys[1], "c": partials})
+    ctx.emit(add_partials(groups, m * n, ctx.dtype), {"src": partials, "dst": ctx.out_keys[0]})
+
+
+def add_partials(groups: int, size: int, dtype) -> L.Kernel:
+    """``dst = ((src[0] + src[1]) + src[2]) + ...``: the partial sums, in group order."""
+    i = L.Var("i")
+    src, dst = _buffer("src", dtype, groups * size), _buffer("dst", dtype, size)
+    total = L.Load(src, i)
+    for g in range(1, groups):
+        total = total + L.Load(src, i + g * size)
+    return L.make_kernel([src, dst], L.For(i, size, L.Store(dst, i, total)))

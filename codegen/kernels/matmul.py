@@ -91,6 +91,7 @@ class MatmulKernel(EmittedKernel):
     prologue: object = None  # loop kernel (src, dst) making each item's op(B) from b's item
     tail: object = None  # loop kernel (src, dst) moving each item's product into c's item
     by_items: bool = False  # chunks take whole items (else tiles of every item's C)
+    groups: int = 1  # summed items as this many partial sums, group g's at c + g*M*N
 
     @property
     def sums_items(self) -> bool:
@@ -112,6 +113,7 @@ class MatmulKernel(EmittedKernel):
         sums += f" prologue={self.prologue.name}" if self.prologue is not None else ""
         sums += f" tail={self.tail.name}" if self.tail is not None else ""
         sums += " by_items" if self.by_items else ""
+        sums += f" groups={self.groups}" if self.groups > 1 else ""
         return (f"matmul M={self.M} N={self.N} K={self.K} ta={self.trans_a} tb={self.trans_b} "
                 f"{self.dtype} bias={self.bias} acc={self.accumulate} extra={self.n_extra} "
                 f"epilogue={epi} noalias={self.noalias}{sums}")
@@ -123,7 +125,7 @@ class MatmulKernel(EmittedKernel):
 def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="none",
                   accumulate=False, epilogue=None, n_extra=0, noalias=False,
                   a_sums="none", softmax=False, batch=1, steps=(0, 0, 0), prologue=None,
-                  tail=None) -> MatmulKernel:
+                  tail=None, groups=1) -> MatmulKernel:
     """``epilogue(m, acc, *extras)`` is a scalar-math formula; extras are (M, N) buffers.
 
     Buffers: a is (M,K) or (K,M) if trans_a; b is (K,N) or (N,K) if trans_b; bias has N
@@ -152,6 +154,12 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
     then never leaves the cache.  ``tail`` (src of M*N elements, dst of ``c``'s item)
     moves each product from that scratch into C (col2im).  Chunks of kernels whose items
     have their own C take whole items, so no chunk repeats another's prologue.
+
+    ``groups`` > 1 (summed items only) splits the sum into that many partial sums over
+    consecutive runs of items (group g: items g*batch//groups up to (g+1)*batch//groups),
+    group g's into ``c + g*M*N``; chunks take whole groups, so a two-thread split makes
+    each image's prologue once (tiles of one C make it in every chunk) and the bytes do
+    not depend on the thread count. The caller adds the partial sums.
     """
     if min(M, N, K) < 1 or dtype not in L.FLOAT_DTYPES or bias not in ("none", "col", "row") \
             or a_sums not in ("none", "write", "add"):
@@ -166,6 +174,9 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
                            "take no bias, epilogue, softmax or row sums)")
     if batch == 1:
         steps = (0, 0, 0)
+    if groups != 1 and not (batch > 1 and steps[2] == 0 and 1 < groups <= batch):
+        raise CompileError(f"batched matmul: {groups} partial sums need summed items "
+                           f"(C step 0) and at most batch={batch} groups")
     _check_item_kernels(M, N, K, prologue, tail, batch > 1 and steps[2] == 0, dtype,
                         accumulate or softmax or epilogue is not None or n_extra
                         or bias != "none" or a_sums != "none")
@@ -174,7 +185,7 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
         return size + step * (batch - 1)
 
     b_item = K * N if prologue is None else prologue.params[0].size
-    c_item = M * N if tail is None else tail.params[-1].size
+    c_item = (M * N if tail is None else tail.params[-1].size) * groups
     params = [L.BufferParam("a", dtype, span(M * K, steps[0])),
               L.BufferParam("b", dtype, span(b_item, steps[1]))]
     if bias != "none":
@@ -193,14 +204,15 @@ def matmul_kernel(M, N, K, trans_a=False, trans_b=False, dtype="float32", bias="
     chunks = partition.matmul_chunks(M, N, K * batch, threadpool.compile_threads())
     if tail is not None and (batch < chunks or trans_b):
         chunks = 1  # a tail empties a whole item: chunks take whole items (see by_items)
-    item = dict(batch=batch, steps=steps, prologue=prologue, tail=tail)
+    chunks = min(chunks, groups) if groups > 1 else chunks
+    item = dict(batch=batch, steps=steps, prologue=prologue, tail=tail, groups=groups)
     proto = MatmulKernel("", *fields, tuple(params), noalias, a_sums=a_sums, softmax=softmax,
                          chunks=chunks, **item)
     w = jit.host().lanes(dtype)
     pack = pack_elements(proto, w)
     item["by_items"] = batch > 1 and steps[2] != 0 and not pack
     if pack:
-        own = matmul_path(proto, w) == "rows" and not split_columns(proto, w)
+        own = matmul_path(proto, w) == "rows" and (groups > 1 or not split_columns(proto, w))
         panels = chunks if own else 1  # chunks that each need all of B^T pack their own
         params.append(L.BufferParam(PACK_PARAM, dtype, pack * panels))
     if prologue is not None or tail is not None:
@@ -361,15 +373,18 @@ class MatmulEmitter(KernelEmitter):
         module = self.fn.module
         prologue = None if mk.prologue is None else emit_kernel(module, mk.prologue, self.lanes)
         tail = None if mk.tail is None else emit_kernel(module, mk.tail, self.lanes)
-        bounds = self.chunk_bounds(mk.batch) if mk.by_items and self.part is not None else None
+        whole = (mk.by_items or mk.groups > 1) and self.part is not None
+        bounds = self.chunk_bounds(mk.groups if mk.groups > 1 else mk.batch) if whole else None
         part = self.part
         if bounds is not None:
             self.part = None  # each item whole: its tiles are not split
+            self.panel_chunk = part[0]  # but a packed panel is still this chunk's own
 
-        def item(n):
+        def item(n, c=base["c"]):
             self.item = n
             self.ptrs = {name: self.gep(ptr, b.mul(n, _i(step[name])))
                          if step.get(name) else ptr for name, ptr in base.items()}
+            self.ptrs["c"] = c if not step["c"] else self.ptrs["c"]
             if prologue is not None:
                 b.call(prologue, [self.ptrs["b"], scratch])
                 self.ptrs["b"] = scratch
@@ -380,11 +395,33 @@ class MatmulEmitter(KernelEmitter):
             if tail is not None:
                 b.call(tail, [scratch, out])
 
-        if bounds is None:
+        if mk.groups > 1:
+            self.grouped(base["c"], bounds, item)
+        elif bounds is None:
             self.loop(0, mk.batch, 1, item)
         else:
             self.loop_dyn(bounds[0], bounds[1], 1, item)
-        self.ptrs, self.part = base, part
+        self.ptrs, self.part, self.panel_chunk = base, part, None
+
+    item_first = None  # the first item of the current partial sum (an i64 value)
+    panel_chunk = None  # the chunk whose packed panel a whole-items chunk uses
+
+    def grouped(self, c, bounds, item):
+        """Group g's items summed into ``c + g*M*N`` (this chunk's groups, or all)."""
+        mk, b = self.mk, self.b
+
+        def group(g):
+            lo = b.udiv(b.mul(g, _i(mk.batch)), _i(mk.groups))
+            hi = b.udiv(b.mul(b.add(g, _i(1)), _i(mk.batch)), _i(mk.groups))
+            self.item_first = lo
+            out = self.gep(c, b.mul(g, _i(mk.M * mk.N)))
+            self.loop_dyn(lo, hi, 1, lambda n: item(n, out))
+
+        if bounds is None:
+            self.loop(0, mk.groups, 1, group)
+        else:
+            self.loop_dyn(bounds[0], bounds[1], 1, group)
+        self.item_first = None
 
     def product(self):
         """One item's product (the whole kernel when it is not batched)."""
@@ -452,8 +489,9 @@ class MatmulEmitter(KernelEmitter):
             raise CompileError(f"{mk.name}: the packed panel needs {mk.K * stride} elements, "
                                f"the kernel has {mk.pack} (built for another vector width)")
         panel = self.ptrs[PACK_PARAM]
-        if mode == "own" and self.part is not None:
-            panel = self.gep(panel, self.b.mul(self.part[0], _i(mk.pack)))
+        chunk = self.part[0] if self.part is not None else self.panel_chunk
+        if mode == "own" and chunk is not None:
+            panel = self.gep(panel, self.b.mul(chunk, _i(mk.pack)))
         k_full = mk.K // w * w
 
         def row_block(j0, count):
@@ -837,7 +875,8 @@ class MatmulEmitter(KernelEmitter):
         if mk.accumulate:
             acc = b.fadd(acc, self.vload(self.ptrs["c"], cidx, mask))
         elif mk.sums_items:  # the first item writes C, the later ones add to it
-            later = b.icmp_unsigned("!=", self.item, _i(0))
+            first = self.item_first if self.item_first is not None else _i(0)
+            later = b.icmp_unsigned("!=", self.item, first)
             acc = b.fadd(acc, b.select(later, self.vload(self.ptrs["c"], cidx, mask),
                                        ir.Constant(self.vty, None)))
         if mk.epilogue is not None:

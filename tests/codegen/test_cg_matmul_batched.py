@@ -63,6 +63,31 @@ def test_batched_matmul_matches_numpy_per_item(M, N, K, ta, tb, batch, steps, dt
         np.testing.assert_allclose(item, want, rtol=tol, atol=tol * K)
 
 
+@pytest.mark.parametrize("M,N,K,tb,batch,groups", [
+    (50, 500, 64, True, 7, 3),   # packed B^T, groups of 2, 2 and 3 images
+    (6, 25, 576, True, 5, 4),    # the dot path
+    (9, 40, 13, False, 4, 4),    # one image per group
+])
+def test_partial_sums_per_group_of_items(M, N, K, tb, batch, groups):
+    """groups > 1: group g sums items g*batch//groups .. (g+1)*batch//groups - 1 into its
+    own M x N block of C."""
+    steps = (M * K, K * N, 0)
+    k = matmul_kernel(M, N, K, False, tb, batch=batch, steps=steps, groups=groups)
+    a, b = _operands(M, N, K, False, tb, batch, steps, "float32", seed=5)
+    c = np.full(M * N * groups, np.nan, np.float32)
+    got = run_kernel(k, {"a": a, "b": b, "c": c})["c"].reshape(groups, M, N)
+    prods = _reference(a, b, M, N, K, False, tb, batch, steps)
+    for g in range(groups):
+        want = sum(prods[g * batch // groups:(g + 1) * batch // groups])
+        np.testing.assert_allclose(got[g], want, rtol=1e-4, atol=1e-4 * K)
+
+
+@pytest.mark.parametrize("groups,steps", [(3, (20, 40, 0)), (2, (20, 40, 160))])
+def test_partial_sums_need_summed_items_and_no_more_groups_than_items(groups, steps):
+    with pytest.raises(CompileError, match="partial sums"):
+        matmul_kernel(4, 8, 5, batch=2, steps=steps, groups=groups)
+
+
 def test_summed_batch_reaches_the_dot_path():
     """The weight-gradient case of a 6-filter 5x5 convolution takes the dot kernel, so
     the case above covers summing there."""

@@ -53,7 +53,10 @@ def test_gradients_are_batched_matmuls_without_transposes():
     assert {k.sums_items: (k.prologue is not None, k.tail is not None) for k in mms} == \
         {True: (True, False), False: (False, True)}
     assert not any("transpose" in ",".join(names) for _, names in calls)
-    assert len(calls) == 4  # tanh's gradient, the two matmuls, the bias gradient's sum
+    summed, = (k for k in mms if k.sums_items)
+    assert summed.groups == 4  # four images: one partial sum each, added after
+    # tanh's gradient, the two matmuls, the partial sums' addition, the bias gradient's sum
+    assert len(calls) == 5
 
 
 @pytest.mark.parametrize("attrs", [

@@ -112,6 +112,9 @@ MATMULS = [  # rows path, packed B^T, lanes path, dot path, A^T with sums, softm
     dict(M=60, N=32, K=10, ta=True, tb=False, batch=3, steps=(0, 320, 1920)),
     dict(M=50, N=120, K=16, ta=False, tb=True, batch=3, steps=(800, 1920, 0)),
     dict(M=6, N=25, K=70, ta=False, tb=True, batch=3, steps=(420, 1750, 0)),
+    # summed as partial sums, chunks taking whole groups (own packed panels, dot path)
+    dict(M=50, N=120, K=16, ta=False, tb=True, batch=5, steps=(800, 1920, 0), groups=4),
+    dict(M=6, N=25, K=70, ta=False, tb=True, batch=4, steps=(420, 1750, 0), groups=4),
 ]
 
 
