@@ -48,6 +48,13 @@ class ConvGemm:
         return self.shape[1] * self.rows.kernel * self.cols.kernel
 
     @property
+    def pointwise(self) -> bool:
+        """1x1, stride 1, no padding: image n (C x H*W) is its own column block, so no
+        im2col prologue or col2im tail is made (MobileNet's and ResNet's 1x1 layers)."""
+        return all(a.kernel == 1 and a.stride == 1 and a.pad == 0 and a.dilate == 1
+                   for a in (self.rows, self.cols))
+
+    @property
     def col_size(self) -> int:
         return self.images * self.taps * self.plane
 
@@ -84,7 +91,7 @@ def lower_forward(ctx, conv: ConvGemm, has_bias: bool) -> None:
     """``y[n] = W @ cols[n] (+ bias per filter)``: inputs data, weight[, bias]."""
     m, n, k = conv.filters, conv.plane, conv.taps
     steps = (0, _image(conv), m * n)
-    prologue = _im2col(conv, ctx.dtype)
+    prologue = None if conv.pointwise else _im2col(conv, ctx.dtype)
     kernel = matmul_kernel(m, n, k, dtype=ctx.dtype, bias="row" if has_bias else "none",
                            batch=conv.images, steps=steps, prologue=prologue)
     bindings = {"a": ctx.in_keys[1], "b": ctx.in_keys[0], "c": ctx.out_keys[0]}
@@ -99,9 +106,9 @@ def lower_forward(ctx, conv: ConvGemm, has_bias: bool) -> None:
 def lower_data_grad(ctx, conv: ConvGemm) -> None:
     """``dx[n] = col2im(W^T @ dy[n])``: inputs dy, weight, like."""
     m, n, k = conv.taps, conv.plane, conv.filters
-    tail = _disjoint(CK.col2im_kernel(_one_image(conv), conv.rows, conv.cols,
-                                      _buffer("src", ctx.dtype, m * n),
-                                      _buffer("dst", ctx.dtype, _image(conv))))
+    tail = None if conv.pointwise else _disjoint(CK.col2im_kernel(
+        _one_image(conv), conv.rows, conv.cols, _buffer("src", ctx.dtype, m * n),
+        _buffer("dst", ctx.dtype, _image(conv))))
     kernel = matmul_kernel(m, n, k, trans_a=True, dtype=ctx.dtype, batch=conv.images,
                            steps=(0, k * n, _image(conv)), tail=tail)
     ctx.emit(kernel, {"a": ctx.in_keys[1], "b": ctx.in_keys[0], "c": ctx.out_keys[0]})
@@ -125,7 +132,8 @@ def lower_weight_grad(ctx, conv: ConvGemm) -> None:
     m, n, k = conv.filters, conv.taps, conv.plane
     groups = partial_sums(conv)
     kernel = matmul_kernel(m, n, k, trans_b=True, dtype=ctx.dtype, batch=conv.images,
-                           steps=(m * k, _image(conv), 0), prologue=_im2col(conv, ctx.dtype),
+                           steps=(m * k, _image(conv), 0),
+                           prologue=None if conv.pointwise else _im2col(conv, ctx.dtype),
                            groups=groups)
     if groups == 1:
         ctx.emit(kernel, {"a": ctx.in_keys[0], "b": ctx.in_keys[1], "c": ctx.out_keys[0]})

@@ -81,3 +81,14 @@ def test_padded_strided_conv_matches_the_reference(attrs):
     for name, ref in zip(wrt, grads):
         np.testing.assert_allclose(exe.grad_dict[name], ref, rtol=1e-3,
                                    atol=1e-4 * np.abs(ref).max(), err_msg=name)
+
+
+def test_pointwise_conv_reads_the_images_as_they_are():
+    """A 1x1 stride-1 convolution's image is its own column block: no im2col prologue, no
+    col2im tail, in any of the three products (the numbers: the 1x1 case above)."""
+    exe = _bind(_net(kernel=(1, 1)), (3, 5, 4, 6))
+    mms = [k for phase in ("forward", "backward") for k, _ in _kernels(exe, phase)
+           if isinstance(k, MatmulKernel)]
+    assert len(mms) == 3 and all(k.batch == 3 for k in mms)
+    assert all(k.prologue is None and k.tail is None for k in mms)
+    assert not any(p.name == "scratch_item" for k in mms for p in k.params)
