@@ -212,6 +212,9 @@ def _unplain(name: str, value, template, depth: int = 0):
     numeric = (int, float)
     if isinstance(value, float) and not math.isfinite(value):
         raise _fail(f"optimizer attribute {name!r} = {value} is not a finite number")
+    if value is None and isinstance(template, (dict, list)):  # the optimizer indexes these
+        raise _fail(f"optimizer attribute {name!r} = null, expected a "
+                    f"{type(template).__name__}")
     if value is None or template is _ANY and not isinstance(value, list):
         return value
     if template is None:  # None-defaulted hyper-parameters (clip_gradient, ...) are numbers

@@ -142,6 +142,9 @@ def _edit_header(blob, edit):
     (_edit_header(_blob(), lambda h: {**h, "optimizer": {"name": "adam",
                                                           "attrs": {"evil": 1}}}),
      "no attribute 'evil'"),
+    (_edit_header(_blob(), lambda h: {**h, "optimizer": {  # found by the fuzz test
+        "name": "adam", "attrs": {"_all_index_update_counts": None}}}),
+     "'_all_index_update_counts' = null, expected a dict"),
     (_edit_header(_blob(), lambda h: {**h, "arrays": [{"dtype": "|O", "shape": [1],
                                                        "offset": 0}]}), "unsupported dtype"),
     (_edit_header(_blob(), lambda h: {**h, "arrays": [{"dtype": "<f4", "shape": [2**40],
