@@ -209,6 +209,20 @@ def _take(sources, idx):
     return [(k, np.take(v, idx, axis=0)) for k, v in sources]
 
 
+def _in_epoch_order(field):
+    """MXNet's ``data``/``label`` attribute over ``field`` (arrays in their first order):
+    [(name, array)] read in the epoch's order; assigning one keeps the other in order."""
+
+    def read(self):
+        return self._in_order(getattr(self, field))
+
+    def write(self, value):
+        self._settle()
+        setattr(self, field, value)
+
+    return property(read, write)
+
+
 class NDArrayIter(DataIter):
     """Iterate over in-memory arrays (MXNet's ``mx.io.NDArrayIter``).
 
@@ -264,28 +278,12 @@ class NDArrayIter(DataIter):
         return all(getattr(cls, m) is getattr(NDArrayIter, m)
                    for m in ("getdata", "getlabel", "getpad", "getindex", "iter_next"))
 
-    @property
-    def data(self):
-        """[(name, array)] in the epoch's order (MXNet's attribute)."""
-        return self._in_order(self._data)
-
-    @data.setter
-    def data(self, value):
-        self._settle()
-        self._data = value
-
-    @property
-    def label(self):
-        return self._in_order(self._label)
-
-    @label.setter
-    def label(self, value):
-        self._settle()
-        self._label = value
+    data = _in_epoch_order("_data")
+    label = _in_epoch_order("_label")
 
     def _settle(self):
         """Put the arrays in the epoch's order (before one of them is replaced)."""
-        if getattr(self, "_order", None) is not None:
+        if self._order is not None:
             self._data, self._label = self.data, self.label
             self._order = None
 
