@@ -380,11 +380,12 @@ class MatmulEmitter(KernelEmitter):
             self.part = None  # each item whole: its tiles are not split
             self.panel_chunk = part[0]  # but a packed panel is still this chunk's own
 
-        def item(n, c=base["c"]):
+        def item(n, c=None):  # c: the partial sum a grouped item adds into
             self.item = n
             self.ptrs = {name: self.gep(ptr, b.mul(n, _i(step[name])))
                          if step.get(name) else ptr for name, ptr in base.items()}
-            self.ptrs["c"] = c if not step["c"] else self.ptrs["c"]
+            if c is not None:
+                self.ptrs["c"] = c
             if prologue is not None:
                 b.call(prologue, [self.ptrs["b"], scratch])
                 self.ptrs["b"] = scratch
